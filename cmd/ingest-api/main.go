@@ -1,0 +1,154 @@
+// Command ingest-api is auditstream's HTTP front door: it validates audit
+// events and notification records, publishes them to Kafka and answers once
+// Kafka has acknowledged them. See SPEC section 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
+)
+
+func main() {
+	var cfg config.IngestAPI
+	config.Parse(&cfg, "ingest-api", "Audit Write API: validates audit records and publishes them to Kafka.", os.Args[1:])
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ingest-api: %v\n", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("ingest-api stopped with an error", zap.Error(err))
+		_ = log.Sync()
+		os.Exit(1)
+	}
+	log.Info("ingest-api stopped")
+	_ = log.Sync()
+}
+
+func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
+	reg := telemetry.NewRegistry()
+
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	producer, err := kafka.NewProducer(kafka.Config{
+		Brokers:        cfg.Kafka.Brokers,
+		Version:        cfg.Kafka.Version,
+		ClientID:       cfg.Kafka.ClientID,
+		PublishTimeout: cfg.Kafka.PublishTimeout,
+	}, topics(cfg.Kafka), log.Named("kafka"), reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := producer.Close(); err != nil {
+			log.Error("close kafka producer", zap.Error(err))
+		}
+	}()
+
+	health := telemetry.NewHealth(map[string]telemetry.Check{
+		"kafka":      producer.Check,
+		"postgresql": db.Ping,
+	})
+	handler, err := api.NewHandler(api.Config{
+		Rules: audit.Rules{
+			MaxFutureSkew:     cfg.MaxFutureSkew,
+			Categories:        cfg.EventCategories,
+			MaxEventDataBytes: cfg.MaxEventDataBytes,
+			MaxBatchSize:      cfg.MaxBatchSize,
+		},
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		MaxBatchBodyBytes:     cfg.MaxBatchBodyBytes,
+		EventsTopic:           cfg.Kafka.EventsTopic,
+		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
+		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
+	}, api.Deps{
+		Publisher:     producer,
+		Notifications: db,
+		Health:        health,
+		Log:           log,
+		Registerer:    reg,
+		Gatherer:      reg,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return telemetry.ServeHTTP(ctx, srv, health, log, cfg.ShutdownTimeout) })
+	if cfg.Postgres.Migrate {
+		g.Go(func() error { migrate(ctx, cfg.Postgres.URL, log); return nil })
+	}
+	g.Go(func() error {
+		// Until Kafka is reachable the API serves health and answers 503;
+		// PostgreSQL is not needed to be ready, since notifications fall
+		// back to 202 without it.
+		if err := producer.Connect(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		health.SetReady()
+		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr))
+		return nil
+	})
+	return g.Wait()
+}
+
+// migrate applies the schema, retrying while PostgreSQL is unreachable, so
+// an API started before its database still serves events meanwhile.
+func migrate(ctx context.Context, url string, log *zap.Logger) {
+	backoff := 500 * time.Millisecond
+	for {
+		version, err := store.Migrate(ctx, url, log.Named("migrate"))
+		if err == nil {
+			log.Info("schema up to date", zap.Uint("version", version))
+			return
+		}
+		log.Warn("schema migration failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func topics(k config.Kafka) []kafka.Topic {
+	names := []string{k.EventsTopic, k.NotificationsTopic, k.DLQTopic, k.ParkedTopic}
+	out := make([]kafka.Topic, len(names))
+	for i, n := range names {
+		out[i] = kafka.Topic{Name: n, Partitions: k.TopicPartitions, ReplicationFactor: k.TopicReplication}
+	}
+	return out
+}

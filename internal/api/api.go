@@ -1,0 +1,114 @@
+// Package api owns the HTTP surface of ingest-api: the gin router, the write
+// handlers of the Audit Write API (SPEC 2.2–2.4), RFC 7807 problems, request
+// limits, and the operations endpoints. It validates with package audit and
+// declares the small interfaces it needs to publish and to check duplicates.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/api/openapi"
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/telemetry"
+)
+
+// publisher takes records and returns once Kafka has acknowledged all of
+// them; any error means the client must be told 503.
+type publisher interface {
+	Publish(ctx context.Context, records []kafka.Record) error
+}
+
+// notificationReserver looks a notification_id up in PostgreSQL and takes
+// the id the stored row will carry, in one round trip.
+type notificationReserver interface {
+	ReserveNotification(ctx context.Context, notificationID string) (exists bool, id int64, err error)
+}
+
+// Config holds the request rules of the write API.
+type Config struct {
+	Rules                 audit.Rules
+	MaxBodyBytes          int64
+	MaxBatchBodyBytes     int64
+	EventsTopic           string
+	NotificationsTopic    string
+	DuplicateCheckTimeout time.Duration
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxBodyBytes <= 0 || c.MaxBatchBodyBytes <= 0 {
+		errs = append(errs, errors.New("api: body limits must be positive"))
+	}
+	if c.EventsTopic == "" || c.NotificationsTopic == "" {
+		errs = append(errs, errors.New("api: topics must be set"))
+	}
+	if c.DuplicateCheckTimeout <= 0 {
+		errs = append(errs, errors.New("api: duplicate check timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the collaborators of the handlers.
+type Deps struct {
+	Publisher     publisher
+	Notifications notificationReserver
+	Health        *telemetry.Health
+	Log           *zap.Logger
+	Registerer    prometheus.Registerer
+	Gatherer      prometheus.Gatherer
+	// Now is the clock; nil means time.Now. Tests set it to check the
+	// future-timestamp rule at its boundary.
+	Now func() time.Time
+}
+
+// NewHandler builds the router with every route of the API.
+func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Health == nil || deps.Log == nil ||
+		deps.Registerer == nil || deps.Gatherer == nil {
+		return nil, errors.New("api: every dependency must be set")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
+
+	w := newWriteHandlers(cfg, deps)
+	v1 := r.Group("/api/v1/audit")
+	v1.POST("/events", w.createEvent)
+	v1.POST("/events/batch", w.createEventsBatch)
+	v1.POST("/notifications", w.createNotification)
+
+	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
+	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))
+	r.GET("/health/ready", gin.WrapH(deps.Health.ReadyHandler()))
+	r.GET("/metrics", gin.WrapH(telemetry.MetricsHandler(deps.Gatherer)))
+	spec := openapi.YAML()
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", spec) })
+
+	r.NoRoute(func(c *gin.Context) {
+		abortProblem(c, probNotFound, "No route for "+c.Request.Method+" "+c.Request.URL.Path+".")
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abortProblem(c, probMethod, "Method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path+".")
+	})
+	return r, nil
+}

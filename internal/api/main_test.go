@@ -1,0 +1,249 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/api/openapi"
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
+	"github.com/auditstream/auditstream/internal/testenv"
+)
+
+// shared is the infrastructure every test of the package uses: one broker,
+// one PostgreSQL with the schema applied, one connected producer.
+var shared struct {
+	kafka    *testenv.Kafka
+	pg       *testenv.Postgres
+	db       *store.Store
+	producer *kafka.Producer
+	doc      *openapi3.T
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "api tests:", err)
+		return 1
+	}
+	var err error
+	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
+		return fail(err)
+	}
+	defer shared.kafka.Close()
+	if shared.pg, err = testenv.StartPostgres(ctx); err != nil {
+		return fail(err)
+	}
+	defer shared.pg.Close()
+	if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
+		return fail(err)
+	}
+	if shared.db, err = store.Open(ctx, store.Config{URL: shared.pg.URL(), MaxConns: 4}); err != nil {
+		return fail(err)
+	}
+	defer shared.db.Close()
+	if shared.producer, err = newProducer(shared.kafka.Brokers(), 5*time.Second); err != nil {
+		return fail(err)
+	}
+	if err = shared.producer.Connect(ctx); err != nil {
+		return fail(err)
+	}
+	defer shared.producer.Close()
+	if shared.doc, err = openapi.Load(ctx); err != nil {
+		return fail(err)
+	}
+	return m.Run()
+}
+
+func newProducer(brokers []string, timeout time.Duration) (*kafka.Producer, error) {
+	return kafka.NewProducer(kafka.Config{
+		Brokers:        brokers,
+		Version:        "3.6.0",
+		ClientID:       "api-test",
+		PublishTimeout: timeout,
+	}, nil, zap.NewNop(), prometheus.NewRegistry())
+}
+
+var topicSeq atomic.Int64
+
+// fixture is one API server on a real listener with topics of its own, so
+// what a test reads back from Kafka is exactly what it published.
+type fixture struct {
+	t                  testing.TB
+	url                string
+	eventsTopic        string
+	notificationsTopic string
+	brokers            []string
+	health             *telemetry.Health
+	registry           *prometheus.Registry
+}
+
+type fixtureOption func(*api.Config, *api.Deps)
+
+func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
+	t.Helper()
+	n := topicSeq.Add(1)
+	f := &fixture{
+		t:                  t,
+		eventsTopic:        fmt.Sprintf("test.events.%d", n),
+		notificationsTopic: fmt.Sprintf("test.notifications.%d", n),
+		brokers:            shared.kafka.Brokers(),
+		registry:           prometheus.NewRegistry(),
+	}
+	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{f.eventsTopic: 3, f.notificationsTopic: 3}))
+	f.health = telemetry.NewHealth(map[string]telemetry.Check{"kafka": shared.producer.Check, "postgresql": shared.db.Ping})
+	f.health.SetReady()
+	cfg := api.Config{
+		Rules:                 audit.DefaultRules(),
+		MaxBodyBytes:          1 << 20,
+		MaxBatchBodyBytes:     16 << 20,
+		EventsTopic:           f.eventsTopic,
+		NotificationsTopic:    f.notificationsTopic,
+		DuplicateCheckTimeout: 2 * time.Second,
+	}
+	deps := api.Deps{
+		Publisher:     shared.producer,
+		Notifications: shared.db,
+		Health:        f.health,
+		Log:           zap.NewNop(),
+		Registerer:    f.registry,
+		Gatherer:      f.registry,
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	h, err := api.NewHandler(cfg, deps)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+// response is an answer read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
+	return m
+}
+
+// do sends a request and checks the answer against the served OpenAPI
+// document, so every test also proves the document tells the truth.
+func (f *fixture) do(method, path, contentType string, body []byte, header ...string) response {
+	f.t.Helper()
+	req, err := http.NewRequestWithContext(f.t.Context(), method, f.url+path, bytes.NewReader(body))
+	require.NoError(f.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(f.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(f.t, err)
+	r := response{status: res.StatusCode, header: res.Header, body: b}
+	// Routes the document does not describe (404s, 405s) have no contract.
+	if _, err := openapi.Operation(shared.doc, method, path); err == nil {
+		require.NoError(f.t, openapi.ValidateResponse(shared.doc, method, path, r.status, r.header, r.body),
+			"response to %s %s does not match the OpenAPI document: %d %s", method, path, r.status, r.body)
+	}
+	return r
+}
+
+func (f *fixture) postJSON(path string, body any) response {
+	f.t.Helper()
+	b, ok := body.([]byte)
+	if !ok {
+		var err error
+		b, err = json.Marshal(body)
+		require.NoError(f.t, err)
+	}
+	return f.do(http.MethodPost, path, "application/json", b)
+}
+
+// consume reads n records from topic.
+func (f *fixture) consume(topic string, n int) []*kgo.Record {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(f.t.Context(), 20*time.Second)
+	defer cancel()
+	recs, err := testenv.ConsumeAll(ctx, f.brokers, topic, n)
+	require.NoError(f.t, err)
+	return recs
+}
+
+// validEvent is a complete, valid AuditEventRequest; tests change copies.
+func validEvent() map[string]any {
+	return map[string]any{
+		"version":         "1.0",
+		"event_type":      "gateway.signal.received",
+		"event_timestamp": "2025-12-13T02:00Z",
+		"event_category":  "gateway",
+		"event_action":    "received",
+		"event_outcome":   "success",
+		"actor_type":      "service",
+		"actor_id":        "gateway-service",
+		"resource_type":   "Signal",
+		"resource_id":     "fp-abc123",
+		"correlation_id":  "rr-2025-001",
+		"namespace":       "prod",
+		"severity":        "info",
+		"duration_ms":     12,
+		"event_data":      map[string]any{"signal": "cpu-high", "labels": map[string]any{"pod": "xyz"}},
+	}
+}
+
+func validNotification(id string) map[string]any {
+	return map[string]any{
+		"remediation_id":   "remediation-123",
+		"notification_id":  id,
+		"recipient":        "ops-team@example.com",
+		"channel":          "email",
+		"message_summary":  "Incident alert: High CPU usage on pod xyz",
+		"status":           "sent",
+		"sent_at":          "2025-11-03T12:00Z",
+		"delivery_status":  "200 OK",
+		"escalation_level": 1,
+	}
+}
+
+func header(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,490 @@
+package openapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func loadDoc(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := Load(context.Background())
+	require.NoError(t, err)
+	return doc
+}
+
+func TestDocumentIsValid(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(YAML())
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(context.Background()))
+
+	assert.Equal(t, "3.0.3", doc.OpenAPI)
+	assert.Equal(t, "auditstream ingest API", doc.Info.Title)
+	assert.Equal(t, "0.1.0", doc.Info.Version)
+	require.Len(t, doc.Servers, 1)
+	assert.Equal(t, "http://localhost:8080", doc.Servers[0].URL)
+	assert.Contains(t, doc.Info.Description, "describes exactly what the server implements")
+}
+
+func TestYAMLReturnsCopy(t *testing.T) {
+	a := YAML()
+	a[0] = 'X'
+	assert.NotEqual(t, a[0], YAML()[0])
+}
+
+func TestOperations(t *testing.T) {
+	doc := loadDoc(t)
+
+	type op struct {
+		method, path, id, tag string
+		statuses              []string
+	}
+	want := []op{
+		{http.MethodPost, "/api/v1/audit/events", "createAuditEvent", "Audit Write API",
+			[]string{"201", "202", "400", "413", "415", "500", "503"}},
+		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
+			[]string{"201", "400", "413", "415", "500", "503"}},
+		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
+			[]string{"201", "202", "400", "409", "413", "415", "500", "503"}},
+		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
+		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
+		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
+		{http.MethodGet, "/metrics", "getMetrics", "Operations", []string{"200"}},
+		{http.MethodGet, "/openapi.yaml", "getOpenAPIDocument", "Operations", []string{"200"}},
+	}
+
+	total := 0
+	for _, item := range doc.Paths.Map() {
+		total += len(item.Operations())
+	}
+	assert.Equal(t, len(want), total, "the document has operations the server does not implement")
+
+	for _, w := range want {
+		t.Run(w.id, func(t *testing.T) {
+			o, err := Operation(doc, w.method, w.path)
+			require.NoError(t, err)
+			assert.Equal(t, w.id, o.OperationID)
+			assert.Equal(t, []string{w.tag}, o.Tags)
+			got := o.Responses.Keys()
+			sort.Strings(got)
+			assert.Equal(t, w.statuses, got)
+
+			// X-Request-ID: optional request header, required response header.
+			var found bool
+			for _, p := range o.Parameters {
+				if p.Value.In == openapi3.ParameterInHeader && p.Value.Name == "X-Request-ID" {
+					found = true
+					assert.False(t, p.Value.Required)
+				}
+			}
+			assert.True(t, found, "X-Request-ID request header")
+			for code, r := range o.Responses.Map() {
+				h := r.Value.Headers["X-Request-ID"]
+				if assert.NotNil(t, h, "X-Request-ID header on %s", code) {
+					assert.True(t, h.Value.Required)
+				}
+				if strings.HasPrefix(code, "4") || (strings.HasPrefix(code, "5") && w.tag == "Audit Write API") {
+					mt := r.Value.Content["application/problem+json"]
+					if assert.NotNil(t, mt, "%s is a problem", code) {
+						assert.Equal(t, "#/components/schemas/RFC7807Problem", mt.Schema.Ref)
+					}
+				}
+			}
+		})
+	}
+
+	// The query endpoints come later; they must not be documented yet.
+	events := doc.Paths.Value("/api/v1/audit/events")
+	assert.Nil(t, events.Get)
+	assert.Nil(t, doc.Paths.Value("/api/v1/audit/events/{event_id}"))
+}
+
+func TestResponseDetails(t *testing.T) {
+	doc := loadDoc(t)
+	schemaRef := func(method, path, status, ct string) string {
+		o, err := Operation(doc, method, path)
+		require.NoError(t, err)
+		r := o.Responses.Value(status)
+		require.NotNil(t, r, "%s %s %s", method, path, status)
+		mt := r.Value.Content[ct]
+		require.NotNil(t, mt, "%s %s %s %s", method, path, status, ct)
+		return mt.Schema.Ref
+	}
+	const schemas = "#/components/schemas/"
+	assert.Equal(t, schemas+"AuditEventResponse", schemaRef("POST", "/api/v1/audit/events", "201", "application/json"))
+	assert.Equal(t, schemas+"AuditEventResponse", schemaRef("POST", "/api/v1/audit/events", "202", "application/json"))
+	assert.Equal(t, schemas+"BatchAuditEventResponse", schemaRef("POST", "/api/v1/audit/events/batch", "201", "application/json"))
+	assert.Equal(t, schemas+"NotificationAuditResponse", schemaRef("POST", "/api/v1/audit/notifications", "201", "application/json"))
+	assert.Equal(t, "", schemaRef("GET", "/metrics", "200", "text/plain"))
+	assert.Equal(t, "", schemaRef("GET", "/openapi.yaml", "200", ContentType))
+
+	// 503 on write endpoints carries Retry-After (integer seconds).
+	for _, p := range []string{"/api/v1/audit/events", "/api/v1/audit/events/batch", "/api/v1/audit/notifications"} {
+		o, err := Operation(doc, "POST", p)
+		require.NoError(t, err)
+		h := o.Responses.Value("503").Value.Headers["Retry-After"]
+		require.NotNil(t, h, p)
+		assert.True(t, h.Value.Required)
+		assert.True(t, h.Value.Schema.Value.Type.Is(openapi3.TypeInteger))
+
+		body := o.RequestBody.Value.Content["application/json"].Schema
+		require.NotNil(t, body)
+		assert.True(t, o.RequestBody.Value.Required)
+		if p == "/api/v1/audit/events/batch" {
+			assert.True(t, body.Value.Type.Is(openapi3.TypeArray))
+			assert.Equal(t, uint64(1), body.Value.MinItems)
+			require.NotNil(t, body.Value.MaxItems)
+			assert.Equal(t, uint64(5000), *body.Value.MaxItems)
+			assert.Equal(t, schemas+"AuditEventRequest", body.Value.Items.Ref)
+		}
+	}
+
+	// Every problem kind is listed in the RFC7807Problem description.
+	desc := doc.Components.Schemas["RFC7807Problem"].Value.Description
+	for _, kind := range []string{
+		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
+		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
+		"internal-error", "shutting-down",
+	} {
+		assert.Contains(t, desc, "`"+kind+"`")
+	}
+	assert.Contains(t, desc, "https://auditstream.dev/problems/<kind>")
+}
+
+func TestSchemaRules(t *testing.T) {
+	doc := loadDoc(t)
+	s := func(name string) *openapi3.Schema {
+		ref := doc.Components.Schemas[name]
+		require.NotNil(t, ref, name)
+		return ref.Value
+	}
+	for _, name := range []string{"AuditEventRequest", "AuditEventResponse", "BatchAuditEventResponse",
+		"NotificationAudit", "NotificationAuditResponse", "RFC7807Problem"} {
+		s(name)
+	}
+
+	ev := s("AuditEventRequest")
+	assert.ElementsMatch(t, []string{"version", "event_type", "event_timestamp", "event_category",
+		"event_action", "event_outcome", "correlation_id", "event_data"}, ev.Required)
+	maxLen := map[string]uint64{"version": 20, "event_type": 100, "event_action": 50, "correlation_id": 255,
+		"actor_type": 255, "actor_id": 255, "resource_type": 255, "resource_id": 255,
+		"namespace": 255, "cluster_name": 255, "severity": 50}
+	for field, n := range maxLen {
+		p := ev.Properties[field].Value
+		require.NotNil(t, p.MaxLength, field)
+		assert.Equal(t, n, *p.MaxLength, field)
+	}
+	for _, field := range []string{"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms"} {
+		assert.True(t, ev.Properties[field].Value.Nullable, field)
+	}
+	for _, field := range []string{"event_id", "parent_event_id"} {
+		assert.Equal(t, "uuid", ev.Properties[field].Value.Format, field)
+	}
+	assert.Len(t, ev.Properties["event_category"].Value.Enum, 7)
+	assert.True(t, ev.Properties["event_data"].Value.Type.Is(openapi3.TypeObject))
+	assert.False(t, ev.Properties["event_data"].Value.Nullable)
+
+	n := s("NotificationAudit")
+	assert.ElementsMatch(t, []string{"remediation_id", "notification_id", "recipient", "channel",
+		"message_summary", "status", "sent_at"}, n.Required)
+	assert.True(t, n.Properties["delivery_status"].Value.Nullable)
+	assert.True(t, n.Properties["error_message"].Value.Nullable)
+
+	p := s("RFC7807Problem")
+	assert.Equal(t, "uri", p.Properties["type"].Value.Format)
+	assert.True(t, p.Properties["status"].Value.Type.Is(openapi3.TypeInteger))
+	assert.True(t, p.Properties["field_errors"].Value.AdditionalProperties.Schema.Value.Type.Is(openapi3.TypeString))
+}
+
+// TestExamples validates every example in the document (schema, property,
+// media type, parameter and header examples) against its schema.
+func TestExamples(t *testing.T) {
+	doc := loadDoc(t)
+	opts := SchemaOptions(doc)
+	checked := 0
+
+	seen := map[*openapi3.Schema]bool{}
+	var walk func(where string, ref *openapi3.SchemaRef)
+	walk = func(where string, ref *openapi3.SchemaRef) {
+		if ref == nil || ref.Value == nil || seen[ref.Value] {
+			return
+		}
+		s := ref.Value
+		seen[s] = true
+		if s.Example != nil {
+			checked++
+			assert.NoError(t, s.VisitJSON(s.Example, opts...), "example of %s", where)
+		}
+		for name, p := range s.Properties {
+			walk(where+"."+name, p)
+		}
+		if s.Items != nil {
+			walk(where+"[]", s.Items)
+		}
+		for i, sub := range s.AllOf {
+			walk(fmt.Sprintf("%s.allOf[%d]", where, i), sub)
+		}
+		if s.AdditionalProperties.Schema != nil {
+			walk(where+".*", s.AdditionalProperties.Schema)
+		}
+	}
+	for name, ref := range doc.Components.Schemas {
+		walk(name, ref)
+	}
+
+	media := func(where string, mt *openapi3.MediaType) {
+		if mt.Schema == nil {
+			return
+		}
+		walk(where, mt.Schema)
+		if mt.Example != nil {
+			checked++
+			assert.NoError(t, mt.Schema.Value.VisitJSON(mt.Example, opts...), where)
+		}
+		for name, ex := range mt.Examples {
+			checked++
+			assert.NoError(t, mt.Schema.Value.VisitJSON(ex.Value.Value, opts...), "%s example %s", where, name)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			if op.RequestBody != nil {
+				for ct, mt := range op.RequestBody.Value.Content {
+					media(where+" request "+ct, mt)
+				}
+			}
+			for code, r := range op.Responses.Map() {
+				for ct, mt := range r.Value.Content {
+					media(where+" "+code+" "+ct, mt)
+				}
+			}
+		}
+	}
+	for name, p := range doc.Components.Parameters {
+		if p.Value.Example != nil {
+			checked++
+			assert.NoError(t, p.Value.Schema.Value.VisitJSON(p.Value.Example, opts...), "parameter %s", name)
+		}
+	}
+	for name, h := range doc.Components.Headers {
+		if h.Value.Example != nil {
+			checked++
+			v := h.Value.Example
+			if i, ok := v.(int); ok { // YAML integers decode as int
+				v = float64(i)
+			}
+			assert.NoError(t, h.Value.Schema.Value.VisitJSON(v, opts...), "header %s", name)
+		}
+	}
+	assert.Greater(t, checked, 40, "examples checked")
+
+	// The seed's own example values are in the document.
+	ev := doc.Components.Schemas["AuditEventRequest"].Value.Example.(map[string]any)
+	assert.Equal(t, "2025-12-13T02:00Z", ev["event_timestamp"])
+	assert.Equal(t, "rr-2025-001", ev["correlation_id"])
+	na := doc.Components.Schemas["NotificationAudit"].Value.Example.(map[string]any)
+	assert.Equal(t, "2025-11-03T12:00Z", na["sent_at"])
+}
+
+const seedEvent = `{
+  "version": "1.0",
+  "event_type": "gateway.signal.received",
+  "event_timestamp": "2025-12-13T02:00Z",
+  "event_category": "gateway",
+  "event_action": "received",
+  "event_outcome": "success",
+  "actor_type": "service",
+  "actor_id": "gateway-service",
+  "resource_type": "Signal",
+  "resource_id": "fp-abc123",
+  "correlation_id": "rr-2025-001",
+  "parent_event_id": null,
+  "namespace": null,
+  "cluster_name": "cluster_name_example",
+  "severity": null,
+  "duration_ms": 1,
+  "event_data": {}
+}`
+
+const seedNotification = `{
+  "remediation_id": "remediation-123",
+  "notification_id": "notification-456",
+  "recipient": "ops-team@example.com",
+  "channel": "email",
+  "message_summary": "Incident alert: High CPU usage on pod xyz",
+  "status": "sent",
+  "sent_at": "2025-11-03T12:00Z",
+  "delivery_status": "200 OK",
+  "error_message": "Slack API timeout after 30 seconds",
+  "escalation_level": 0
+}`
+
+// patch returns base with the given top-level fields replaced (a nil value
+// deletes the field; use jsonNull to set JSON null).
+func patch(t *testing.T, base string, fields map[string]any) []byte {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(base), &m))
+	for k, v := range fields {
+		switch v {
+		case nil:
+			delete(m, k)
+		case jsonNull:
+			m[k] = nil
+		default:
+			m[k] = v
+		}
+	}
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return b
+}
+
+type nullMarker struct{}
+
+var jsonNull = nullMarker{}
+
+func TestRequestBodies(t *testing.T) {
+	doc := loadDoc(t)
+	const (
+		events        = "/api/v1/audit/events"
+		batch         = "/api/v1/audit/events/batch"
+		notifications = "/api/v1/audit/notifications"
+	)
+
+	good := []struct {
+		name, path string
+		body       []byte
+	}{
+		{"seed event", events, []byte(seedEvent)},
+		{"event with client id and parent", events, patch(t, seedEvent, map[string]any{
+			"event_id": "0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b", "parent_event_id": "0193b6a2-4c1e-7d3f-8a5b-000000000001",
+			"event_timestamp": "2025-12-13T02:00:00.123456+01:00", "unknown_field": "ignored"})},
+		{"minimal event", events, patch(t, seedEvent, map[string]any{"actor_type": nil, "actor_id": nil,
+			"resource_type": nil, "resource_id": nil, "parent_event_id": nil, "namespace": nil,
+			"cluster_name": nil, "severity": nil, "duration_ms": nil})},
+		{"batch of one", batch, []byte("[" + seedEvent + "]")},
+		{"seed notification", notifications, []byte(seedNotification)},
+		{"notification with nulls", notifications, patch(t, seedNotification, map[string]any{
+			"delivery_status": jsonNull, "error_message": jsonNull, "escalation_level": 5})},
+	}
+	for _, g := range good {
+		assert.NoError(t, ValidateRequestBody(doc, "POST", g.path, g.body), g.name)
+	}
+
+	bad := []struct {
+		name, path, mention string
+		body                []byte
+	}{
+		{"missing correlation_id", events, "correlation_id", patch(t, seedEvent, map[string]any{"correlation_id": nil})},
+		{"missing event_data", events, "event_data", patch(t, seedEvent, map[string]any{"event_data": nil})},
+		{"null event_data", events, "event_data", patch(t, seedEvent, map[string]any{"event_data": jsonNull})},
+		{"array event_data", events, "event_data", patch(t, seedEvent, map[string]any{"event_data": []any{1}})},
+		{"bad event_outcome", events, "event_outcome", patch(t, seedEvent, map[string]any{"event_outcome": "done"})},
+		{"bad event_category", events, "event_category", patch(t, seedEvent, map[string]any{"event_category": "billing"})},
+		{"empty version", events, "version", patch(t, seedEvent, map[string]any{"version": ""})},
+		{"long version", events, "version", patch(t, seedEvent, map[string]any{"version": strings.Repeat("1", 21)})},
+		{"timestamp without offset", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00"})},
+		{"date-only timestamp", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13"})},
+		{"negative duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": -1})},
+		{"fractional duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": 1.5})},
+		{"parent_event_id not a uuid", events, "parent_event_id", patch(t, seedEvent, map[string]any{"parent_event_id": "parent_event_id_example"})},
+		{"event_id not a uuid", events, "event_id", patch(t, seedEvent, map[string]any{"event_id": "42"})},
+		{"actor_id null", events, "actor_id", patch(t, seedEvent, map[string]any{"actor_id": jsonNull})},
+		{"object instead of batch", batch, "array", []byte(seedEvent)},
+		{"empty batch", batch, "minimum number of items", []byte("[]")},
+		{"bad batch element", batch, "event_outcome", []byte("[" + string(patch(t, seedEvent, map[string]any{"event_outcome": "x"})) + "]")},
+		{"escalation_level 6", notifications, "escalation_level", patch(t, seedNotification, map[string]any{"escalation_level": 6})},
+		{"escalation_level -1", notifications, "escalation_level", patch(t, seedNotification, map[string]any{"escalation_level": -1})},
+		{"bad channel", notifications, "channel", patch(t, seedNotification, map[string]any{"channel": "sms"})},
+		{"bad status", notifications, "status", patch(t, seedNotification, map[string]any{"status": "delivered"})},
+		{"missing notification_id", notifications, "notification_id", patch(t, seedNotification, map[string]any{"notification_id": nil})},
+		{"long recipient", notifications, "recipient", patch(t, seedNotification, map[string]any{"recipient": strings.Repeat("r", 501)})},
+		{"not json", events, "not JSON", []byte("{")},
+	}
+	for _, b := range bad {
+		err := ValidateRequestBody(doc, "POST", b.path, b.body)
+		if assert.Error(t, err, b.name) {
+			assert.Contains(t, err.Error(), b.mention, b.name)
+		}
+	}
+
+	// More than the default maximum of 5000 elements.
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range 5001 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(seedEvent)
+	}
+	sb.WriteString("]")
+	assert.Error(t, ValidateRequestBody(doc, "POST", batch, []byte(sb.String())))
+}
+
+func TestValidateResponse(t *testing.T) {
+	doc := loadDoc(t)
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	const events = "/api/v1/audit/events"
+	created := []byte(`{"event_id":"0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b","event_timestamp":"2025-12-13T02:00:00Z","message":"ok"}`)
+	problem503 := []byte(`{"type":"https://auditstream.dev/problems/kafka-unavailable","title":"Kafka unavailable","status":503,"detail":"x","instance":"/api/v1/audit/events"}`)
+
+	assert.NoError(t, ValidateResponse(doc, "POST", events, 201,
+		hdr("Content-Type", "application/json; charset=utf-8", "X-Request-ID", "abc"), created))
+	assert.NoError(t, ValidateResponse(doc, "POST", events, 503,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "Retry-After", "5"), problem503))
+	assert.NoError(t, ValidateResponse(doc, "GET", "/health/live", 200,
+		hdr("Content-Type", "application/json", "X-Request-ID", "abc"), []byte(`{"status":"alive"}`)))
+	assert.NoError(t, ValidateResponse(doc, "GET", "/metrics", 200,
+		hdr("Content-Type", "text/plain; version=0.0.4; charset=utf-8", "X-Request-ID", "abc"), []byte("# HELP x\n")))
+	assert.NoError(t, ValidateResponse(doc, "GET", "/openapi.yaml", 200,
+		hdr("Content-Type", ContentType, "X-Request-ID", "abc"), YAML()))
+	assert.NoError(t, ValidateResponse(doc, "POST", "/api/v1/audit/notifications", 201,
+		hdr("Content-Type", "application/json", "X-Request-ID", "abc"), []byte(`{
+		"id": 7265031429865472, "remediation_id": "r", "notification_id": "n", "recipient": "x",
+		"channel": "slack", "message_summary": "m", "status": "failed", "sent_at": "2025-11-03T12:00:00Z",
+		"delivery_status": null, "error_message": "boom", "escalation_level": 2,
+		"created_at": "2025-11-03T12:00:01.123456Z", "updated_at": "2025-11-03T12:00:01.123456Z"}`)))
+
+	failures := []struct {
+		name    string
+		method  string
+		path    string
+		status  int
+		header  http.Header
+		body    []byte
+		mention string
+	}{
+		{"missing X-Request-ID", "POST", events, 201, hdr("Content-Type", "application/json"), created, "X-Request-ID"},
+		{"missing Retry-After", "POST", events, 503, hdr("Content-Type", "application/problem+json", "X-Request-ID", "a"), problem503, "Retry-After"},
+		{"non-integer Retry-After", "POST", events, 503, hdr("Content-Type", "application/problem+json", "X-Request-ID", "a", "Retry-After", "soon"), problem503, "Retry-After"},
+		{"problem as application/json", "POST", events, 503, hdr("Content-Type", "application/json", "X-Request-ID", "a", "Retry-After", "1"), problem503, "application/json"},
+		{"undocumented status", "POST", events, 418, hdr(), nil, "418"},
+		{"undocumented path", "GET", "/api/v1/audit/events", 200, hdr(), nil, "not documented"},
+		{"bad body", "POST", events, 201, hdr("Content-Type", "application/json", "X-Request-ID", "a"), []byte(`{"event_id":"nope","message":"ok"}`), "event_id"},
+		{"missing created_at", "POST", "/api/v1/audit/notifications", 201, hdr("Content-Type", "application/json", "X-Request-ID", "a"),
+			patch(t, seedNotification, map[string]any{"id": 1, "updated_at": "2025-11-03T12:00:01Z"}), "created_at"},
+		{"bad health status", "GET", "/health", 503, hdr("Content-Type", "application/json", "X-Request-ID", "a"), []byte(`{"status":"down"}`), "status"},
+	}
+	for _, f := range failures {
+		err := ValidateResponse(doc, f.method, f.path, f.status, f.header, f.body)
+		if assert.Error(t, err, f.name) {
+			assert.Contains(t, err.Error(), f.mention, f.name)
+		}
+	}
+}

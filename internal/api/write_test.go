@@ -1,0 +1,209 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/testenv"
+)
+
+func TestCreateEventPublishesRecord(t *testing.T) {
+	f := newFixture(t)
+	res := f.postJSON("/api/v1/audit/events", validEvent())
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	body := res.json(t)
+	id, err := uuid.Parse(body["event_id"].(string))
+	require.NoError(t, err)
+	require.Equal(t, uuid.Version(7), id.Version(), "server-assigned ids are UUIDv7")
+	require.Equal(t, "2025-12-13T02:00:00Z", body["event_timestamp"])
+	require.NotEmpty(t, res.header.Get("X-Request-ID"))
+
+	recs := f.consume(f.eventsTopic, 1)
+	rec := recs[0]
+	require.Equal(t, "rr-2025-001", string(rec.Key), "key is the correlation_id")
+	ct, _ := header(rec, "content-type")
+	require.Equal(t, "application/json", ct)
+	src, _ := header(rec, "auditstream-source")
+	require.Equal(t, "ingest-api", src)
+
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(rec.Value, &value))
+	want := validEvent()
+	want["event_id"] = id.String()
+	want["event_timestamp"] = "2025-12-13T02:00:00Z"
+	want["duration_ms"] = float64(12)
+	require.Equal(t, want, value, "the value is the request in canonical form with its id")
+}
+
+func TestCreateEventKeepsClientEventID(t *testing.T) {
+	f := newFixture(t)
+	ev := validEvent()
+	id := uuid.New()
+	ev["event_id"] = id.String()
+	ev["event_timestamp"] = "2025-12-13T07:30:15.123456789+05:30"
+	res := f.postJSON("/api/v1/audit/events", ev)
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	require.Equal(t, id.String(), res.json(t)["event_id"])
+	require.Equal(t, "2025-12-13T02:00:15.123456Z", res.json(t)["event_timestamp"], "UTC, microseconds")
+
+	rec := f.consume(f.eventsTopic, 1)[0]
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(rec.Value, &value))
+	require.Equal(t, id.String(), value["event_id"])
+	require.Equal(t, "2025-12-13T02:00:15.123456Z", value["event_timestamp"])
+}
+
+func TestCreateEventsBatchPublishesAllInRequestOrder(t *testing.T) {
+	f := newFixture(t)
+	const n = 250
+	batch := make([]map[string]any, n)
+	clientID := uuid.New()
+	for i := range batch {
+		batch[i] = validEvent()
+		batch[i]["correlation_id"] = fmt.Sprintf("corr-%d", i)
+	}
+	batch[7]["event_id"] = clientID.String()
+	res := f.postJSON("/api/v1/audit/events/batch", batch)
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	var out api.BatchAuditEventResponse
+	require.NoError(t, json.Unmarshal(res.body, &out))
+	require.Len(t, out.EventIDs, n)
+	require.Equal(t, clientID, out.EventIDs[7])
+
+	recs := f.consume(f.eventsTopic, n)
+	byID := map[string]string{}
+	for _, r := range recs {
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(r.Value, &v))
+		require.Equal(t, v["correlation_id"], string(r.Key))
+		byID[v["event_id"].(string)] = string(r.Key)
+	}
+	for i, id := range out.EventIDs {
+		require.Equal(t, fmt.Sprintf("corr-%d", i), byID[id.String()], "event_ids[%d] names the %d-th record", i, i)
+	}
+}
+
+func TestCreateNotificationPublishesAndRejectsStoredDuplicate(t *testing.T) {
+	f := newFixture(t)
+	notificationID := "notification-" + uuid.NewString()
+	res := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	body := res.json(t)
+	id := int64(body["id"].(float64))
+	require.Positive(t, id)
+	require.Equal(t, notificationID, body["notification_id"])
+	require.Equal(t, "2025-11-03T12:00:00Z", body["sent_at"])
+	require.Equal(t, body["created_at"], body["updated_at"])
+
+	rec := f.consume(f.notificationsTopic, 1)[0]
+	require.Equal(t, notificationID, string(rec.Key), "key is the notification_id")
+	src, _ := header(rec, "auditstream-source")
+	require.Equal(t, "ingest-api", src)
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(rec.Value, &value))
+	require.Equal(t, body, value, "the record carries exactly what the client was told")
+
+	// Not stored yet: a second request is not a conflict (the writer resolves
+	// it), but it gets a different id.
+	res2 := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
+	require.Equal(t, http.StatusCreated, res2.status, "%s", res2.body)
+	require.NotEqual(t, body["id"], res2.json(t)["id"])
+
+	// Once stored (as the writer would store it), the API answers 409.
+	storeNotification(t, shared.pg.URL(), id, notificationID)
+	res3 := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
+	require.Equal(t, http.StatusConflict, res3.status, "%s", res3.body)
+	p := res3.json(t)
+	require.Equal(t, "https://auditstream.dev/problems/duplicate-notification", p["type"])
+	require.Equal(t, "/api/v1/audit/notifications", p["instance"])
+	require.Equal(t, "application/problem+json", res3.header.Get("Content-Type"))
+}
+
+func storeNotification(t *testing.T, url string, id int64, notificationID string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(t.Context(), `INSERT INTO notification_audit
+		(id, remediation_id, notification_id, recipient, channel, message_summary, status, sent_at, created_at, updated_at)
+		VALUES ($1, 'r', $2, 'ops@example.com', 'email', 'summary', 'sent', now(), now(), now())`, id, notificationID)
+	require.NoError(t, err)
+}
+
+func TestCreateNotificationWithPostgresDownAnswers202(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	_, err := store.Migrate(t.Context(), pg.URL(), zap.NewNop())
+	require.NoError(t, err)
+	db, err := store.Open(t.Context(), store.Config{URL: pg.URL(), MaxConns: 2})
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	require.NoError(t, pg.Stop(t.Context()))
+
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Notifications = db })
+	notificationID := "notification-" + uuid.NewString()
+	res := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	require.Equal(t, "accepted", res.json(t)["status"])
+
+	rec := f.consume(f.notificationsTopic, 1)[0]
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(rec.Value, &value))
+	require.Equal(t, notificationID, value["notification_id"], "the record is published anyway")
+	require.NotContains(t, value, "id", "no id could be reserved; the writer assigns it")
+	require.Contains(t, value, "created_at")
+}
+
+func TestKafkaDownAnswers503AndAcceptsNothing(t *testing.T) {
+	k := testenv.NewKafka(t, map[string]int32{"down.events": 1, "down.notifications": 1})
+	producer, err := newProducer(k.Brokers(), 3*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, producer.Connect(t.Context()))
+	t.Cleanup(func() { _ = producer.Close() })
+	require.NoError(t, k.Close())
+
+	f := newFixture(t, func(c *api.Config, d *api.Deps) {
+		d.Publisher = producer
+		c.EventsTopic, c.NotificationsTopic = "down.events", "down.notifications"
+	})
+	for _, tc := range []struct {
+		path string
+		body any
+	}{
+		{"/api/v1/audit/events", validEvent()},
+		{"/api/v1/audit/events/batch", []any{validEvent(), validEvent()}},
+		{"/api/v1/audit/notifications", validNotification("n-" + uuid.NewString())},
+	} {
+		t.Run(strings.TrimPrefix(tc.path, "/api/v1/audit/"), func(t *testing.T) {
+			start := time.Now()
+			res := f.postJSON(tc.path, tc.body)
+			require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+			require.Less(t, time.Since(start), 15*time.Second, "the wait is bounded by the publish timeout")
+			require.Equal(t, "5", res.header.Get("Retry-After"))
+			p := res.json(t)
+			require.Equal(t, "https://auditstream.dev/problems/kafka-unavailable", p["type"])
+			require.NotContains(t, p, "event_id", "nothing is reported as accepted")
+		})
+	}
+}
+
+func TestProducerNotConnectedAnswers503(t *testing.T) {
+	producer, err := newProducer(shared.kafka.Brokers(), time.Second)
+	require.NoError(t, err)
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = producer })
+	res := f.postJSON("/api/v1/audit/events", validEvent())
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+	ids := res.json(t)["event_ids"].([]any)
+	require.Len(t, ids, 1, "the id to retry with is handed back")
+}

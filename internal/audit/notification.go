@@ -1,0 +1,74 @@
+package audit
+
+import (
+	"strconv"
+	"time"
+)
+
+// Notification is a validated notification delivery audit record
+// (NotificationAudit), with the values the API assigns.
+type Notification struct {
+	// ID is assigned by the API; 0 = not assigned (direct producers): omitted
+	// from JSON.
+	ID              int64
+	RemediationID   string
+	NotificationID  string
+	Recipient       string
+	Channel         string
+	MessageSummary  string
+	Status          string
+	SentAt          time.Time // UTC, truncated to microseconds
+	DeliveryStatus  *string
+	ErrorMessage    *string
+	EscalationLevel *int32
+	// CreatedAt and UpdatedAt are assigned by the API; zero = not assigned:
+	// omitted from JSON. UTC, truncated to microseconds.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// MarshalJSON returns the NotificationAuditResponse shape: the
+// NotificationAudit fields plus id, created_at and updated_at (each omitted
+// when not assigned). The API answers 201 with it and publishes it to Kafka.
+// Times are UTC with up to microsecond digits.
+func (n Notification) MarshalJSON() ([]byte, error) {
+	return n.AppendJSON(make([]byte, 0, 512)), nil
+}
+
+// AppendJSON appends the MarshalJSON encoding of n to dst.
+func (n *Notification) AppendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	if n.ID != 0 {
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendInt(dst, n.ID, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"remediation_id":`...)
+	dst = appendString(dst, n.RemediationID)
+	dst = append(dst, `,"notification_id":`...)
+	dst = appendString(dst, n.NotificationID)
+	dst = append(dst, `,"recipient":`...)
+	dst = appendString(dst, n.Recipient)
+	dst = append(dst, `,"channel":`...)
+	dst = appendString(dst, n.Channel)
+	dst = append(dst, `,"message_summary":`...)
+	dst = appendString(dst, n.MessageSummary)
+	dst = append(dst, `,"status":`...)
+	dst = appendString(dst, n.Status)
+	dst = append(dst, `,"sent_at":`...)
+	dst = appendTime(dst, n.SentAt)
+	dst = appendOptString(dst, `,"delivery_status":`, n.DeliveryStatus)
+	dst = appendOptString(dst, `,"error_message":`, n.ErrorMessage)
+	if n.EscalationLevel != nil {
+		dst = append(dst, `,"escalation_level":`...)
+		dst = strconv.AppendInt(dst, int64(*n.EscalationLevel), 10)
+	}
+	if !n.CreatedAt.IsZero() {
+		dst = append(dst, `,"created_at":`...)
+		dst = appendTime(dst, n.CreatedAt)
+	}
+	if !n.UpdatedAt.IsZero() {
+		dst = append(dst, `,"updated_at":`...)
+		dst = appendTime(dst, n.UpdatedAt)
+	}
+	return append(dst, '}')
+}

@@ -1,0 +1,669 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Column sizes (SPEC 2.2, 2.4), in characters.
+const (
+	maxVersion        = 20
+	maxEventType      = 100
+	maxEventAction    = 50
+	maxSeverity       = 50
+	maxShort          = 255 // correlation_id, actor_*, resource_*, namespace, cluster_name, remediation_id, notification_id, delivery_status
+	maxRecipient      = 500
+	maxLong           = 1000 // message_summary, error_message
+	maxEscalation     = 5
+	maxDateTimeLength = 64
+)
+
+// ParseEvent validates one AuditEventRequest JSON object. acceptedAt is the
+// API receive time, or the Kafka record timestamp in the writer; an
+// event_timestamp more than r.MaxFutureSkew after it is rejected. The error
+// is a FieldErrors or a *BodyError. Event.EventID is uuid.Nil when the record
+// carries no event_id.
+func (r Rules) ParseEvent(raw []byte, acceptedAt time.Time) (Event, error) {
+	utf8OK, berr := prepare(raw, '{')
+	if berr != nil {
+		return Event{}, berr
+	}
+	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK, index: -1}
+	ev, ok := p.event(raw)
+	if p.body != nil {
+		return Event{}, p.body
+	}
+	if !ok {
+		return Event{}, p.errs
+	}
+	return ev, nil
+}
+
+// ParseEventBatch validates a JSON array of 1..r.MaxBatchSize
+// AuditEventRequest objects, all or nothing: any invalid element makes it
+// return FieldErrors naming every bad field of every element as "[i].field".
+// Body-level problems (including an empty or oversized batch) are a
+// *BodyError.
+func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time) ([]Event, error) {
+	utf8OK, berr := prepare(raw, '[')
+	if berr != nil {
+		return nil, berr
+	}
+	n := 0
+	eachElement(raw, func([]byte) { n++ })
+	if n == 0 {
+		return nil, bodyErr(ErrEmptyBatch, "batch must contain at least one event")
+	}
+	if n > r.MaxBatchSize {
+		return nil, bodyErr(ErrBatchTooLarge, "batch contains "+strconv.Itoa(n)+" events; at most "+strconv.Itoa(r.MaxBatchSize)+" are allowed")
+	}
+	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK}
+	events := make([]Event, 0, n)
+	i := 0
+	eachElement(raw, func(v []byte) {
+		if p.body != nil {
+			return
+		}
+		p.index = i
+		i++
+		if v[0] != '{' {
+			p.fail("", ReasonType, msgObject)
+			return
+		}
+		if ev, ok := p.event(v); ok {
+			events = append(events, ev)
+		}
+	})
+	if p.body != nil {
+		return nil, p.body
+	}
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return events, nil
+}
+
+// ParseNotification validates one NotificationAudit JSON object. sent_at
+// more than r.MaxFutureSkew after acceptedAt is rejected. id, created_at and
+// updated_at are parsed when present (records the API published carry them);
+// the API overwrites them for client requests.
+func (r Rules) ParseNotification(raw []byte, acceptedAt time.Time) (Notification, error) {
+	utf8OK, berr := prepare(raw, '{')
+	if berr != nil {
+		return Notification{}, berr
+	}
+	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK, index: -1}
+	var v [nNotifFields][]byte
+	p.collect(raw, notifField, v[:])
+	if p.body != nil {
+		return Notification{}, p.body
+	}
+	var n Notification
+	n.RemediationID, _ = p.text("remediation_id", v[nRemediationID], true, maxShort)
+	n.NotificationID, _ = p.text("notification_id", v[nNotificationID], true, maxShort)
+	n.Recipient, _ = p.text("recipient", v[nRecipient], true, maxRecipient)
+	n.Channel = p.enum("channel", v[nChannel], notificationChannels)
+	n.MessageSummary, _ = p.text("message_summary", v[nMessageSummary], true, maxLong)
+	n.Status = p.enum("status", v[nStatus], notificationStatuses)
+	n.SentAt = p.dateTime("sent_at", v[nSentAt], true, true)
+	n.DeliveryStatus = p.optText("delivery_status", v[nDeliveryStatus], maxShort)
+	n.ErrorMessage = p.optText("error_message", v[nErrorMessage], maxLong)
+	if lvl, ok := p.integer("escalation_level", v[nEscalationLevel], 0, maxEscalation, "must be an integer between 0 and 5"); ok {
+		l := int32(lvl)
+		n.EscalationLevel = &l
+	}
+	n.ID, _ = p.integer("id", v[nID], 1, 1<<63-1, msgIDPositive)
+	n.CreatedAt = p.dateTime("created_at", v[nCreatedAt], false, false)
+	n.UpdatedAt = p.dateTime("updated_at", v[nUpdatedAt], false, false)
+	if len(p.errs) > 0 {
+		return Notification{}, p.errs
+	}
+	return n, nil
+}
+
+// prepare checks the document as a whole: valid JSON with the expected
+// top-level type. It reports whether the whole document is valid UTF-8 (then
+// per-field UTF-8 checks are skipped).
+func prepare(raw []byte, open byte) (bool, *BodyError) {
+	if !validJSON(raw) {
+		return false, malformed(raw)
+	}
+	if c := raw[skipSpace(raw, 0)]; c != open {
+		if open == '{' {
+			return false, bodyErr(ErrNotObject, "body must be a JSON object, got "+jsonKind(c))
+		}
+		return false, bodyErr(ErrNotArray, "body must be a JSON array of events, got "+jsonKind(c))
+	}
+	return utf8.Valid(raw), nil
+}
+
+func malformed(raw []byte) *BodyError {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return bodyErr(ErrMalformed, "body is empty; a JSON document is required")
+	}
+	// Unmarshal checks syntax before decoding anything, so this only costs a
+	// scan and yields the offset.
+	var v json.RawMessage
+	err := json.Unmarshal(raw, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return bodyErr(ErrMalformed, "body is not valid JSON: "+se.Error()+" (at byte offset "+strconv.FormatInt(se.Offset, 10)+")")
+	}
+	return bodyErr(ErrMalformed, "body is not valid JSON")
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// Event fields, in the order errors are reported (SPEC 2.2 table order).
+const (
+	eVersion = iota
+	eEventType
+	eEventTimestamp
+	eEventCategory
+	eEventAction
+	eEventOutcome
+	eCorrelationID
+	eEventData
+	eActorType
+	eActorID
+	eResourceType
+	eResourceID
+	eParentEventID
+	eNamespace
+	eClusterName
+	eSeverity
+	eDurationMS
+	eEventID
+	nEventFields
+)
+
+func eventField(k []byte) int {
+	switch string(k) {
+	case "version":
+		return eVersion
+	case "event_type":
+		return eEventType
+	case "event_timestamp":
+		return eEventTimestamp
+	case "event_category":
+		return eEventCategory
+	case "event_action":
+		return eEventAction
+	case "event_outcome":
+		return eEventOutcome
+	case "correlation_id":
+		return eCorrelationID
+	case "event_data":
+		return eEventData
+	case "actor_type":
+		return eActorType
+	case "actor_id":
+		return eActorID
+	case "resource_type":
+		return eResourceType
+	case "resource_id":
+		return eResourceID
+	case "parent_event_id":
+		return eParentEventID
+	case "namespace":
+		return eNamespace
+	case "cluster_name":
+		return eClusterName
+	case "severity":
+		return eSeverity
+	case "duration_ms":
+		return eDurationMS
+	case "event_id":
+		return eEventID
+	}
+	return -1
+}
+
+// Notification fields, in the order errors are reported (SPEC 2.4 order).
+const (
+	nRemediationID = iota
+	nNotificationID
+	nRecipient
+	nChannel
+	nMessageSummary
+	nStatus
+	nSentAt
+	nDeliveryStatus
+	nErrorMessage
+	nEscalationLevel
+	nID
+	nCreatedAt
+	nUpdatedAt
+	nNotifFields
+)
+
+func notifField(k []byte) int {
+	switch string(k) {
+	case "remediation_id":
+		return nRemediationID
+	case "notification_id":
+		return nNotificationID
+	case "recipient":
+		return nRecipient
+	case "channel":
+		return nChannel
+	case "message_summary":
+		return nMessageSummary
+	case "status":
+		return nStatus
+	case "sent_at":
+		return nSentAt
+	case "delivery_status":
+		return nDeliveryStatus
+	case "error_message":
+		return nErrorMessage
+	case "escalation_level":
+		return nEscalationLevel
+	case "id":
+		return nID
+	case "created_at":
+		return nCreatedAt
+	case "updated_at":
+		return nUpdatedAt
+	}
+	return -1
+}
+
+// parser validates one record (or the elements of a batch) and collects
+// errors.
+type parser struct {
+	rules      *Rules
+	acceptedAt time.Time
+	utf8OK     bool // the whole document is valid UTF-8
+	index      int  // batch element index, -1 for a single record
+	errs       FieldErrors
+	body       *BodyError
+}
+
+func (p *parser) fail(field, reason, msg string) {
+	if p.index >= 0 {
+		prefix := "[" + strconv.Itoa(p.index) + "]"
+		if field == "" {
+			field = prefix
+		} else {
+			field = prefix + "." + field
+		}
+	}
+	p.errs = append(p.errs, FieldError{Field: field, Reason: reason, Message: msg})
+}
+
+func (p *parser) bodyFail(sentinel error, detail string) {
+	if p.index >= 0 {
+		detail = "element [" + strconv.Itoa(p.index) + "]: " + detail
+	}
+	p.body = bodyErr(sentinel, detail)
+}
+
+// event validates one event object; ok is false if a field was rejected or
+// a body error was set.
+func (p *parser) event(obj []byte) (Event, bool) {
+	var v [nEventFields][]byte
+	p.collect(obj, eventField, v[:])
+	if p.body != nil {
+		return Event{}, false
+	}
+	before := len(p.errs)
+	var e Event
+	e.Version, _ = p.text("version", v[eVersion], true, maxVersion)
+	e.EventType, _ = p.text("event_type", v[eEventType], true, maxEventType)
+	e.EventTimestamp = p.dateTime("event_timestamp", v[eEventTimestamp], true, true)
+	e.EventCategory = p.enum("event_category", v[eEventCategory], p.rules.Categories)
+	e.EventAction, _ = p.text("event_action", v[eEventAction], true, maxEventAction)
+	e.EventOutcome = p.enum("event_outcome", v[eEventOutcome], eventOutcomes)
+	e.CorrelationID, _ = p.text("correlation_id", v[eCorrelationID], true, maxShort)
+	e.EventData = p.eventData(v[eEventData])
+	e.ActorType = p.optText("actor_type", v[eActorType], maxShort)
+	e.ActorID = p.optText("actor_id", v[eActorID], maxShort)
+	e.ResourceType = p.optText("resource_type", v[eResourceType], maxShort)
+	e.ResourceID = p.optText("resource_id", v[eResourceID], maxShort)
+	if id, ok := p.uuid("parent_event_id", v[eParentEventID]); ok {
+		e.ParentEventID = &id
+	}
+	e.Namespace = p.optText("namespace", v[eNamespace], maxShort)
+	e.ClusterName = p.optText("cluster_name", v[eClusterName], maxShort)
+	e.Severity = p.optText("severity", v[eSeverity], maxSeverity)
+	if d, ok := p.integer("duration_ms", v[eDurationMS], 0, 1<<63-1, msgIntNonNeg); ok {
+		e.DurationMS = &d
+	}
+	if id, ok := p.uuid("event_id", v[eEventID]); ok {
+		if id == uuid.Nil {
+			p.fail("event_id", ReasonFormat, msgNilUUID)
+		}
+		e.EventID = id
+	}
+	return e, len(p.errs) == before
+}
+
+// collect stores the raw value of every known member of obj in vals (index
+// from lookup) and checks everything else (keys, unknown members, earlier
+// duplicates) for invalid UTF-8 and NUL, which are body errors.
+func (p *parser) collect(obj []byte, lookup func([]byte) int, vals [][]byte) {
+	eachMember(obj, func(key, val []byte) bool {
+		name := key[1 : len(key)-1]
+		if !p.utf8OK && !utf8.Valid(name) {
+			p.bodyFail(ErrInvalidUTF8, "a field name is not valid UTF-8")
+			return false
+		}
+		if bytes.IndexByte(name, '\\') >= 0 {
+			s, prob := unquote(name)
+			switch prob {
+			case escNUL:
+				p.bodyFail(ErrNUL, `a field name contains a NUL character (\u0000)`)
+				return false
+			case escSurrogate:
+				p.bodyFail(ErrInvalidUTF8, "a field name contains an unpaired UTF-16 surrogate escape")
+				return false
+			}
+			name = []byte(s)
+		}
+		idx := lookup(name)
+		if idx < 0 {
+			p.checkForeign(name, val)
+		} else {
+			if vals[idx] != nil {
+				p.checkForeign(name, vals[idx])
+			}
+			vals[idx] = val
+		}
+		return p.body == nil
+	})
+}
+
+// checkForeign checks a value that is not validated as a known field.
+func (p *parser) checkForeign(name, val []byte) {
+	if !p.utf8OK && !utf8.Valid(val) {
+		p.bodyFail(ErrInvalidUTF8, "field "+strconv.Quote(string(name))+" is not valid UTF-8")
+		return
+	}
+	if bytes.IndexByte(val, '\\') < 0 {
+		return
+	}
+	switch scanEscapes(val) {
+	case escNUL:
+		p.bodyFail(ErrNUL, "field "+strconv.Quote(string(name))+` contains a NUL character (\u0000)`)
+	case escSurrogate:
+		p.bodyFail(ErrInvalidUTF8, "field "+strconv.Quote(string(name))+" contains an unpaired UTF-16 surrogate escape")
+	}
+}
+
+func isNull(raw []byte) bool { return raw == nil || raw[0] == 'n' }
+
+// str decodes a string field. ok is false when the field is absent or null
+// (an error is added if required) or invalid (an error is added).
+func (p *parser) str(name string, raw []byte, required bool) (string, bool) {
+	if isNull(raw) {
+		if required {
+			p.fail(name, ReasonRequired, msgRequired)
+		}
+		return "", false
+	}
+	if raw[0] != '"' {
+		p.fail(name, ReasonType, msgString)
+		return "", false
+	}
+	if !p.utf8OK && !utf8.Valid(raw) {
+		p.fail(name, ReasonUTF8, msgUTF8)
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), true
+	}
+	s, prob := unquote(inner)
+	switch prob {
+	case escNUL:
+		p.fail(name, ReasonNUL, msgNUL)
+		return "", false
+	case escSurrogate:
+		p.fail(name, ReasonUTF8, msgSurrogate)
+		return "", false
+	}
+	return s, true
+}
+
+// text validates a string of at most maxLen characters; required ones must
+// not be empty.
+func (p *parser) text(name string, raw []byte, required bool, maxLen int) (string, bool) {
+	s, ok := p.str(name, raw, required)
+	if !ok {
+		return "", false
+	}
+	if required && s == "" {
+		p.fail(name, ReasonEmpty, msgEmpty)
+		return "", false
+	}
+	// A string of n bytes has at most n characters.
+	if len(s) > maxLen && utf8.RuneCountInString(s) > maxLen {
+		p.fail(name, ReasonTooLong, msgTooLong(maxLen))
+		return "", false
+	}
+	return s, true
+}
+
+func (p *parser) optText(name string, raw []byte, maxLen int) *string {
+	if s, ok := p.text(name, raw, false, maxLen); ok {
+		return &s
+	}
+	return nil
+}
+
+// enum validates a required string from a fixed set (an empty string is an
+// enum error: the list of allowed values helps more than "must not be empty").
+func (p *parser) enum(name string, raw []byte, allowed []string) string {
+	s, ok := p.str(name, raw, true)
+	if !ok {
+		return ""
+	}
+	for _, a := range allowed {
+		if s == a {
+			return a
+		}
+	}
+	p.fail(name, ReasonEnum, msgEnum(allowed))
+	return ""
+}
+
+// uuid validates an optional UUID in the 36-character hyphenated form.
+func (p *parser) uuid(name string, raw []byte) (uuid.UUID, bool) {
+	s, ok := p.str(name, raw, false)
+	if !ok {
+		return uuid.Nil, false
+	}
+	if len(s) != 36 {
+		p.fail(name, ReasonFormat, msgUUID)
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		p.fail(name, ReasonFormat, msgUUID)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// dateTime validates an RFC 3339 date-time and returns it in UTC truncated
+// to microseconds; the zero time when absent or invalid. With future set, a
+// time more than MaxFutureSkew after acceptedAt is rejected.
+func (p *parser) dateTime(name string, raw []byte, required, future bool) time.Time {
+	s, ok := p.str(name, raw, required)
+	if !ok {
+		return time.Time{}
+	}
+	t, ok := parseDateTime(s)
+	if !ok {
+		p.fail(name, ReasonFormat, msgDateTime)
+		return time.Time{}
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if y := t.Year(); y < 1 || y > 9999 {
+		p.fail(name, ReasonRange, msgYearRange)
+		return time.Time{}
+	}
+	if future && t.After(p.acceptedAt.Add(p.rules.MaxFutureSkew)) {
+		p.fail(name, ReasonFuture, "must not be more than "+p.rules.MaxFutureSkew.String()+" in the future")
+		return time.Time{}
+	}
+	return t
+}
+
+// layoutNoSeconds is RFC 3339 without seconds, as in the seed's examples.
+const layoutNoSeconds = "2006-01-02T15:04Z07:00"
+
+func parseDateTime(s string) (time.Time, bool) {
+	// Shortest: 2006-01-02T15:04Z.
+	if len(s) < len("2006-01-02T15:04Z") || len(s) > maxDateTimeLength {
+		return time.Time{}, false
+	}
+	// Go also accepts a comma before fractional seconds; RFC 3339 does not.
+	if strings.IndexByte(s, ',') >= 0 {
+		return time.Time{}, false
+	}
+	// RFC 3339 allows lower-case "t" and "z"; Go's parser does not.
+	if s[10] == 't' || s[len(s)-1] == 'z' {
+		b := []byte(s)
+		if b[10] == 't' {
+			b[10] = 'T'
+		}
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		s = string(b)
+	}
+	layout := time.RFC3339Nano
+	if s[16] != ':' {
+		layout = layoutNoSeconds
+	}
+	t, err := time.Parse(layout, s)
+	return t, err == nil
+}
+
+// integer validates an optional JSON integer in [lo, hi]. msg is used for
+// both type and range errors, except for values beyond int64.
+func (p *parser) integer(name string, raw []byte, lo, hi int64, msg string) (int64, bool) {
+	if isNull(raw) {
+		return 0, false
+	}
+	v, kind := parseJSONInt(raw)
+	switch kind {
+	case intNotInteger:
+		p.fail(name, ReasonType, msg)
+		return 0, false
+	case intOverflow:
+		if hi == 1<<63-1 && raw[0] != '-' {
+			msg = "must be at most 9223372036854775807"
+		}
+		p.fail(name, ReasonRange, msg)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		p.fail(name, ReasonRange, msg)
+		return 0, false
+	}
+	return v, true
+}
+
+type intKind uint8
+
+const (
+	intOK intKind = iota
+	intNotInteger
+	intOverflow
+)
+
+// parseJSONInt parses a raw JSON value as an integer written without
+// fraction or exponent.
+func parseJSONInt(raw []byte) (int64, intKind) {
+	neg := raw[0] == '-'
+	digits := raw
+	if neg {
+		digits = raw[1:]
+	}
+	if len(digits) == 0 {
+		return 0, intNotInteger
+	}
+	// JSON has no leading zeros, so more than 19 digits exceeds int64 (and
+	// 19 digits cannot overflow uint64).
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, intNotInteger // string, bool, object, fraction, exponent
+		}
+	}
+	if len(digits) > 19 {
+		return 0, intOverflow
+	}
+	var v uint64
+	for _, c := range digits {
+		v = v*10 + uint64(c-'0')
+	}
+	if neg {
+		if v > 1<<63 {
+			return 0, intOverflow
+		}
+		return -int64(v), intOK
+	}
+	if v > 1<<63-1 {
+		return 0, intOverflow
+	}
+	return int64(v), intOK
+}
+
+// eventData validates event_data: a JSON object, valid UTF-8 without NUL or
+// unpaired surrogate escapes anywhere, at most MaxEventDataBytes compacted.
+// It returns the compacted copy.
+func (p *parser) eventData(raw []byte) json.RawMessage {
+	const name = "event_data"
+	if isNull(raw) {
+		p.fail(name, ReasonRequired, msgRequired)
+		return nil
+	}
+	if raw[0] != '{' {
+		p.fail(name, ReasonType, msgObject)
+		return nil
+	}
+	if !p.utf8OK && !utf8.Valid(raw) {
+		p.fail(name, ReasonUTF8, msgUTF8)
+		return nil
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		switch scanEscapes(raw) {
+		case escNUL:
+			p.fail(name, ReasonNUL, msgNUL)
+			return nil
+		case escSurrogate:
+			p.fail(name, ReasonUTF8, msgSurrogate)
+			return nil
+		}
+	}
+	out := appendCompact(make([]byte, 0, len(raw)), raw)
+	if max := p.rules.MaxEventDataBytes; len(out) > max {
+		p.fail(name, ReasonTooLarge, "must be at most "+strconv.Itoa(max)+" bytes when serialized")
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Rules are the configurable validation limits. The zero value is not
+// usable: start from DefaultRules and call Validate after changing it.
+type Rules struct {
+	// MaxFutureSkew is how far event_timestamp (or a notification's sent_at)
+	// may be after the moment the record was accepted. Zero tolerates no
+	// clock skew at all.
+	MaxFutureSkew time.Duration
+	// Categories is the allowed set of event_category values.
+	Categories []string
+	// MaxEventDataBytes limits the size of event_data once compacted (what
+	// is stored).
+	MaxEventDataBytes int
+	// MaxBatchSize limits the number of events in one batch.
+	MaxBatchSize int
+}
+
+// Defaults (SPEC 2.2, 2.3).
+const (
+	// DefaultMaxFutureSkew tolerates producer clocks running a few minutes
+	// ahead without letting "future" events sort above genuinely new ones.
+	DefaultMaxFutureSkew = 5 * time.Minute
+	// DefaultMaxEventDataBytes: 64 KiB keeps a single record far below the
+	// 1 MiB request and Kafka message limits.
+	DefaultMaxEventDataBytes = 64 << 10
+	// DefaultMaxBatchSize: 5000 events of typical size fit in the 16 MiB
+	// batch body limit.
+	DefaultMaxBatchSize = 5000
+)
+
+// DefaultCategories returns the SPEC's event categories (a fresh slice).
+func DefaultCategories() []string {
+	return []string{"gateway", "notification", "analysis", "signalprocessing", "workflow", "execution", "orchestration"}
+}
+
+// Enumerations fixed by the SPEC.
+var (
+	eventOutcomes        = []string{"success", "failure", "pending"}
+	notificationChannels = []string{"email", "slack", "pagerduty", "webhook"}
+	notificationStatuses = []string{"sent", "failed", "pending"}
+)
+
+// DefaultRules returns the SPEC defaults.
+func DefaultRules() Rules {
+	return Rules{
+		MaxFutureSkew:     DefaultMaxFutureSkew,
+		Categories:        DefaultCategories(),
+		MaxEventDataBytes: DefaultMaxEventDataBytes,
+		MaxBatchSize:      DefaultMaxBatchSize,
+	}
+}
+
+// Validate checks the configuration: non-negative skew, positive limits and
+// a non-empty set of distinct, non-empty, valid UTF-8 categories of at most
+// 255 characters.
+func (r Rules) Validate() error {
+	var errs []error
+	if r.MaxFutureSkew < 0 {
+		errs = append(errs, fmt.Errorf("max future skew must be >= 0, got %s", r.MaxFutureSkew))
+	}
+	if r.MaxEventDataBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max event_data bytes must be > 0, got %d", r.MaxEventDataBytes))
+	}
+	if r.MaxBatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("max batch size must be > 0, got %d", r.MaxBatchSize))
+	}
+	if len(r.Categories) == 0 {
+		errs = append(errs, errors.New("event categories must not be empty"))
+	}
+	seen := make(map[string]bool, len(r.Categories))
+	for _, c := range r.Categories {
+		switch {
+		case c == "":
+			errs = append(errs, errors.New("event categories must not contain an empty name"))
+		case !utf8.ValidString(c) || utf8.RuneCountInString(c) > 255:
+			errs = append(errs, fmt.Errorf("event category %q must be valid UTF-8 of at most 255 characters", c))
+		case seen[c]:
+			errs = append(errs, fmt.Errorf("event category %q is listed twice", c))
+		}
+		seen[c] = true
+	}
+	return errors.Join(errs...)
+}

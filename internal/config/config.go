@@ -1,0 +1,114 @@
+// Package config owns every setting of the three binaries: one struct per
+// binary, parsed from flags with an environment-variable twin for each
+// (12-factor), defaults in the struct tags, and a Validate step run before
+// anything starts. No other package reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// Kafka is the broker connection and the topic layout shared by all binaries.
+type Kafka struct {
+	Brokers  []string `name:"kafka-brokers" env:"KAFKA_BROKERS" sep:"," placeholder:"HOST:PORT,..." help:"Kafka bootstrap brokers, comma-separated."`
+	Version  string   `name:"kafka-version" env:"KAFKA_VERSION" default:"3.6.0" help:"Kafka protocol version the clients speak (the oldest broker version in the cluster)."`
+	ClientID string   `name:"kafka-client-id" env:"KAFKA_CLIENT_ID" default:"auditstream" help:"Client id sent to the brokers (visible in broker logs and quotas)."`
+
+	EventsTopic        string `name:"events-topic" env:"EVENTS_TOPIC" default:"audit.events" help:"Topic of audit events."`
+	NotificationsTopic string `name:"notifications-topic" env:"NOTIFICATIONS_TOPIC" default:"audit.notifications" help:"Topic of notification audit records."`
+	DLQTopic           string `name:"dlq-topic" env:"DLQ_TOPIC" default:"audit.dlq" help:"Dead-letter topic."`
+	ParkedTopic        string `name:"parked-topic" env:"PARKED_TOPIC" default:"audit.dlq.parked" help:"Topic of dead letters that exhausted their replays."`
+
+	// 12 partitions lets up to 12 writers share the load and keeps per-key
+	// ordering; a topic that already exists is left as it is.
+	TopicPartitions int32 `name:"topic-partitions" env:"TOPIC_PARTITIONS" default:"12" help:"Partitions of topics created at start-up."`
+	// -1 asks the broker for its default.replication.factor (KIP-464).
+	TopicReplication int16 `name:"topic-replication-factor" env:"TOPIC_REPLICATION_FACTOR" default:"-1" help:"Replication factor of topics created at start-up (-1: the broker's default)."`
+
+	// PublishTimeout bounds how long a request waits for Kafka before it is
+	// answered 503: long enough to ride out a leader election (a few seconds),
+	// short enough that clients do not time out first.
+	PublishTimeout time.Duration `name:"publish-timeout" env:"PUBLISH_TIMEOUT" default:"10s" help:"Longest wait for Kafka acknowledgements before a request is answered 503."`
+}
+
+// Validate reports settings that cannot work.
+func (k Kafka) Validate() error {
+	var errs []error
+	if len(k.Brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS (--kafka-brokers) is required"))
+	}
+	for _, b := range k.Brokers {
+		if strings.TrimSpace(b) == "" {
+			errs = append(errs, errors.New("KAFKA_BROKERS has an empty entry"))
+		}
+	}
+	if k.TopicPartitions < 1 {
+		errs = append(errs, fmt.Errorf("TOPIC_PARTITIONS must be at least 1, got %d", k.TopicPartitions))
+	}
+	if k.TopicReplication == 0 || k.TopicReplication < -1 {
+		errs = append(errs, fmt.Errorf("TOPIC_REPLICATION_FACTOR must be -1 or at least 1, got %d", k.TopicReplication))
+	}
+	if k.PublishTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT must be at least 1s, got %s", k.PublishTimeout))
+	}
+	for name, topic := range map[string]string{"EVENTS_TOPIC": k.EventsTopic, "NOTIFICATIONS_TOPIC": k.NotificationsTopic, "DLQ_TOPIC": k.DLQTopic, "PARKED_TOPIC": k.ParkedTopic} {
+		if topic == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Postgres is the database connection.
+type Postgres struct {
+	URL      string `name:"database-url" env:"DATABASE_URL" placeholder:"postgres://..." help:"PostgreSQL connection string (URL or key=value DSN)."`
+	MaxConns int32  `name:"database-max-conns" env:"DATABASE_MAX_CONNS" default:"10" help:"Largest number of pooled connections."`
+	Migrate  bool   `name:"migrate" env:"MIGRATE" default:"true" negatable:"" help:"Apply the embedded schema migrations at start-up (under an advisory lock)."`
+}
+
+// Validate reports settings that cannot work.
+func (p Postgres) Validate() error {
+	var errs []error
+	if p.URL == "" {
+		errs = append(errs, errors.New("DATABASE_URL (--database-url) is required"))
+	}
+	if p.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS must be at least 1, got %d", p.MaxConns))
+	}
+	return errors.Join(errs...)
+}
+
+// Log selects the log level and encoding.
+type Log struct {
+	Level  string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Least severe level logged (debug, info, warn, error)."`
+	Format string `name:"log-format" env:"LOG_FORMAT" default:"json" enum:"json,console" help:"Log encoding: json for machines, console for people."`
+}
+
+// Parse fills cfg from args and the environment. --help prints every flag
+// with its environment variable and exits 0; a usage error exits 2, as the
+// shells and scripts that start these binaries expect.
+func Parse(cfg any, name, description string, args []string) *kong.Context {
+	parser, err := kong.New(cfg,
+		kong.Name(name),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		// The structs are ours: a broken tag is a bug, reported as a failure.
+		fmt.Fprintf(os.Stderr, "%s: invalid configuration model: %v\n", name, err)
+		os.Exit(1)
+	}
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	return ctx
+}

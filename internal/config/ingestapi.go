@@ -1,0 +1,67 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// IngestAPI configures cmd/ingest-api.
+type IngestAPI struct {
+	HTTPAddr string `name:"http-addr" env:"HTTP_ADDR" default:":8080" help:"Address the HTTP API listens on."`
+
+	Kafka    Kafka    `embed:""`
+	Postgres Postgres `embed:""`
+	Log      Log      `embed:""`
+
+	// SPEC 2.1: 1 MiB fits any single record whose event_data respects its
+	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
+	MaxBodyBytes      int64 `name:"max-body-bytes" env:"MAX_BODY_BYTES" default:"1048576" help:"Largest single-record request body (bytes); larger gets 413."`
+	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
+	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"5000" help:"Most events in one batch request."`
+	MaxEventDataBytes int   `name:"max-event-data-bytes" env:"MAX_EVENT_DATA_BYTES" default:"65536" help:"Largest serialized event_data (bytes)."`
+
+	MaxFutureSkew   time.Duration `name:"max-future-skew" env:"MAX_FUTURE_SKEW" default:"5m" help:"How far in the future an event_timestamp may lie (clock skew allowance)."`
+	EventCategories []string      `name:"event-categories" env:"EVENT_CATEGORIES" sep:"," default:"gateway,notification,analysis,signalprocessing,workflow,execution,orchestration" help:"Allowed event_category values."`
+
+	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
+	// notifications; past it the record is published unchecked (202).
+	DuplicateCheckTimeout time.Duration `name:"duplicate-check-timeout" env:"DUPLICATE_CHECK_TIMEOUT" default:"2s" help:"Longest wait for the notification duplicate check before answering 202."`
+
+	// ShutdownTimeout stays below Kubernetes' default 30 s grace period so
+	// in-flight requests finish before the kubelet sends SIGKILL.
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"25s" help:"Longest wait for in-flight requests on SIGTERM."`
+}
+
+// Validate reports settings that cannot work, all at once.
+func (c IngestAPI) Validate() error {
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate()}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxBatchBodyBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("MAX_BATCH_BODY_BYTES (%d) must not be below MAX_BODY_BYTES (%d)", c.MaxBatchBodyBytes, c.MaxBodyBytes))
+	}
+	if c.MaxBatchSize < 1 {
+		errs = append(errs, fmt.Errorf("MAX_BATCH_SIZE must be at least 1, got %d", c.MaxBatchSize))
+	}
+	if c.MaxEventDataBytes < 2 {
+		errs = append(errs, fmt.Errorf("MAX_EVENT_DATA_BYTES must be at least 2, got %d", c.MaxEventDataBytes))
+	}
+	if c.MaxFutureSkew < 0 {
+		errs = append(errs, fmt.Errorf("MAX_FUTURE_SKEW must not be negative, got %s", c.MaxFutureSkew))
+	}
+	if len(c.EventCategories) == 0 {
+		errs = append(errs, errors.New("EVENT_CATEGORIES must name at least one category"))
+	}
+	if c.DuplicateCheckTimeout <= 0 {
+		errs = append(errs, errors.New("DUPLICATE_CHECK_TIMEOUT must be positive"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,236 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+)
+
+// ErrUnavailable is wrapped by every error that means "Kafka did not take
+// the records": callers answer 503 and the client retries.
+var ErrUnavailable = errors.New("kafka unavailable")
+
+// Record is one record to publish.
+type Record struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []sarama.RecordHeader
+}
+
+// PublishError says how much of a Publish call failed. Uncertain is set when
+// PublishTimeout expired before the producer answered: those records may
+// still be written, so clients must retry with the same ids.
+type PublishError struct {
+	Total, Failed int
+	Uncertain     bool
+	Err           error
+}
+
+func (e *PublishError) Error() string {
+	if e.Uncertain {
+		return fmt.Sprintf("publish %d records: no acknowledgement in time: %v", e.Total, e.Err)
+	}
+	return fmt.Sprintf("publish: %d of %d records failed: %v", e.Failed, e.Total, e.Err)
+}
+
+// Unwrap makes every PublishError an ErrUnavailable and keeps the cause.
+func (e *PublishError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// Producer publishes records and returns once every one is acknowledged by
+// all in-sync replicas. It connects in the background (Connect), so the API
+// can start, report itself not ready and answer 503 while Kafka is down.
+type Producer struct {
+	cfg    Config
+	sc     *sarama.Config
+	topics []Topic
+	log    *zap.Logger
+
+	conn      atomic.Pointer[connection]
+	closeOnce sync.Once
+
+	connected *prometheus.GaugeVec
+	duration  *prometheus.HistogramVec
+	records   *prometheus.CounterVec
+}
+
+type connection struct {
+	client   sarama.Client
+	producer sarama.SyncProducer
+}
+
+// NewProducer validates the configuration; it does not connect.
+func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer) (*Producer, error) {
+	sc, err := SaramaConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PublishTimeout <= 0 {
+		return nil, errors.New("kafka: publish timeout must be positive")
+	}
+	f := promauto.With(reg)
+	return &Producer{
+		cfg:    cfg,
+		sc:     sc,
+		topics: topics,
+		log:    log,
+		connected: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_kafka_producer_connected",
+			Help: "1 while the producer is connected to Kafka, else 0.",
+		}, nil),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auditstream_kafka_publish_duration_seconds",
+			Help:    "Time from handing records to the producer until all are acknowledged (or failed).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"topic", "result"}),
+		records: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_kafka_published_records_total",
+			Help: "Records handed to Kafka, by topic and result (acked, failed).",
+		}, []string{"topic", "result"}),
+	}, nil
+}
+
+// Connect dials the brokers, creates missing topics and starts the producer,
+// retrying with capped exponential backoff until it succeeds or ctx ends.
+func (p *Producer) Connect(ctx context.Context) error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.connect()
+		if err == nil {
+			p.log.Info("kafka producer connected", zap.Strings("brokers", p.cfg.Brokers), zap.Int("attempt", attempt))
+			return nil
+		}
+		p.log.Warn("kafka producer cannot connect, retrying",
+			zap.Strings("brokers", p.cfg.Brokers), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("connect kafka: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (p *Producer) connect() error {
+	client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	if err := EnsureTopics(client, p.topics); err != nil {
+		return errors.Join(err, client.Close())
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return errors.Join(fmt.Errorf("kafka producer: %w", err), client.Close())
+	}
+	p.conn.Store(&connection{client: client, producer: producer})
+	p.connected.WithLabelValues().Set(1)
+	return nil
+}
+
+// Connected reports whether Connect has succeeded and Close not yet run.
+func (p *Producer) Connected() bool { return p.conn.Load() != nil }
+
+// Publish hands all records to the producer at once and waits until every
+// one is acknowledged, or PublishTimeout passes. Any failure is a
+// *PublishError wrapping ErrUnavailable. ctx is not used to abandon a send
+// that is under way: the records' fate must be known before the caller
+// answers, and the timeout bounds the wait.
+func (p *Producer) Publish(_ context.Context, records []Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	topic := records[0].Topic
+	conn := p.conn.Load()
+	if conn == nil {
+		p.records.WithLabelValues(topic, "failed").Add(float64(len(records)))
+		return &PublishError{Total: len(records), Failed: len(records), Err: errors.New("not connected to kafka")}
+	}
+	msgs := make([]*sarama.ProducerMessage, len(records))
+	for i, r := range records {
+		msgs[i] = &sarama.ProducerMessage{
+			Topic:   r.Topic,
+			Key:     sarama.ByteEncoder(r.Key),
+			Value:   sarama.ByteEncoder(r.Value),
+			Headers: r.Headers,
+		}
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- conn.producer.SendMessages(msgs) }()
+	timer := time.NewTimer(p.cfg.PublishTimeout)
+	defer timer.Stop()
+
+	var perr *PublishError
+	select {
+	case err := <-done:
+		if err != nil {
+			failed := len(records)
+			var pes sarama.ProducerErrors
+			if errors.As(err, &pes) {
+				failed = len(pes)
+				err = pes[0].Err
+			}
+			perr = &PublishError{Total: len(records), Failed: failed, Err: err}
+		}
+	case <-timer.C:
+		perr = &PublishError{Total: len(records), Failed: len(records), Uncertain: true,
+			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
+	}
+	elapsed := time.Since(start).Seconds()
+	if perr != nil {
+		p.duration.WithLabelValues(topic, "failed").Observe(elapsed)
+		p.records.WithLabelValues(topic, "acked").Add(float64(perr.Total - perr.Failed))
+		p.records.WithLabelValues(topic, "failed").Add(float64(perr.Failed))
+		return perr
+	}
+	p.duration.WithLabelValues(topic, "acked").Observe(elapsed)
+	p.records.WithLabelValues(topic, "acked").Add(float64(len(records)))
+	return nil
+}
+
+// Check is the /health probe: it asks the cluster for fresh metadata, which
+// needs a live broker.
+func (p *Producer) Check(ctx context.Context) error {
+	conn := p.conn.Load()
+	if conn == nil {
+		return errors.New("not connected")
+	}
+	done := make(chan error, 1)
+	go func() { done <- conn.client.RefreshMetadata() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("refresh metadata: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("refresh metadata: %w", ctx.Err())
+	}
+}
+
+// Close flushes what is buffered, waits for outstanding acknowledgements and
+// closes the connection. Call it after the HTTP server has drained.
+func (p *Producer) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		conn := p.conn.Swap(nil)
+		p.connected.WithLabelValues().Set(0)
+		if conn == nil {
+			return
+		}
+		err = errors.Join(conn.producer.Close(), conn.client.Close())
+		if errors.Is(err, sarama.ErrClosedClient) {
+			err = nil
+		}
+	})
+	return err
+}

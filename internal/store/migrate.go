@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/golang-migrate/migrate/v4"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"go.uber.org/zap"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrate applies the embedded migrations that databaseURL's database lacks
+// and returns the schema version it is at afterwards.
+//
+// golang-migrate holds a PostgreSQL session advisory lock (keyed on the
+// database and its schema_migrations table) while it reads the version and
+// applies migrations, so any number of binaries may call Migrate at the same
+// time: one applies, the others wait and then find nothing to do. Each
+// migration file runs in one transaction.
+//
+// Cancelling ctx stops after the migration in progress; a dirty schema (a
+// migration that failed half-way outside a transaction) is reported, not
+// repaired.
+func Migrate(ctx context.Context, databaseURL string, log *zap.Logger) (uint, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	connCfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: parse database url: %w", err)
+	}
+	if connCfg.ConnectTimeout == 0 {
+		connCfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	// Through database/sql, as the golang-migrate driver wants; the driver
+	// takes ownership of db and closes it with m.Close.
+	db := stdlib.OpenDB(*connCfg)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return 0, fmt.Errorf("migrate: connect: %w", err)
+	}
+	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{})
+	if err != nil {
+		_ = db.Close()
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	src, err := iofs.New(migrationFiles, "migrations")
+	if err != nil {
+		_ = driver.Close()
+		return 0, fmt.Errorf("migrate: embedded migrations: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", driver)
+	if err != nil {
+		_ = driver.Close()
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if srcErr, dbErr := m.Close(); srcErr != nil || dbErr != nil {
+			log.Warn("close migrations", zap.NamedError("source_error", srcErr), zap.NamedError("database_error", dbErr))
+		}
+	}()
+	m.Log = migrateLogger{log: log}
+
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Buffered by golang-migrate; read between migrations.
+			m.GracefulStop <- true
+		case <-done:
+		}
+	}()
+
+	// Up checks for a dirty schema under the lock; reading the version
+	// before it would race with a concurrent migrator, which marks the
+	// version dirty while it applies.
+	err = m.Up()
+	applied := !errors.Is(err, migrate.ErrNoChange)
+	var dirtyErr migrate.ErrDirty
+	switch {
+	case errors.Is(err, migrate.ErrNoChange):
+	case errors.As(err, &dirtyErr):
+		return 0, fmt.Errorf("migrate: %w: a migration failed half-way; repair the schema by hand, "+
+			"then set the version with `migrate force`", err)
+	case err != nil:
+		return 0, fmt.Errorf("migrate: apply: %w", err)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return 0, fmt.Errorf("migrate: %w", ctxErr)
+	}
+
+	// Read without the lock: a binary with newer migrations may be applying
+	// them (and show a dirty, higher version); ours are all in either way.
+	version, _, err := m.Version()
+	if err != nil {
+		return 0, fmt.Errorf("migrate: read version: %w", err)
+	}
+	if applied {
+		log.Info("database schema migrated", zap.Uint("version", version))
+	} else {
+		log.Info("database schema is up to date", zap.Uint("version", version))
+	}
+	return version, nil
+}
+
+// migrateLogger adapts zap to golang-migrate's logger, which reports each
+// applied migration ("1/u init (12.3ms)").
+type migrateLogger struct{ log *zap.Logger }
+
+func (l migrateLogger) Printf(format string, v ...any) {
+	l.log.Info(strings.TrimSpace(fmt.Sprintf(format, v...)), zap.String("component", "migrate"))
+}
+
+func (l migrateLogger) Verbose() bool { return false }

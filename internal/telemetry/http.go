@@ -1,0 +1,105 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+type statusBody struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func writeStatus(w http.ResponseWriter, code int, body statusBody) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// LiveHandler serves /health/live: 200 while the process runs.
+func (h *Health) LiveHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, statusBody{Status: "alive"})
+	})
+}
+
+// ReadyHandler serves /health/ready: 200 when the process takes traffic,
+// 503 while starting or shutting down.
+func (h *Health) ReadyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if ok, reason := h.Ready(); !ok {
+			writeStatus(w, http.StatusServiceUnavailable, statusBody{Status: "not_ready", Error: reason})
+			return
+		}
+		writeStatus(w, http.StatusOK, statusBody{Status: "ready"})
+	})
+}
+
+// HealthHandler serves /health: 200 when every dependency check passes.
+func (h *Health) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.Check(r.Context()); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, statusBody{Status: "unhealthy", Error: err.Error()})
+			return
+		}
+		writeStatus(w, http.StatusOK, statusBody{Status: "healthy"})
+	})
+}
+
+// MetricsHandler serves the registry in the Prometheus text format.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: false})
+}
+
+// OpsMux serves /metrics and the health endpoints: the whole HTTP surface of
+// the writer and the replayer daemon (METRICS_ADDR).
+func OpsMux(h *Health, g prometheus.Gatherer) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", MetricsHandler(g))
+	mux.Handle("GET /health", h.HealthHandler())
+	mux.Handle("GET /health/live", h.LiveHandler())
+	mux.Handle("GET /health/ready", h.ReadyHandler())
+	return mux
+}
+
+// ServeHTTP listens on srv.Addr and serves until ctx ends; then it marks the
+// process not ready and drains in-flight requests for at most drain.
+// The listener is bound before ServeHTTP returns control to the caller's
+// errgroup, so a bad address fails start-up at once.
+func ServeHTTP(ctx context.Context, srv *http.Server, h *Health, log *zap.Logger, drain time.Duration) error {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", srv.Addr, err)
+	}
+	log.Info("http server listening", zap.String("addr", ln.Addr().String()))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	h.SetNotReady("shutting down")
+	log.Info("http server draining", zap.Duration("timeout", drain))
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain http server: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", srv.Addr, err)
+	}
+	log.Info("http server stopped")
+	return nil
+}

@@ -1,0 +1,34 @@
+package testenv
+
+import "testing"
+
+// NewKafka starts a Kafka private to one test (see StartKafka) and closes it
+// when the test ends. It is for tests that break the broker on purpose;
+// others share the package's Kafka from TestMain. It fails the test, never
+// skips it, when no broker can be had.
+func NewKafka(t testing.TB, topics map[string]int32) *Kafka {
+	t.Helper()
+	k, err := StartKafka(t.Context(), topics)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	return k
+}
+
+// NewPostgres starts a PostgreSQL private to one test (see StartPostgres)
+// and closes it when the test ends. It fails the test, never skips it, when
+// no server can be had.
+func NewPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	p, err := StartPostgres(t.Context())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("testenv: close postgres: %v", err)
+		}
+	})
+	return p
+}
