@@ -256,7 +256,12 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, service string, err error)
 			withFieldErrors(fe.Map()))
 		return
 	}
-	w.seed.ValidationFailures.WithLabelValues("body", "malformed").Inc()
+	reason := "malformed"
+	var be *audit.BodyError
+	if errors.As(err, &be) {
+		reason = be.Reason()
+	}
+	w.seed.ValidationFailures.WithLabelValues("body", reason).Inc()
 	abortProblem(c, probMalformed, err.Error())
 }
 

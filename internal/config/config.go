@@ -16,7 +16,7 @@ import (
 
 // Kafka is the broker connection and the topic layout shared by all binaries.
 type Kafka struct {
-	Brokers  []string `name:"kafka-brokers" env:"KAFKA_BROKERS" sep:"," placeholder:"HOST:PORT,..." help:"Kafka bootstrap brokers, comma-separated."`
+	Brokers  []string `name:"kafka-brokers" env:"KAFKA_BROKERS" sep:"," help:"Kafka bootstrap brokers, comma-separated."`
 	Version  string   `name:"kafka-version" env:"KAFKA_VERSION" default:"3.6.0" help:"Kafka protocol version the clients speak (the oldest broker version in the cluster)."`
 	ClientID string   `name:"kafka-client-id" env:"KAFKA_CLIENT_ID" default:"auditstream" help:"Client id sent to the brokers (visible in broker logs and quotas)."`
 
