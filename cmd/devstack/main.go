@@ -24,11 +24,12 @@ import (
 func main() {
 	binDir := flag.String("bin-dir", "bin", "directory holding the built ingest-api, writer and dlq-replayer")
 	httpAddr := flag.String("http-addr", "127.0.0.1:8080", "address of the ingest API")
+	metricsAddr := flag.String("writer-metrics-addr", "127.0.0.1:9090", "metrics and health address of the writer")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *binDir, *httpAddr); err != nil {
+	if err := run(ctx, *binDir, *httpAddr, *metricsAddr); err != nil {
 		fmt.Fprintf(os.Stderr, "devstack: %v\n", err)
 		os.Exit(1)
 	}
@@ -41,7 +42,7 @@ type service struct {
 	env  []string
 }
 
-func run(ctx context.Context, binDir, httpAddr string) error {
+func run(ctx context.Context, binDir, httpAddr, metricsAddr string) error {
 	topics := map[string]int32{"audit.events": 3, "audit.notifications": 3, "audit.dlq": 1, "audit.dlq.parked": 1}
 	broker, err := testenv.StartKafka(ctx, topics)
 	if err != nil {
@@ -61,6 +62,7 @@ func run(ctx context.Context, binDir, httpAddr string) error {
 	}
 	services := []service{
 		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr}, common...)},
+		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
 	}
 
 	procs := make([]*exec.Cmd, 0, len(services))
@@ -88,6 +90,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
   ingest API      %s
   metrics         %s/metrics      health %s/health
   OpenAPI         %s/openapi.yaml
+  writer          http://%s/metrics   health http://%s/health
 
 Try:
   curl -i -X POST %s/api/v1/audit/events -H 'Content-Type: application/json' -d '{
@@ -96,8 +99,11 @@ Try:
     "event_action": "received", "event_outcome": "success",
     "correlation_id": "rr-2025-001", "event_data": {"signal": "cpu-high"}}'
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, base,
-		time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+Then see it stored:
+  psql '%s' -c 'SELECT event_id, event_type, event_timestamp FROM audit_events'
+
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, base,
+		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL())
 
 	var runErr error
 	select {

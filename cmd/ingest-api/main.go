@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/auditstream/auditstream/internal/api"
-	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
@@ -52,12 +51,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	producer, err := kafka.NewProducer(kafka.Config{
-		Brokers:        cfg.Kafka.Brokers,
-		Version:        cfg.Kafka.Version,
-		ClientID:       cfg.Kafka.ClientID,
-		PublishTimeout: cfg.Kafka.PublishTimeout,
-	}, topics(cfg.Kafka), log.Named("kafka"), reg)
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 	if err != nil {
 		return err
 	}
@@ -72,12 +66,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		"postgresql": db.Ping,
 	})
 	handler, err := api.NewHandler(api.Config{
-		Rules: audit.Rules{
-			MaxFutureSkew:     cfg.MaxFutureSkew,
-			Categories:        cfg.EventCategories,
-			MaxEventDataBytes: cfg.MaxEventDataBytes,
-			MaxBatchSize:      cfg.MaxBatchSize,
-		},
+		Rules:                 cfg.Validation.Rules(cfg.MaxBatchSize),
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		MaxBatchBodyBytes:     cfg.MaxBatchBodyBytes,
 		EventsTopic:           cfg.Kafka.EventsTopic,
@@ -105,7 +94,12 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return telemetry.ServeHTTP(ctx, srv, health, log, cfg.ShutdownTimeout) })
 	if cfg.Postgres.Migrate {
-		g.Go(func() error { migrate(ctx, cfg.Postgres.URL, log); return nil })
+		g.Go(func() error {
+			// Failure only means shutdown came first; the API serves
+			// events without PostgreSQL meanwhile.
+			_ = store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate"))
+			return nil
+		})
 	}
 	g.Go(func() error {
 		// Until Kafka is reachable the API serves health and answers 503;
@@ -122,33 +116,4 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		return nil
 	})
 	return g.Wait()
-}
-
-// migrate applies the schema, retrying while PostgreSQL is unreachable, so
-// an API started before its database still serves events meanwhile.
-func migrate(ctx context.Context, url string, log *zap.Logger) {
-	backoff := 500 * time.Millisecond
-	for {
-		version, err := store.Migrate(ctx, url, log.Named("migrate"))
-		if err == nil {
-			log.Info("schema up to date", zap.Uint("version", version))
-			return
-		}
-		log.Warn("schema migration failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-}
-
-func topics(k config.Kafka) []kafka.Topic {
-	names := []string{k.EventsTopic, k.NotificationsTopic, k.DLQTopic, k.ParkedTopic}
-	out := make([]kafka.Topic, len(names))
-	for i, n := range names {
-		out[i] = kafka.Topic{Name: n, Partitions: k.TopicPartitions, ReplicationFactor: k.TopicReplication}
-	}
-	return out
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
 // Kafka is the broker connection and the topic layout shared by all binaries.
@@ -111,4 +113,19 @@ func Parse(cfg any, name, description string, args []string) *kong.Context {
 		os.Exit(2)
 	}
 	return ctx
+}
+
+// Client returns the connection settings of the Kafka clients.
+func (k Kafka) Client() kafka.Config {
+	return kafka.Config{Brokers: k.Brokers, Version: k.Version, ClientID: k.ClientID, PublishTimeout: k.PublishTimeout}
+}
+
+// TopicSpecs lists the topics every binary creates at start-up if missing.
+func (k Kafka) TopicSpecs() []kafka.Topic {
+	names := []string{k.EventsTopic, k.NotificationsTopic, k.DLQTopic, k.ParkedTopic}
+	out := make([]kafka.Topic, len(names))
+	for i, n := range names {
+		out[i] = kafka.Topic{Name: n, Partitions: k.TopicPartitions, ReplicationFactor: k.TopicReplication}
+	}
+	return out
 }

@@ -19,10 +19,8 @@ type IngestAPI struct {
 	MaxBodyBytes      int64 `name:"max-body-bytes" env:"MAX_BODY_BYTES" default:"1048576" help:"Largest single-record request body (bytes); larger gets 413."`
 	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"5000" help:"Most events in one batch request."`
-	MaxEventDataBytes int   `name:"max-event-data-bytes" env:"MAX_EVENT_DATA_BYTES" default:"65536" help:"Largest serialized event_data (bytes)."`
 
-	MaxFutureSkew   time.Duration `name:"max-future-skew" env:"MAX_FUTURE_SKEW" default:"5m" help:"How far in the future an event_timestamp may lie (clock skew allowance)."`
-	EventCategories []string      `name:"event-categories" env:"EVENT_CATEGORIES" sep:"," default:"gateway,notification,analysis,signalprocessing,workflow,execution,orchestration" help:"Allowed event_category values."`
+	Validation Validation `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -35,7 +33,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules(c.MaxBatchSize).Validate()}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
 	}
@@ -47,15 +45,6 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.MaxBatchSize < 1 {
 		errs = append(errs, fmt.Errorf("MAX_BATCH_SIZE must be at least 1, got %d", c.MaxBatchSize))
-	}
-	if c.MaxEventDataBytes < 2 {
-		errs = append(errs, fmt.Errorf("MAX_EVENT_DATA_BYTES must be at least 2, got %d", c.MaxEventDataBytes))
-	}
-	if c.MaxFutureSkew < 0 {
-		errs = append(errs, fmt.Errorf("MAX_FUTURE_SKEW must not be negative, got %s", c.MaxFutureSkew))
-	}
-	if len(c.EventCategories) == 0 {
-		errs = append(errs, errors.New("EVENT_CATEGORIES must name at least one category"))
 	}
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("DUPLICATE_CHECK_TIMEOUT must be positive"))

@@ -40,11 +40,10 @@ type Topic struct {
 	ReplicationFactor int16
 }
 
-// SaramaConfig builds the client configuration: an idempotent producer that
-// waits for every in-sync replica (acks=all), and network timeouts short
-// enough that an unreachable broker turns into an error well within
-// PublishTimeout instead of a hung request.
-func SaramaConfig(c Config) (*sarama.Config, error) {
+// baseConfig is what every client shares: protocol version, client id, and
+// network timeouts short enough that an unreachable broker turns into an
+// error within seconds instead of a hung call.
+func baseConfig(c Config) (*sarama.Config, error) {
 	version, err := sarama.ParseKafkaVersion(c.Version)
 	if err != nil {
 		return nil, fmt.Errorf("kafka version %q: %w", c.Version, err)
@@ -52,18 +51,27 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.Version = version
 	sc.ClientID = c.ClientID
-
 	sc.Net.DialTimeout = 3 * time.Second
 	sc.Net.ReadTimeout = 10 * time.Second
 	sc.Net.WriteTimeout = 10 * time.Second
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	sc.Metadata.Timeout = 5 * time.Second
+	return sc, nil
+}
 
+// ProducerConfig builds the producer client configuration: idempotent, and
+// waiting for every in-sync replica (acks=all).
+func ProducerConfig(c Config) (*sarama.Config, error) {
+	sc, err := baseConfig(c)
+	if err != nil {
+		return nil, err
+	}
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Idempotent = true
 	// The idempotent producer keeps ordering only with one request in flight
-	// per broker; sarama enforces it.
+	// per broker; sarama enforces it. It applies to the whole client, which
+	// is why consumers get a configuration of their own.
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Retry.Max = 5
 	sc.Producer.Retry.Backoff = 200 * time.Millisecond
@@ -74,9 +82,35 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 	sc.Producer.Compression = sarama.CompressionLZ4
 	// One record may carry the API's largest body (1 MiB) plus headers.
 	sc.Producer.MaxMessageBytes = 2 << 20
-
 	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("sarama config: %w", err)
+		return nil, fmt.Errorf("sarama producer config: %w", err)
+	}
+	return sc, nil
+}
+
+// ConsumerConfig builds the consumer-group client configuration. Offsets
+// are committed automatically every second, but only offsets the caller
+// has marked, and callers mark a record only once it is stored or
+// dead-lettered: a crash replays at most the last second, which the
+// writer's de-duplication absorbs.
+func ConsumerConfig(c Config) (*sarama.Config, error) {
+	sc, err := baseConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	// A broker answers one request per connection at a time, and offset
+	// commits share the connection with the long-polling fetch: a short
+	// fetch wait keeps commits (and session ends) from queueing behind it.
+	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
+	sc.Consumer.Fetch.Default = 4 << 20
+	sc.ChannelBufferSize = 1024
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sarama consumer config: %w", err)
 	}
 	return sc, nil
 }

@@ -69,7 +69,7 @@ type connection struct {
 
 // NewProducer validates the configuration; it does not connect.
 func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer) (*Producer, error) {
-	sc, err := SaramaConfig(cfg)
+	sc, err := ProducerConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
@@ -122,3 +123,25 @@ func (l migrateLogger) Printf(format string, v ...any) {
 }
 
 func (l migrateLogger) Verbose() bool { return false }
+
+// MigrateRetrying applies the migrations, retrying with capped backoff
+// while PostgreSQL is unreachable, until it succeeds or ctx ends (then it
+// returns ctx's error). Binaries call it at start-up, so a database that
+// comes up after them is migrated as soon as it is there.
+func MigrateRetrying(ctx context.Context, databaseURL string, log *zap.Logger) error {
+	backoff := 500 * time.Millisecond
+	for {
+		version, err := Migrate(ctx, databaseURL, log)
+		if err == nil {
+			log.Info("schema up to date", zap.Uint("version", version))
+			return nil
+		}
+		log.Warn("schema migration failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrate: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,6 +67,9 @@ type Store struct {
 	pingTimeout time.Duration
 	ahead       int
 	log         *zap.Logger
+	// knownMonths caches the months whose partition exists (time.Time of
+	// the month's start → struct{}), so writes check partitions once a month.
+	knownMonths sync.Map
 }
 
 // Open creates the connection pool without connecting: the pool dials on

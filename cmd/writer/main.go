@@ -1,0 +1,111 @@
+// Command writer consumes audit records from Kafka in batches and stores
+// them in PostgreSQL exactly once, dead-lettering what cannot be stored.
+// See SPEC sections 3 and 5.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
+	"github.com/auditstream/auditstream/internal/writer"
+)
+
+func main() {
+	var cfg config.Writer
+	config.Parse(&cfg, "writer", "Consumes audit records from Kafka and stores them in PostgreSQL in batches.", os.Args[1:])
+	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "writer: %v\n", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("writer stopped with an error", zap.Error(err))
+		_ = log.Sync()
+		os.Exit(1)
+	}
+	log.Info("writer stopped")
+	_ = log.Sync()
+}
+
+func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
+	reg := telemetry.NewRegistry()
+
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store")})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// Dead letters go through the same acknowledged producer as the API's
+	// records: the DLQ must have a record before its offset is committed.
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := producer.Close(); err != nil {
+			log.Error("close kafka producer", zap.Error(err))
+		}
+	}()
+
+	w, err := writer.New(writer.Config{
+		Group:              cfg.Group,
+		EventsTopic:        cfg.Kafka.EventsTopic,
+		NotificationsTopic: cfg.Kafka.NotificationsTopic,
+		DLQTopic:           cfg.Kafka.DLQTopic,
+		BatchSize:          cfg.BatchSize,
+		BatchAge:           cfg.BatchAge,
+		MaxBackoff:         cfg.MaxBackoff,
+		WriteTimeout:       cfg.WriteTimeout,
+		Rules:              cfg.Validation.Rules(audit.DefaultMaxBatchSize),
+	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+
+	health := telemetry.NewHealth(map[string]telemetry.Check{
+		"kafka":      producer.Check,
+		"postgresql": db.Ping,
+		"writer":     w.Check,
+	})
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
+
+	// Run stops each part when ctx ends; the HTTP server keeps serving
+	// health and metrics until the writer has flushed its last batch.
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 5*time.Second) })
+	g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
+	g.Go(func() error {
+		defer stopHTTP()
+		if cfg.Postgres.Migrate {
+			if err := store.MigrateRetrying(gctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
+				return nil // only ends when ctx does
+			}
+		}
+		if err := producer.Connect(gctx); err != nil {
+			return nil // only ends when ctx does
+		}
+		health.SetReady()
+		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
+			zap.Duration("batch_age", cfg.BatchAge))
+		return w.Run(gctx)
+	})
+	return g.Wait()
+}

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/audit"
+)
+
+// Writer configures cmd/writer.
+type Writer struct {
+	MetricsAddr string `name:"metrics-addr" env:"METRICS_ADDR" default:":9090" help:"Address serving /metrics and the health endpoints."`
+
+	Kafka      Kafka      `embed:""`
+	Postgres   Postgres   `embed:""`
+	Log        Log        `embed:""`
+	Validation Validation `embed:""`
+
+	Group string `name:"consumer-group" env:"CONSUMER_GROUP" default:"auditstream-writer" help:"Kafka consumer group of the writers."`
+	// 5,000 rows amortise a COPY transaction well (a few ms each) while a
+	// batch stays a few MiB of memory; 100 ms bounds the added latency at
+	// low volume.
+	BatchSize int           `name:"batch-size" env:"BATCH_SIZE" default:"5000" help:"Records per batch: a batch is flushed when it has this many."`
+	BatchAge  time.Duration `name:"batch-age" env:"BATCH_AGE" default:"100ms" help:"Longest a record waits in a batch before it is flushed."`
+	// During a PostgreSQL outage the writer retries with exponential backoff
+	// up to this cap: short enough to notice recovery quickly, long enough
+	// not to hammer a database that is restarting.
+	MaxBackoff time.Duration `name:"max-backoff" env:"MAX_BACKOFF" default:"10s" help:"Cap of the retry backoff while PostgreSQL is unreachable."`
+	// WriteTimeout bounds one COPY transaction; past it the attempt counts as
+	// an outage and is retried. It also bounds the last flush on SIGTERM, so
+	// it stays below Kubernetes' default 30 s grace period.
+	WriteTimeout time.Duration `name:"write-timeout" env:"WRITE_TIMEOUT" default:"20s" help:"Longest one batch transaction may take before it is retried (and the last flush on shutdown)."`
+}
+
+// Validate reports settings that cannot work, all at once.
+func (c Writer) Validate() error {
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules(audit.DefaultMaxBatchSize).Validate()}
+	if c.MetricsAddr == "" {
+		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("CONSUMER_GROUP must not be empty"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("BATCH_SIZE must be at least 1, got %d", c.BatchSize))
+	}
+	if c.BatchAge <= 0 {
+		errs = append(errs, fmt.Errorf("BATCH_AGE must be positive, got %s", c.BatchAge))
+	}
+	if c.MaxBackoff < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("MAX_BACKOFF must be at least 100ms, got %s", c.MaxBackoff))
+	}
+	if c.WriteTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT must be at least 1s, got %s", c.WriteTimeout))
+	}
+	return errors.Join(errs...)
+}

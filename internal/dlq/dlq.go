@@ -1,0 +1,171 @@
+// Package dlq owns the dead-letter envelope of SPEC 6.1: the dlq-* headers a
+// record carries while it is in audit.dlq, how the writer sets them when a
+// record fails (again), and how the replayer reads and advances them. The
+// original key, value and other headers travel byte for byte; dlq-* headers
+// are replaced, never appended, so a record does not grow with each round.
+package dlq
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/IBM/sarama"
+)
+
+// Header names (SPEC 6.1).
+const (
+	HeaderOriginalTopic     = "dlq-original-topic"
+	HeaderOriginalPartition = "dlq-original-partition"
+	HeaderOriginalOffset    = "dlq-original-offset"
+	HeaderErrorClass        = "dlq-error-class"
+	HeaderError             = "dlq-error"
+	HeaderFirstFailedAt     = "dlq-first-failed-at"
+	HeaderFailedAt          = "dlq-failed-at"
+	HeaderAttempts          = "dlq-attempts"
+
+	headerPrefix = "dlq-"
+)
+
+// MaxErrorBytes bounds the dlq-error header (SPEC 6.1: at most 1 KiB).
+const MaxErrorBytes = 1024
+
+// Class says why a record is dead-lettered.
+type Class string
+
+const (
+	// ClassPoison records can never be stored as they are.
+	ClassPoison Class = "poison"
+	// ClassFailed records were refused for a reason that may clear; replay
+	// them once it has.
+	ClassFailed Class = "failed"
+)
+
+// Letter is the dead-letter metadata of one record.
+type Letter struct {
+	OriginalTopic     string
+	OriginalPartition int32
+	OriginalOffset    int64
+	Class             Class
+	Error             string
+	FirstFailedAt     time.Time
+	FailedAt          time.Time
+	// Attempts counts the replays so far: 0 when first dead-lettered.
+	Attempts int
+}
+
+// Origin is where a record was first produced: its own coordinates, or the
+// dlq-original-* headers of a replayed record. Deterministic event ids are
+// derived from it, so a record stored after a replay keeps its id.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// OriginOf returns the record's first coordinates.
+func OriginOf(msg *sarama.ConsumerMessage) Origin {
+	if l, ok := Parse(msg.Headers); ok {
+		return Origin{Topic: l.OriginalTopic, Partition: l.OriginalPartition, Offset: l.OriginalOffset}
+	}
+	return Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+}
+
+// Parse reads the dlq-* headers; ok is false unless the origin headers are
+// all present and well-formed (a record that never went through the DLQ, or
+// whose headers a producer mangled, is treated as new).
+func Parse(headers []*sarama.RecordHeader) (Letter, bool) {
+	var l Letter
+	var haveTopic, havePartition, haveOffset bool
+	for _, h := range headers {
+		if h == nil {
+			continue
+		}
+		v := string(h.Value)
+		switch string(h.Key) {
+		case HeaderOriginalTopic:
+			l.OriginalTopic, haveTopic = v, v != ""
+		case HeaderOriginalPartition:
+			p, err := strconv.ParseInt(v, 10, 32)
+			l.OriginalPartition, havePartition = int32(p), err == nil
+		case HeaderOriginalOffset:
+			o, err := strconv.ParseInt(v, 10, 64)
+			l.OriginalOffset, haveOffset = o, err == nil
+		case HeaderErrorClass:
+			l.Class = Class(v)
+		case HeaderError:
+			l.Error = v
+		case HeaderFirstFailedAt:
+			l.FirstFailedAt, _ = time.Parse(time.RFC3339Nano, v)
+		case HeaderFailedAt:
+			l.FailedAt, _ = time.Parse(time.RFC3339Nano, v)
+		case HeaderAttempts:
+			l.Attempts, _ = strconv.Atoi(v)
+		}
+	}
+	return l, haveTopic && havePartition && haveOffset
+}
+
+// Failure builds the letter for a record that failed now. A record that
+// already went through the DLQ keeps its origin, first failure time and
+// attempt count; the class, reason and failure time are replaced.
+func Failure(msg *sarama.ConsumerMessage, class Class, reason string, now time.Time) Letter {
+	if prev, ok := Parse(msg.Headers); ok {
+		prev.Class, prev.Error, prev.FailedAt = class, Truncate(reason), now
+		if prev.FirstFailedAt.IsZero() {
+			prev.FirstFailedAt = now
+		}
+		return prev
+	}
+	return Letter{
+		OriginalTopic:     msg.Topic,
+		OriginalPartition: msg.Partition,
+		OriginalOffset:    msg.Offset,
+		Class:             class,
+		Error:             Truncate(reason),
+		FirstFailedAt:     now,
+		FailedAt:          now,
+	}
+}
+
+// Headers returns the record headers to publish: every header that is not
+// dlq-* kept in order, then this letter's dlq-* headers.
+func (l Letter) Headers(orig []*sarama.RecordHeader) []sarama.RecordHeader {
+	out := make([]sarama.RecordHeader, 0, len(orig)+8)
+	for _, h := range orig {
+		if h == nil || strings.HasPrefix(string(h.Key), headerPrefix) {
+			continue
+		}
+		out = append(out, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	add := func(k, v string) { out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
+	add(HeaderOriginalTopic, l.OriginalTopic)
+	add(HeaderOriginalPartition, strconv.FormatInt(int64(l.OriginalPartition), 10))
+	add(HeaderOriginalOffset, strconv.FormatInt(l.OriginalOffset, 10))
+	add(HeaderErrorClass, string(l.Class))
+	add(HeaderError, l.Error)
+	add(HeaderFirstFailedAt, l.FirstFailedAt.UTC().Format(time.RFC3339Nano))
+	add(HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
+	add(HeaderAttempts, strconv.Itoa(l.Attempts))
+	return out
+}
+
+// Truncate cuts a reason to MaxErrorBytes on a UTF-8 boundary, marking the cut.
+func Truncate(reason string) string {
+	if len(reason) <= MaxErrorBytes {
+		return reason
+	}
+	const mark = "…"
+	cut := MaxErrorBytes - len(mark)
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + mark
+}
+
+// String is a one-line summary for logs.
+func (l Letter) String() string {
+	return fmt.Sprintf("%s/%d@%d %s (attempts %d): %s", l.OriginalTopic, l.OriginalPartition, l.OriginalOffset, l.Class, l.Attempts, l.Error)
+}

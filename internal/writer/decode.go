@@ -1,0 +1,66 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/dlq"
+)
+
+// item is one consumed record, decoded: exactly one of event, notification
+// or poison is set.
+type item struct {
+	msg          *sarama.ConsumerMessage
+	event        *audit.Event
+	notification *audit.Notification
+	// poison is why the record can never be stored as it is.
+	poison string
+}
+
+// decode validates a record with the API's rules. The acceptance time for
+// the future-timestamp rule is the Kafka record time (SPEC 2.2).
+func (w *Writer) decode(msg *sarama.ConsumerMessage) item {
+	it := item{msg: msg}
+	acceptedAt := msg.Timestamp
+	if acceptedAt.IsZero() || acceptedAt.Unix() <= 0 {
+		acceptedAt = w.now()
+	}
+	switch msg.Topic {
+	case w.cfg.EventsTopic:
+		ev, err := w.cfg.Rules.ParseEvent(msg.Value, acceptedAt)
+		if err != nil {
+			it.poison = reason("invalid audit event", err)
+			return it
+		}
+		if ev.EventID == [16]byte{} {
+			// Derived from where the record was first produced, so every
+			// redelivery and every replay of it gets the same id.
+			o := dlq.OriginOf(msg)
+			ev.EventID = audit.DeterministicEventID(o.Topic, o.Partition, o.Offset)
+		}
+		it.event = &ev
+	case w.cfg.NotificationsTopic:
+		n, err := w.cfg.Rules.ParseNotification(msg.Value, acceptedAt)
+		if err != nil {
+			it.poison = reason("invalid notification audit record", err)
+			return it
+		}
+		it.notification = &n
+	default:
+		it.poison = fmt.Sprintf("record from unexpected topic %q", msg.Topic)
+	}
+	return it
+}
+
+// reason renders a validation error for the dlq-error header: every field
+// error, so an SRE sees all of them without decoding the record.
+func reason(what string, err error) string {
+	var fe audit.FieldErrors
+	if errors.As(err, &fe) {
+		return fmt.Sprintf("%s: %s", what, fe.Error())
+	}
+	return fmt.Sprintf("%s: %v", what, err)
+}

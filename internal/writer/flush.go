@@ -1,0 +1,247 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// errAbandoned means a flush gave up because its session ended (rebalance
+// or shutdown) while the database or Kafka was unavailable: nothing of the
+// batch is marked, so it is redelivered.
+var errAbandoned = errors.New("batch abandoned")
+
+// deadLetter is a record bound for the DLQ.
+type deadLetter struct {
+	msg    *sarama.ConsumerMessage
+	class  dlq.Class
+	reason string
+}
+
+// flush stores a batch, dead-letters its bad records and marks the offsets.
+// final is the last flush of a session: one attempt, no waiting out an
+// outage. It reports whether the batch was handled.
+func (w *Writer) flush(sess session, batch []item, final bool) bool {
+	start := time.Now()
+	ok := w.handle(sess, batch, final)
+	result := "ok"
+	if !ok {
+		result = "abandoned"
+	}
+	w.metrics.flush.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	w.metrics.batchSize.Observe(float64(len(batch)))
+	return ok
+}
+
+func (w *Writer) handle(sess session, batch []item, final bool) bool {
+	var dead []deadLetter
+	rows := make([]item, 0, len(batch))
+	for _, it := range batch {
+		if it.poison != "" {
+			dead = append(dead, deadLetter{msg: it.msg, class: dlq.ClassPoison, reason: it.poison})
+			continue
+		}
+		rows = append(rows, it)
+	}
+	isolated, err := w.storeIsolating(sess, rows, final)
+	if err != nil {
+		w.log.Warn("batch abandoned; its records will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
+		return false
+	}
+	dead = append(dead, isolated...)
+	if err := w.deadLetter(sess, dead, final); err != nil {
+		w.log.Warn("dead letters not acknowledged; batch will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
+		return false
+	}
+	markLast(sess, batch)
+	return true
+}
+
+// markLast marks, per partition, the last record of the batch; a batch
+// holds each partition's records in offset order.
+func markLast(sess session, batch []item) {
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	last := make(map[tp]*sarama.ConsumerMessage)
+	for _, it := range batch {
+		last[tp{it.msg.Topic, it.msg.Partition}] = it.msg
+	}
+	for _, msg := range last {
+		sess.MarkMessage(msg, "")
+	}
+}
+
+// storeIsolating writes rows, waiting out outages; on a poison or failed error it
+// splits the rows in halves until each culprit is alone, and returns the
+// culprits as dead letters while everything else is stored.
+func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLetter, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	err := w.write(sess, rows, final)
+	if err == nil || errors.Is(err, errAbandoned) {
+		return nil, err
+	}
+	class := dlq.ClassPoison
+	if store.Classify(err) == store.Failed {
+		class = dlq.ClassFailed
+	}
+	if len(rows) == 1 {
+		w.log.Warn("record refused by the database",
+			zap.String("topic", rows[0].msg.Topic), zap.Int32("partition", rows[0].msg.Partition),
+			zap.Int64("offset", rows[0].msg.Offset), zap.String("class", string(class)), zap.Error(err))
+		return []deadLetter{{msg: rows[0].msg, class: class, reason: err.Error()}}, nil
+	}
+	mid := len(rows) / 2
+	left, err := w.storeIsolating(sess, rows[:mid], final)
+	if err != nil {
+		return nil, err
+	}
+	right, err := w.storeIsolating(sess, rows[mid:], final)
+	if err != nil {
+		return nil, err
+	}
+	return append(left, right...), nil
+}
+
+// write runs one transaction for rows, retrying through outages with
+// capped exponential backoff (fetching paused meanwhile). It returns nil,
+// errAbandoned, or the poison/failed error of the batch.
+func (w *Writer) write(sess session, rows []item, final bool) error {
+	events := make([]audit.Event, 0, len(rows))
+	var notifications []audit.Notification
+	for _, it := range rows {
+		if it.event != nil {
+			events = append(events, *it.event)
+		} else {
+			notifications = append(notifications, *it.notification)
+		}
+	}
+	backoff := 100 * time.Millisecond
+	forgotPartitions := false
+	for {
+		start := time.Now()
+		// The attempt is not bound to the session: a transaction under way
+		// finishes even if a rebalance starts, bounded by WriteTimeout.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), w.cfg.WriteTimeout)
+		res, err := w.rows.Write(ctx, events, notifications)
+		cancel()
+		if err == nil {
+			w.setOutage(false, nil)
+			w.recordWrite(res, rows, time.Since(start))
+			return nil
+		}
+		switch store.Classify(err) {
+		case store.Outage:
+			if final {
+				return fmt.Errorf("%w: %w", errAbandoned, err)
+			}
+			w.setOutage(true, err)
+			if !sleep(sess.Context(), backoff) {
+				return fmt.Errorf("%w: %w", errAbandoned, err)
+			}
+			backoff = min(backoff*2, w.cfg.MaxBackoff)
+		case store.Failed:
+			w.setOutage(false, nil)
+			if forgotPartitions {
+				return err
+			}
+			// A partition may have been dropped since it was cached:
+			// check them again once before blaming the records.
+			forgotPartitions = true
+			w.rows.ForgetPartitions()
+		default:
+			w.setOutage(false, nil)
+			return err
+		}
+	}
+}
+
+func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Duration) {
+	m := w.metrics
+	if len(rows) > 0 {
+		m.rows.WithLabelValues("audit_events").Add(float64(res.Events))
+		m.rows.WithLabelValues("notification_audit").Add(float64(res.Notifications))
+		m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
+		m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
+	}
+	if res.Events+res.EventDuplicates > 0 {
+		m.seed.WriteDuration.WithLabelValues("audit_events").Observe(took.Seconds())
+		m.seed.Traces.WithLabelValues("event", "success").Add(float64(res.Events))
+	}
+	if res.Notifications+res.NotificationDuplicates > 0 {
+		m.seed.WriteDuration.WithLabelValues("notification_audit").Observe(took.Seconds())
+		m.seed.Traces.WithLabelValues("notification", "success").Add(float64(res.Notifications))
+	}
+	now := w.now()
+	for _, it := range rows {
+		service := "event"
+		if it.notification != nil {
+			service = "notification"
+		}
+		if !it.msg.Timestamp.IsZero() {
+			m.seed.Lag.WithLabelValues(service).Observe(max(now.Sub(it.msg.Timestamp).Seconds(), 0))
+		}
+	}
+}
+
+// deadLetter publishes the dead letters and waits for Kafka's
+// acknowledgement, retrying while the session lasts: their offsets must not
+// be marked before the DLQ has them.
+func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	now := w.now().UTC()
+	records := make([]kafka.Record, len(dead))
+	for i, d := range dead {
+		letter := dlq.Failure(d.msg, d.class, d.reason, now)
+		records[i] = kafka.Record{
+			Topic:   w.cfg.DLQTopic,
+			Key:     d.msg.Key,
+			Value:   d.msg.Value,
+			Headers: letter.Headers(d.msg.Headers),
+		}
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := w.dlq.Publish(sess.Context(), records)
+		if err == nil {
+			break
+		}
+		if final {
+			return fmt.Errorf("%w: %w", errAbandoned, err)
+		}
+		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(records)),
+			zap.Duration("backoff", backoff), zap.Error(err))
+		if !sleep(sess.Context(), backoff) {
+			return fmt.Errorf("%w: %w", errAbandoned, err)
+		}
+		backoff = min(backoff*2, w.cfg.MaxBackoff)
+	}
+	for _, d := range dead {
+		w.metrics.deadLetters.WithLabelValues(string(d.class)).Inc()
+		w.metrics.seed.Traces.WithLabelValues(serviceOf(d.msg.Topic, w.cfg.NotificationsTopic), "failure").Inc()
+		w.log.Warn("record dead-lettered", zap.String("topic", d.msg.Topic), zap.Int32("partition", d.msg.Partition),
+			zap.Int64("offset", d.msg.Offset), zap.String("class", string(d.class)), zap.String("reason", dlq.Truncate(d.reason)))
+	}
+	return nil
+}
+
+func serviceOf(topic, notificationsTopic string) string {
+	if topic == notificationsTopic {
+		return "notification"
+	}
+	return "event"
+}

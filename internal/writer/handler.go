@@ -1,0 +1,119 @@
+package writer
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+)
+
+// handler is the sarama ConsumerGroupHandler of one writer. A session's
+// claims (one goroutine per partition) decode records and pass them to a
+// single batcher goroutine, so one batch gathers records of every partition
+// the writer owns.
+type handler struct {
+	w     *Writer
+	items chan item
+	done  chan struct{}
+}
+
+// session is the part of sarama.ConsumerGroupSession the batcher uses.
+type session interface {
+	Context() context.Context
+	MarkMessage(msg *sarama.ConsumerMessage, metadata string)
+	Commit()
+}
+
+// Setup starts the batcher for a new session.
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.w.joined.Store(true)
+	h.w.log.Info("consumer group session started",
+		zap.String("member_id", sess.MemberID()), zap.Int32("generation", sess.GenerationID()),
+		zap.Any("claims", sess.Claims()))
+	// Room for a whole batch lets claims decode the next batch while the
+	// current one is being written.
+	h.items = make(chan item, h.w.cfg.BatchSize)
+	h.done = make(chan struct{})
+	go h.w.batchLoop(sess, h.items, h.done)
+	return nil
+}
+
+// ConsumeClaim decodes a partition's records and hands them to the batcher.
+// When the batcher is busy (a flush, a database outage) the send blocks,
+// and with it the partition's fetching.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	lag := h.w.metrics.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
+	ctx := sess.Context()
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			lag.Set(float64(max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)))
+			it := h.w.decode(msg)
+			select {
+			case h.items <- it:
+			case <-ctx.Done():
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Cleanup runs after every claim has returned and before sarama commits the
+// session's offsets for the last time: the batcher flushes what it holds
+// (one attempt, bounded by WriteTimeout) or abandons it for redelivery.
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	close(h.items)
+	<-h.done
+	sess.Commit()
+	h.w.log.Info("consumer group session ended", zap.Int32("generation", sess.GenerationID()))
+	return nil
+}
+
+// batchLoop gathers items and flushes on size or age, whichever comes
+// first; when items is closed it flushes the rest one last time.
+func (w *Writer) batchLoop(sess session, items <-chan item, done chan<- struct{}) {
+	defer close(done)
+	batch := make([]item, 0, w.cfg.BatchSize)
+	age := time.NewTimer(w.cfg.BatchAge)
+	age.Stop()
+	defer age.Stop()
+	for {
+		select {
+		case it, ok := <-items:
+			if !ok {
+				if len(batch) > 0 {
+					w.flush(sess, batch, true)
+				}
+				return
+			}
+			batch = append(batch, it)
+			if len(batch) == 1 {
+				age.Reset(w.cfg.BatchAge)
+			}
+			if len(batch) < w.cfg.BatchSize {
+				continue
+			}
+		case <-age.C:
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		age.Stop()
+		if !w.flush(sess, batch, false) {
+			// The session ended during an outage: the records stay
+			// unmarked and another session will get them again. Drain
+			// until Cleanup closes items.
+			for range items {
+			}
+			return
+		}
+		batch = batch[:0]
+	}
+}

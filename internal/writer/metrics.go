@@ -1,0 +1,65 @@
+package writer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/auditstream/auditstream/internal/telemetry"
+)
+
+// Metrics are the writer's Prometheus series; build them once per registry.
+type Metrics struct{ m *metrics }
+
+type metrics struct {
+	rows         *prometheus.CounterVec
+	duplicates   *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	flush        *prometheus.HistogramVec
+	lag          *prometheus.GaugeVec
+	outage       prometheus.Gauge
+	outagesTotal prometheus.Counter
+	seed         *telemetry.SeedMetrics
+}
+
+// NewMetrics registers the writer's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{m: &metrics{
+		rows: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_writer_rows_written_total",
+			Help: "Rows inserted into PostgreSQL, by table.",
+		}, []string{"table"}),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_writer_duplicates_total",
+			Help: "Records skipped because their event_id / notification_id was already stored, by table.",
+		}, []string{"table"}),
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_writer_dead_letters_total",
+			Help: "Records sent to the DLQ, by error class (poison, failed).",
+		}, []string{"class"}),
+		batchSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "auditstream_writer_batch_records",
+			Help:    "Records per flushed batch.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
+		flush: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auditstream_writer_flush_duration_seconds",
+			Help:    "Time to flush a batch: store, dead-letter, mark offsets; by result (ok, abandoned).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"result"}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_writer_consumer_lag_records",
+			Help: "Records behind the partition's high-water mark, as of the last record consumed.",
+		}, []string{"topic", "partition"}),
+		outage: f.NewGauge(prometheus.GaugeOpts{
+			Name: "auditstream_writer_outage",
+			Help: "1 while PostgreSQL is unreachable and the writer is paused, retrying; else 0.",
+		}),
+		outagesTotal: f.NewCounter(prometheus.CounterOpts{
+			Name: "auditstream_writer_outages_total",
+			Help: "Database outages the writer has entered.",
+		}),
+		seed: telemetry.NewSeedMetrics(reg),
+	}}
+}

@@ -1,0 +1,223 @@
+// Package writer is the stage that moves records from Kafka into
+// PostgreSQL: it consumes audit.events and audit.notifications as one
+// consumer group, decodes and validates each record with the API's rules,
+// gathers records into batches flushed on size or age, stores each batch in
+// one COPY transaction, dead-letters what cannot be stored, and only then
+// marks the offsets.
+//
+// It uses sarama's ConsumerGroup directly rather than watermill's Kafka
+// subscriber: watermill hands over one message per partition and waits for
+// its ack before the next, so it cannot gather a batch while keeping
+// at-least-once delivery (acking early would lose records on a crash).
+//
+// Error classes (SPEC 5), decided once by store.Classify on the SQLSTATE:
+//   - poison (bad JSON, failed validation, a row-level data error) and
+//     failed (refused for a reason that may clear): the record goes to the
+//     DLQ; the rest of its batch is stored, the culprits found by splitting
+//     the batch in halves;
+//   - outage (database unreachable, timeouts, serialization failures):
+//     nothing is dead-lettered; fetching pauses and the batch is retried
+//     with capped exponential backoff until the database is back;
+//   - a record already stored is counted as a duplicate and skipped.
+//
+// Offsets are marked only after the batch's transaction has committed and
+// its dead letters are acknowledged by Kafka; a crash at any point replays
+// unmarked records, which de-duplication absorbs.
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// rowStore stores a batch in one transaction, skipping what is already stored.
+type rowStore interface {
+	Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (store.WriteResult, error)
+	ForgetPartitions()
+}
+
+// deadLetterPublisher returns once Kafka has acknowledged every record.
+type deadLetterPublisher interface {
+	Publish(ctx context.Context, records []kafka.Record) error
+}
+
+// Config is the writer's behaviour.
+type Config struct {
+	Group              string
+	EventsTopic        string
+	NotificationsTopic string
+	DLQTopic           string
+	BatchSize          int
+	BatchAge           time.Duration
+	MaxBackoff         time.Duration
+	// WriteTimeout bounds one transaction, including the last flush of a
+	// session (rebalance or shutdown), which gets a single attempt.
+	WriteTimeout time.Duration
+	Rules        audit.Rules
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Group == "" || c.EventsTopic == "" || c.NotificationsTopic == "" || c.DLQTopic == "" {
+		errs = append(errs, errors.New("writer: group and topics must be set"))
+	}
+	if c.BatchSize < 1 || c.BatchAge <= 0 {
+		errs = append(errs, errors.New("writer: batch size and age must be positive"))
+	}
+	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("writer: backoff and timeouts must be positive"))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Writer consumes, batches and stores. Run it once.
+type Writer struct {
+	cfg     Config
+	kcfg    kafka.Config
+	sc      *sarama.Config
+	rows    rowStore
+	dlq     deadLetterPublisher
+	log     *zap.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	group   atomic.Pointer[sarama.ConsumerGroup]
+	outage  atomic.Bool
+	joined  atomic.Bool
+	outages atomic.Int64
+}
+
+// New checks the configuration; it does not connect.
+func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, log *zap.Logger, m *Metrics) (*Writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sc, err := kafka.ConsumerConfig(kcfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{cfg: cfg, kcfg: kcfg, sc: sc, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
+}
+
+// Run joins the consumer group and consumes until ctx ends; then the last
+// batch is flushed, its offsets committed and the group left.
+func (w *Writer) Run(ctx context.Context) error {
+	group, err := w.connect(ctx)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	w.group.Store(&group)
+	defer func() {
+		if err := group.Close(); err != nil {
+			w.log.Error("close consumer group", zap.Error(err))
+		}
+	}()
+	go func() {
+		for err := range group.Errors() {
+			w.log.Warn("consumer group error", zap.Error(err))
+		}
+	}()
+
+	h := &handler{w: w}
+	topics := []string{w.cfg.EventsTopic, w.cfg.NotificationsTopic}
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		// Consume returns at every rebalance; the loop rejoins.
+		if err := group.Consume(ctx, topics, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return nil
+			}
+			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", backoff), zap.Error(err))
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(backoff*2, w.cfg.MaxBackoff)
+			continue
+		}
+		backoff = 250 * time.Millisecond
+	}
+	w.log.Info("writer stopping")
+	return nil
+}
+
+func (w *Writer) connect(ctx context.Context) (sarama.ConsumerGroup, error) {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		group, err := sarama.NewConsumerGroup(w.kcfg.Brokers, w.cfg.Group, w.sc)
+		if err == nil {
+			w.log.Info("consumer group client connected", zap.String("group", w.cfg.Group), zap.Int("attempt", attempt))
+			return group, nil
+		}
+		w.log.Warn("kafka unreachable, retrying", zap.Strings("brokers", w.kcfg.Brokers),
+			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		if !sleep(ctx, backoff) {
+			return nil, fmt.Errorf("connect consumer group: %w", ctx.Err())
+		}
+		backoff = min(backoff*2, w.cfg.MaxBackoff)
+	}
+}
+
+// Ready reports whether the writer has joined its group at least once.
+func (w *Writer) Ready() bool { return w.joined.Load() }
+
+// Check is the health probe: it fails while PostgreSQL is unreachable and
+// the writer is holding a batch, retrying.
+func (w *Writer) Check(context.Context) error {
+	if w.outage.Load() {
+		return errors.New("database outage: writer paused, retrying with backoff")
+	}
+	return nil
+}
+
+// setOutage records a change of outage state: metric, log, and pausing or
+// resuming the fetchers so Kafka is the buffer while the database is away.
+func (w *Writer) setOutage(on bool, err error) {
+	if w.outage.Swap(on) == on {
+		return
+	}
+	group := w.group.Load()
+	if on {
+		w.outages.Add(1)
+		w.metrics.outage.Set(1)
+		w.metrics.outagesTotal.Inc()
+		w.log.Error("database outage: pausing consumption and retrying", zap.Error(err))
+		if group != nil {
+			(*group).PauseAll()
+		}
+		return
+	}
+	w.metrics.outage.Set(0)
+	w.log.Info("database back: resuming consumption")
+	if group != nil {
+		(*group).ResumeAll()
+	}
+}
+
+// sleep waits d or until ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
