@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,24 @@ func TestSeedGeneratedClient(t *testing.T) {
 			require.NotEqual(t, uuid.Nil, id)
 			require.NotContains(t, sentEvents, id, "event ids are unique")
 			sentEvents[id] = batch[i]
+		}
+	})
+
+	// What the seed's own (Python) client puts on the wire: its date-times
+	// have no seconds. Sent through the generated client's raw-body variant.
+	t.Run("create_audit_event 201 seed wire form", func(t *testing.T) {
+		body := `{"version":"1.0","event_type":"gateway.signal.received","event_timestamp":"2025-12-13T02:00Z",` +
+			`"event_category":"gateway","event_action":"received","event_outcome":"success",` +
+			`"correlation_id":"rr-2025-003","event_data":{"signal":"cpu-high"}}`
+		res, err := client.CreateAuditEventWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), acceptJSONOrProblem)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
+		require.NotNil(t, res.JSON201, "%s", res.Body)
+		require.True(t, seedTimestamp.Equal(res.JSON201.EventTimestamp))
+		sentEvents[res.JSON201.EventId] = seedclient.AuditEventRequest{
+			Version: "1.0", EventType: "gateway.signal.received", EventTimestamp: seedTimestamp,
+			EventCategory: seedclient.Gateway, EventAction: "received", EventOutcome: seedclient.EventOutcomeSuccess,
+			CorrelationId: "rr-2025-003", EventData: map[string]any{"signal": "cpu-high"},
 		}
 	})
 
@@ -194,7 +213,7 @@ func TestSeedGeneratedClient(t *testing.T) {
 	})
 
 	t.Run("records in Kafka", func(t *testing.T) {
-		require.Len(t, sentEvents, 1+len(batch), "the create subtests passed")
+		require.Len(t, sentEvents, 2+len(batch), "the create subtests passed")
 		require.NotNil(t, created)
 
 		// Every accepted event, and nothing from the rejected request.
