@@ -19,6 +19,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
@@ -61,6 +62,10 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 	}()
 
+	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
+	if err != nil {
+		return err
+	}
 	health := telemetry.NewHealth(map[string]telemetry.Check{
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
@@ -75,6 +80,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}, api.Deps{
 		Publisher:     producer,
 		Notifications: db,
+		Events:        reader,
 		Health:        health,
 		Log:           log,
 		Registerer:    reg,

@@ -1,5 +1,5 @@
 // Package api owns the HTTP surface of ingest-api: the gin router, the write
-// handlers of the Audit Write API (SPEC 2.2–2.4), RFC 7807 problems, request
+// and read handlers of the Audit Write API (SPEC 2.2–2.5), RFC 7807 problems, request
 // limits, and the operations endpoints. It validates with package audit and
 // declares the small interfaces it needs to publish and to check duplicates.
 package api
@@ -64,6 +64,7 @@ func (c Config) Validate() error {
 type Deps struct {
 	Publisher     publisher
 	Notifications notificationReserver
+	Events        eventReader
 	Health        *telemetry.Health
 	Log           *zap.Logger
 	Registerer    prometheus.Registerer
@@ -78,7 +79,7 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Health == nil || deps.Log == nil ||
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Health == nil || deps.Log == nil ||
 		deps.Registerer == nil || deps.Gatherer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
@@ -96,6 +97,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
+	rd := &readHandlers{events: deps.Events, now: deps.Now}
+	v1.GET("/events", rd.queryEvents)
+	v1.GET("/events/:event_id", rd.getEvent)
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))

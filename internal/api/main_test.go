@@ -23,6 +23,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -35,6 +36,7 @@ var shared struct {
 	pg       *testenv.Postgres
 	db       *store.Store
 	producer *kafka.Producer
+	reader   *query.Reader
 	doc      *openapi3.T
 }
 
@@ -65,6 +67,9 @@ func runMain(m *testing.M) int {
 		return fail(err)
 	}
 	defer shared.db.Close()
+	if shared.reader, err = query.NewReader(shared.db.Pool(), query.Config{StatementTimeout: 5 * time.Second, CountCap: 10000}); err != nil {
+		return fail(err)
+	}
 	if shared.producer, err = newProducer(shared.kafka.Brokers(), 5*time.Second); err != nil {
 		return fail(err)
 	}
@@ -79,12 +84,13 @@ func runMain(m *testing.M) int {
 }
 
 func newProducer(brokers []string, timeout time.Duration) (*kafka.Producer, error) {
-	return kafka.NewProducer(kafka.Config{
-		Brokers:        brokers,
-		Version:        "3.6.0",
-		ClientID:       "api-test",
-		PublishTimeout: timeout,
-	}, nil, zap.NewNop(), prometheus.NewRegistry())
+	cfg := kafkaClientConfig(brokers)
+	cfg.PublishTimeout = timeout
+	return kafka.NewProducer(cfg, nil, zap.NewNop(), prometheus.NewRegistry())
+}
+
+func kafkaClientConfig(brokers []string) kafka.Config {
+	return kafka.Config{Brokers: brokers, Version: "3.6.0", ClientID: "api-test", PublishTimeout: 5 * time.Second}
 }
 
 var topicSeq atomic.Int64
@@ -127,6 +133,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	deps := api.Deps{
 		Publisher:     shared.producer,
 		Notifications: shared.db,
+		Events:        shared.reader,
 		Health:        f.health,
 		Log:           zap.NewNop(),
 		Registerer:    f.registry,

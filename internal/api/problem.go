@@ -28,6 +28,8 @@ var (
 	probNotFound   = problemKind{"not-found", "Not found", http.StatusNotFound}
 	probMethod     = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
 	probInternal   = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
+	probQueryParam = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
+	probDatabase   = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
 )
 
 // Problem is an RFC 7807 problem document with auditstream's extensions.

@@ -26,6 +26,14 @@ type IngestAPI struct {
 	// notifications; past it the record is published unchecked (202).
 	DuplicateCheckTimeout time.Duration `name:"duplicate-check-timeout" env:"DUPLICATE_CHECK_TIMEOUT" default:"2s" help:"Longest wait for the notification duplicate check before answering 202."`
 
+	// QueryTimeout is the statement timeout of reads: generous for any
+	// indexed query, short enough that a pathological one cannot hold a
+	// pooled connection.
+	QueryTimeout time.Duration `name:"query-timeout" env:"QUERY_TIMEOUT" default:"5s" help:"Statement timeout of queries; past it the query is answered 503."`
+	// QueryCountCap bounds pagination.total: counting tens of millions of
+	// rows exactly costs seconds; past the cap total_exact is false.
+	QueryCountCap int `name:"query-count-cap" env:"QUERY_COUNT_CAP" default:"10000" help:"Most rows counted for pagination.total (total_exact=false beyond)."`
+
 	// ShutdownTimeout stays below Kubernetes' default 30 s grace period so
 	// in-flight requests finish before the kubelet sends SIGKILL.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"25s" help:"Longest wait for in-flight requests on SIGTERM."`
@@ -48,6 +56,12 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("DUPLICATE_CHECK_TIMEOUT must be positive"))
+	}
+	if c.QueryTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("QUERY_TIMEOUT must be at least 100ms, got %s", c.QueryTimeout))
+	}
+	if c.QueryCountCap < 1 {
+		errs = append(errs, fmt.Errorf("QUERY_COUNT_CAP must be at least 1, got %d", c.QueryCountCap))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))

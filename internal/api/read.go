@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/auditstream/auditstream/internal/query"
+)
+
+// eventReader serves the read endpoints from PostgreSQL.
+type eventReader interface {
+	Query(ctx context.Context, f query.Filter, p query.Page) (query.Result, error)
+	Get(ctx context.Context, id uuid.UUID) (query.Event, error)
+}
+
+// Query parameter rules of SPEC 2.5.
+const (
+	defaultLimit = 50
+	maxLimit     = 1000
+)
+
+var outcomes = map[string]bool{"success": true, "failure": true, "pending": true}
+
+// AuditEventsQueryResponse is the answer to GET /api/v1/audit/events.
+type AuditEventsQueryResponse struct {
+	Data       []query.Event `json:"data"`
+	Pagination Pagination    `json:"pagination"`
+}
+
+// Pagination describes the page. TotalExact and NextCursor are ours.
+type Pagination struct {
+	Limit   int   `json:"limit"`
+	Offset  int   `json:"offset"`
+	Total   int64 `json:"total"`
+	HasMore bool  `json:"has_more"`
+	// TotalExact is false when more events match than the server counts;
+	// Total is then a lower bound. HasMore is always exact.
+	TotalExact bool   `json:"total_exact"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+type readHandlers struct {
+	events eventReader
+	now    func() time.Time
+}
+
+func (h *readHandlers) queryEvents(c *gin.Context) {
+	f, p, bad := parseQuery(c, h.now())
+	if len(bad) > 0 {
+		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
+		return
+	}
+	res, err := h.events.Query(c.Request.Context(), f, p)
+	if err != nil {
+		readFailed(c, err)
+		return
+	}
+	page := Pagination{Limit: p.Limit, Offset: p.Offset, Total: res.Total, HasMore: res.HasMore, TotalExact: res.TotalExact}
+	if res.Next != nil {
+		page.NextCursor = res.Next.Encode()
+	}
+	c.JSON(http.StatusOK, AuditEventsQueryResponse{Data: res.Events, Pagination: page})
+}
+
+func (h *readHandlers) getEvent(c *gin.Context) {
+	id, err := uuid.Parse(c.Param("event_id"))
+	if err != nil {
+		abortProblem(c, probQueryParam, "event_id must be a UUID.", withFieldErrors(map[string]string{"event_id": "must be a UUID"}))
+		return
+	}
+	ev, err := h.events.Get(c.Request.Context(), id)
+	if errors.Is(err, query.ErrNotFound) {
+		abortProblem(c, probNotFound, fmt.Sprintf("No audit event with event_id %s is stored (yet: a just-accepted event appears once the writer has stored it).", id))
+		return
+	}
+	if err != nil {
+		readFailed(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ev)
+}
+
+// readFailed answers a query the database did not serve. Every such error
+// is one the client may retry; a statement timeout says to narrow the query.
+func readFailed(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Header("Retry-After", retryAfterSeconds)
+	abortProblem(c, probDatabase, "The query could not be served by PostgreSQL (unreachable, or it ran past the statement timeout: narrow the filters or the time range). Retry later.")
+}
+
+// parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
+// name; nothing is clamped or guessed.
+func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
+	bad := map[string]string{}
+	f := query.Filter{
+		EventType:     c.Query("event_type"),
+		EventCategory: c.Query("event_category"),
+		EventOutcome:  c.Query("event_outcome"),
+		Severity:      c.Query("severity"),
+		CorrelationID: c.Query("correlation_id"),
+		ActorID:       c.Query("actor_id"),
+		ResourceType:  c.Query("resource_type"),
+		ResourceID:    c.Query("resource_id"),
+		Namespace:     c.Query("namespace"),
+	}
+	if f.EventOutcome != "" && !outcomes[f.EventOutcome] {
+		bad["event_outcome"] = "must be one of: success, failure, pending"
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v, ok := c.GetQuery(name); ok {
+			t, err := query.ParseTimeBound(v, now)
+			if err != nil {
+				bad[name] = err.Error()
+				continue
+			}
+			*dst = t
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
+		bad["since"] = "must not be after until"
+	}
+	p := query.Page{Limit: defaultLimit}
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			bad["limit"] = fmt.Sprintf("must be an integer from 1 to %d", maxLimit)
+		}
+		p.Limit = n
+	}
+	if v, ok := c.GetQuery("offset"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad["offset"] = "must be an integer >= 0"
+		}
+		p.Offset = n
+	}
+	if v, ok := c.GetQuery("cursor"); ok {
+		cur, err := query.DecodeCursor(v)
+		switch {
+		case err != nil:
+			bad["cursor"] = "is not a cursor this service issued (use pagination.next_cursor)"
+		case p.Offset != 0:
+			bad["cursor"] = "cannot be combined with offset"
+		default:
+			p.After = &cur
+		}
+	}
+	return f, p, bad
+}
