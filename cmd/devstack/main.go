@@ -25,11 +25,12 @@ func main() {
 	binDir := flag.String("bin-dir", "bin", "directory holding the built ingest-api, writer and dlq-replayer")
 	httpAddr := flag.String("http-addr", "127.0.0.1:8080", "address of the ingest API")
 	metricsAddr := flag.String("writer-metrics-addr", "127.0.0.1:9090", "metrics and health address of the writer")
+	replayerAddr := flag.String("replayer-metrics-addr", "127.0.0.1:9091", "metrics and health address of the dlq-replayer daemon")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *binDir, *httpAddr, *metricsAddr); err != nil {
+	if err := run(ctx, *binDir, *httpAddr, *metricsAddr, *replayerAddr); err != nil {
 		fmt.Fprintf(os.Stderr, "devstack: %v\n", err)
 		os.Exit(1)
 	}
@@ -42,7 +43,7 @@ type service struct {
 	env  []string
 }
 
-func run(ctx context.Context, binDir, httpAddr, metricsAddr string) error {
+func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string) error {
 	topics := map[string]int32{"audit.events": 3, "audit.notifications": 3, "audit.dlq": 1, "audit.dlq.parked": 1}
 	broker, err := testenv.StartKafka(ctx, topics)
 	if err != nil {
@@ -63,6 +64,7 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr string) error {
 	services := []service{
 		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr}, common...)},
 		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
+		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}
 
 	procs := make([]*exec.Cmd, 0, len(services))
@@ -91,6 +93,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
   metrics         %s/metrics      health %s/health
   OpenAPI         %s/openapi.yaml
   writer          http://%s/metrics   health http://%s/health
+  dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
 
 Try:
   curl -i -X POST %s/api/v1/audit/events -H 'Content-Type: application/json' -d '{
@@ -101,9 +104,13 @@ Try:
 
 Then see it stored:
   psql '%s' -c 'SELECT event_id, event_type, event_timestamp FROM audit_events'
+  curl -s '%s/api/v1/audit/events?correlation_id=rr-2025-001'
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, base,
-		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL())
+Dead letters:
+  KAFKA_BROKERS=%s %s/dlq-replayer list
+
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, base,
+		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error
 	select {

@@ -103,7 +103,7 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 func (p *Producer) Connect(ctx context.Context) error {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := p.connect()
+		err := p.ConnectOnce()
 		if err == nil {
 			p.log.Info("kafka producer connected", zap.Strings("brokers", p.cfg.Brokers), zap.Int("attempt", attempt))
 			return nil
@@ -119,7 +119,9 @@ func (p *Producer) Connect(ctx context.Context) error {
 	}
 }
 
-func (p *Producer) connect() error {
+// ConnectOnce makes one connection attempt, for command-line tools that
+// should report an unreachable broker instead of waiting for it.
+func (p *Producer) ConnectOnce() error {
 	client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/telemetry"
+)
+
+// connectTimeout bounds how long a command waits for Kafka before it says
+// the broker cannot be reached.
+const connectTimeout = 15 * time.Second
+
+// session is a command's Kafka connection: a reader of the DLQ topics and,
+// for commands that move records, an acknowledged producer.
+type session struct {
+	client   sarama.Client
+	src      *dlq.Source
+	producer *kafka.Producer
+}
+
+func connect(cfg config.Replayer, log *zap.Logger, reg prometheus.Registerer, withProducer bool) (*session, error) {
+	sc, err := kafka.ConsumerConfig(cfg.Kafka.Client())
+	if err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(cfg.Kafka.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Kafka at %s: %w (check KAFKA_BROKERS / --kafka-brokers)", strings.Join(cfg.Kafka.Brokers, ","), err)
+	}
+	src, err := dlq.NewSource(client, cfg.Group)
+	if err != nil {
+		return nil, errors.Join(err, client.Close())
+	}
+	s := &session{client: client, src: src}
+	if withProducer {
+		if s.producer, err = kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg); err != nil {
+			return nil, errors.Join(err, s.close())
+		}
+		if err := s.producer.ConnectOnce(); err != nil {
+			return nil, errors.Join(fmt.Errorf("cannot reach Kafka at %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err), s.close())
+		}
+	}
+	return s, nil
+}
+
+func (s *session) close() error {
+	var errs []error
+	if s.producer != nil {
+		errs = append(errs, s.producer.Close())
+	}
+	errs = append(errs, s.src.Close(), s.client.Close())
+	return errors.Join(errs...)
+}
+
+func filterOf(f config.ReplayerFilters) dlq.Filter {
+	return dlq.Filter{
+		ErrorClass:    dlq.Class(f.ErrorClass),
+		OriginalTopic: f.OriginalTopic,
+		Key:           f.Key,
+		OlderThan:     f.OlderThan,
+		NewerThan:     f.NewerThan,
+	}
+}
+
+// runReplay makes one pass and prints each decision and a summary.
+func runReplay(ctx context.Context, cfg config.Replayer, log *zap.Logger, out, progress io.Writer) error {
+	s, err := connect(cfg, log, prometheus.NewRegistry(), !cfg.Replay.DryRun)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	r := cfg.Replay
+	from := cfg.Kafka.DLQTopic
+	if r.FromParked {
+		from = cfg.Kafka.ParkedTopic
+	}
+	p := newPrinter(out, r.JSON)
+	var pub dlq.Publisher = s.producer
+	if r.DryRun {
+		pub = nil
+	}
+	lastProgress := time.Now()
+	sum, err := dlq.Pass(ctx, s.src, pub, dlq.Options{
+		From: from, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: r.MaxAttempts,
+		Filter: filterOf(r.ReplayerFilters), Limit: r.Limit, DryRun: r.DryRun,
+		Progress: func(sum dlq.Summary) {
+			if time.Since(lastProgress) >= 2*time.Second {
+				lastProgress = time.Now()
+				fmt.Fprintf(progress, "… %d read: %d replayed, %d parked, %d kept\n", sum.Read, sum.Replayed, sum.Parked, sum.Kept)
+			}
+		},
+	}, func(d dlq.Decision) {
+		if d.Action != dlq.ActionKeep {
+			p.decision(d, time.Now())
+		}
+	})
+	p.flush()
+	if err != nil {
+		return fmt.Errorf("replay stopped after deciding %d replayed, %d parked, %d kept; a record leaves the DLQ only once Kafka acknowledged its copy, so the rest are still there: %w",
+			sum.Replayed, sum.Parked, sum.Kept, err)
+	}
+	verb := "moved"
+	if r.DryRun {
+		verb = "would move (dry run: nothing was moved or committed)"
+	}
+	fmt.Fprintf(out, "%s from %s: %d replayed to their original topic, %d parked in %s; %d not selected, kept in %s\n",
+		verb, from, sum.Replayed, sum.Parked, cfg.Kafka.ParkedTopic, sum.Kept, from)
+	return nil
+}
+
+// runList prints the waiting records without moving or committing.
+func runList(ctx context.Context, cfg config.Replayer, out io.Writer) error {
+	s, err := connect(cfg, zap.NewNop(), nil, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	topic := cfg.Kafka.DLQTopic
+	if cfg.List.Parked {
+		topic = cfg.Kafka.ParkedTopic
+	}
+	p := newPrinter(out, cfg.List.JSON)
+	now := time.Now()
+	n := 0
+	err = dlq.List(ctx, s.src, topic, filterOf(cfg.List.ReplayerFilters), cfg.List.Limit, now, func(r dlq.Record) {
+		p.record(r, now)
+		n++
+	})
+	p.flush()
+	if err == nil && !cfg.List.JSON {
+		fmt.Fprintf(out, "%d record(s) waiting in %s\n", n, topic)
+	}
+	return err
+}
+
+// runInspect prints one record in full.
+func runInspect(ctx context.Context, cfg config.Replayer, out io.Writer) error {
+	s, err := connect(cfg, zap.NewNop(), nil, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	topic := cfg.Kafka.DLQTopic
+	if cfg.Inspect.Parked {
+		topic = cfg.Kafka.ParkedTopic
+	}
+	r, err := dlq.Get(ctx, s.src, topic, cfg.Inspect.Partition, cfg.Inspect.Offset)
+	if err != nil {
+		return err
+	}
+	return inspect(out, r, time.Now(), cfg.Inspect.JSON)
+}
+
+// runDaemon passes every interval until SIGTERM and serves metrics and
+// health meanwhile.
+func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error {
+	reg := telemetry.NewRegistry()
+	m := newDaemonMetrics(reg)
+	var s *session
+	for {
+		var err error
+		if s, err = connect(cfg, log, reg, true); err == nil {
+			break
+		}
+		log.Warn("kafka unreachable, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+	defer s.close()
+
+	health := telemetry.NewHealth(map[string]telemetry.Check{"kafka": s.producer.Check})
+	srv := &http.Server{Addr: cfg.Run.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return telemetry.ServeHTTP(gctx, srv, health, log, 5*time.Second) })
+	g.Go(func() error {
+		health.SetReady()
+		log.Info("dlq-replayer running", zap.Duration("interval", cfg.Run.Interval), zap.Int("max_attempts", cfg.Run.MaxAttempts),
+			zap.String("dlq_topic", cfg.Kafka.DLQTopic), zap.String("parked_topic", cfg.Kafka.ParkedTopic))
+		ticker := time.NewTicker(cfg.Run.Interval)
+		defer ticker.Stop()
+		for {
+			tick(gctx, cfg, s, m, log)
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-ticker.C:
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// tick moves the records that were in the DLQ when it started, then
+// measures what is left.
+func tick(ctx context.Context, cfg config.Replayer, s *session, m *daemonMetrics, log *zap.Logger) {
+	start := time.Now()
+	sum, err := dlq.Pass(ctx, s.src, s.producer, dlq.Options{
+		From: cfg.Kafka.DLQTopic, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: cfg.Run.MaxAttempts,
+		Filter: dlq.Filter{Before: start},
+	}, nil)
+	m.observe(sum)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.passes.WithLabelValues("failed").Inc()
+			log.Error("replay pass failed; the records not committed are retried next tick", zap.Error(err),
+				zap.Int("replayed", sum.Replayed), zap.Int("parked", sum.Parked))
+		}
+		return
+	}
+	m.passes.WithLabelValues("ok").Inc()
+	m.lastPass.SetToCurrentTime()
+	if sum.Read > 0 {
+		log.Info("replay pass", zap.Int("replayed", sum.Replayed), zap.Int("parked", sum.Parked),
+			zap.Int("kept", sum.Kept), zap.Duration("duration", time.Since(start)))
+	}
+	for _, topic := range []string{cfg.Kafka.DLQTopic, cfg.Kafka.ParkedTopic} {
+		st, err := dlq.Measure(ctx, s.src, topic)
+		if err != nil {
+			log.Warn("measure topic", zap.String("topic", topic), zap.Error(err))
+			continue
+		}
+		m.depth.WithLabelValues(topic).Set(float64(st.Depth))
+		age := 0.0
+		if !st.Oldest.IsZero() {
+			age = time.Since(st.Oldest).Seconds()
+		}
+		m.oldest.WithLabelValues(topic).Set(age)
+	}
+}
