@@ -66,7 +66,9 @@ func toJSON(r dlq.Record, now time.Time) recordJSON {
 
 func (p *printer) record(r dlq.Record, now time.Time) { p.row("", "", r, now) }
 
-func (p *printer) decision(d dlq.Decision, now time.Time) { p.row(string(d.Action), d.To, d.Record, now) }
+func (p *printer) decision(d dlq.Decision, now time.Time) {
+	p.row(string(d.Action), d.To, d.Record, now)
+}
 
 func (p *printer) row(action, to string, r dlq.Record, now time.Time) {
 	if p.json {

@@ -9,8 +9,8 @@ import (
 // Replayer configures cmd/dlq-replayer: global settings and one struct per
 // subcommand.
 type Replayer struct {
-	Kafka Kafka `embed:""`
-	Log   Log   `embed:""`
+	Kafka Kafka  `embed:""`
+	Log   Log    `embed:""`
 	Group string `name:"consumer-group" env:"REPLAYER_GROUP" default:"auditstream-dlq-replayer" help:"Consumer group whose committed offsets mark what has been handled."`
 
 	Run     ReplayerRun     `cmd:"" help:"Daemon: every --interval, move the DLQ records present at the start of the tick back to their original topic; park those that used up their attempts."`
