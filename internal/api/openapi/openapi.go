@@ -63,18 +63,61 @@ func SchemaOptions(doc *openapi3.T, extra ...openapi3.SchemaValidationOption) []
 	return append(opts, extra...)
 }
 
-// Operation returns the operation documented for method and path (a literal
-// path such as "/api/v1/audit/events"; the document has no path templates).
+// Operation returns the operation documented for method and a request path
+// as sent, such as "/api/v1/audit/events?limit=5" or
+// "/api/v1/audit/events/0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b": a query
+// string is ignored, and a path template segment such as "{event_id}"
+// matches any one non-empty segment. A literal path is preferred over a
+// template; a template is also tried when the literal path does not
+// document method (the server routes GET /api/v1/audit/events/batch to
+// GET /api/v1/audit/events/{event_id}).
 func Operation(doc *openapi3.T, method, path string) (*openapi3.Operation, error) {
-	item := doc.Paths.Value(path)
-	if item == nil {
+	path, _, _ = strings.Cut(path, "?")
+	items := pathItems(doc, path)
+	if len(items) == 0 {
 		return nil, fmt.Errorf("openapi: path %s is not documented", path)
 	}
-	op := item.GetOperation(strings.ToUpper(method))
-	if op == nil {
-		return nil, fmt.Errorf("openapi: %s %s is not documented", method, path)
+	for _, item := range items {
+		if op := item.GetOperation(strings.ToUpper(method)); op != nil {
+			return op, nil
+		}
 	}
-	return op, nil
+	return nil, fmt.Errorf("openapi: %s %s is not documented", method, path)
+}
+
+// pathItems returns the path items matching path: the literal one first,
+// then the templated ones, fewest template segments first (kin-openapi's
+// matching order).
+func pathItems(doc *openapi3.T, path string) []*openapi3.PathItem {
+	var items []*openapi3.PathItem
+	if item := doc.Paths.Value(path); item != nil {
+		items = append(items, item)
+	}
+	segs := strings.Split(path, "/")
+	for _, key := range doc.Paths.InMatchingOrder() {
+		if !strings.Contains(key, "{") {
+			continue
+		}
+		tmpl := strings.Split(key, "/")
+		if len(tmpl) != len(segs) {
+			continue
+		}
+		match := true
+		for i, t := range tmpl {
+			if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
+				match = segs[i] != ""
+			} else {
+				match = t == segs[i]
+			}
+			if !match {
+				break
+			}
+		}
+		if match {
+			items = append(items, doc.Paths.Value(key))
+		}
+	}
+	return items
 }
 
 // ValidateRequestBody checks a JSON request body against the schema

@@ -50,6 +50,10 @@ func TestOperations(t *testing.T) {
 	want := []op{
 		{http.MethodPost, "/api/v1/audit/events", "createAuditEvent", "Audit Write API",
 			[]string{"201", "202", "400", "413", "415", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/events", "queryAuditEvents", "Audit Write API",
+			[]string{"200", "400", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/events/{event_id}", "getAuditEvent", "Audit Write API",
+			[]string{"200", "400", "404", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
 			[]string{"201", "400", "413", "415", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
@@ -100,11 +104,205 @@ func TestOperations(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The query endpoints come later; they must not be documented yet.
-	events := doc.Paths.Value("/api/v1/audit/events")
-	assert.Nil(t, events.Get)
-	assert.Nil(t, doc.Paths.Value("/api/v1/audit/events/{event_id}"))
+// TestOperationLookup checks that Operation resolves request paths as sent:
+// query strings are ignored and path templates match one segment.
+func TestOperationLookup(t *testing.T) {
+	doc := loadDoc(t)
+	found := map[string]string{
+		"GET /api/v1/audit/events":                                          "queryAuditEvents",
+		"GET /api/v1/audit/events?limit=5&since=24h":                        "queryAuditEvents",
+		"POST /api/v1/audit/events":                                         "createAuditEvent",
+		"GET /api/v1/audit/events/0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b":     "getAuditEvent",
+		"GET /api/v1/audit/events/not-a-uuid":                               "getAuditEvent",
+		"get /api/v1/audit/events/{event_id}":                               "getAuditEvent",
+		"POST /api/v1/audit/events/batch":                                   "createAuditEventsBatch",
+		"GET /api/v1/audit/events/batch":                                    "getAuditEvent", // as the server routes it
+		"GET /api/v1/audit/events/0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b?x=1": "getAuditEvent",
+	}
+	for req, id := range found {
+		method, path, _ := strings.Cut(req, " ")
+		o, err := Operation(doc, method, path)
+		if assert.NoError(t, err, req) {
+			assert.Equal(t, id, o.OperationID, req)
+		}
+	}
+	for _, req := range []string{
+		"GET /api/v1/audit/events/",
+		"GET /api/v1/audit/events/a/b",
+		"DELETE /api/v1/audit/events/0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b",
+		"GET /api/v1/audit/notifications",
+		"GET /api/v1/nope",
+	} {
+		method, path, _ := strings.Cut(req, " ")
+		_, err := Operation(doc, method, path)
+		if assert.Error(t, err, req) {
+			assert.Contains(t, err.Error(), "not documented", req)
+		}
+	}
+}
+
+// TestReadOperations checks the parameters and responses of the read
+// endpoints (SPEC 2.5) in detail.
+func TestReadOperations(t *testing.T) {
+	doc := loadDoc(t)
+	const problem = "#/components/schemas/RFC7807Problem"
+
+	q, err := Operation(doc, http.MethodGet, "/api/v1/audit/events")
+	require.NoError(t, err)
+	params := map[string]*openapi3.Parameter{}
+	var names []string
+	for _, p := range q.Parameters {
+		if p.Value.In == openapi3.ParameterInQuery {
+			params[p.Value.Name] = p.Value
+			names = append(names, p.Value.Name)
+			assert.False(t, p.Value.Required, p.Value.Name)
+			assert.True(t, p.Value.Schema.Value.Type.Is(openapi3.TypeString) ||
+				p.Value.Schema.Value.Type.Is(openapi3.TypeInteger), p.Value.Name)
+		}
+	}
+	assert.ElementsMatch(t, []string{"event_type", "event_category", "event_outcome", "severity",
+		"correlation_id", "actor_id", "resource_type", "resource_id", "namespace",
+		"since", "until", "limit", "offset", "cursor"}, names)
+
+	assert.ElementsMatch(t, []any{"success", "failure", "pending"}, params["event_outcome"].Schema.Value.Enum)
+	limit := params["limit"].Schema.Value
+	assert.True(t, limit.Type.Is(openapi3.TypeInteger))
+	require.NotNil(t, limit.Min)
+	require.NotNil(t, limit.Max)
+	assert.Equal(t, 1.0, *limit.Min)
+	assert.Equal(t, 1000.0, *limit.Max)
+	assert.EqualValues(t, 50, limit.Default)
+	offset := params["offset"].Schema.Value
+	assert.True(t, offset.Type.Is(openapi3.TypeInteger))
+	require.NotNil(t, offset.Min)
+	assert.Equal(t, 0.0, *offset.Min)
+	assert.Nil(t, offset.Max)
+	assert.EqualValues(t, 0, offset.Default)
+	for _, name := range []string{"since", "until"} {
+		d := params[name].Description
+		for _, form := range []string{"30m", "24h", "7d", "1.5d", "RFC 3339", "`2006-01-02T15:04:05`", "`2006-01-02`", "UTC", "midnight", "inclusive"} {
+			assert.Contains(t, d, form, name)
+		}
+	}
+	assert.Contains(t, params["cursor"].Description, "pagination.next_cursor")
+	assert.Contains(t, params["cursor"].Description, "offset")
+	for _, name := range []string{"actor_id", "resource_type", "resource_id", "namespace", "cursor"} {
+		assert.Contains(t, params[name].Description, "auditstream extension", name)
+	}
+	assert.Contains(t, q.Description, "`event_timestamp` descending, then\n`event_id` descending")
+
+	g, err := Operation(doc, http.MethodGet, "/api/v1/audit/events/{event_id}")
+	require.NoError(t, err)
+	var idParam *openapi3.Parameter
+	for _, p := range g.Parameters {
+		if p.Value.In == openapi3.ParameterInPath {
+			require.Nil(t, idParam, "one path parameter")
+			idParam = p.Value
+		}
+	}
+	require.NotNil(t, idParam)
+	assert.Equal(t, "event_id", idParam.Name)
+	assert.True(t, idParam.Required)
+	assert.Equal(t, "uuid", idParam.Schema.Value.Format)
+
+	ref := func(o *openapi3.Operation, status, ct string) *openapi3.MediaType {
+		r := o.Responses.Value(status)
+		require.NotNil(t, r, status)
+		mt := r.Value.Content[ct]
+		require.NotNil(t, mt, "%s %s", status, ct)
+		return mt
+	}
+	assert.Equal(t, "#/components/schemas/AuditEventsQueryResponse", ref(q, "200", "application/json").Schema.Ref)
+	assert.Equal(t, "#/components/schemas/AuditEvent", ref(g, "200", "application/json").Schema.Ref)
+	for _, o := range []*openapi3.Operation{q, g} {
+		for _, code := range []string{"400", "500", "503"} {
+			assert.Equal(t, problem, ref(o, code, "application/problem+json").Schema.Ref, "%s %s", o.OperationID, code)
+		}
+		h := o.Responses.Value("503").Value.Headers["Retry-After"]
+		require.NotNil(t, h, o.OperationID)
+		assert.True(t, h.Value.Required)
+		assert.True(t, h.Value.Schema.Value.Type.Is(openapi3.TypeInteger))
+		assert.Contains(t, *o.Responses.Value("503").Value.Description, "`database-unavailable`")
+		assert.Contains(t, *o.Responses.Value("400").Value.Description, "`invalid-query-parameter`")
+	}
+	assert.Equal(t, problem, ref(g, "404", "application/problem+json").Schema.Ref)
+	assert.Contains(t, *g.Responses.Value("404").Value.Description, "`not-found`")
+	assert.Contains(t, *g.Responses.Value("400").Value.Description, "field_errors.event_id")
+	ex := ref(g, "400", "application/problem+json").Example.(map[string]any)
+	assert.Equal(t, "https://auditstream.dev/problems/invalid-query-parameter", ex["type"])
+	assert.Contains(t, ex["field_errors"], "event_id")
+}
+
+// TestSeedQueryCompatibility checks the query operation against the seed's
+// reconstruction: same operationId and path, every seed parameter with the
+// same schema, every seed response member present and required where the
+// seed requires it.
+func TestSeedQueryCompatibility(t *testing.T) {
+	seed, err := openapi3.NewLoader().LoadFromFile("../../seedclient/seed-openapi.yaml")
+	require.NoError(t, err)
+	// The seed's example date-times lack seconds ("2025-12-13T02:00Z"), which
+	// format: date-time rejects; the examples are not what is compared here.
+	require.NoError(t, seed.Validate(context.Background(), openapi3.DisableExamplesValidation()))
+	doc := loadDoc(t)
+
+	seedOp := seed.Paths.Value("/api/v1/audit/events").Get
+	require.NotNil(t, seedOp)
+	op, err := Operation(doc, http.MethodGet, "/api/v1/audit/events")
+	require.NoError(t, err)
+	assert.Equal(t, seedOp.OperationID, op.OperationID)
+	assert.Equal(t, seedOp.Tags, op.Tags)
+	for _, sp := range seedOp.Parameters {
+		p := op.Parameters.GetByInAndName(sp.Value.In, sp.Value.Name)
+		if !assert.NotNil(t, p, sp.Value.Name) {
+			continue
+		}
+		ss, s := sp.Value.Schema.Value, p.Schema.Value
+		assert.Equal(t, sp.Value.Required, p.Required, sp.Value.Name)
+		assert.Equal(t, ss.Type, s.Type, sp.Value.Name)
+		assert.Equal(t, ss.Enum, s.Enum, sp.Value.Name)
+		assert.Equal(t, ss.Default, s.Default, sp.Value.Name)
+		assert.Equal(t, ss.Min, s.Min, sp.Value.Name)
+		assert.Equal(t, ss.Max, s.Max, sp.Value.Name)
+	}
+	seedResp := seedOp.Responses.Value("200").Value.Content["application/json"].Schema
+	resp := op.Responses.Value("200").Value.Content["application/json"].Schema
+	assert.Equal(t, seedResp.Ref, resp.Ref)
+
+	// Every member of the seed's schemas is in ours with the same type, and
+	// required where the seed requires it.
+	flatten := func(s *openapi3.Schema) (map[string]*openapi3.Schema, []string) {
+		props := map[string]*openapi3.Schema{}
+		var req []string
+		for _, part := range append([]*openapi3.SchemaRef{{Value: s}}, s.AllOf...) {
+			for name, p := range part.Value.Properties {
+				props[name] = p.Value
+			}
+			req = append(req, part.Value.Required...)
+		}
+		return props, req
+	}
+	for _, name := range []string{"AuditEventsQueryResponse", "Pagination", "AuditEvent"} {
+		sp, sreq := flatten(seed.Components.Schemas[name].Value)
+		ours := doc.Components.Schemas[name]
+		require.NotNil(t, ours, name)
+		op, oreq := flatten(ours.Value)
+		for member, s := range sp {
+			o := op[member]
+			if !assert.NotNil(t, o, "%s.%s", name, member) {
+				continue
+			}
+			assert.Equal(t, s.Type, o.Type, "%s.%s", name, member)
+			if s.Type.Is(openapi3.TypeString) { // integers may add format: int64
+				assert.Equal(t, s.Format, o.Format, "%s.%s", name, member)
+			}
+			if s.Nullable {
+				assert.True(t, o.Nullable, "%s.%s", name, member)
+			}
+		}
+		assert.Subset(t, oreq, sreq, name)
+	}
 }
 
 func TestResponseDetails(t *testing.T) {
@@ -152,7 +350,7 @@ func TestResponseDetails(t *testing.T) {
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
 		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
-		"internal-error", "shutting-down",
+		"internal-error", "shutting-down", "invalid-query-parameter", "database-unavailable",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
 	}
@@ -167,9 +365,50 @@ func TestSchemaRules(t *testing.T) {
 		return ref.Value
 	}
 	for _, name := range []string{"AuditEventRequest", "AuditEventResponse", "BatchAuditEventResponse",
-		"NotificationAudit", "NotificationAuditResponse", "RFC7807Problem"} {
+		"NotificationAudit", "NotificationAuditResponse", "RFC7807Problem",
+		"AuditEvent", "Pagination", "AuditEventsQueryResponse"} {
 		s(name)
 	}
+
+	// AuditEvent: every request field plus event_id and event_date, all
+	// always present; the optional ones nullable.
+	ae := s("AuditEvent")
+	var reqFields []string
+	for name := range s("AuditEventRequest").Properties {
+		reqFields = append(reqFields, name)
+	}
+	assert.ElementsMatch(t, append(reqFields, "event_date"), ae.Required)
+	assert.Len(t, ae.Properties, len(ae.Required))
+	for _, field := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
+		"namespace", "cluster_name", "severity", "duration_ms"} {
+		assert.True(t, ae.Properties[field].Value.Nullable, field)
+	}
+	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
+		"event_category", "event_action", "event_outcome", "correlation_id", "event_data"} {
+		assert.False(t, ae.Properties[field].Value.Nullable, field)
+	}
+	assert.Equal(t, "uuid", ae.Properties["event_id"].Value.Format)
+	assert.Equal(t, "uuid", ae.Properties["parent_event_id"].Value.Format)
+	assert.Equal(t, "date", ae.Properties["event_date"].Value.Format)
+	assert.Equal(t, "date-time", ae.Properties["event_timestamp"].Value.Format)
+	assert.Contains(t, ae.Properties["event_timestamp"].Value.Description, "UTC")
+	assert.Len(t, ae.Properties["event_outcome"].Value.Enum, 3)
+	assert.True(t, ae.Properties["event_data"].Value.Type.Is(openapi3.TypeObject))
+
+	pg := s("Pagination")
+	assert.ElementsMatch(t, []string{"limit", "offset", "total", "has_more", "total_exact"}, pg.Required)
+	assert.Contains(t, pg.Properties, "next_cursor")
+	assert.True(t, pg.Properties["has_more"].Value.Type.Is(openapi3.TypeBoolean))
+	assert.True(t, pg.Properties["total_exact"].Value.Type.Is(openapi3.TypeBoolean))
+	for _, words := range []string{"`QUERY_COUNT_CAP`", "10000", "`total_exact`", "lower bound", "`has_more` is always exact"} {
+		assert.Contains(t, pg.Description, words)
+	}
+	qr := s("AuditEventsQueryResponse")
+	assert.ElementsMatch(t, []string{"data", "pagination"}, qr.Required)
+	assert.Equal(t, "#/components/schemas/AuditEvent", qr.Properties["data"].Value.Items.Ref)
+	assert.Equal(t, "#/components/schemas/Pagination", qr.Properties["pagination"].Ref)
+	assert.Contains(t, qr.Description, "`event_timestamp` descending")
+	assert.Contains(t, qr.Description, "`event_id` descending")
 
 	ev := s("AuditEventRequest")
 	assert.ElementsMatch(t, []string{"version", "event_type", "event_timestamp", "event_category",
@@ -257,6 +496,12 @@ func TestExamples(t *testing.T) {
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			where := method + " " + path
+			for _, p := range op.Parameters {
+				if p.Ref == "" && p.Value.Example != nil { // components are checked below
+					checked++
+					assert.NoError(t, p.Value.Schema.Value.VisitJSON(p.Value.Example, opts...), "%s parameter %s", where, p.Value.Name)
+				}
+			}
 			if op.RequestBody != nil {
 				for ct, mt := range op.RequestBody.Value.Content {
 					media(where+" request "+ct, mt)
@@ -272,7 +517,11 @@ func TestExamples(t *testing.T) {
 	for name, p := range doc.Components.Parameters {
 		if p.Value.Example != nil {
 			checked++
-			assert.NoError(t, p.Value.Schema.Value.VisitJSON(p.Value.Example, opts...), "parameter %s", name)
+			v := p.Value.Example
+			if i, ok := v.(int); ok { // YAML integers decode as int
+				v = float64(i)
+			}
+			assert.NoError(t, p.Value.Schema.Value.VisitJSON(v, opts...), "parameter %s", name)
 		}
 	}
 	for name, h := range doc.Components.Headers {
@@ -285,7 +534,7 @@ func TestExamples(t *testing.T) {
 			assert.NoError(t, h.Value.Schema.Value.VisitJSON(v, opts...), "header %s", name)
 		}
 	}
-	assert.Greater(t, checked, 40, "examples checked")
+	assert.Greater(t, checked, 75, "examples checked")
 
 	// The seed's own example values are in the document.
 	ev := doc.Components.Schemas["AuditEventRequest"].Value.Example.(map[string]any)
@@ -461,6 +710,32 @@ func TestValidateResponse(t *testing.T) {
 		"delivery_status": null, "error_message": "boom", "escalation_level": 2,
 		"created_at": "2025-11-03T12:00:01.123456Z", "updated_at": "2025-11-03T12:00:01.123456Z"}`)))
 
+	// The read endpoints, with bodies shaped as the server writes them.
+	jsonHdr := hdr("Content-Type", "application/json; charset=utf-8", "X-Request-ID", "abc")
+	problemHdr := hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc")
+	dbDownHdr := hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "Retry-After", "5")
+	const byID = "/api/v1/audit/events/0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b"
+	assert.NoError(t, ValidateResponse(doc, "GET", events+"?event_category=gateway&since=7d&limit=2", 200, jsonHdr, []byte(sampleQueryResponse)))
+	assert.NoError(t, ValidateResponse(doc, "GET", events, 200, jsonHdr,
+		[]byte(`{"data":[],"pagination":{"limit":50,"offset":0,"total":0,"has_more":false,"total_exact":true}}`)))
+	assert.NoError(t, ValidateResponse(doc, "GET", events+"?limit=1000&offset=20000", 200, jsonHdr,
+		queryResponse(t, map[string]any{"total": 10000, "total_exact": false, "offset": 20000, "limit": 1000})))
+	assert.NoError(t, ValidateResponse(doc, "GET", byID, 200, jsonHdr, sampleEvent(t, 1, nil)))
+	assert.NoError(t, ValidateResponse(doc, "GET", events+"?limit=0&cursor=x", 400, problemHdr, []byte(`{
+		"type":"https://auditstream.dev/problems/invalid-query-parameter","title":"Invalid query parameter","status":400,
+		"detail":"2 query parameter(s) are invalid; see field_errors.","instance":"/api/v1/audit/events","request_id":"abc",
+		"field_errors":{"limit":"must be an integer from 1 to 1000","cursor":"is not a cursor this service issued (use pagination.next_cursor)"}}`)))
+	assert.NoError(t, ValidateResponse(doc, "GET", "/api/v1/audit/events/nope", 400, problemHdr, []byte(`{
+		"type":"https://auditstream.dev/problems/invalid-query-parameter","title":"Invalid query parameter","status":400,
+		"detail":"event_id must be a UUID.","instance":"/api/v1/audit/events/nope","field_errors":{"event_id":"must be a UUID"}}`)))
+	assert.NoError(t, ValidateResponse(doc, "GET", byID, 404, problemHdr, []byte(`{
+		"type":"https://auditstream.dev/problems/not-found","title":"Not found","status":404,
+		"detail":"No audit event with event_id 0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b is stored.","instance":"`+byID+`"}`)))
+	dbDown := []byte(`{"type":"https://auditstream.dev/problems/database-unavailable","title":"Database unavailable","status":503,"detail":"x","instance":"/api/v1/audit/events"}`)
+	for _, path := range []string{events, byID} {
+		assert.NoError(t, ValidateResponse(doc, "GET", path, 503, dbDownHdr, dbDown), path)
+	}
+
 	failures := []struct {
 		name    string
 		method  string
@@ -475,10 +750,25 @@ func TestValidateResponse(t *testing.T) {
 		{"non-integer Retry-After", "POST", events, 503, hdr("Content-Type", "application/problem+json", "X-Request-ID", "a", "Retry-After", "soon"), problem503, "Retry-After"},
 		{"problem as application/json", "POST", events, 503, hdr("Content-Type", "application/json", "X-Request-ID", "a", "Retry-After", "1"), problem503, "application/json"},
 		{"undocumented status", "POST", events, 418, hdr(), nil, "418"},
-		{"undocumented path", "GET", "/api/v1/audit/events", 200, hdr(), nil, "not documented"},
+		{"undocumented path", "GET", "/api/v1/audit/notifications", 200, hdr(), nil, "not documented"},
 		{"bad body", "POST", events, 201, hdr("Content-Type", "application/json", "X-Request-ID", "a"), []byte(`{"event_id":"nope","message":"ok"}`), "event_id"},
 		{"missing created_at", "POST", "/api/v1/audit/notifications", 201, hdr("Content-Type", "application/json", "X-Request-ID", "a"),
 			patch(t, seedNotification, map[string]any{"id": 1, "updated_at": "2025-11-03T12:00:01Z"}), "created_at"},
+		{"query 503 without Retry-After", "GET", events, 503, problemHdr, dbDown, "Retry-After"},
+		{"event 503 without Retry-After", "GET", byID, 503, problemHdr, dbDown, "Retry-After"},
+		{"query 404", "GET", events, 404, problemHdr, dbDown, "404"},
+		{"null data", "GET", events, 200, jsonHdr, []byte(`{"data":null,"pagination":{"limit":50,"offset":0,"total":0,"has_more":false,"total_exact":true}}`), "data"},
+		{"missing total_exact", "GET", events, 200, jsonHdr, queryResponse(t, map[string]any{"total_exact": nil}), "total_exact"},
+		{"string total", "GET", events, 200, jsonHdr, queryResponse(t, map[string]any{"total": "5"}), "total"},
+		{"limit 0", "GET", events, 200, jsonHdr, queryResponse(t, map[string]any{"limit": 0}), "limit"},
+		{"absent nullable member", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"actor_id": nil}), "actor_id"},
+		{"bad event_date", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"event_date": "2025-12-13T00:00:00Z"}), "event_date"},
+		{"bad event_timestamp", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"event_timestamp": "2025-12-13 02:00:00"}), "event_timestamp"},
+		{"null event_data", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"event_data": jsonNull}), "event_data"},
+		{"null correlation_id", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"correlation_id": jsonNull}), "correlation_id"},
+		{"bad event_id", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"event_id": "42"}), "event_id"},
+		{"bad event_outcome", "GET", byID, 200, jsonHdr, sampleEvent(t, 1, map[string]any{"event_outcome": "done"}), "event_outcome"},
+		{"bad event in a page", "GET", events, 200, jsonHdr, []byte(strings.Replace(sampleQueryResponse, `"event_date": "2025-12-13"`, `"event_date": "13.12.2025"`, 1)), "event_date"},
 		{"bad health status", "GET", "/health", 503, hdr("Content-Type", "application/json", "X-Request-ID", "a"), []byte(`{"status":"down"}`), "status"},
 	}
 	for _, f := range failures {
@@ -487,4 +777,80 @@ func TestValidateResponse(t *testing.T) {
 			assert.Contains(t, err.Error(), f.mention, f.name)
 		}
 	}
+}
+
+// sampleQueryResponse is a page as the server writes it: one event with
+// every optional field null, one with all of them set, and a cursor.
+const sampleQueryResponse = `{
+  "data": [
+    {
+      "event_id": "0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4c",
+      "version": "1.0",
+      "event_type": "notification.message.sent",
+      "event_timestamp": "2025-12-13T02:00:01.123456Z",
+      "event_date": "2025-12-13",
+      "event_category": "notification",
+      "event_action": "sent",
+      "event_outcome": "failure",
+      "actor_type": null,
+      "actor_id": null,
+      "resource_type": null,
+      "resource_id": null,
+      "correlation_id": "rr-2025-001",
+      "parent_event_id": null,
+      "namespace": null,
+      "cluster_name": null,
+      "severity": null,
+      "duration_ms": null,
+      "event_data": {}
+    },
+    {
+      "event_id": "0193b6a2-4c1e-7d3f-8a5b-9c0d1e2f3a4b",
+      "version": "1.0",
+      "event_type": "gateway.signal.received",
+      "event_timestamp": "2025-12-13T02:00:00Z",
+      "event_date": "2025-12-13",
+      "event_category": "gateway",
+      "event_action": "received",
+      "event_outcome": "success",
+      "actor_type": "service",
+      "actor_id": "gateway-service",
+      "resource_type": "Signal",
+      "resource_id": "fp-abc123",
+      "correlation_id": "rr-2025-001",
+      "parent_event_id": "0193b6a2-4c1e-7d3f-8a5b-000000000001",
+      "namespace": "production",
+      "cluster_name": "prod-eu-1",
+      "severity": "critical",
+      "duration_ms": 1,
+      "event_data": {"signal_name": "HighCPUUsage", "labels": {"pod": "xyz"}, "values": [1, 2.5, null]}
+    }
+  ],
+  "pagination": {
+    "limit": 2,
+    "offset": 0,
+    "total": 7,
+    "has_more": true,
+    "total_exact": true,
+    "next_cursor": "AQAGRcu8TUpAAZO2okwefT-KW5wNHi86Sw"
+  }
+}`
+
+// sampleEvent returns event i of sampleQueryResponse patched with fields.
+func sampleEvent(t *testing.T, i int, fields map[string]any) []byte {
+	t.Helper()
+	var page struct{ Data []json.RawMessage }
+	require.NoError(t, json.Unmarshal([]byte(sampleQueryResponse), &page))
+	return patch(t, string(page.Data[i]), fields)
+}
+
+// queryResponse returns sampleQueryResponse with its pagination patched.
+func queryResponse(t *testing.T, fields map[string]any) []byte {
+	t.Helper()
+	var page map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(sampleQueryResponse), &page))
+	page["pagination"] = patch(t, string(page["pagination"]), fields)
+	b, err := json.Marshal(page)
+	require.NoError(t, err)
+	return b
 }
