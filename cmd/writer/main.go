@@ -93,6 +93,12 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 5*time.Second) })
 	g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
 	g.Go(func() error {
+		// Not ready from the signal on, while the last batch drains.
+		<-gctx.Done()
+		health.SetNotReady("shutting down")
+		return nil
+	})
+	g.Go(func() error {
 		defer stopHTTP()
 		if cfg.Postgres.Migrate {
 			if err := store.MigrateRetrying(gctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
@@ -102,7 +108,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		if err := producer.Connect(gctx); err != nil {
 			return nil // only ends when ctx does
 		}
-		health.SetReady()
+		if gctx.Err() == nil {
+			health.SetReady()
+		}
 		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
 		return w.Run(gctx)

@@ -1,0 +1,669 @@
+package main
+
+// Process-level tests of the writer: the real binary, built once in TestMain,
+// is started as a child process against the embedded broker and throwaway
+// PostgreSQL from internal/testenv, and then killed, stopped and restarted
+// the way an orchestrator would. In-process tests of internal/writer cover
+// the logic; these check what only a real process shows: a SIGKILL between
+// a COPY commit and the offset commit, a group rebalance between two
+// processes, and the exit path on SIGTERM.
+//
+// This file holds the harness; writer_test.go holds the tests.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/testenv"
+)
+
+// shared is what every test of the package uses: the writer binary, one
+// broker, one PostgreSQL, and the test's own clients to both. Each test has
+// its own topics, consumer group and event_type tag, so tests never see each
+// other's records.
+var shared struct {
+	bin   string
+	kafka *testenv.Kafka
+	pg    *testenv.Postgres
+	db    *pgxpool.Pool
+	kcl   *kgo.Client
+	adm   *kadm.Client
+}
+
+// Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
+// records in a few seconds on two cores, with a few dozen transactions, so a
+// kill lands between a COPY commit and the offset commit often.
+const (
+	batchSize  = 2000
+	batchAge   = 50 * time.Millisecond
+	partitions = 6
+	// gracePeriod is Kubernetes' default terminationGracePeriodSeconds: a
+	// writer must be gone this long after SIGTERM.
+	gracePeriod = 30 * time.Second
+	// catchUpTimeout bounds waiting for a writer to store everything. A
+	// writer restarted after SIGKILL waits for the dead member's session
+	// to expire (sarama's 10 s default) before the group rebalances.
+	catchUpTimeout = 90 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	code := runTests(m)
+	if code == 0 {
+		// Every client and child process has been closed by now.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "writer process tests: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func runTests(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "writer process tests:", err)
+		return 1
+	}
+
+	dir, err := os.MkdirTemp("", "writer-proc-test-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	shared.bin = filepath.Join(dir, "writer")
+	if err := buildWriter(ctx, shared.bin); err != nil {
+		return fail(err)
+	}
+
+	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
+		return fail(err)
+	}
+	defer shared.kafka.Close()
+	if shared.pg, err = testenv.StartPostgres(ctx); err != nil {
+		return fail(err)
+	}
+	defer shared.pg.Close()
+	if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
+		return fail(err)
+	}
+	defer shared.db.Close()
+	if shared.kcl, err = kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...)); err != nil {
+		return fail(err)
+	}
+	defer shared.kcl.Close()
+	shared.adm = kadm.NewClient(shared.kcl)
+
+	return m.Run()
+}
+
+// buildWriter compiles this package's main into bin: the binary under test
+// is the one operators run, not the test binary calling main().
+func buildWriter(ctx context.Context, bin string) error {
+	// go test puts its own toolchain first on PATH.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("find the go tool to build the writer: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build the writer: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// pipeline is one test's topics, consumer group and the event_type its
+// records carry, by which the test counts its rows.
+type pipeline struct {
+	events, notifications, dlq, parked string
+	group                              string
+	tag                                string
+}
+
+func newPipeline(t *testing.T) pipeline {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	suffix := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	base := name + "-" + suffix
+	p := pipeline{
+		events:        base + ".events",
+		notifications: base + ".notifications",
+		dlq:           base + ".dlq",
+		parked:        base + ".dlq.parked",
+		group:         base + ".writer",
+		tag:           base,
+	}
+	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{
+		p.events: partitions, p.notifications: partitions, p.dlq: 1, p.parked: 1,
+	}))
+	return p
+}
+
+// writerProc is one running writer process.
+type writerProc struct {
+	t    *testing.T
+	name string
+	addr string // METRICS_ADDR
+	cmd  *exec.Cmd
+	out  *syncBuffer
+
+	exited  chan struct{}
+	waitErr error // valid once exited is closed
+}
+
+// startWriter starts a writer process for p. name is also its Kafka client
+// id, so the group's member list tells the processes apart. The process is
+// killed, if still running, when the test ends, and its output is logged
+// if the test failed.
+func startWriter(t *testing.T, p pipeline, name string) *writerProc {
+	t.Helper()
+	w := &writerProc{t: t, name: name, addr: freeAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
+	w.cmd = exec.Command(shared.bin)
+	// Later entries win, so these override whatever the test's own
+	// environment holds.
+	w.cmd.Env = append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"KAFKA_CLIENT_ID="+name,
+		"DATABASE_URL="+shared.pg.URL(),
+		"METRICS_ADDR="+w.addr,
+		"CONSUMER_GROUP="+p.group,
+		"EVENTS_TOPIC="+p.events,
+		"NOTIFICATIONS_TOPIC="+p.notifications,
+		"DLQ_TOPIC="+p.dlq,
+		"PARKED_TOPIC="+p.parked,
+		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
+		"BATCH_SIZE="+strconv.Itoa(batchSize),
+		"BATCH_AGE="+batchAge.String(),
+		"LOG_LEVEL=info",
+		"LOG_FORMAT=json",
+	)
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	// If the test binary dies without running its cleanups, the kernel
+	// kills the writer too.
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, w.cmd.Start(), "start writer %s", name)
+	go func() {
+		w.waitErr = w.cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		_ = w.cmd.Process.Kill() // no-op if it has exited
+		<-w.exited
+		if t.Failed() {
+			t.Logf("---- output of writer %s (%s) ----\n%s", name, w.exitStatus(), w.out.tail(64<<10))
+		}
+	})
+	t.Logf("started writer %s (pid %d, metrics on %s)", name, w.cmd.Process.Pid, w.addr)
+	return w
+}
+
+func (w *writerProc) running() bool {
+	select {
+	case <-w.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (w *writerProc) exitStatus() string {
+	if w.running() {
+		return "running"
+	}
+	if w.waitErr == nil {
+		return "exit status 0"
+	}
+	return w.waitErr.Error()
+}
+
+func (w *writerProc) signal(sig syscall.Signal) {
+	w.t.Helper()
+	require.NoError(w.t, w.cmd.Process.Signal(sig), "signal %s to writer %s", sig, w.name)
+}
+
+// waitExit waits at most d for the process to end and returns cmd.Wait's
+// error (nil for exit status 0).
+func (w *writerProc) waitExit(d time.Duration) error {
+	w.t.Helper()
+	select {
+	case <-w.exited:
+		return w.waitErr
+	case <-time.After(d):
+		require.FailNow(w.t, "writer did not exit", "writer %s still running %s after the signal", w.name, d)
+		return nil
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (w *writerProc) kill() {
+	w.t.Helper()
+	w.signal(syscall.SIGKILL)
+	err := w.waitExit(10 * time.Second)
+	var exitErr *exec.ExitError
+	require.ErrorAs(w.t, err, &exitErr)
+	status, ok := exitErr.Sys().(syscall.WaitStatus)
+	require.True(w.t, ok && status.Signaled() && status.Signal() == syscall.SIGKILL,
+		"writer %s ended by SIGKILL, got %v", w.name, err)
+}
+
+// get fetches path from the writer's METRICS_ADDR.
+func (w *writerProc) get(path string) (int, string, error) {
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + w.addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// awaitReady waits until /health/ready answers 200.
+func (w *writerProc) awaitReady(d time.Duration) {
+	w.t.Helper()
+	await(w.t, d, "writer "+w.name+" ready", func() (bool, string) {
+		if !w.running() {
+			require.FailNow(w.t, "writer exited during start-up", "writer %s: %s", w.name, w.exitStatus())
+		}
+		code, body, err := w.get("/health/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+	})
+}
+
+// metric returns the sum of every series of the named metric (all label
+// values) on /metrics.
+func (w *writerProc) metric(name string) float64 {
+	w.t.Helper()
+	code, body, err := w.get("/metrics")
+	require.NoError(w.t, err, "scrape writer %s", w.name)
+	require.Equal(w.t, http.StatusOK, code)
+	var sum float64
+	found := false
+	for line := range strings.SplitSeq(body, "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		require.NoError(w.t, err, "metric line %q", line)
+		sum += v
+		found = true
+	}
+	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
+	return sum
+}
+
+// await polls cond every 20 ms until it holds, and fails the test with
+// cond's last status when d passes first.
+func await(t *testing.T, d time.Duration, what string, cond func() (ok bool, status string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, status := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			require.FailNow(t, "timed out waiting for "+what, "after %s: %s", d, status)
+		}
+		select {
+		case <-t.Context().Done():
+			require.FailNow(t, "test ended waiting for "+what, status)
+		case <-tick.C:
+		}
+	}
+}
+
+// stream produces audit events to a topic in the background, paced in
+// chunks so that a writer is consuming while records still arrive. Every
+// other record has a client event_id; the rest get their deterministic id
+// from the coordinates Kafka acknowledged.
+type stream struct {
+	total int
+	sent  atomic.Int64
+	done  chan struct{}
+
+	mu  sync.Mutex
+	ids []uuid.UUID
+	err error
+}
+
+func startStream(t *testing.T, p pipeline, total, chunk int, pause time.Duration) *stream {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(shared.kafka.Brokers()...),
+		kgo.DefaultProduceTopic(p.events),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+	require.NoError(t, err)
+	s := &stream{total: total, done: make(chan struct{}), ids: make([]uuid.UUID, 0, total)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	go func() {
+		defer close(s.done)
+		defer cl.Close()
+		tick := time.NewTicker(pause)
+		defer tick.Stop()
+		for from := 0; from < total; from += chunk {
+			recs := make([]*kgo.Record, 0, chunk)
+			clientIDs := make([]uuid.UUID, 0, chunk)
+			for i := from; i < min(from+chunk, total); i++ {
+				var id uuid.UUID
+				if i%2 == 0 {
+					id = uuid.New()
+				}
+				recs = append(recs, eventRecord(p.tag, i, id))
+				clientIDs = append(clientIDs, id)
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				s.fail(fmt.Errorf("produce records %d..%d: %w", from, from+len(recs), err))
+				return
+			}
+			s.mu.Lock()
+			// results are in the order of acknowledgement; the records
+			// themselves now hold their partition and offset.
+			for i, r := range recs {
+				id := clientIDs[i]
+				if id == uuid.Nil {
+					id = audit.DeterministicEventID(r.Topic, r.Partition, r.Offset)
+				}
+				s.ids = append(s.ids, id)
+			}
+			s.mu.Unlock()
+			s.sent.Add(int64(len(recs)))
+			select {
+			case <-ctx.Done():
+				s.fail(ctx.Err())
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *stream) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
+
+// wait waits until every record is acknowledged and returns the expected
+// event ids.
+func (s *stream) wait(t *testing.T, d time.Duration) []uuid.UUID {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(d):
+		require.FailNow(t, "producer did not finish", "%d of %d records sent after %s", s.sent.Load(), s.total, d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.NoError(t, s.err)
+	require.Len(t, s.ids, s.total)
+	return slices.Clone(s.ids)
+}
+
+// eventRecord is a valid AuditEventRequest, keyed by correlation_id as the
+// API publishes it. Its event_type is the test's tag. A nil id leaves
+// event_id out.
+func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
+	correlation := fmt.Sprintf("corr-%d", i%997)
+	var eventID string
+	if id != uuid.Nil {
+		eventID = fmt.Sprintf(`,"event_id":%q`, id)
+	}
+	value := fmt.Sprintf(`{"version":"1.0","event_type":%q,"event_timestamp":%q,"event_category":"gateway",`+
+		`"event_action":"write","event_outcome":"success","correlation_id":%q,"event_data":{"seq":%d}%s}`,
+		tag, time.Now().UTC().Format(time.RFC3339Nano), correlation, i, eventID)
+	return &kgo.Record{
+		Key:     []byte(correlation),
+		Value:   []byte(value),
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
+	}
+}
+
+// storedCount is the number of rows the test's records produced.
+func storedCount(t *testing.T, p pipeline) int {
+	t.Helper()
+	var n int
+	require.NoError(t, shared.db.QueryRow(t.Context(),
+		`SELECT count(*) FROM audit_events WHERE event_type = $1`, p.tag).Scan(&n))
+	return n
+}
+
+// lag is how many records of the pipeline's topics the group has not
+// committed yet.
+func lag(t *testing.T, p pipeline) (int64, error) {
+	t.Helper()
+	ends, err := shared.adm.ListEndOffsets(t.Context(), p.events, p.notifications)
+	if err != nil {
+		return 0, err
+	}
+	if err := ends.Error(); err != nil {
+		return 0, err
+	}
+	committed, err := shared.adm.FetchOffsets(t.Context(), p.group)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	ends.Each(func(end kadm.ListedOffset) {
+		var at int64
+		if c, ok := committed.Lookup(end.Topic, end.Partition); ok && c.Err == nil && c.At > 0 {
+			at = c.At
+		}
+		total += end.Offset - at
+	})
+	return total, nil
+}
+
+// awaitCaughtUp waits until want rows are stored and the group has
+// committed everything.
+func awaitCaughtUp(t *testing.T, p pipeline, want int) {
+	t.Helper()
+	start := time.Now()
+	await(t, catchUpTimeout, "writer to catch up", func() (bool, string) {
+		n := storedCount(t, p)
+		l, err := lag(t, p)
+		if err != nil {
+			return false, fmt.Sprintf("stored %d of %d; lag: %v", n, want, err)
+		}
+		return n == want && l == 0, fmt.Sprintf("stored %d of %d, consumer lag %d", n, want, l)
+	})
+	t.Logf("caught up: %d rows stored and committed (waited %s)", want, time.Since(start).Round(time.Millisecond))
+}
+
+// requireExactlyOnce checks that the stored rows of the pipeline are
+// exactly the expected events, each once.
+func requireExactlyOnce(t *testing.T, p pipeline, want []uuid.UUID) {
+	t.Helper()
+	expected := make(map[uuid.UUID]bool, len(want))
+	for _, id := range want {
+		expected[id] = true
+	}
+	require.Len(t, expected, len(want), "the produced records have distinct ids")
+
+	rows, err := shared.db.Query(t.Context(), `SELECT event_id FROM audit_events WHERE event_type = $1`, p.tag)
+	require.NoError(t, err)
+	stored := make(map[uuid.UUID]int, len(want))
+	for rows.Next() {
+		var id uuid.UUID
+		require.NoError(t, rows.Scan(&id))
+		stored[id]++
+	}
+	require.NoError(t, rows.Err())
+
+	var missing, duplicated, unexpected []uuid.UUID
+	for id := range expected {
+		if stored[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	for id, n := range stored {
+		if n > 1 {
+			duplicated = append(duplicated, id)
+		}
+		if !expected[id] {
+			unexpected = append(unexpected, id)
+		}
+	}
+	first := func(ids []uuid.UUID) []uuid.UUID { return ids[:min(len(ids), 5)] }
+	require.Empty(t, missing, "%d of %d events not stored, e.g. %v", len(missing), len(want), first(missing))
+	require.Empty(t, duplicated, "%d events stored more than once, e.g. %v", len(duplicated), first(duplicated))
+	require.Empty(t, unexpected, "%d stored events were never produced (wrong deterministic id?), e.g. %v",
+		len(unexpected), first(unexpected))
+	require.Len(t, stored, len(want))
+}
+
+// requireDLQEmpty checks that no record was dead-lettered: every record the
+// tests produce is valid.
+func requireDLQEmpty(t *testing.T, p pipeline) {
+	t.Helper()
+	ends, err := shared.adm.ListEndOffsets(t.Context(), p.dlq)
+	require.NoError(t, err)
+	ends.Each(func(o kadm.ListedOffset) {
+		require.NoError(t, o.Err)
+		require.Zero(t, o.Offset, "dead letters in %s/%d", o.Topic, o.Partition)
+	})
+}
+
+// assignment returns the group's state and, per member client id, the
+// partitions of the events topic it owns.
+func assignment(t *testing.T, p pipeline) (string, map[string][]int32, error) {
+	t.Helper()
+	groups, err := shared.adm.DescribeGroups(t.Context(), p.group)
+	if err != nil {
+		return "", nil, err
+	}
+	g := groups[p.group]
+	if g.Err != nil {
+		return "", nil, g.Err
+	}
+	owned := make(map[string][]int32, len(g.Members))
+	for _, m := range g.Members {
+		owned[m.ClientID] = nil
+		a, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, topic := range a.Topics {
+			if topic.Topic == p.events {
+				owned[m.ClientID] = append(owned[m.ClientID], topic.Partitions...)
+			}
+		}
+	}
+	return g.State, owned, nil
+}
+
+// awaitOwners waits until the group is stable and its members, by client
+// id, are exactly owners, each with at least one events partition and all
+// partitions owned.
+func awaitOwners(t *testing.T, p pipeline, owners ...string) {
+	t.Helper()
+	await(t, catchUpTimeout, fmt.Sprintf("group owned by %v", owners), func() (bool, string) {
+		state, owned, err := assignment(t, p)
+		if err != nil {
+			return false, err.Error()
+		}
+		status := fmt.Sprintf("state %s, assignment %v", state, owned)
+		if state != "Stable" || len(owned) != len(owners) {
+			return false, status
+		}
+		n := 0
+		for _, o := range owners {
+			parts, ok := owned[o]
+			if !ok || len(parts) == 0 {
+				return false, status
+			}
+			n += len(parts)
+		}
+		return n == partitions, status
+	})
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// syncBuffer collects a child's output; the child writes from another
+// goroutine (os/exec copies it) while a failing test may read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// tail returns the last n bytes, starting at a line.
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.b.Bytes()
+	if len(out) > n {
+		out = out[len(out)-n:]
+		if i := bytes.IndexByte(out, '\n'); i >= 0 {
+			out = out[i+1:]
+		}
+	}
+	return string(out)
+}
+
+// exitCode returns the exit status of a process that ended by exit (not
+// by a signal).
+func exitCode(err error) (int, bool) {
+	if err == nil {
+		return 0, true
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) {
+		return 0, false
+	}
+	status, ok := exitErr.Sys().(syscall.WaitStatus)
+	if !ok || !status.Exited() {
+		return 0, false
+	}
+	return status.ExitStatus(), true
+}
