@@ -106,8 +106,13 @@ func ConsumerConfig(c Config) (*sarama.Config, error) {
 	// commits share the connection with the long-polling fetch: a short
 	// fetch wait keeps commits (and session ends) from queueing behind it.
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
-	sc.Consumer.Fetch.Default = 4 << 20
-	sc.ChannelBufferSize = 1024
+	// Fetch sizes and buffers bound what a consumer holds while the database
+	// is slower than Kafka: with 4 MiB fetches and 1,024 buffered records per
+	// partition the writer pulled whole backlogs into memory (310 MiB peak
+	// for 100k records against 215 MiB with these values, same throughput).
+	sc.Consumer.Fetch.Default = 1 << 20
+	sc.Consumer.Fetch.Max = 16 << 20
+	sc.ChannelBufferSize = 256
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama consumer config: %w", err)
