@@ -95,8 +95,12 @@ type Writer struct {
 	metrics *metrics
 	now     func() time.Time
 
-	group   atomic.Pointer[sarama.ConsumerGroup]
-	outage  atomic.Bool
+	group  atomic.Pointer[sarama.ConsumerGroup]
+	outage atomic.Bool
+	// paused is whether the writer has paused fetching; it is separate from
+	// outage because a new session resumes fetching while the outage lasts
+	// (see resumeForSession).
+	paused  atomic.Bool
 	joined  atomic.Bool
 	outages atomic.Int64
 }
@@ -186,28 +190,49 @@ func (w *Writer) Check(context.Context) error {
 	return nil
 }
 
-// setOutage records a change of outage state: metric, log, and pausing or
-// resuming the fetchers so Kafka is the buffer while the database is away.
+// setOutage records the outage state: metric and log on a change, and
+// pausing or resuming the fetchers so Kafka is the buffer while the
+// database is away.
 func (w *Writer) setOutage(on bool, err error) {
-	if w.outage.Swap(on) == on {
+	if w.outage.Swap(on) != on {
+		if on {
+			w.outages.Add(1)
+			w.metrics.outage.Set(1)
+			w.metrics.outagesTotal.Inc()
+			w.log.Error("database outage: pausing consumption and retrying", zap.Error(err))
+		} else {
+			w.metrics.outage.Set(0)
+			w.log.Info("database back: resuming consumption")
+		}
+	}
+	w.setPaused(on)
+}
+
+// setPaused pauses or resumes fetching of every partition the writer owns.
+func (w *Writer) setPaused(on bool) {
+	if w.paused.Swap(on) == on {
 		return
 	}
 	group := w.group.Load()
-	if on {
-		w.outages.Add(1)
-		w.metrics.outage.Set(1)
-		w.metrics.outagesTotal.Inc()
-		w.log.Error("database outage: pausing consumption and retrying", zap.Error(err))
-		if group != nil {
-			(*group).PauseAll()
-		}
+	if group == nil {
 		return
 	}
-	w.metrics.outage.Set(0)
-	w.log.Info("database back: resuming consumption")
-	if group != nil {
+	if on {
+		(*group).PauseAll()
+	} else {
 		(*group).ResumeAll()
 	}
+}
+
+// resumeForSession runs as a session starts, before its partitions are
+// fetched. sarama keeps a partition's pause across rebalances, so a session
+// that ended during an outage (a rebalance, another writer joining) would
+// start the next one paused: no record would arrive, no write would find
+// the database back, and the partitions would stay paused for good. Fetch
+// again; the first flush pauses once more if the outage lasts, and the
+// outage gauge and Check keep reporting it until a write succeeds.
+func (w *Writer) resumeForSession() {
+	w.setPaused(false)
 }
 
 // sleep waits d or until ctx ends; false means ctx ended.
