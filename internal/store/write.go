@@ -34,32 +34,22 @@ var notificationColumns = []string{
 	"sent_at", "delivery_status", "error_message", "escalation_level", "created_at", "updated_at",
 }
 
-// Staging tables live per connection and empty themselves at every commit.
-// They have no indexes or constraints beyond the column types, so COPY into
-// them is as cheap as COPY gets; the real tables' rules apply on the INSERT.
 const (
-	createEventStage = `CREATE TEMP TABLE IF NOT EXISTS audit_events_stage (
-		event_id uuid, event_timestamp timestamptz, version text, event_type text, event_category text,
-		event_action text, event_outcome text, correlation_id text, actor_type text, actor_id text,
-		resource_type text, resource_id text, parent_event_id uuid, namespace text, cluster_name text,
-		severity text, duration_ms bigint, event_data jsonb) ON COMMIT DELETE ROWS`
-
 	// Inserting the ids first, with ON CONFLICT DO NOTHING, makes
 	// de-duplication exact across partitions: only ids that were new come
-	// back, and only their rows go into audit_events.
-	insertEvents = `WITH new_ids AS (
-		INSERT INTO audit_event_ids (event_id, event_timestamp)
-		SELECT event_id, event_timestamp FROM audit_events_stage
-		ON CONFLICT (event_id) DO NOTHING
-		RETURNING event_id)
-	INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action,
-		event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
-		parent_event_id, namespace, cluster_name, severity, duration_ms, event_data)
-	SELECT s.event_id, s.event_timestamp, s.version, s.event_type, s.event_category, s.event_action,
-		s.event_outcome, s.correlation_id, s.actor_type, s.actor_id, s.resource_type, s.resource_id,
-		s.parent_event_id, s.namespace, s.cluster_name, s.severity, s.duration_ms, s.event_data
-	FROM audit_events_stage s JOIN new_ids USING (event_id)`
+	// back, and only their rows are copied into audit_events, straight
+	// into the partitions. Measured against a staging table followed by
+	// INSERT ... SELECT, this costs PostgreSQL about a quarter less CPU per
+	// row, the same as a bare COPY (bench/README.md).
+	insertEventIDs = `INSERT INTO audit_event_ids (event_id, event_timestamp)
+	SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING event_id`
 
+	// Notifications are few; a staging table keeps their SQL simple. It
+	// lives per connection, empties itself at every commit and has no
+	// indexes, so COPY into it is cheap; the real table's rules apply on
+	// the INSERT.
 	createNotificationStage = `CREATE TEMP TABLE IF NOT EXISTS notification_audit_stage (
 		id bigint, notification_id text, remediation_id text, recipient text, channel text,
 		message_summary text, status text, sent_at timestamptz, delivery_status text,
@@ -144,26 +134,43 @@ func (s *Store) ensureEventPartitions(ctx context.Context, events []audit.Event)
 func (s *Store) ForgetPartitions() { s.knownMonths.Clear() }
 
 func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, error) {
-	if _, err := tx.Exec(ctx, createEventStage); err != nil {
-		return 0, fmt.Errorf("create event stage: %w", err)
+	ids := make([][16]byte, len(events))
+	times := make([]time.Time, len(events))
+	for i := range events {
+		ids[i], times[i] = events[i].EventID, events[i].EventTimestamp
 	}
-	rows := make([][]any, len(events))
+	rows, err := tx.Query(ctx, insertEventIDs, ids, times)
+	if err != nil {
+		return 0, fmt.Errorf("insert event ids: %w", err)
+	}
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	if err != nil {
+		return 0, fmt.Errorf("insert event ids: %w", err)
+	}
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	isNew := make(map[[16]byte]struct{}, len(fresh))
+	for _, id := range fresh {
+		isNew[id] = struct{}{}
+	}
+	copyRows := make([][]any, 0, len(fresh))
 	for i := range events {
 		e := &events[i]
-		rows[i] = []any{
+		if _, ok := isNew[e.EventID]; !ok {
+			continue
+		}
+		copyRows = append(copyRows, []any{
 			[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
 			e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
 			nullableUUID(e.ParentEventID), e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-		}
+		})
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events_stage"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
+	if err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	tag, err := tx.Exec(ctx, insertEvents)
-	if err != nil {
-		return 0, fmt.Errorf("insert events: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return int(n), nil
 }
 
 func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) (int, error) {
@@ -190,11 +197,24 @@ func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) 
 }
 
 // uniqueEvents keeps the first of each event_id: a batch can hold the same
-// record twice after a producer retry.
+// record twice after a producer retry. The common case, no repeat, returns
+// the slice as it is.
 func uniqueEvents(events []audit.Event) ([]audit.Event, int) {
 	seen := make(map[uuid.UUID]struct{}, len(events))
-	out := events[:0:0]
-	for _, e := range events {
+	for i, e := range events {
+		if _, dup := seen[e.EventID]; dup {
+			return keepFirst(events, i, seen)
+		}
+		seen[e.EventID] = struct{}{}
+	}
+	return events, 0
+}
+
+// keepFirst finishes uniqueEvents from the first repeat at i on.
+func keepFirst(events []audit.Event, i int, seen map[uuid.UUID]struct{}) ([]audit.Event, int) {
+	out := make([]audit.Event, i, len(events))
+	copy(out, events[:i])
+	for _, e := range events[i:] {
 		if _, dup := seen[e.EventID]; dup {
 			continue
 		}

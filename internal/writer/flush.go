@@ -52,7 +52,7 @@ func (w *Writer) handle(sess session, batch []item, final bool) bool {
 		}
 		rows = append(rows, it)
 	}
-	isolated, err := w.storeIsolating(sess, rows, final)
+	isolated, err := w.storeIsolating(sess, rows, final, true)
 	if err != nil {
 		w.log.Warn("batch abandoned; its records will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
 		return false
@@ -84,12 +84,14 @@ func markLast(sess session, batch []item) {
 
 // storeIsolating writes rows, waiting out outages; on a poison or failed error it
 // splits the rows in halves until each culprit is alone, and returns the
-// culprits as dead letters while everything else is stored.
-func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLetter, error) {
+// culprits as dead letters while everything else is stored. whole is the
+// call for the whole batch, the only one that re-checks partitions on a
+// failed error: the halves would only repeat it.
+func (w *Writer) storeIsolating(sess session, rows []item, final, whole bool) ([]deadLetter, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	err := w.write(sess, rows, final)
+	err := w.write(sess, rows, final, whole)
 	if err == nil || errors.Is(err, errAbandoned) {
 		return nil, err
 	}
@@ -104,11 +106,11 @@ func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLe
 		return []deadLetter{{msg: rows[0].msg, class: class, reason: err.Error()}}, nil
 	}
 	mid := len(rows) / 2
-	left, err := w.storeIsolating(sess, rows[:mid], final)
+	left, err := w.storeIsolating(sess, rows[:mid], final, false)
 	if err != nil {
 		return nil, err
 	}
-	right, err := w.storeIsolating(sess, rows[mid:], final)
+	right, err := w.storeIsolating(sess, rows[mid:], final, false)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +119,9 @@ func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLe
 
 // write runs one transaction for rows, retrying through outages with
 // capped exponential backoff (fetching paused meanwhile). It returns nil,
-// errAbandoned, or the poison/failed error of the batch.
-func (w *Writer) write(sess session, rows []item, final bool) error {
+// errAbandoned, or the poison/failed error of the batch. recheck allows
+// one retry of a failed error after forgetting the cached partitions.
+func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 	events := make([]audit.Event, 0, len(rows))
 	var notifications []audit.Notification
 	for _, it := range rows {
@@ -129,7 +132,6 @@ func (w *Writer) write(sess session, rows []item, final bool) error {
 		}
 	}
 	backoff := 100 * time.Millisecond
-	forgotPartitions := false
 	for {
 		start := time.Now()
 		// The attempt is not bound to the session: a transaction under way
@@ -154,12 +156,12 @@ func (w *Writer) write(sess session, rows []item, final bool) error {
 			backoff = min(backoff*2, w.cfg.MaxBackoff)
 		case store.Failed:
 			w.setOutage(false, nil)
-			if forgotPartitions {
+			if !recheck {
 				return err
 			}
 			// A partition may have been dropped since it was cached:
 			// check them again once before blaming the records.
-			forgotPartitions = true
+			recheck = false
 			w.rows.ForgetPartitions()
 		default:
 			w.setOutage(false, nil)

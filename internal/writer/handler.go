@@ -28,7 +28,6 @@ type session interface {
 
 // Setup starts the batcher for a new session.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.w.joined.Store(true)
 	h.w.resumeForSession()
 	h.w.log.Info("consumer group session started",
 		zap.String("member_id", sess.MemberID()), zap.Int32("generation", sess.GenerationID()),

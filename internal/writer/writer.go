@@ -101,7 +101,6 @@ type Writer struct {
 	// outage because a new session resumes fetching while the outage lasts
 	// (see resumeForSession).
 	paused  atomic.Bool
-	joined  atomic.Bool
 	outages atomic.Int64
 }
 
@@ -177,9 +176,6 @@ func (w *Writer) connect(ctx context.Context) (sarama.ConsumerGroup, error) {
 		backoff = min(backoff*2, w.cfg.MaxBackoff)
 	}
 }
-
-// Ready reports whether the writer has joined its group at least once.
-func (w *Writer) Ready() bool { return w.joined.Load() }
 
 // Check is the health probe: it fails while PostgreSQL is unreachable and
 // the writer is holding a batch, retrying.
