@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 TESTFLAGS ?=
 
-.PHONY: all build dev test test-short vet bench bench-api fmt clean
+.PHONY: all build dev test test-short vet bench bench-long bench-api bench-writer fmt clean
 
 all: build
 
@@ -21,18 +21,28 @@ test: vet
 
 ## vet: static checks
 vet:
-	@unformatted="$$(gofmt -l cmd internal)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@unformatted="$$(gofmt -l cmd internal deployments)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 ## bench-api: single-event and batch POST throughput next to a bare gin handler
 bench-api:
 	$(GO) test -run '^$$' -bench 'BenchmarkAPI' -benchtime 5s -timeout 20m ./internal/api/
 
-## bench: every benchmark
-bench: bench-api
+## bench: every stage (api, writer, lag, query) on one machine, ~5 min on 2 cores;
+## prints the table and merges bench/results/latest.json
+bench:
+	$(GO) run ./cmd/auditbench all
+
+## bench-long: the same with bigger sizes (10M query rows, 5 min lag run)
+bench-long:
+	$(GO) run ./cmd/auditbench all --long
+
+## bench-writer: the in-process writer drain benchmark (writer vs raw COPY vs binary)
+bench-writer:
+	$(GO) test ./internal/writer/ -run '^$$' -bench 'WriterDrain$$' -benchtime 3x -timeout 60m
 
 fmt:
-	gofmt -w cmd internal
+	gofmt -w cmd internal deployments
 
 clean:
 	rm -rf $(BIN)
