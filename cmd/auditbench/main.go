@@ -35,10 +35,22 @@ type command struct {
 // commands lists the stages. Add new ones here (ingest, writer drain,
 // pipeline lag, ...); each gets the shared table and JSON output for free.
 var commands = map[string]command{
-	"query": {summary: "read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL", run: runQuery},
+	"api":    {summary: "single-event and batch POST throughput of the real ingest-api, next to a bare gin handler", run: runAPI},
+	"writer": {summary: "Kafka -> PostgreSQL drain rate of the real writer, next to raw pgx CopyFrom of the same rows", run: runWriter},
+	"lag":    {summary: "accepted -> visible lag at half the maximum rate, and the writer's RSS over the run", run: runLag},
+	"all":    {summary: "every stage in sequence (make bench): one table, bench/results/latest.json", run: runAll},
+	"query":  {summary: "read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL", run: runQuery},
 }
 
 func main() {
+	if addr := os.Getenv(bareGinEnv); addr != "" {
+		// The api stage's baseline process (this binary, re-executed).
+		if err := serveBareGin(addr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

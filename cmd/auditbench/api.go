@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const apiSynopsis = `
+Write API throughput (issue items 1 and 2) over real HTTP: the real ingest-api
+binary (go build, run as a process against the stack's Kafka and PostgreSQL)
+and, as the baseline, a bare gin JSON handler (ShouldBindJSON into a map,
+answer 201 JSON) run as its own process. A Go load generator runs
+--concurrency keep-alive clients back to back for --duration per case,
+after --warmup:
+
+  bare_gin     POST of one event to the bare handler
+  single       POST /api/v1/audit/events (published to Kafka, acks=all)
+  batch100     POST /api/v1/audit/events/batch, 100 events
+  batch1000    POST /api/v1/audit/events/batch, 1,000 events
+
+Target: single req/s >= 0.5 x bare_gin req/s (same run).`
+
+type apiConfig struct {
+	duration, warmup time.Duration
+	concurrency      int
+}
+
+func (c *apiConfig) flags(fs interface {
+	DurationVar(*time.Duration, string, time.Duration, string)
+	IntVar(*int, string, int, string)
+}, prefix string) {
+	fs.DurationVar(&c.duration, prefix+"duration", 10*time.Second, "measured load per case")
+	fs.DurationVar(&c.warmup, prefix+"warmup", time.Second, "unmeasured load before each case")
+	fs.IntVar(&c.concurrency, prefix+"concurrency", 32, "concurrent keep-alive clients")
+}
+
+func runAPI(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
+	fs, outPath := newFlagSet("api", apiSynopsis, out)
+	var cfg apiConfig
+	cfg.flags(fs, "")
+	if err := fs.Parse(args); err != nil {
+		return nil, Env{}, err
+	}
+	env := Env{OutPath: *outPath, Command: strings.TrimSpace("api " + strings.Join(args, " ")), Params: map[string]string{}}
+	defer removeBinaries()
+	res, _, err := apiStage(ctx, cfg, logger(out), env.Params)
+	return res, env, err
+}
+
+func logger(out io.Writer) func(string, ...any) {
+	return func(format string, a ...any) {
+		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", a...)
+	}
+}
+
+// apiStage measures the write API and returns its results and the
+// single-event rate (req/s), the maximum the lag stage halves.
+func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), params map[string]string) ([]Result, float64, error) {
+	if cfg.duration <= 0 || cfg.concurrency < 1 {
+		return nil, 0, fmt.Errorf("api: need --duration > 0 and --concurrency >= 1")
+	}
+	params["api_duration"] = cfg.duration.String()
+	params["api_concurrency"] = strconv.Itoa(cfg.concurrency)
+	st, err := startStack(ctx, logf)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer st.Close()
+	params["stack"] = st.describe()
+	dbURL, _, err := st.freshDB(ctx, "api")
+	if err != nil {
+		return nil, 0, err
+	}
+
+	// The baseline, as a process of its own like the API.
+	self, err := os.Executable()
+	if err != nil {
+		return nil, 0, err
+	}
+	ginAddr, err := freeAddr()
+	if err != nil {
+		return nil, 0, err
+	}
+	gp, err := startProc("bare-gin", self, nil, bareGinEnv+"="+ginAddr)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer gp.stop()
+	if err := waitHTTP(ctx, "http://"+ginAddr+"/health", gp, 30*time.Second); err != nil {
+		return nil, 0, err
+	}
+	ap, base, err := st.startIngestAPI(ctx, dbURL, logf)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ap.stop()
+
+	events := genEvents(1000, 1, false)
+	single := make([][]byte, len(events))
+	for i := range events {
+		single[i] = events[i].AppendJSON(nil)
+	}
+	batch := func(n int) []byte {
+		raws := make([]json.RawMessage, n)
+		for i := range raws {
+			raws[i] = single[i%len(single)]
+		}
+		b, _ := json.Marshal(raws)
+		return b
+	}
+	b100, b1000 := batch(100), batch(1000)
+
+	var results []Result
+	run := func(name, url string, per int, body func(w, i int) []byte) (loadResult, error) {
+		logf("api %-9s %d clients, %s warm-up + %s ...", name, cfg.concurrency, cfg.warmup, cfg.duration)
+		r := closedLoop(ctx, url, cfg.concurrency, cfg.warmup, cfg.duration, body)
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		if r.requests == 0 {
+			return r, fmt.Errorf("api %s: no request succeeded (%d errors, first: %s)", name, r.errors, r.firstErr)
+		}
+		logf("api %-9s %.0f req/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms, %d errors",
+			name, r.rate(), r.rate()*float64(per), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.99)), r.errors)
+		return r, nil
+	}
+	note := func(r loadResult, what string) string {
+		n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.concurrency, cfg.duration, r.requests)
+		if r.errors > 0 {
+			n += fmt.Sprintf("; %d non-201 (%s)", r.errors, r.firstErr)
+		}
+		return n
+	}
+	latRows := func(prefix string, r loadResult) []Result {
+		return []Result{
+			{Name: prefix + ".p50", Value: ms(r.lat.quantile(0.5)), Unit: "ms", Notes: "request sent to body read"},
+			{Name: prefix + ".p99", Value: ms(r.lat.quantile(0.99)), Unit: "ms"},
+		}
+	}
+	var errRate *Target
+	ginRes, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	if err != nil {
+		return results, 0, err
+	}
+	results = append(results, Result{Name: "api.bare_gin.req_per_s", Value: ginRes.rate(), Unit: "req/s",
+		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events")})
+	results = append(results, latRows("api.bare_gin", ginRes)...)
+
+	sRes, err := run("single", base+"/api/v1/audit/events", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	if err != nil {
+		return results, 0, err
+	}
+	if sRes.errors > 0 {
+		errRate = Below(1)
+	}
+	results = append(results, Result{Name: "api.single.req_per_s", Value: sRes.rate(), Unit: "req/s",
+		Notes: note(sRes, "real ingest-api process, POST /api/v1/audit/events, Kafka acks=all; vs api.bare_gin.req_per_s")})
+	results = append(results, latRows("api.single", sRes)...)
+	results = append(results, Result{Name: "api.ratio.single_vs_bare_gin", Value: sRes.rate() / ginRes.rate(), Unit: "x",
+		Target: AtLeast(0.5), Notes: "api.single.req_per_s / api.bare_gin.req_per_s"})
+	if errRate != nil {
+		results = append(results, Result{Name: "api.single.errors", Value: float64(sRes.errors), Unit: "req", Target: errRate, Notes: sRes.firstErr})
+	}
+	for _, c := range []struct {
+		n    int
+		body []byte
+	}{{100, b100}, {1000, b1000}} {
+		name := fmt.Sprintf("batch%d", c.n)
+		r, err := run(name, base+"/api/v1/audit/events/batch", c.n, func(int, int) []byte { return c.body })
+		if err != nil {
+			return results, 0, err
+		}
+		eps := r.rate() * float64(c.n)
+		results = append(results,
+			Result{Name: "api." + name + ".events_per_s", Value: eps, Unit: "events/s",
+				Notes: note(r, fmt.Sprintf("real ingest-api, POST /events/batch of %d (%d bytes); %.1fx api.single events/s", c.n, len(c.body), eps/sRes.rate()))},
+			Result{Name: "api." + name + ".p99", Value: ms(r.lat.quantile(0.99)), Unit: "ms", Notes: "per batch request"},
+		)
+		if r.errors > 0 {
+			results = append(results, Result{Name: "api." + name + ".errors", Value: float64(r.errors), Unit: "req", Target: Below(1), Notes: r.firstErr})
+		}
+	}
+	if err := ap.stop(); err != nil {
+		return results, 0, err
+	}
+	_ = gp.stop()
+	results = append(results, procResults("api", ap, "all four cases (the API ran for every case)")...)
+	results = append(results, procResults("api", gp, "bare gin baseline")...)
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		params["loadavg_after_api"] = strings.Join(strings.Fields(string(la))[:3], " ")
+	}
+	return results, sRes.rate(), nil
+}
+
+// bareGinEnv, when set to an address, makes this binary serve the bare gin
+// baseline there instead of running a command (see main).
+const bareGinEnv = "AUDITBENCH_BARE_GIN_ADDR"
+
+// serveBareGin serves the baseline handler: the same route, JSON decoded
+// into a map and a 201 JSON answer, nothing else.
+func serveBareGin(addr string) error {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	r.POST("/api/v1/audit/events", func(c *gin.Context) {
+		var body map[string]any
+		if err := c.ShouldBindJSON(&body); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			return
+		}
+		c.JSON(http.StatusCreated, gin.H{"event_id": "0190a0a0-0000-7000-8000-000000000000", "message": "audit event accepted"})
+	})
+	srv := &http.Server{Addr: addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}

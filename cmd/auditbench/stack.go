@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/testenv"
+)
+
+// stack is the Kafka and PostgreSQL server a write-side stage runs on: the
+// embedded broker (kfake, in this process) and a throwaway cluster, or
+// KAFKA_BROKERS / DATABASE_URL. Topic names are unique per stack so stages
+// (and runs) sharing an external cluster never see each other's records.
+type stack struct {
+	kafka  *testenv.Kafka
+	pg     *testenv.Postgres
+	topics topicNames
+}
+
+type topicNames struct{ events, notifications, dlq, parked string }
+
+// env returns the settings every binary of the stack is started with.
+func (s *stack) env(dbURL string) []string {
+	return []string{
+		"KAFKA_BROKERS=" + strings.Join(s.kafka.Brokers(), ","),
+		"DATABASE_URL=" + dbURL,
+		"EVENTS_TOPIC=" + s.topics.events,
+		"NOTIFICATIONS_TOPIC=" + s.topics.notifications,
+		"DLQ_TOPIC=" + s.topics.dlq,
+		"PARKED_TOPIC=" + s.topics.parked,
+		"LOG_LEVEL=warn",
+	}
+}
+
+func (s *stack) describe() string {
+	k := "embedded kfake broker (in the auditbench process)"
+	if os.Getenv(testenv.EnvKafkaBrokers) != "" {
+		k = "KAFKA_BROKERS"
+	}
+	p := "throwaway PostgreSQL (fsync=off)"
+	if os.Getenv(testenv.EnvDatabaseURL) != "" {
+		p = "DATABASE_URL"
+	}
+	return k + " + " + p
+}
+
+const benchPartitions = 12
+
+func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) {
+	start := time.Now()
+	id := randomID()
+	t := topicNames{
+		events: "auditbench." + id + ".events", notifications: "auditbench." + id + ".notifications",
+		dlq: "auditbench." + id + ".dlq", parked: "auditbench." + id + ".parked",
+	}
+	k, err := testenv.StartKafka(ctx, map[string]int32{t.events: benchPartitions, t.notifications: benchPartitions, t.dlq: 1, t.parked: 1})
+	if err != nil {
+		return nil, err
+	}
+	pg, err := testenv.StartPostgres(ctx)
+	if err != nil {
+		_ = k.Close()
+		return nil, err
+	}
+	s := &stack{kafka: k, pg: pg, topics: t}
+	logf("stack: %s, ready in %s", s.describe(), time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+func (s *stack) Close() {
+	_ = s.kafka.Close()
+	_ = s.pg.Close()
+}
+
+// freshDB creates a migrated database on the stack's server and returns
+// its URL; it is dropped by Close of the stack (a throwaway cluster) or
+// by the returned function.
+func (s *stack) freshDB(ctx context.Context, name string) (string, func(), error) {
+	name = "auditbench_" + name + "_" + randomID()
+	admin, err := pgx.Connect(ctx, s.pg.URL())
+	if err != nil {
+		return "", nil, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	dbURL, err := withDatabase(s.pg.URL(), name)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := store.Migrate(ctx, dbURL, nil); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), s.pg.URL())
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+	return dbURL, drop, nil
+}
+
+// withDatabase returns dsn with its database replaced by name.
+func withDatabase(dsn, name string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", err
+		}
+		u.Path = "/" + name
+		return u.String(), nil
+	}
+	return dsn + " dbname=" + name, nil
+}
+
+func randomID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// startIngestAPI starts the real ingest-api on a free port against dbURL
+// and waits until it is ready; it returns the process and its base URL.
+func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(string, ...any)) (*proc, string, error) {
+	dir, err := binaries(logf)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr)...)
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addr
+	if err := waitHTTP(ctx, base+"/health/ready", p, 60*time.Second); err != nil {
+		_ = p.stop()
+		return nil, "", err
+	}
+	return p, base, nil
+}
+
+// startWriter starts the real writer against dbURL (consumer group group)
+// and returns the process and its /metrics URL.
+func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(string, ...any)) (*proc, string, error) {
+	dir, err := binaries(logf)
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProc("writer", filepath.Join(dir, "writer"), nil, append(s.env(dbURL), "METRICS_ADDR="+addr, "CONSUMER_GROUP="+group)...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitHTTP(ctx, "http://"+addr+"/metrics", p, 60*time.Second); err != nil {
+		_ = p.stop()
+		return nil, "", err
+	}
+	return p, "http://" + addr + "/metrics", nil
+}
+
+const writerRowsMetric = `auditstream_writer_rows_written_total{table="audit_events"}`

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
+)
+
+const writerSynopsis = `
+Kafka -> PostgreSQL (issue item 3): a 12-partition topic is pre-filled with
+--rows events as ingest-api publishes them (canonical JSON, UUIDv7 event_id,
+key correlation_id, its headers, lz4, acks=all). Then, each into a fresh,
+migrated database (the real audit_events with every index):
+
+  rawcopy  pgx CopyFrom of the same rows, same 18 columns, 5,000 rows per
+           transaction, one connection: the ceiling
+  writer   the real writer binary (go build, a process, its defaults), from
+           process start until its rows_written_total reaches --rows
+
+Target: writer steady rows/s >= 0.7 x rawcopy rows/s (same run). Steady is
+from the first rows the writer reports written (so start-up and the group
+join are not counted); the end-to-end rate is reported as well.`
+
+type writerConfig struct{ rows int }
+
+func runWriter(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
+	fs, outPath := newFlagSet("writer", writerSynopsis, out)
+	var cfg writerConfig
+	fs.IntVar(&cfg.rows, "rows", 100_000, "events in the pre-filled topic")
+	if err := fs.Parse(args); err != nil {
+		return nil, Env{}, err
+	}
+	env := Env{OutPath: *outPath, Command: strings.TrimSpace("writer " + strings.Join(args, " ")), Params: map[string]string{}}
+	defer removeBinaries()
+	res, err := writerStage(ctx, cfg, logger(out), env.Params)
+	return res, env, err
+}
+
+var copyColumns = []string{
+	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
+	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
+	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
+}
+
+func copyRow(e *audit.Event) []any {
+	parent := pgtype.UUID{}
+	if e.ParentEventID != nil {
+		parent = pgtype.UUID{Bytes: *e.ParentEventID, Valid: true}
+	}
+	return []any{
+		[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
+		e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
+		parent, e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
+	}
+}
+
+func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
+	if cfg.rows < 1 {
+		return nil, fmt.Errorf("writer: need --rows >= 1")
+	}
+	params["writer_rows"] = strconv.Itoa(cfg.rows)
+	if _, err := binaries(logf); err != nil {
+		return nil, err
+	}
+	st, err := startStack(ctx, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	params["stack"] = st.describe()
+
+	events := genEvents(cfg.rows, 2, true)
+	start := time.Now()
+	avg, err := prefill(ctx, st, events)
+	if err != nil {
+		return nil, err
+	}
+	logf("writer: pre-filled %s (%d partitions) with %s events (avg %d bytes) in %s",
+		st.topics.events, benchPartitions, thousands(int64(len(events))), avg, time.Since(start).Round(time.Millisecond))
+
+	// Baseline: raw COPY.
+	rawURL, dropRaw, err := st.freshDB(ctx, "rawcopy")
+	if err != nil {
+		return nil, err
+	}
+	logf("writer: rawcopy of %s rows ...", thousands(int64(len(events))))
+	rawTook, err := rawCopy(ctx, rawURL, events, 5000)
+	dropRaw()
+	if err != nil {
+		return nil, err
+	}
+	rawRate := float64(len(events)) / rawTook.Seconds()
+	logf("writer: rawcopy %.0f rows/s (%s)", rawRate, rawTook.Round(time.Millisecond))
+
+	// The writer binary.
+	wURL, dropW, err := st.freshDB(ctx, "writer")
+	if err != nil {
+		return nil, err
+	}
+	defer dropW()
+	logf("writer: writer binary draining %s rows ...", thousands(int64(len(events))))
+	procStart := time.Now()
+	wp, metricsURL, err := st.startWriter(ctx, wURL, "auditbench-writer-"+randomID(), logf)
+	if err != nil {
+		return nil, err
+	}
+	defer wp.stop()
+	c := &http.Client{Timeout: 2 * time.Second}
+	var first time.Time
+	var firstRows float64
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		if err := wp.done(); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("writer did not drain %d rows in 30 minutes", len(events))
+		}
+		v, err := metricValue(c, metricsURL, writerRowsMetric)
+		now := time.Now()
+		if err == nil && v > 0 && first.IsZero() {
+			first, firstRows = now, v
+		}
+		if err == nil && v >= float64(len(events)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	done := time.Now()
+	if err := wp.stop(); err != nil {
+		return nil, err
+	}
+	if err := checkCount(ctx, wURL, len(events)); err != nil {
+		return nil, err
+	}
+	e2e := float64(len(events)) / done.Sub(procStart).Seconds()
+	steady := (float64(len(events)) - firstRows) / max(done.Sub(first).Seconds(), 1e-3)
+	if firstRows >= float64(len(events)) {
+		steady = e2e // drained between two polls
+	}
+	logf("writer: writer %.0f rows/s steady, %.0f rows/s from process start", steady, e2e)
+	_, wcpu := wp.usage()
+	results := []Result{
+		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
+			Notes: fmt.Sprintf("BASELINE: pgx CopyFrom of the same %s rows into a fresh audit_events (all indexes), 5,000/tx, 1 conn", thousands(int64(len(events))))},
+		{Name: "writer.writer.rows_per_s", Value: steady, Unit: "rows/s",
+			Notes: "real writer binary, from its first rows written to the last (polls /metrics every 50 ms); vs writer.rawcopy.rows_per_s"},
+		{Name: "writer.writer.rows_per_s_from_start", Value: e2e, Unit: "rows/s",
+			Notes: fmt.Sprintf("same, from process start (start-up + group join %s included)", first.Sub(procStart).Round(time.Millisecond))},
+		{Name: "writer.ratio.writer_vs_rawcopy", Value: steady / rawRate, Unit: "x", Target: AtLeast(0.7),
+			Notes: "writer.writer.rows_per_s / writer.rawcopy.rows_per_s"},
+		{Name: "writer.writer.cpu_per_row", Value: float64(wcpu.Microseconds()) / float64(len(events)), Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows"},
+	}
+	results = append(results, procResults("writer", wp, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
+	return results, nil
+}
+
+// prefill publishes events as ingest-api does and returns the average
+// record size.
+func prefill(ctx context.Context, st *stack, events []audit.Event) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.kafka.Brokers()...),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	headers := []kgo.RecordHeader{
+		{Key: kafka.HeaderContentType, Value: []byte("application/json")},
+		{Key: kafka.HeaderSource, Value: []byte("ingest-api")},
+	}
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	var total int
+	for i := range events {
+		e := &events[i]
+		v := e.AppendJSON(nil)
+		total += len(v)
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Topic: st.topics.events, Key: []byte(e.CorrelationID), Value: v, Headers: headers},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Store(err)
+				}
+				wg.Done()
+			})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, fmt.Errorf("pre-fill: %w", err)
+	}
+	return total / max(len(events), 1), nil
+}
+
+// rawCopy stores events with CopyFrom, batch rows per transaction, and
+// returns the time it took (row building included, as the writer's is).
+func rawCopy(ctx context.Context, dbURL string, events []audit.Event, batch int) (time.Duration, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	start := time.Now()
+	for lo := 0; lo < len(events); lo += batch {
+		chunk := events[lo:min(lo+batch, len(events))]
+		rows := make([][]any, len(chunk))
+		for i := range chunk {
+			rows[i] = copyRow(&chunk[i])
+		}
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, copyColumns, pgx.CopyFromRows(rows))
+			return err
+		}); err != nil {
+			return 0, fmt.Errorf("raw copy: %w", err)
+		}
+	}
+	took := time.Since(start)
+	return took, checkCount(ctx, dbURL, len(events))
+}
+
+// checkCount fails unless audit_events holds exactly n rows.
+func checkCount(ctx context.Context, dbURL string, n int) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var got int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM audit_events").Scan(&got); err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("audit_events holds %d rows, want %d", got, n)
+	}
+	return nil
+}
