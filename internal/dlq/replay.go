@@ -35,6 +35,10 @@ type Record struct {
 	Value     []byte
 	Headers   []*sarama.RecordHeader
 	Letter    Letter
+	// Enveloped is false when the dlq-original-* headers are missing or
+	// malformed (a record a producer wrote to the DLQ by hand): it cannot
+	// be sent back, since nobody knows where it came from.
+	Enveloped bool
 }
 
 // Filter selects records; zero fields select everything.
@@ -151,7 +155,11 @@ func (s *Source) Read(ctx context.Context, topic string, span Span, fn func(Reco
 	if err != nil {
 		return fmt.Errorf("read %s/%d from %d: %w", topic, span.Partition, span.From, err)
 	}
-	defer pc.AsyncClose()
+	// Close, not AsyncClose: the partition consumer is deregistered only
+	// once it has shut down, and reading the same partition again before
+	// that (Measure after Pass, inspect after list) fails with "That
+	// topic/partition is already being consumed".
+	defer func() { _ = pc.Close() }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,10 +175,10 @@ func (s *Source) Read(ctx context.Context, topic string, span Span, fn func(Reco
 			if msg.Offset >= span.To {
 				return nil
 			}
-			letter, _ := Parse(msg.Headers)
+			letter, ok := Parse(msg.Headers)
 			more, err := fn(Record{
 				Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Timestamp: msg.Timestamp,
-				Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Letter: letter,
+				Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Letter: letter, Enveloped: ok,
 			})
 			if err != nil || !more || msg.Offset+1 >= span.To {
 				return err
@@ -233,6 +241,14 @@ func Decide(r Record, o Options, now time.Time) Decision {
 		return Decision{Record: r, Action: ActionKeep, To: o.From}
 	}
 	fromParked := o.From == o.ParkedTopic
+	if !r.Enveloped {
+		// Without its origin a record cannot be replayed; parking it keeps
+		// it for a human instead of failing every pass on it.
+		if fromParked {
+			return Decision{Record: r, Action: ActionKeep, To: o.From}
+		}
+		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
+	}
 	if !fromParked && r.Letter.Attempts >= o.MaxAttempts {
 		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
 	}
@@ -299,9 +315,6 @@ func Pass(ctx context.Context, src *Source, pub Publisher, o Options, decided fu
 					return false, nil
 				}
 				selected++
-			}
-			if d.Action == ActionReplay && d.To == "" {
-				return false, fmt.Errorf("record %s/%d@%d has no %s header: cannot tell where it came from", r.Topic, r.Partition, r.Offset, HeaderOriginalTopic)
 			}
 			sum.Read++
 			switch d.Action {
@@ -376,8 +389,17 @@ var ErrNotFound = errors.New("no record at that offset")
 
 // Get reads the record at topic/partition@offset.
 func Get(ctx context.Context, src *Source, topic string, partition int32, offset int64) (Record, error) {
+	// A consumer started at the high-water mark waits for the next record
+	// to be written: an offset at or past the end is answered at once.
+	newest, err := src.client.GetOffset(topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return Record{}, fmt.Errorf("newest offset of %s/%d: %w", topic, partition, err)
+	}
+	if offset < 0 || offset >= newest {
+		return Record{}, fmt.Errorf("%s/%d@%d: %w (the partition ends at %d)", topic, partition, offset, ErrNotFound, newest)
+	}
 	var found *Record
-	err := src.Read(ctx, topic, Span{Partition: partition, From: offset, To: offset + 1}, func(r Record) (bool, error) {
+	err = src.Read(ctx, topic, Span{Partition: partition, From: offset, To: offset + 1}, func(r Record) (bool, error) {
 		if r.Offset == offset {
 			found = &r
 		}
