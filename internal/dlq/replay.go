@@ -331,8 +331,11 @@ func Pass(ctx context.Context, src *Source, pub Publisher, o Options, decided fu
 			if o.Progress != nil {
 				o.Progress(sum)
 			}
-			batch = append(batch, outgoing(d))
 			next = r.Offset + 1
+			if o.DryRun {
+				return true, nil
+			}
+			batch = append(batch, outgoing(d))
 			if len(batch) >= 500 {
 				return true, flush()
 			}
@@ -354,8 +357,8 @@ func Pass(ctx context.Context, src *Source, pub Publisher, o Options, decided fu
 // Stats describe what is waiting in a topic for the group.
 type Stats struct {
 	Depth int64
-	// Oldest is the DLQ write time of the oldest waiting record (zero when
-	// nothing waits).
+	// Oldest is the last failure time (dlq-failed-at) of the oldest waiting
+	// record (zero when nothing waits).
 	Oldest time.Time
 }
 
@@ -371,11 +374,18 @@ func Measure(ctx context.Context, src *Source, topic string) (Stats, error) {
 			continue
 		}
 		st.Depth += span.To - span.From
+		// Every waiting record is read: records a filtered replay kept
+		// were re-appended behind newer ones, so the first is not always
+		// the oldest, and their age counts from their last failure.
 		err := src.Read(ctx, topic, span, func(r Record) (bool, error) {
-			if st.Oldest.IsZero() || r.Timestamp.Before(st.Oldest) {
-				st.Oldest = r.Timestamp
+			at := r.Letter.FailedAt
+			if at.IsZero() {
+				at = r.Timestamp
 			}
-			return false, nil
+			if st.Oldest.IsZero() || at.Before(st.Oldest) {
+				st.Oldest = at
+			}
+			return true, nil
 		})
 		if err != nil {
 			return Stats{}, err
