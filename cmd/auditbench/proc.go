@@ -10,12 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 // Processes: the stages run the real binaries (go build into a temporary
@@ -27,20 +28,16 @@ var (
 	buildErr  error
 )
 
-// binaries builds cmd/ingest-api and cmd/writer of the module holding the
-// working directory into a temporary directory and returns it.
+// binaries builds cmd/ingest-api and cmd/writer into a temporary directory
+// and returns it.
 func binaries(logf func(string, ...any)) (string, error) {
 	buildOnce.Do(func() {
-		root := filepath.Dir(filepath.Dir(filepath.Dir(defaultResultsPath()))) // <root>/bench/results/latest.json
 		buildDir, buildErr = os.MkdirTemp("", "auditbench-bin-")
 		if buildErr != nil {
 			return
 		}
 		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", buildDir+string(os.PathSeparator), "./cmd/ingest-api", "./cmd/writer")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/ingest-api ./cmd/writer: %w\n%s", err, out)
+		if buildErr = testenv.BuildCommands(context.Background(), buildDir, "ingest-api", "writer"); buildErr != nil {
 			return
 		}
 		logf("built ingest-api and writer into %s in %s", buildDir, time.Since(start).Round(time.Millisecond))

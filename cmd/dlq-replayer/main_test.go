@@ -75,12 +75,8 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	shared.bin = filepath.Join(dir, "dlq-replayer")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return fail(fmt.Errorf("find the go tool to build dlq-replayer: %w", err))
-	}
-	if out, err := exec.CommandContext(ctx, goTool, "build", "-o", shared.bin, ".").CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("go build: %w\n%s", err, out))
+	if err := testenv.BuildCommands(ctx, dir, "dlq-replayer"); err != nil {
+		return fail(err)
 	}
 	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
 		return fail(err)
@@ -312,29 +308,6 @@ func attempts(t *testing.T, r *kgo.Record) int {
 	a, err := strconv.Atoi(v)
 	require.NoError(t, err)
 	return a
-}
-
-// await polls cond every 20 ms until it holds, and fails the test with
-// cond's last status when d passes first.
-func await(t *testing.T, d time.Duration, what string, cond func() (ok bool, status string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, status := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			require.FailNow(t, "timed out waiting for "+what, "after %s: %s", d, status)
-		}
-		select {
-		case <-t.Context().Done():
-			require.FailNow(t, "test ended waiting for "+what, status)
-		case <-tick.C:
-		}
-	}
 }
 
 // runWriter runs the real writer on e's topics, in-process, until the test

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 // dlqHeaders are the headers SPEC 6.1 puts on a dead letter.
@@ -95,7 +96,7 @@ func TestPoisonCyclesUntilParked(t *testing.T) {
 
 	var firstFailedAt string
 	for round := 0; round <= maxAttempts; round++ {
-		await(t, 30*time.Second, fmt.Sprintf("dead letter of round %d", round), func() (bool, string) {
+		testenv.Await(t, 30*time.Second, fmt.Sprintf("dead letter of round %d", round), func() (bool, string) {
 			n := total(ends(t, e.dlq))
 			return n == int64(round+1), fmt.Sprintf("%d records in the DLQ", n)
 		})
@@ -174,7 +175,7 @@ func TestFailedStoredAfterFix(t *testing.T) {
 	produce(t, rec, &kgo.Record{Topic: e.events, Key: []byte("ok"), Value: eventValue(e.tag, "ok", 2)})
 
 	awaitDLQ := func(n int64) {
-		await(t, 30*time.Second, "the dead letter", func() (bool, string) {
+		testenv.Await(t, 30*time.Second, "the dead letter", func() (bool, string) {
 			got := total(ends(t, e.dlq))
 			return got == n, fmt.Sprintf("%d records in the DLQ", got)
 		})
@@ -195,7 +196,7 @@ func TestFailedStoredAfterFix(t *testing.T) {
 
 	fix()
 	require.Contains(t, e.replay(t, "--error-class", "failed"), "1 replayed")
-	await(t, 30*time.Second, "the record stored", func() (bool, string) {
+	testenv.Await(t, 30*time.Second, "the record stored", func() (bool, string) {
 		rows, _ := stored(t, e, "correlation_id = $2", blocked)
 		return rows == 1, fmt.Sprintf("%d rows", rows)
 	})
@@ -206,7 +207,7 @@ func TestFailedStoredAfterFix(t *testing.T) {
 	produce(t, again)
 	require.Contains(t, e.replay(t), "1 replayed")
 	writerGroup := e.tag + ".writer"
-	await(t, 30*time.Second, "the writer to commit the duplicate", func() (bool, string) {
+	testenv.Await(t, 30*time.Second, "the writer to commit the duplicate", func() (bool, string) {
 		c, end := committed(t, writerGroup, e.events), ends(t, e.events)
 		return total(c) == total(end), fmt.Sprintf("committed %v of %v", c, end)
 	})
@@ -462,7 +463,7 @@ func TestReplayFromParked(t *testing.T) {
 	require.Len(t, evs, 1)
 	require.Equal(t, fixedRec.Value, evs[0].Value)
 	require.Equal(t, 6, attempts(t, evs[0]))
-	await(t, 30*time.Second, "the returned record stored", func() (bool, string) {
+	testenv.Await(t, 30*time.Second, "the returned record stored", func() (bool, string) {
 		rows, _ := stored(t, e, "")
 		return rows == 1, fmt.Sprintf("%d rows", rows)
 	})
@@ -535,7 +536,7 @@ func TestCrashMidPassLosesNothing(t *testing.T) {
 		dups += c - 1
 	}
 	t.Logf("%d kills mid-pass; %d records replayed more than once", midPass, dups)
-	await(t, 60*time.Second, "the writer to store every record", func() (bool, string) {
+	testenv.Await(t, 60*time.Second, "the writer to store every record", func() (bool, string) {
 		rows, ids := stored(t, e, "")
 		return rows == n && ids == n, fmt.Sprintf("%d rows, %d distinct ids", rows, ids)
 	})
@@ -644,7 +645,7 @@ func TestDaemonBinaryMetrics(t *testing.T) {
 		fmt.Sprintf(`auditstream_replayer_oldest_waiting_age_seconds{topic=%q} 0`, e.dlq),
 	}
 	var body string
-	await(t, 30*time.Second, "the daemon's metrics", func() (bool, string) {
+	testenv.Await(t, 30*time.Second, "the daemon's metrics", func() (bool, string) {
 		res, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return false, err.Error()

@@ -6,11 +6,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,20 +24,8 @@ import (
 func main() {
 	var cfg config.IngestAPI
 	config.Parse(&cfg, "ingest-api", "Audit Write API: validates audit records and publishes them to Kafka.", os.Args[1:])
-	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ingest-api: %v\n", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("ingest-api stopped with an error", zap.Error(err))
-		_ = log.Sync()
-		os.Exit(1)
-	}
-	log.Info("ingest-api stopped")
-	_ = log.Sync()
+	telemetry.RunService("ingest-api", cfg.Log.Level, cfg.Log.Format,
+		func(ctx context.Context, log *zap.Logger) error { return run(ctx, cfg, log) })
 }
 
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {

@@ -5,11 +5,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,20 +23,8 @@ import (
 func main() {
 	var cfg config.Writer
 	config.Parse(&cfg, "writer", "Consumes audit records from Kafka and stores them in PostgreSQL in batches.", os.Args[1:])
-	log, err := telemetry.NewLogger(cfg.Log.Level, cfg.Log.Format)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "writer: %v\n", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("writer stopped with an error", zap.Error(err))
-		_ = log.Sync()
-		os.Exit(1)
-	}
-	log.Info("writer stopped")
-	_ = log.Sync()
+	telemetry.RunService("writer", cfg.Log.Level, cfg.Log.Format,
+		func(ctx context.Context, log *zap.Logger) error { return run(ctx, cfg, log) })
 }
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {

@@ -96,7 +96,7 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	shared.bin = filepath.Join(dir, "writer")
-	if err := buildWriter(ctx, shared.bin); err != nil {
+	if err := testenv.BuildCommands(ctx, dir, "writer"); err != nil {
 		return fail(err)
 	}
 
@@ -119,21 +119,6 @@ func runTests(m *testing.M) int {
 	shared.adm = kadm.NewClient(shared.kcl)
 
 	return m.Run()
-}
-
-// buildWriter compiles this package's main into bin: the binary under test
-// is the one operators run, not the test binary calling main().
-func buildWriter(ctx context.Context, bin string) error {
-	// go test puts its own toolchain first on PATH.
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("find the go tool to build the writer: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build the writer: %w\n%s", err, out)
-	}
-	return nil
 }
 
 // pipeline is one test's topics, consumer group and the event_type its
@@ -285,7 +270,7 @@ func (w *writerProc) get(path string) (int, string, error) {
 // awaitReady waits until /health/ready answers 200.
 func (w *writerProc) awaitReady(d time.Duration) {
 	w.t.Helper()
-	await(w.t, d, "writer "+w.name+" ready", func() (bool, string) {
+	testenv.Await(w.t, d, "writer "+w.name+" ready", func() (bool, string) {
 		if !w.running() {
 			require.FailNow(w.t, "writer exited during start-up", "writer %s: %s", w.name, w.exitStatus())
 		}
@@ -318,29 +303,6 @@ func (w *writerProc) metric(name string) float64 {
 	}
 	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
 	return sum
-}
-
-// await polls cond every 20 ms until it holds, and fails the test with
-// cond's last status when d passes first.
-func await(t *testing.T, d time.Duration, what string, cond func() (ok bool, status string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, status := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			require.FailNow(t, "timed out waiting for "+what, "after %s: %s", d, status)
-		}
-		select {
-		case <-t.Context().Done():
-			require.FailNow(t, "test ended waiting for "+what, status)
-		case <-tick.C:
-		}
-	}
 }
 
 // stream produces audit events to a topic in the background, paced in
@@ -495,7 +457,7 @@ func lag(t *testing.T, p pipeline) (int64, error) {
 func awaitCaughtUp(t *testing.T, p pipeline, want int) {
 	t.Helper()
 	start := time.Now()
-	await(t, catchUpTimeout, "writer to catch up", func() (bool, string) {
+	testenv.Await(t, catchUpTimeout, "writer to catch up", func() (bool, string) {
 		n := storedCount(t, p)
 		l, err := lag(t, p)
 		if err != nil {
@@ -593,7 +555,7 @@ func assignment(t *testing.T, p pipeline) (string, map[string][]int32, error) {
 // partitions owned.
 func awaitOwners(t *testing.T, p pipeline, owners ...string) {
 	t.Helper()
-	await(t, catchUpTimeout, fmt.Sprintf("group owned by %v", owners), func() (bool, string) {
+	testenv.Await(t, catchUpTimeout, fmt.Sprintf("group owned by %v", owners), func() (bool, string) {
 		state, owned, err := assignment(t, p)
 		if err != nil {
 			return false, err.Error()

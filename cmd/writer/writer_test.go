@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 const duplicatesMetric = "auditstream_writer_duplicates_total"
@@ -66,7 +68,7 @@ func TestCrashStoresEveryRecordOnce(t *testing.T) {
 	s := startStream(t, p, total, 500, 400*time.Millisecond)
 
 	for i, k := range schedule {
-		await(t, catchUpTimeout, fmt.Sprintf("%d rows stored before kill %d", k.atRows, i+1), func() (bool, string) {
+		testenv.Await(t, catchUpTimeout, fmt.Sprintf("%d rows stored before kill %d", k.atRows, i+1), func() (bool, string) {
 			if !w.running() {
 				require.FailNow(t, "writer exited by itself", "writer %s: %s", w.name, w.exitStatus())
 			}
@@ -106,7 +108,7 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 		t.Helper()
 		// 80 chunks of 250, one every 50 ms: about 4 s of stream.
 		s := startStream(t, p, perPhase, 250, 50*time.Millisecond)
-		await(t, catchUpTimeout, "both writers storing", func() (bool, string) {
+		testenv.Await(t, catchUpTimeout, "both writers storing", func() (bool, string) {
 			n := storedCount(t, p) - storedBefore
 			return n >= perPhase/5, fmt.Sprintf("%d rows of this phase stored", n)
 		})
@@ -165,7 +167,7 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 	w.awaitReady(30 * time.Second)
 	// 80 chunks of 250, one every 50 ms: about 4 s of stream.
 	s := startStream(t, p, total, 250, 50*time.Millisecond)
-	await(t, catchUpTimeout, "writer storing", func() (bool, string) {
+	testenv.Await(t, catchUpTimeout, "writer storing", func() (bool, string) {
 		n := storedCount(t, p)
 		return n >= total/5, fmt.Sprintf("%d rows stored", n)
 	})
@@ -187,7 +189,7 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 	defer unlock()
 	_, err = tx.Exec(ctx, `LOCK TABLE audit_event_ids IN SHARE MODE`)
 	require.NoError(t, err)
-	await(t, 10*time.Second, "writer blocked in a flush", func() (bool, string) {
+	testenv.Await(t, 10*time.Second, "writer blocked in a flush", func() (bool, string) {
 		var waiting int
 		require.NoError(t, shared.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO audit_event_ids%'`).Scan(&waiting))

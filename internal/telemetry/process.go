@@ -1,0 +1,33 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// RunService is the life of a long-running binary: it builds the logger,
+// runs run with a context that SIGTERM or Ctrl-C cancels, logs how it
+// ended, and exits 1 if run failed. run owns the shutdown order: it returns
+// once it has drained and closed what it started.
+func RunService(name, logLevel, logFormat string, run func(ctx context.Context, log *zap.Logger) error) {
+	logger, err := NewLogger(logLevel, logFormat)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, logger)
+	stop()
+	if err != nil {
+		logger.Error(name+" stopped with an error", zap.Error(err))
+		_ = logger.Sync()
+		os.Exit(1)
+	}
+	logger.Info(name + " stopped")
+	_ = logger.Sync()
+}
