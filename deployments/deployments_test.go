@@ -205,7 +205,7 @@ func listenPortAndDrain(t *testing.T, cfg any) (int, time.Duration) {
 	t.Helper()
 	switch c := cfg.(type) {
 	case *config.IngestAPI:
-		return portOf(t, c.HTTPAddr), c.ShutdownTimeout
+		return portOf(t, c.HTTPAddr), c.ShutdownDelay + c.ShutdownTimeout
 	case *config.Writer:
 		// Last flush, then the metrics server's 5 s drain.
 		return portOf(t, c.MetricsAddr), c.WriteTimeout + 5*time.Second

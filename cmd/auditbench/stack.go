@@ -143,7 +143,7 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(stri
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr)...)
+	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr, "SHUTDOWN_DELAY=0s")...)
 	if err != nil {
 		return nil, "", err
 	}

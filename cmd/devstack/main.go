@@ -62,7 +62,7 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string
 		"LOG_FORMAT=console",
 	}
 	services := []service{
-		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr}, common...)},
+		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "SHUTDOWN_DELAY=0s"}, common...)},
 		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
 		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}

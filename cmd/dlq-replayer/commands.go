@@ -32,7 +32,10 @@ type session struct {
 	producer *kafka.Producer
 }
 
-func connect(cfg config.Replayer, log *zap.Logger, reg prometheus.Registerer, withProducer bool) (*session, error) {
+// connect opens the reader and, when producer is not nil, connects it. The
+// producer is built by the caller, once: its metrics are registered when it
+// is built, and the daemon retries connect with the same one.
+func connect(cfg config.Replayer, producer *kafka.Producer) (*session, error) {
 	sc, err := kafka.ConsumerConfig(cfg.Kafka.Client())
 	if err != nil {
 		return nil, err
@@ -46,15 +49,18 @@ func connect(cfg config.Replayer, log *zap.Logger, reg prometheus.Registerer, wi
 		return nil, errors.Join(err, client.Close())
 	}
 	s := &session{client: client, src: src}
-	if withProducer {
-		if s.producer, err = kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg); err != nil {
-			return nil, errors.Join(err, s.close())
-		}
-		if err := s.producer.ConnectOnce(); err != nil {
+	if producer != nil {
+		if err := producer.ConnectOnce(); err != nil {
 			return nil, errors.Join(fmt.Errorf("cannot reach Kafka at %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err), s.close())
 		}
+		s.producer = producer
 	}
 	return s, nil
+}
+
+// newProducer builds the acknowledged producer commands move records with.
+func newProducer(cfg config.Replayer, log *zap.Logger, reg prometheus.Registerer) (*kafka.Producer, error) {
+	return kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 }
 
 func (s *session) close() error {
@@ -78,7 +84,14 @@ func filterOf(f config.ReplayerFilters) dlq.Filter {
 
 // runReplay makes one pass and prints each decision and a summary.
 func runReplay(ctx context.Context, cfg config.Replayer, log *zap.Logger, out, progress io.Writer) error {
-	s, err := connect(cfg, log, prometheus.NewRegistry(), !cfg.Replay.DryRun)
+	var producer *kafka.Producer
+	if !cfg.Replay.DryRun {
+		var err error
+		if producer, err = newProducer(cfg, log, prometheus.NewRegistry()); err != nil {
+			return err
+		}
+	}
+	s, err := connect(cfg, producer)
 	if err != nil {
 		return err
 	}
@@ -124,7 +137,7 @@ func runReplay(ctx context.Context, cfg config.Replayer, log *zap.Logger, out, p
 
 // runList prints the waiting records without moving or committing.
 func runList(ctx context.Context, cfg config.Replayer, out io.Writer) error {
-	s, err := connect(cfg, zap.NewNop(), nil, false)
+	s, err := connect(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -149,7 +162,7 @@ func runList(ctx context.Context, cfg config.Replayer, out io.Writer) error {
 
 // runInspect prints one record in full.
 func runInspect(ctx context.Context, cfg config.Replayer, out io.Writer) error {
-	s, err := connect(cfg, zap.NewNop(), nil, false)
+	s, err := connect(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -170,10 +183,13 @@ func runInspect(ctx context.Context, cfg config.Replayer, out io.Writer) error {
 func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
 	m := newDaemonMetrics(reg)
+	producer, err := newProducer(cfg, log, reg)
+	if err != nil {
+		return err
+	}
 	var s *session
 	for {
-		var err error
-		if s, err = connect(cfg, log, reg, true); err == nil {
+		if s, err = connect(cfg, producer); err == nil {
 			break
 		}
 		log.Warn("kafka unreachable, retrying", zap.Error(err))
@@ -188,7 +204,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 	health := telemetry.NewHealth(map[string]telemetry.Check{"kafka": s.producer.Check})
 	srv := &http.Server{Addr: cfg.Run.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(gctx, srv, health, log, 5*time.Second) })
+	g.Go(func() error { return telemetry.ServeHTTP(gctx, srv, health, log, 0, 5*time.Second) })
 	g.Go(func() error {
 		health.SetReady()
 		log.Info("dlq-replayer running", zap.Duration("interval", cfg.Run.Interval), zap.Int("max_attempts", cfg.Run.MaxAttempts),

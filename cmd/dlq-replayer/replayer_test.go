@@ -549,7 +549,9 @@ func TestDaemonTickMovesWhatWasThere(t *testing.T) {
 	e := newEnv(t, 3)
 	cfg := e.cfg(t, "run", "--interval", "200ms", "--metrics-addr", "127.0.0.1:0")
 	reg := prometheus.NewRegistry()
-	s, err := connect(cfg, zap.NewNop(), reg, true)
+	producer, err := newProducer(cfg, zap.NewNop(), reg)
+	require.NoError(t, err)
+	s, err := connect(cfg, producer)
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -755,7 +757,7 @@ func grepLines(s, substr string) string {
 func TestReadsOfOnePartitionBackToBack(t *testing.T) {
 	e := newEnv(t, 1)
 	seed(t, e, e.dlq, 0)
-	sess, err := connect(e.cfg(t, "list"), zap.NewNop(), nil, false)
+	sess, err := connect(e.cfg(t, "list"), nil)
 	require.NoError(t, err)
 	defer sess.close()
 	for i := range 5 {
@@ -784,7 +786,9 @@ func TestRecordWithoutEnvelopeIsParked(t *testing.T) {
 
 	cfg := e.cfg(t, "run", "--interval", "200ms")
 	reg := prometheus.NewRegistry()
-	s, err := connect(cfg, zap.NewNop(), reg, true)
+	producer, err := newProducer(cfg, zap.NewNop(), reg)
+	require.NoError(t, err)
+	s, err := connect(cfg, producer)
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -801,4 +805,20 @@ func TestRecordWithoutEnvelopeIsParked(t *testing.T) {
 	// From the parked topic it has nowhere to go: it stays there.
 	require.Contains(t, e.replay(t, "--from-parked"), "0 replayed to their original topic, 0 parked")
 	require.Len(t, e.list(t, "--parked"), 1)
+}
+
+// TestDaemonConnectRetriesWithOneProducer: the daemon retries connect with
+// the producer it built once (and whose metrics it registered once), so a
+// Kafka that answers but refuses the topic set-up is retried, not a panic
+// on a second metrics registration.
+func TestDaemonConnectRetriesWithOneProducer(t *testing.T) {
+	e := newEnv(t, 1)
+	bad := e.cfg(t, "run", "--topic-replication-factor", "3") // one broker: topic creation fails
+	bad.Kafka.DLQTopic = e.dlq + ".unmade"
+	producer, err := newProducer(bad, zap.NewNop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	for range 3 {
+		_, err := connect(bad, producer)
+		require.ErrorContains(t, err, "cannot reach Kafka")
+	}
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 5*time.Second) })
+	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
 	g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
 	g.Go(func() error {
 		// Not ready from the signal on, while the last batch drains.

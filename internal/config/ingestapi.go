@@ -34,9 +34,13 @@ type IngestAPI struct {
 	// rows exactly costs seconds; past the cap total_exact is false.
 	QueryCountCap int `name:"query-count-cap" env:"QUERY_COUNT_CAP" default:"10000" help:"Most rows counted for pagination.total (total_exact=false beyond)."`
 
-	// ShutdownTimeout stays below Kubernetes' default 30 s grace period so
-	// in-flight requests finish before the kubelet sends SIGKILL.
-	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"25s" help:"Longest wait for in-flight requests on SIGTERM."`
+	// ShutdownDelay is how long, after SIGTERM, the API keeps answering with
+	// /health/ready at 503: long enough for load balancers and Kubernetes
+	// endpoints to stop routing to it before the listener closes.
+	ShutdownDelay time.Duration `name:"shutdown-delay" env:"SHUTDOWN_DELAY" default:"5s" help:"Time between SIGTERM (readiness 503) and closing the listener."`
+	// ShutdownTimeout, with ShutdownDelay, stays within Kubernetes' default
+	// 30 s grace period so in-flight requests finish before SIGKILL.
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"20s" help:"Longest wait for in-flight requests after the listener closes."`
 }
 
 // Validate reports settings that cannot work, all at once.
@@ -62,6 +66,9 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.QueryCountCap < 1 {
 		errs = append(errs, fmt.Errorf("QUERY_COUNT_CAP must be at least 1, got %d", c.QueryCountCap))
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("SHUTDOWN_DELAY must not be negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))

@@ -73,10 +73,12 @@ func OpsMux(h *Health, g prometheus.Gatherer) *http.ServeMux {
 }
 
 // ServeHTTP listens on srv.Addr and serves until ctx ends; then it marks the
-// process not ready and drains in-flight requests for at most drain.
+// process not ready, keeps serving for delay so that load balancers see the
+// 503 and stop sending requests before the listener closes, and drains
+// in-flight requests for at most drain.
 // The listener is bound before ServeHTTP returns control to the caller's
 // errgroup, so a bad address fails start-up at once.
-func ServeHTTP(ctx context.Context, srv *http.Server, h *Health, log *zap.Logger, drain time.Duration) error {
+func ServeHTTP(ctx context.Context, srv *http.Server, h *Health, log *zap.Logger, delay, drain time.Duration) error {
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", srv.Addr, err)
@@ -91,6 +93,14 @@ func ServeHTTP(ctx context.Context, srv *http.Server, h *Health, log *zap.Logger
 	case <-ctx.Done():
 	}
 	h.SetNotReady("shutting down")
+	if delay > 0 {
+		log.Info("not ready; serving on while load balancers notice", zap.Duration("delay", delay))
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve %s: %w", srv.Addr, err)
+		case <-time.After(delay):
+		}
+	}
 	log.Info("http server draining", zap.Duration("timeout", drain))
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
