@@ -102,7 +102,12 @@ var (
 		"54": Poison, // program limit exceeded: index row or value too large
 
 		"23": Failed, // integrity constraint violation not listed above
-		"42": Failed, // syntax error or access rule violation: schema not (yet) migrated, privileges
+		// Class 42, syntax error or access rule violation: the schema is not
+		// (yet) migrated, privileges were revoked, or our SQL is wrong. Every
+		// record would fail alike, so no record can be judged until an
+		// operator acts: waiting keeps them in Kafka instead of emptying the
+		// whole stream into the DLQ.
+		"42": Outage,
 		"0A": Failed, // feature not supported
 		"XX": Failed, // internal error: needs an operator; keeps the records for replay
 	}

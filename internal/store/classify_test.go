@@ -48,9 +48,9 @@ func TestClassify(t *testing.T) {
 		// Failed: may clear without changing the rows.
 		{"no partition / check 23514", pgErr("23514"), Failed},
 		{"foreign key 23503", pgErr("23503"), Failed},
-		{"undefined table 42P01", pgErr("42P01"), Failed},
-		{"undefined column 42703", pgErr("42703"), Failed},
-		{"insufficient privilege 42501", pgErr("42501"), Failed},
+		{"undefined table 42P01", pgErr("42P01"), Outage},
+		{"undefined column 42703", pgErr("42703"), Outage},
+		{"insufficient privilege 42501", pgErr("42501"), Outage},
 		{"deferred constraint at commit 40002", pgErr("40002"), Failed},
 		{"internal error XX000", pgErr("XX000"), Failed},
 		{"unknown class", pgErr("ZZ999"), Failed},

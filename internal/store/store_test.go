@@ -379,7 +379,7 @@ func TestClassifyRealErrors(t *testing.T) {
 		{"id clash with another notification", `INSERT INTO notification_audit (id, notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
 			SELECT id, $1, 'r', 'x', 'email', 's', 'sent', now() FROM notification_audit WHERE notification_id = $2
 			ON CONFLICT (notification_id) DO NOTHING`, []any{nid + "-other", nid}, Poison},
-		{"undefined table", `SELECT * FROM no_such_table`, nil, Failed},
+		{"undefined table", `SELECT * FROM no_such_table`, nil, Outage},
 		{"statement timeout", `SET LOCAL statement_timeout = '10ms'; SELECT pg_sleep(1)`, nil, Outage},
 	}
 	for _, tc := range cases {
