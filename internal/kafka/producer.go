@@ -150,10 +150,9 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	topic := records[0].Topic
 	conn := p.conn.Load()
 	if conn == nil {
-		p.records.WithLabelValues(topic, "failed").Add(float64(len(records)))
+		p.count(records, nil, true)
 		return &PublishError{Total: len(records), Failed: len(records), Err: errors.New("not connected to kafka")}
 	}
 	msgs := make([]*sarama.ProducerMessage, len(records))
@@ -172,31 +171,67 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	defer timer.Stop()
 
 	var perr *PublishError
+	var failed sarama.ProducerErrors
 	select {
 	case err := <-done:
 		if err != nil {
-			failed := len(records)
-			var pes sarama.ProducerErrors
-			if errors.As(err, &pes) {
-				failed = len(pes)
-				err = pes[0].Err
+			n := len(records)
+			if errors.As(err, &failed) {
+				n = len(failed)
+				err = failed[0].Err
 			}
-			perr = &PublishError{Total: len(records), Failed: failed, Err: err}
+			perr = &PublishError{Total: len(records), Failed: n, Err: err}
 		}
 	case <-timer.C:
 		perr = &PublishError{Total: len(records), Failed: len(records), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
 	}
-	elapsed := time.Since(start).Seconds()
+	result := "acked"
 	if perr != nil {
-		p.duration.WithLabelValues(topic, "failed").Observe(elapsed)
-		p.records.WithLabelValues(topic, "acked").Add(float64(perr.Total - perr.Failed))
-		p.records.WithLabelValues(topic, "failed").Add(float64(perr.Failed))
+		result = "failed"
+	}
+	p.duration.WithLabelValues(topicLabel(records), result).Observe(time.Since(start).Seconds())
+	p.count(records, failed, perr != nil && failed == nil)
+	if perr != nil {
 		return perr
 	}
-	p.duration.WithLabelValues(topic, "acked").Observe(elapsed)
-	p.records.WithLabelValues(topic, "acked").Add(float64(len(records)))
 	return nil
+}
+
+// count adds each record to the counter of its own topic: failed when it
+// is one of failed, or when allFailed; acked otherwise.
+func (p *Producer) count(records []Record, failed sarama.ProducerErrors, allFailed bool) {
+	total := make(map[string]int)
+	bad := make(map[string]int)
+	for _, r := range records {
+		total[r.Topic]++
+		if allFailed {
+			bad[r.Topic]++
+		}
+	}
+	for _, f := range failed {
+		bad[f.Msg.Topic]++
+	}
+	for topic, n := range total {
+		if acked := n - bad[topic]; acked > 0 {
+			p.records.WithLabelValues(topic, "acked").Add(float64(acked))
+		}
+		if bad[topic] > 0 {
+			p.records.WithLabelValues(topic, "failed").Add(float64(bad[topic]))
+		}
+	}
+}
+
+// topicLabel is the topic of a publish for the latency histogram: the
+// records' topic, or "mixed" when a call spans several (the replayer's).
+func topicLabel(records []Record) string {
+	t := records[0].Topic
+	for _, r := range records[1:] {
+		if r.Topic != t {
+			return "mixed"
+		}
+	}
+	return t
 }
 
 // Check is the /health probe: it asks the cluster for fresh metadata, which
