@@ -138,9 +138,6 @@ func (p *Producer) ConnectOnce() error {
 	return nil
 }
 
-// Connected reports whether Connect has succeeded and Close not yet run.
-func (p *Producer) Connected() bool { return p.conn.Load() != nil }
-
 // Publish hands all records to the producer at once and waits until every
 // one is acknowledged, or PublishTimeout passes. Any failure is a
 // *PublishError wrapping ErrUnavailable. ctx is not used to abandon a send

@@ -26,8 +26,8 @@ import (
 // ErrNotFound is returned by Get for an unknown event_id.
 var ErrNotFound = errors.New("event not found")
 
-// ErrBadCursor is returned for a cursor this service did not issue.
-var ErrBadCursor = errors.New("invalid cursor")
+// errBadCursor is returned for a cursor this service did not issue.
+var errBadCursor = errors.New("invalid cursor")
 
 // Filter selects events; zero fields do not filter. Bounds are inclusive.
 type Filter struct {
@@ -66,7 +66,7 @@ func (c Cursor) Encode() string {
 func DecodeCursor(s string) (Cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 1+8+16 || b[0] != cursorVersion {
-		return Cursor{}, ErrBadCursor
+		return Cursor{}, errBadCursor
 	}
 	id, _ := uuid.FromBytes(b[9:])
 	return Cursor{Timestamp: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(), EventID: id}, nil

@@ -88,7 +88,7 @@ func TestCursor(t *testing.T) {
 	require.Equal(t, c, got)
 	for _, bad := range []string{"", "!!", "AAAA", c.Encode()[:10], "Ag" + c.Encode()[2:]} {
 		_, err := DecodeCursor(bad)
-		require.ErrorIs(t, err, ErrBadCursor, bad)
+		require.ErrorIs(t, err, errBadCursor, bad)
 	}
 }
 

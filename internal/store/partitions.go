@@ -9,11 +9,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// MaxPartitionsPerCall caps EnsurePartitions: a range wider than this many
+// maxPartitionsPerCall caps EnsurePartitions: a range wider than this many
 // months (a typo'd year, a record from year 1) is refused instead of
 // creating thousands of tables. Writers create partitions for the months
 // their rows are in (EnsurePartitionsFor), which this cap does not limit.
-const MaxPartitionsPerCall = 240
+const maxPartitionsPerCall = 240
 
 // monthStart returns the first instant of t's month in UTC: the lower bound
 // of the partition that holds t.
@@ -38,9 +38,9 @@ func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error 
 	}
 	var months []time.Time
 	for m := monthStart(from); !m.After(to); m = m.AddDate(0, 1, 0) {
-		if len(months) == MaxPartitionsPerCall {
+		if len(months) == maxPartitionsPerCall {
 			return fmt.Errorf("ensure partitions: [%s, %s] spans more than %d months",
-				from.Format(time.RFC3339), to.Format(time.RFC3339), MaxPartitionsPerCall)
+				from.Format(time.RFC3339), to.Format(time.RFC3339), maxPartitionsPerCall)
 		}
 		months = append(months, m)
 	}

@@ -172,12 +172,10 @@ func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 
 func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Duration) {
 	m := w.metrics
-	if len(rows) > 0 {
-		m.rows.WithLabelValues("audit_events").Add(float64(res.Events))
-		m.rows.WithLabelValues("notification_audit").Add(float64(res.Notifications))
-		m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
-		m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
-	}
+	m.rows.WithLabelValues("audit_events").Add(float64(res.Events))
+	m.rows.WithLabelValues("notification_audit").Add(float64(res.Notifications))
+	m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
+	m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
 	if res.Events+res.EventDuplicates > 0 {
 		m.seed.WriteDuration.WithLabelValues("audit_events").Observe(took.Seconds())
 		m.seed.Traces.WithLabelValues("event", "success").Add(float64(res.Events))

@@ -44,7 +44,11 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 // When the batcher is busy (a flush, a database outage) the send blocks,
 // and with it the partition's fetching.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	lag := h.w.metrics.lag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition())))
+	partition := strconv.Itoa(int(claim.Partition()))
+	lag := h.w.metrics.lag.WithLabelValues(claim.Topic(), partition)
+	// A revoked partition is reported by its new owner; a stale value here
+	// would count it twice.
+	defer h.w.metrics.lag.DeleteLabelValues(claim.Topic(), partition)
 	ctx := sess.Context()
 	for {
 		select {

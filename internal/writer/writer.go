@@ -100,8 +100,7 @@ type Writer struct {
 	// paused is whether the writer has paused fetching; it is separate from
 	// outage because a new session resumes fetching while the outage lasts
 	// (see resumeForSession).
-	paused  atomic.Bool
-	outages atomic.Int64
+	paused atomic.Bool
 }
 
 // New checks the configuration; it does not connect.
@@ -192,7 +191,6 @@ func (w *Writer) Check(context.Context) error {
 func (w *Writer) setOutage(on bool, err error) {
 	if w.outage.Swap(on) != on {
 		if on {
-			w.outages.Add(1)
 			w.metrics.outage.Set(1)
 			w.metrics.outagesTotal.Inc()
 			w.log.Error("database outage: pausing consumption and retrying", zap.Error(err))
