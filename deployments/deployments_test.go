@@ -792,12 +792,12 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 			has(w, "auditstream_writer_dead_letters_total", "class", "poison") &&
 			has(r, "auditstream_replayer_records_total", "action", "replayed") &&
 			has(r, "auditstream_replayer_records_total", "action", "parked") &&
-			has(r, "auditstream_replayer_waiting_records", "topic", "audit.dlq.parked")
+			has(r, "auditstream_replayer_waiting_records", "topic", "audit.dlq.parked") &&
+			has(r, "auditstream_replayer_oldest_waiting_age_seconds", "topic", "audit.dlq.parked") &&
+			has(r, "auditstream_replayer_passes_total", "result", "ok")
 	}, 90*time.Second, 250*time.Millisecond, "the writer stores, dead-letters; the replayer replays and parks\nwriter log:\n%s\nreplayer log:\n%s",
 		writer.log, replayer.log)
 	t.Logf("pipeline traffic done after %s", time.Since(began).Round(time.Millisecond))
-	// The replayer's counters are read after a full pass that parked.
-	time.Sleep(time.Second)
 	all := scrape{}
 	for _, p := range []*process{writer, replayer} {
 		merge(all, p.scrape(t))
