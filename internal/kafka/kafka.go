@@ -1,6 +1,7 @@
 // Package kafka owns auditstream's side of Kafka: the sarama configuration
 // every binary shares, topic creation at start-up, record headers, and the
-// acknowledged producer the ingest API publishes through.
+// acknowledged producer that the API publishes through, the writer
+// dead-letters through and the replayer moves records with.
 //
 // The API publishes with sarama's SyncProducer directly rather than through
 // watermill's Kafka publisher: watermill sends the messages of one Publish
