@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/kafka"
@@ -188,15 +189,14 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 		return err
 	}
 	var s *session
+	retry := backoff.New(time.Second, 30*time.Second)
 	for {
 		if s, err = connect(cfg, producer); err == nil {
 			break
 		}
-		log.Warn("kafka unreachable, retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
+		log.Warn("kafka unreachable, retrying", zap.Duration("backoff", retry.Next()), zap.Error(err))
+		if !retry.Wait(ctx) {
 			return nil
-		case <-time.After(5 * time.Second):
 		}
 	}
 	defer s.close()

@@ -83,7 +83,9 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout) })
+	g.Go(func() error {
+		return telemetry.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
+	})
 	if cfg.Postgres.Migrate {
 		g.Go(func() error {
 			// Failure only means shutdown came first; the API serves

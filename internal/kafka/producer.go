@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/backoff"
 )
 
 // ErrUnavailable is wrapped by every error that means "Kafka did not take
@@ -101,7 +103,7 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 // Connect dials the brokers, creates missing topics and starts the producer,
 // retrying with capped exponential backoff until it succeeds or ctx ends.
 func (p *Producer) Connect(ctx context.Context) error {
-	backoff := 250 * time.Millisecond
+	retry := backoff.New(250*time.Millisecond, 10*time.Second)
 	for attempt := 1; ; attempt++ {
 		err := p.ConnectOnce()
 		if err == nil {
@@ -109,13 +111,10 @@ func (p *Producer) Connect(ctx context.Context) error {
 			return nil
 		}
 		p.log.Warn("kafka producer cannot connect, retrying",
-			zap.Strings("brokers", p.cfg.Brokers), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+			zap.Strings("brokers", p.cfg.Brokers), zap.Int("attempt", attempt), zap.Duration("backoff", retry.Next()), zap.Error(err))
+		if !retry.Wait(ctx) {
 			return fmt.Errorf("connect kafka: %w", ctx.Err())
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 

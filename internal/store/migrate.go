@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/backoff"
 )
 
 //go:embed migrations/*.sql
@@ -129,19 +131,16 @@ func (l migrateLogger) Verbose() bool { return false }
 // returns ctx's error). Binaries call it at start-up, so a database that
 // comes up after them is migrated as soon as it is there.
 func MigrateRetrying(ctx context.Context, databaseURL string, log *zap.Logger) error {
-	backoff := 500 * time.Millisecond
+	retry := backoff.New(500*time.Millisecond, 10*time.Second)
 	for {
 		version, err := Migrate(ctx, databaseURL, log)
 		if err == nil {
 			log.Info("schema up to date", zap.Uint("version", version))
 			return nil
 		}
-		log.Warn("schema migration failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		log.Warn("schema migration failed, retrying", zap.Duration("backoff", retry.Next()), zap.Error(err))
+		if !retry.Wait(ctx) {
 			return fmt.Errorf("migrate: %w", ctx.Err())
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }

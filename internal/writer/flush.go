@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
@@ -131,7 +132,7 @@ func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 			notifications = append(notifications, *it.notification)
 		}
 	}
-	backoff := 100 * time.Millisecond
+	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
 	for {
 		start := time.Now()
 		// The attempt is not bound to the session: a transaction under way
@@ -150,10 +151,9 @@ func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 				return fmt.Errorf("%w: %w", errAbandoned, err)
 			}
 			w.setOutage(true, err)
-			if !sleep(sess.Context(), backoff) {
+			if !retry.Wait(sess.Context()) {
 				return fmt.Errorf("%w: %w", errAbandoned, err)
 			}
-			backoff = min(backoff*2, w.cfg.MaxBackoff)
 		case store.Failed:
 			w.setOutage(false, nil)
 			if !recheck {
@@ -214,7 +214,7 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 			Headers: letter.Headers(d.msg.Headers),
 		}
 	}
-	backoff := 100 * time.Millisecond
+	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
 	for {
 		err := w.dlq.Publish(sess.Context(), records)
 		if err == nil {
@@ -224,11 +224,10 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
 		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(records)),
-			zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(sess.Context(), backoff) {
+			zap.Duration("backoff", retry.Next()), zap.Error(err))
+		if !retry.Wait(sess.Context()) {
 			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
-		backoff = min(backoff*2, w.cfg.MaxBackoff)
 	}
 	for _, d := range dead {
 		w.metrics.deadLetters.WithLabelValues(string(d.class)).Inc()

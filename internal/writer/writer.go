@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -83,6 +84,11 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// firstRetry is the first wait of every retry loop: long enough not to spin
+// against a broker or database that is restarting, short enough to go
+// unnoticed after a blip.
+const firstRetry = 100 * time.Millisecond
 
 // Writer consumes, batches and stores. Run it once.
 type Writer struct {
@@ -139,28 +145,27 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	h := &handler{w: w}
 	topics := []string{w.cfg.EventsTopic, w.cfg.NotificationsTopic}
-	backoff := 250 * time.Millisecond
+	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
 	for ctx.Err() == nil {
 		// Consume returns at every rebalance; the loop rejoins.
 		if err := group.Consume(ctx, topics, h); err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 				return nil
 			}
-			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", backoff), zap.Error(err))
-			if !sleep(ctx, backoff) {
+			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", retry.Next()), zap.Error(err))
+			if !retry.Wait(ctx) {
 				break
 			}
-			backoff = min(backoff*2, w.cfg.MaxBackoff)
 			continue
 		}
-		backoff = 250 * time.Millisecond
+		retry.Reset()
 	}
 	w.log.Info("writer stopping")
 	return nil
 }
 
 func (w *Writer) connect(ctx context.Context) (sarama.ConsumerGroup, error) {
-	backoff := 250 * time.Millisecond
+	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		group, err := sarama.NewConsumerGroup(w.kcfg.Brokers, w.cfg.Group, w.sc)
 		if err == nil {
@@ -168,11 +173,10 @@ func (w *Writer) connect(ctx context.Context) (sarama.ConsumerGroup, error) {
 			return group, nil
 		}
 		w.log.Warn("kafka unreachable, retrying", zap.Strings("brokers", w.kcfg.Brokers),
-			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		if !sleep(ctx, backoff) {
+			zap.Int("attempt", attempt), zap.Duration("backoff", retry.Next()), zap.Error(err))
+		if !retry.Wait(ctx) {
 			return nil, fmt.Errorf("connect consumer group: %w", ctx.Err())
 		}
-		backoff = min(backoff*2, w.cfg.MaxBackoff)
 	}
 }
 
@@ -227,16 +231,4 @@ func (w *Writer) setPaused(on bool) {
 // outage gauge and Check keep reporting it until a write succeeds.
 func (w *Writer) resumeForSession() {
 	w.setPaused(false)
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
