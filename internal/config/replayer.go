@@ -41,11 +41,25 @@ func (f ReplayerFilters) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ReplayerAttempts is the replay budget of a record, shared by run and
+// replay so both park at the same point.
+type ReplayerAttempts struct {
+	MaxAttempts int `name:"max-attempts" env:"MAX_ATTEMPTS" default:"5" help:"Replays before a record is parked in the parked topic."`
+}
+
+// Validate reports a budget that cannot work.
+func (a ReplayerAttempts) Validate() error {
+	if a.MaxAttempts < 1 {
+		return fmt.Errorf("--max-attempts must be at least 1, got %d", a.MaxAttempts)
+	}
+	return nil
+}
+
 // ReplayerRun is the daemon.
 type ReplayerRun struct {
-	Interval    time.Duration `name:"interval" env:"REPLAY_INTERVAL" default:"30s" help:"Time between passes."`
-	MaxAttempts int           `name:"max-attempts" env:"MAX_ATTEMPTS" default:"5" help:"Replays before a record is parked in the parked topic."`
-	MetricsAddr string        `name:"metrics-addr" env:"METRICS_ADDR" default:":9091" help:"Address serving /metrics and the health endpoints."`
+	ReplayerAttempts `embed:""`
+	Interval         time.Duration `name:"interval" env:"REPLAY_INTERVAL" default:"30s" help:"Time between passes."`
+	MetricsAddr      string        `name:"metrics-addr" env:"METRICS_ADDR" default:":9091" help:"Address serving /metrics and the health endpoints."`
 }
 
 // Validate reports settings that cannot work.
@@ -54,8 +68,8 @@ func (r ReplayerRun) Validate() error {
 	if r.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--interval must be at least 100ms, got %s", r.Interval))
 	}
-	if r.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("--max-attempts must be at least 1, got %d", r.MaxAttempts))
+	if err := r.ReplayerAttempts.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if r.MetricsAddr == "" {
 		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
@@ -65,19 +79,16 @@ func (r ReplayerRun) Validate() error {
 
 // ReplayerReplay is one pass.
 type ReplayerReplay struct {
-	ReplayerFilters `embed:""`
-	DryRun          bool `name:"dry-run" help:"Show what would move; move and commit nothing."`
-	FromParked      bool `name:"from-parked" help:"Move records from the parked topic back to their original topic (after fixing the cause)."`
-	MaxAttempts     int  `name:"max-attempts" env:"MAX_ATTEMPTS" default:"5" help:"Replays before a record is parked in the parked topic."`
-	JSON            bool `name:"json" help:"One JSON object per line instead of a table."`
+	ReplayerFilters  `embed:""`
+	ReplayerAttempts `embed:""`
+	DryRun           bool `name:"dry-run" help:"Show what would move; move and commit nothing."`
+	FromParked       bool `name:"from-parked" help:"Move records from the parked topic back to their original topic (after fixing the cause)."`
+	JSON             bool `name:"json" help:"One JSON object per line instead of a table."`
 }
 
 // Validate reports settings that cannot work.
 func (r ReplayerReplay) Validate() error {
-	if r.MaxAttempts < 1 {
-		return fmt.Errorf("--max-attempts must be at least 1, got %d", r.MaxAttempts)
-	}
-	return r.ReplayerFilters.Validate()
+	return errors.Join(r.ReplayerAttempts.Validate(), r.ReplayerFilters.Validate())
 }
 
 // ReplayerList reads without moving.

@@ -3,6 +3,14 @@
 // record fails (again), and how the replayer reads and advances them. The
 // original key, value and other headers travel byte for byte; dlq-* headers
 // are replaced, never appended, so a record does not grow with each round.
+//
+// The replay engine reads with sarama's partition consumer and publishes
+// with internal/kafka's producer rather than watermill's Kafka subscriber
+// and publisher: a pass must read exactly the records present when it starts
+// (offsets up to the high-water mark) without committing anything when it
+// only lists, publish each record byte for byte (watermill's marshaler adds
+// its own metadata header), and send a partition's records together before
+// committing its offset.
 package dlq
 
 import (
