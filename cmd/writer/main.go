@@ -76,7 +76,6 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	defer stopHTTP()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
-	g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
 	g.Go(func() error {
 		// Not ready from the signal on, while the last batch drains.
 		<-gctx.Done()
@@ -90,6 +89,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 				return nil // only ends when ctx does
 			}
 		}
+		// Partitions ahead are kept by the writer, once the schema (and
+		// its partition function) exists.
+		g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
 		if err := producer.Connect(gctx); err != nil {
 			return nil // only ends when ctx does
 		}
