@@ -350,7 +350,7 @@ func TestResponseDetails(t *testing.T) {
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
 		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
-		"internal-error", "shutting-down", "invalid-query-parameter", "database-unavailable",
+		"internal-error", "invalid-query-parameter", "database-unavailable",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
 	}
