@@ -761,9 +761,9 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)
 	}
-	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": freeAddr(t), "PUBLISH_TIMEOUT": "2s"})
-	writer := start("writer", nil, map[string]string{"METRICS_ADDR": freeAddr(t), "BATCH_AGE": "50ms"})
-	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": freeAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
+	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "PUBLISH_TIMEOUT": "2s"})
+	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms"})
+	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
 	for _, p := range []*process{api, writer, replayer} {
 		p.waitReady(t, 90*time.Second)
 	}
@@ -891,14 +891,6 @@ func buildBinaries(t *testing.T) string {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return dir
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func produce(t *testing.T, brokers []string, topic, key, value string) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 const apiSynopsis = `
@@ -86,7 +88,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if err != nil {
 		return nil, 0, err
 	}
-	ginAddr, err := freeAddr()
+	ginAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -250,16 +249,6 @@ func procCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64) // field 14
 	k, _ := strconv.ParseInt(f[12], 10, 64) // field 15
 	return time.Duration(u+k) * 10 * time.Millisecond
-}
-
-// freeAddr returns a free 127.0.0.1 port address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // waitHTTP polls url until it answers 200, the process exits, or timeout.

@@ -139,7 +139,7 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(stri
 	if err != nil {
 		return nil, "", err
 	}
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -162,7 +162,7 @@ func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(
 	if err != nil {
 		return nil, "", err
 	}
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}

@@ -637,7 +637,7 @@ func TestDaemonBinaryMetrics(t *testing.T) {
 		recs = append(recs, &kgo.Record{Topic: e.dlq, Key: []byte(strconv.Itoa(i)), Value: []byte("v"), Headers: letterHeaders(l)})
 	}
 	produce(t, recs...)
-	addr := freeAddr(t)
+	addr := testenv.NewAddr(t)
 	p := start(t, append(envOf(e), "METRICS_ADDR="+addr), "run", "--interval", "200ms", "--max-attempts", "5")
 	want := []string{
 		`auditstream_replayer_records_total{action="replayed"} 50`,
@@ -685,7 +685,7 @@ func envOf(e env) []string {
 func TestExitCodes(t *testing.T) {
 	e := newEnv(t, 1)
 	ok := envOf(e)
-	closed := []string{"KAFKA_BROKERS=" + freeAddr(t)}
+	closed := []string{"KAFKA_BROKERS=" + testenv.NewAddr(t)}
 
 	cases := []struct {
 		name    string

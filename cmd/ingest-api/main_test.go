@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,7 +28,7 @@ func TestRunAsAUserWould(t *testing.T) {
 	require.NoError(t, testenv.BuildCommands(ctx, dir, "ingest-api"))
 	k := testenv.NewKafka(t, nil)
 	pg := testenv.NewPostgres(t)
-	addr := freeAddr(t)
+	addr := testenv.NewAddr(t)
 
 	var out bytes.Buffer
 	cmd := exec.Command(filepath.Join(dir, "ingest-api"))
@@ -92,12 +91,4 @@ func get(url string) (int, error) {
 	}
 	res.Body.Close()
 	return res.StatusCode, nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }

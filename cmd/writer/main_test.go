@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -166,7 +165,7 @@ type writerProc struct {
 // if the test failed.
 func startWriter(t *testing.T, p pipeline, name string) *writerProc {
 	t.Helper()
-	w := &writerProc{t: t, name: name, addr: freeAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
+	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
 	w.cmd = exec.Command(shared.bin)
 	// Later entries win, so these override whatever the test's own
 	// environment holds.
@@ -574,16 +573,6 @@ func awaitOwners(t *testing.T, p pipeline, owners ...string) {
 		}
 		return n == partitions, status
 	})
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
 }
 
 // syncBuffer collects a child's output; the child writes from another

@@ -229,12 +229,23 @@ func postgresCredential() (*syscall.Credential, error) {
 // before postgres binds it; on a test machine that is rare enough to accept
 // in exchange for a port that stays fixed across Stop/Start.
 func freePort() (int, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
+}
+
+// FreeAddr returns a 127.0.0.1 address whose port nothing listens on now,
+// for a server a test or benchmark is about to start.
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return l.Addr().String(), nil
 }
 
 func (p *Postgres) dataDir() string { return filepath.Join(p.dir, "data") }

@@ -32,3 +32,13 @@ func NewPostgres(t testing.TB) *Postgres {
 	})
 	return p
 }
+
+// NewAddr is FreeAddr for a test: it fails the test when no port is free.
+func NewAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return addr
+}
