@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
@@ -41,7 +42,22 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	if code == 0 {
+		// Every server, producer and writer a test started is stopped by now.
+		if err := goleak.Find(
+			// sarama's metrics registry (go-metrics) starts one process-wide
+			// meter goroutine on first use and never stops it.
+			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+			// After the broker-outage test, sarama's partition circuit
+			// breaker sleeps out its 10 s open state; it ends by itself.
+			goleak.IgnoreAnyFunction("github.com/eapache/go-resiliency/breaker.(*Breaker).timer"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "api tests leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {
