@@ -45,14 +45,7 @@ func TestMain(m *testing.M) {
 	code := runMain(m)
 	if code == 0 {
 		// Every server, producer and writer a test started is stopped by now.
-		if err := goleak.Find(
-			// sarama's metrics registry (go-metrics) starts one process-wide
-			// meter goroutine on first use and never stops it.
-			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-			// After the broker-outage test, sarama's partition circuit
-			// breaker sleeps out its 10 s open state; it ends by itself.
-			goleak.IgnoreAnyFunction("github.com/eapache/go-resiliency/breaker.(*Breaker).timer"),
-		); err != nil {
+		if err := goleak.Find(testenv.LeakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "api tests leaked goroutines:", err)
 			code = 1
 		}

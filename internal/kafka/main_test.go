@@ -4,13 +4,11 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 // TestMain checks that a closed producer leaves no goroutine behind.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// sarama's metrics registry (go-metrics) starts one process-wide
-		// meter goroutine on first use and never stops it.
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-	)
+	goleak.VerifyTestMain(m, testenv.LeakOptions()...)
 }

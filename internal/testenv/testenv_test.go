@@ -18,11 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// sarama's metrics registry (go-metrics) starts one process-wide
-		// meter goroutine on first use and never stops it.
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-	)
+	goleak.VerifyTestMain(m, LeakOptions()...)
 }
 
 // saramaConfig is the client configuration the ingest API and the writer

@@ -81,11 +81,7 @@ func runMain(m *testing.M) int {
 	env.db.Close()
 	_ = env.pg.Close()
 	_ = env.kafka.Close()
-	if err := goleak.Find(
-		// sarama's metrics registry (go-metrics) starts one process-wide
-		// meter goroutine on first use and never stops it.
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-	); err != nil {
+	if err := goleak.Find(testenv.LeakOptions()...); err != nil {
 		return fail(fmt.Errorf("goleak: %w", err))
 	}
 	return 0
