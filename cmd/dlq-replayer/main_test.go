@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -59,7 +60,17 @@ var shared struct {
 	adm      *kadm.Client
 }
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+func TestMain(m *testing.M) {
+	code := runTests(m)
+	if code == 0 {
+		// Every session, reader and writer a test opened is closed by now.
+		if err := goleak.Find(testenv.LeakOptions()...); err != nil {
+			fmt.Fprintln(os.Stderr, "dlq-replayer tests leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func runTests(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
