@@ -35,7 +35,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -61,61 +60,38 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	code := runTests(m)
-	if code == 0 {
-		// Every session, reader and writer a test opened is closed by now.
-		if err := goleak.Find(testenv.LeakOptions()...); err != nil {
-			fmt.Fprintln(os.Stderr, "dlq-replayer tests leaked goroutines:", err)
-			code = 1
+	os.Exit(testenv.Main(m, "dlq-replayer tests", func(ctx context.Context, e *testenv.Shared) error {
+		shared.kafka, shared.pg = e.Kafka, e.Postgres
+		dir, err := os.MkdirTemp("", "dlq-replayer-test-")
+		if err != nil {
+			return err
 		}
-	}
-	os.Exit(code)
-}
-
-func runTests(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "dlq-replayer tests:", err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "dlq-replayer-test-")
-	if err != nil {
-		return fail(err)
-	}
-	defer os.RemoveAll(dir)
-	shared.bin = filepath.Join(dir, "dlq-replayer")
-	if err := testenv.BuildCommands(ctx, dir, "dlq-replayer"); err != nil {
-		return fail(err)
-	}
-	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
-		return fail(err)
-	}
-	defer shared.kafka.Close()
-	if shared.pg, err = testenv.StartPostgres(ctx); err != nil {
-		return fail(err)
-	}
-	defer shared.pg.Close()
-	if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
-		return fail(err)
-	}
-	if shared.db, err = store.Open(ctx, store.Config{URL: shared.pg.URL(), MaxConns: 4}); err != nil {
-		return fail(err)
-	}
-	defer shared.db.Close()
-	if shared.producer, err = kafka.NewProducer(kafkaClientConfig(), nil, zap.NewNop(), prometheus.NewRegistry()); err != nil {
-		return fail(err)
-	}
-	if err = shared.producer.Connect(ctx); err != nil {
-		return fail(err)
-	}
-	defer shared.producer.Close()
-	if shared.kcl, err = kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...), kgo.ProducerLinger(0)); err != nil {
-		return fail(err)
-	}
-	defer shared.kcl.Close()
-	shared.adm = kadm.NewClient(shared.kcl)
-	return m.Run()
+		e.Cleanup(func() { _ = os.RemoveAll(dir) })
+		shared.bin = filepath.Join(dir, "dlq-replayer")
+		if err := testenv.BuildCommands(ctx, dir, "dlq-replayer"); err != nil {
+			return err
+		}
+		if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
+			return err
+		}
+		if shared.db, err = store.Open(ctx, store.Config{URL: shared.pg.URL(), MaxConns: 4}); err != nil {
+			return err
+		}
+		e.Cleanup(shared.db.Close)
+		if shared.producer, err = kafka.NewProducer(kafkaClientConfig(), nil, zap.NewNop(), prometheus.NewRegistry()); err != nil {
+			return err
+		}
+		if err = shared.producer.Connect(ctx); err != nil {
+			return err
+		}
+		e.Cleanup(func() { _ = shared.producer.Close() })
+		if shared.kcl, err = kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...), kgo.ProducerLinger(0)); err != nil {
+			return err
+		}
+		e.Cleanup(shared.kcl.Close)
+		shared.adm = kadm.NewClient(shared.kcl)
+		return nil
+	}))
 }
 
 func kafkaClientConfig() kafka.Config {

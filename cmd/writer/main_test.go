@@ -34,7 +34,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -70,54 +69,28 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	code := runTests(m)
-	if code == 0 {
-		// Every client and child process has been closed by now.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "writer process tests: leaked goroutines:", err)
-			code = 1
+	os.Exit(testenv.Main(m, "writer process tests", func(ctx context.Context, e *testenv.Shared) error {
+		shared.kafka, shared.pg = e.Kafka, e.Postgres
+		dir, err := os.MkdirTemp("", "writer-proc-test-")
+		if err != nil {
+			return err
 		}
-	}
-	os.Exit(code)
-}
-
-func runTests(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "writer process tests:", err)
-		return 1
-	}
-
-	dir, err := os.MkdirTemp("", "writer-proc-test-")
-	if err != nil {
-		return fail(err)
-	}
-	defer os.RemoveAll(dir)
-	shared.bin = filepath.Join(dir, "writer")
-	if err := testenv.BuildCommands(ctx, dir, "writer"); err != nil {
-		return fail(err)
-	}
-
-	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
-		return fail(err)
-	}
-	defer shared.kafka.Close()
-	if shared.pg, err = testenv.StartPostgres(ctx); err != nil {
-		return fail(err)
-	}
-	defer shared.pg.Close()
-	if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
-		return fail(err)
-	}
-	defer shared.db.Close()
-	if shared.kcl, err = kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...)); err != nil {
-		return fail(err)
-	}
-	defer shared.kcl.Close()
-	shared.adm = kadm.NewClient(shared.kcl)
-
-	return m.Run()
+		e.Cleanup(func() { _ = os.RemoveAll(dir) })
+		shared.bin = filepath.Join(dir, "writer")
+		if err := testenv.BuildCommands(ctx, dir, "writer"); err != nil {
+			return err
+		}
+		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
+			return err
+		}
+		e.Cleanup(shared.db.Close)
+		if shared.kcl, err = kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...)); err != nil {
+			return err
+		}
+		e.Cleanup(shared.kcl.Close)
+		shared.adm = kadm.NewClient(shared.kcl)
+		return nil
+	}))
 }
 
 // pipeline is one test's topics, consumer group and the event_type its

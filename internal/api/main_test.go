@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
@@ -42,54 +41,29 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	code := runMain(m)
-	if code == 0 {
-		// Every server, producer and writer a test started is stopped by now.
-		if err := goleak.Find(testenv.LeakOptions()...); err != nil {
-			fmt.Fprintln(os.Stderr, "api tests leaked goroutines:", err)
-			code = 1
+	os.Exit(testenv.Main(m, "api tests", func(ctx context.Context, e *testenv.Shared) error {
+		shared.kafka, shared.pg = e.Kafka, e.Postgres
+		var err error
+		if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
+			return err
 		}
-	}
-	os.Exit(code)
-}
-
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "api tests:", err)
-		return 1
-	}
-	var err error
-	if shared.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
-		return fail(err)
-	}
-	defer shared.kafka.Close()
-	if shared.pg, err = testenv.StartPostgres(ctx); err != nil {
-		return fail(err)
-	}
-	defer shared.pg.Close()
-	if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
-		return fail(err)
-	}
-	if shared.db, err = store.Open(ctx, store.Config{URL: shared.pg.URL(), MaxConns: 4}); err != nil {
-		return fail(err)
-	}
-	defer shared.db.Close()
-	if shared.reader, err = query.NewReader(shared.db.Pool(), query.Config{StatementTimeout: 5 * time.Second, CountCap: 10000}); err != nil {
-		return fail(err)
-	}
-	if shared.producer, err = newProducer(shared.kafka.Brokers(), 5*time.Second); err != nil {
-		return fail(err)
-	}
-	if err = shared.producer.Connect(ctx); err != nil {
-		return fail(err)
-	}
-	defer shared.producer.Close()
-	if shared.doc, err = openapi.Load(ctx); err != nil {
-		return fail(err)
-	}
-	return m.Run()
+		if shared.db, err = store.Open(ctx, store.Config{URL: shared.pg.URL(), MaxConns: 4}); err != nil {
+			return err
+		}
+		e.Cleanup(shared.db.Close)
+		if shared.reader, err = query.NewReader(shared.db.Pool(), query.Config{StatementTimeout: 5 * time.Second, CountCap: 10000}); err != nil {
+			return err
+		}
+		if shared.producer, err = newProducer(shared.kafka.Brokers(), 5*time.Second); err != nil {
+			return err
+		}
+		if err = shared.producer.Connect(ctx); err != nil {
+			return err
+		}
+		e.Cleanup(func() { _ = shared.producer.Close() })
+		shared.doc, err = openapi.Load(ctx)
+		return err
+	}))
 }
 
 func newProducer(brokers []string, timeout time.Duration) (*kafka.Producer, error) {

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -39,52 +38,23 @@ var env struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "writer tests:", err)
-		return 1
-	}
-	var err error
-	if env.kafka, err = testenv.StartKafka(ctx, nil); err != nil {
-		return fail(err)
-	}
-	defer env.kafka.Close()
-	if env.pg, err = testenv.StartPostgres(ctx); err != nil {
-		return fail(err)
-	}
-	defer env.pg.Close()
-	if _, err = store.Migrate(ctx, env.pg.URL(), zap.NewNop()); err != nil {
-		return fail(err)
-	}
-	if env.db, err = store.Open(ctx, store.Config{URL: env.pg.URL(), MaxConns: 4}); err != nil {
-		return fail(err)
-	}
-	defer env.db.Close()
-	if env.kcl, err = kgo.NewClient(kgo.SeedBrokers(env.kafka.Brokers()...), kgo.ProducerLinger(0)); err != nil {
-		return fail(err)
-	}
-	defer env.kcl.Close()
-	env.admin = kadm.NewClient(env.kcl)
-
-	code := m.Run()
-	if code != 0 {
-		return code
-	}
-	// The deferred closes have not run yet: close what starts goroutines
-	// before looking for leaks.
-	env.kcl.Close()
-	env.db.Close()
-	_ = env.pg.Close()
-	_ = env.kafka.Close()
-	if err := goleak.Find(testenv.LeakOptions()...); err != nil {
-		return fail(fmt.Errorf("goleak: %w", err))
-	}
-	return 0
+	os.Exit(testenv.Main(m, "writer tests", func(ctx context.Context, e *testenv.Shared) error {
+		env.kafka, env.pg = e.Kafka, e.Postgres
+		var err error
+		if _, err = store.Migrate(ctx, env.pg.URL(), zap.NewNop()); err != nil {
+			return err
+		}
+		if env.db, err = store.Open(ctx, store.Config{URL: env.pg.URL(), MaxConns: 4}); err != nil {
+			return err
+		}
+		e.Cleanup(env.db.Close)
+		if env.kcl, err = kgo.NewClient(kgo.SeedBrokers(env.kafka.Brokers()...), kgo.ProducerLinger(0)); err != nil {
+			return err
+		}
+		e.Cleanup(env.kcl.Close)
+		env.admin = kadm.NewClient(env.kcl)
+		return nil
+	}))
 }
 
 var seq atomic.Int64
