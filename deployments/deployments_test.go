@@ -908,14 +908,14 @@ type process struct {
 	name string
 	addr string // HTTP_ADDR or METRICS_ADDR
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.Output
 	done chan error
 	once sync.Once
 }
 
 func startProcess(t *testing.T, path string, args []string, env map[string]string) *process {
 	t.Helper()
-	p := &process{name: filepath.Base(path), log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{name: filepath.Base(path), log: &testenv.Output{}, done: make(chan error, 1)}
 	p.addr = env["HTTP_ADDR"]
 	if p.addr == "" {
 		p.addr = env["METRICS_ADDR"]
@@ -1012,23 +1012,6 @@ func (p *process) stop(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 // small helpers
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var commentLine = regexp.MustCompile(`(?m)^\s*#.*$`)
 

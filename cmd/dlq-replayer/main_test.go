@@ -16,14 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,7 +333,7 @@ func stored(t *testing.T, e env, where string, args ...any) (rows, ids int) {
 // proc is one dlq-replayer process.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.Output
 	exited chan struct{}
 	err    error
 }
@@ -343,7 +341,7 @@ type proc struct {
 // start runs the binary with args and env (on top of a clean environment).
 func start(t *testing.T, environ []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{out: &testenv.Output{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(shared.bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LOG_FORMAT=console"}, environ...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -355,7 +353,7 @@ func start(t *testing.T, environ []string, args ...string) *proc {
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("dlq-replayer %q output:\n%s", args, p.out.tail(4000))
+			t.Logf("dlq-replayer %q output:\n%s", args, p.out.Tail(4000))
 		}
 	})
 	return p
@@ -376,7 +374,7 @@ func (p *proc) wait(t *testing.T, d time.Duration) int {
 	select {
 	case <-p.exited:
 	case <-time.After(d):
-		require.FailNow(t, "dlq-replayer did not exit", "after %s; output:\n%s", d, p.out.tail(4000))
+		require.FailNow(t, "dlq-replayer did not exit", "after %s; output:\n%s", d, p.out.Tail(4000))
 	}
 	if p.err == nil {
 		return 0
@@ -393,30 +391,6 @@ func execBin(t *testing.T, environ []string, d time.Duration, args ...string) (i
 	code := p.wait(t, d)
 	return code, p.out.String()
 }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) tail(n int) string {
-	s := b.String()
-	return s[max(0, len(s)-n):]
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 

@@ -508,7 +508,7 @@ func TestCrashMidPassLosesNothing(t *testing.T) {
 			}
 		}
 		if !p.running() {
-			require.Equal(t, 0, p.wait(t, time.Second), p.out.tail(2000))
+			require.Equal(t, 0, p.wait(t, time.Second), p.out.Tail(2000))
 			break
 		}
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))

@@ -11,7 +11,6 @@ package main
 // This file holds the harness; writer_test.go holds the tests.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,7 +125,7 @@ type writerProc struct {
 	name string
 	addr string // METRICS_ADDR
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Output
 
 	exited  chan struct{}
 	waitErr error // valid once exited is closed
@@ -138,7 +137,7 @@ type writerProc struct {
 // if the test failed.
 func startWriter(t *testing.T, p pipeline, name string) *writerProc {
 	t.Helper()
-	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
+	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &testenv.Output{}, exited: make(chan struct{})}
 	w.cmd = exec.Command(shared.bin)
 	// Later entries win, so these override whatever the test's own
 	// environment holds.
@@ -171,7 +170,7 @@ func startWriter(t *testing.T, p pipeline, name string) *writerProc {
 		_ = w.cmd.Process.Kill() // no-op if it has exited
 		<-w.exited
 		if t.Failed() {
-			t.Logf("---- output of writer %s (%s) ----\n%s", name, w.exitStatus(), w.out.tail(64<<10))
+			t.Logf("---- output of writer %s (%s) ----\n%s", name, w.exitStatus(), w.out.Tail(64<<10))
 		}
 	})
 	t.Logf("started writer %s (pid %d, metrics on %s)", name, w.cmd.Process.Pid, w.addr)
@@ -546,33 +545,6 @@ func awaitOwners(t *testing.T, p pipeline, owners ...string) {
 		}
 		return n == partitions, status
 	})
-}
-
-// syncBuffer collects a child's output; the child writes from another
-// goroutine (os/exec copies it) while a failing test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// tail returns the last n bytes, starting at a line.
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.b.Bytes()
-	if len(out) > n {
-		out = out[len(out)-n:]
-		if i := bytes.IndexByte(out, '\n'); i >= 0 {
-			out = out[i+1:]
-		}
-	}
-	return string(out)
 }
 
 // exitCode returns the exit status of a process that ended by exit (not
