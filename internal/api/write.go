@@ -130,8 +130,9 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	if !w.publish(c, serviceEvent, tableEvents, records, ids) {
 		return
 	}
+	lag := w.seed.Lag.WithLabelValues(serviceEvent)
 	for i := range events {
-		w.seed.Lag.WithLabelValues(serviceEvent).Observe(lagSeconds(acceptedAt, events[i].EventTimestamp))
+		lag.Observe(lagSeconds(acceptedAt, events[i].EventTimestamp))
 	}
 	c.JSON(http.StatusCreated, BatchAuditEventResponse{
 		EventIDs: ids,

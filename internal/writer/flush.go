@@ -184,15 +184,19 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 		m.seed.WriteDuration.WithLabelValues("notification_audit").Observe(took.Seconds())
 		m.seed.Traces.WithLabelValues("notification", "success").Add(float64(res.Notifications))
 	}
+	// Looked up once per batch, not once per row: this runs for every
+	// record the writer stores.
+	eventLag, notificationLag := m.seed.Lag.WithLabelValues("event"), m.seed.Lag.WithLabelValues("notification")
 	now := w.now()
 	for _, it := range rows {
-		service := "event"
+		if it.msg.Timestamp.IsZero() {
+			continue
+		}
+		lag := eventLag
 		if it.notification != nil {
-			service = "notification"
+			lag = notificationLag
 		}
-		if !it.msg.Timestamp.IsZero() {
-			m.seed.Lag.WithLabelValues(service).Observe(max(now.Sub(it.msg.Timestamp).Seconds(), 0))
-		}
+		lag.Observe(max(now.Sub(it.msg.Timestamp).Seconds(), 0))
 	}
 }
 
