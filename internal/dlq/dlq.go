@@ -14,7 +14,6 @@
 package dlq
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -171,9 +170,4 @@ func Truncate(reason string) string {
 		cut--
 	}
 	return reason[:cut] + mark
-}
-
-// String is a one-line summary for logs.
-func (l Letter) String() string {
-	return fmt.Sprintf("%s/%d@%d %s (attempts %d): %s", l.OriginalTopic, l.OriginalPartition, l.OriginalOffset, l.Class, l.Attempts, l.Error)
 }
