@@ -17,6 +17,7 @@ import (
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
@@ -75,7 +76,7 @@ func (s *session) close() error {
 
 func filterOf(f config.ReplayerFilters) dlq.Filter {
 	return dlq.Filter{
-		ErrorClass:    dlq.Class(f.ErrorClass),
+		ErrorClass:    errclass.Class(f.ErrorClass),
 		OriginalTopic: f.OriginalTopic,
 		Key:           f.Key,
 		OlderThan:     f.OlderThan,

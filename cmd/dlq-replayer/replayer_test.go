@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -242,7 +243,7 @@ func seed(t *testing.T, e env, topic string, attempts int) seeded {
 	for i, sp := range spec {
 		l := dlq.Letter{
 			OriginalTopic: sp.origin, OriginalPartition: int32(i % 3), OriginalOffset: int64(100 + i),
-			Class: dlq.Class(sp.class), Error: "reason " + sp.id,
+			Class: errclass.Class(sp.class), Error: "reason " + sp.id,
 			FirstFailedAt: now.Add(-sp.age - time.Hour), FailedAt: now.Add(-sp.age), Attempts: attempts,
 		}
 		r := &kgo.Record{Topic: topic, Key: []byte(sp.key), Value: []byte(sp.id),
@@ -446,13 +447,13 @@ func TestReplayFromParked(t *testing.T) {
 	e := newEnv(t, 1)
 	runWriter(t, e)
 	now := time.Now().UTC()
-	mk := func(id string, class dlq.Class, value []byte) *kgo.Record {
+	mk := func(id string, class errclass.Class, value []byte) *kgo.Record {
 		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: 0, OriginalOffset: int64(len(id) * 1000),
 			Class: class, Error: "x", FirstFailedAt: now.Add(-time.Hour), FailedAt: now, Attempts: 5}
 		return &kgo.Record{Topic: e.parked, Key: []byte(id), Value: value, Headers: letterHeaders(l)}
 	}
-	fixedRec := mk("fixed", dlq.ClassFailed, eventValue(e.tag, "fixed", 1))
-	still := mk("poison", dlq.ClassPoison, []byte("not json"))
+	fixedRec := mk("fixed", errclass.Failed, eventValue(e.tag, "fixed", 1))
+	still := mk("poison", errclass.Poison, []byte("not json"))
 	produce(t, fixedRec, still)
 
 	require.Len(t, e.list(t, "--parked"), 2)
@@ -485,7 +486,7 @@ func TestCrashMidPassLosesNothing(t *testing.T) {
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: int32(i % 3), OriginalOffset: int64(i),
-			Class: dlq.ClassFailed, Error: "no partition", FirstFailedAt: now, FailedAt: now}
+			Class: errclass.Failed, Error: "no partition", FirstFailedAt: now, FailedAt: now}
 		key := fmt.Sprintf("c-%d", i%97)
 		recs[i] = &kgo.Record{Topic: e.dlq, Key: []byte(key), Value: eventValue(e.tag, key, i), Headers: letterHeaders(l)}
 	}
@@ -558,7 +559,7 @@ func TestDaemonTickMovesWhatWasThere(t *testing.T) {
 
 	now := time.Now().UTC()
 	mk := func(id string) *kgo.Record {
-		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: 0, OriginalOffset: 1, Class: dlq.ClassFailed,
+		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: 0, OriginalOffset: 1, Class: errclass.Failed,
 			Error: "x", FirstFailedAt: now, FailedAt: now}
 		return &kgo.Record{Topic: e.dlq, Key: []byte(id), Value: []byte(id), Headers: letterHeaders(l)}
 	}
@@ -632,7 +633,7 @@ func TestDaemonBinaryMetrics(t *testing.T) {
 	now := time.Now().UTC()
 	var recs []*kgo.Record
 	for i := range 100 {
-		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: 0, OriginalOffset: int64(i), Class: dlq.ClassPoison,
+		l := dlq.Letter{OriginalTopic: e.events, OriginalPartition: 0, OriginalOffset: int64(i), Class: errclass.Poison,
 			Error: "x", FirstFailedAt: now, FailedAt: now, Attempts: i % 2 * 5}
 		recs = append(recs, &kgo.Record{Topic: e.dlq, Key: []byte(strconv.Itoa(i)), Value: []byte("v"), Headers: letterHeaders(l)})
 	}

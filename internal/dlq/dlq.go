@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
+
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
 // Header names (SPEC 6.1).
@@ -39,26 +41,16 @@ const (
 // MaxErrorBytes bounds the dlq-error header (SPEC 6.1: at most 1 KiB).
 const MaxErrorBytes = 1024
 
-// Class says why a record is dead-lettered.
-type Class string
-
-const (
-	// ClassPoison records can never be stored as they are.
-	ClassPoison Class = "poison"
-	// ClassFailed records were refused for a reason that may clear; replay
-	// them once it has.
-	ClassFailed Class = "failed"
-)
-
 // Letter is the dead-letter metadata of one record.
 type Letter struct {
 	OriginalTopic     string
 	OriginalPartition int32
 	OriginalOffset    int64
-	Class             Class
-	Error             string
-	FirstFailedAt     time.Time
-	FailedAt          time.Time
+	// Class is errclass.Poison or errclass.Failed, as the writer decided.
+	Class         errclass.Class
+	Error         string
+	FirstFailedAt time.Time
+	FailedAt      time.Time
 	// Attempts counts the replays so far: 0 when first dead-lettered.
 	Attempts int
 }
@@ -101,7 +93,7 @@ func Parse(headers []*sarama.RecordHeader) (Letter, bool) {
 			o, err := strconv.ParseInt(v, 10, 64)
 			l.OriginalOffset, haveOffset = o, err == nil
 		case HeaderErrorClass:
-			l.Class = Class(v)
+			l.Class = errclass.Class(v)
 		case HeaderError:
 			l.Error = v
 		case HeaderFirstFailedAt:
@@ -118,7 +110,7 @@ func Parse(headers []*sarama.RecordHeader) (Letter, bool) {
 // Failure builds the letter for a record that failed now. A record that
 // already went through the DLQ keeps its origin, first failure time and
 // attempt count; the class, reason and failure time are replaced.
-func Failure(msg *sarama.ConsumerMessage, class Class, reason string, now time.Time) Letter {
+func Failure(msg *sarama.ConsumerMessage, class errclass.Class, reason string, now time.Time) Letter {
 	if prev, ok := Parse(msg.Headers); ok {
 		prev.Class, prev.Error, prev.FailedAt = class, Truncate(reason), now
 		if prev.FirstFailedAt.IsZero() {

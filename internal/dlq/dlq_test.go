@@ -8,6 +8,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
 func hdr(k, v string) *sarama.RecordHeader {
@@ -59,7 +61,7 @@ func TestParse(t *testing.T) {
 			ok:      true,
 			want: Letter{
 				OriginalTopic: "audit.events", OriginalPartition: 7, OriginalOffset: 123456789012,
-				Class: ClassFailed, Error: "insert events: boom", FirstFailedAt: first, FailedAt: last, Attempts: 3,
+				Class: errclass.Failed, Error: "insert events: boom", FirstFailedAt: first, FailedAt: last, Attempts: 3,
 			},
 		},
 		{
@@ -106,10 +108,10 @@ func TestFailureFirstTime(t *testing.T) {
 	now := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
 	msg := &sarama.ConsumerMessage{Topic: "audit.events", Partition: 2, Offset: 99,
 		Headers: []*sarama.RecordHeader{hdr("content-type", "application/json")}}
-	l := Failure(msg, ClassPoison, "invalid audit event: event_outcome: must be one of", now)
+	l := Failure(msg, errclass.Poison, "invalid audit event: event_outcome: must be one of", now)
 	require.Equal(t, Letter{
 		OriginalTopic: "audit.events", OriginalPartition: 2, OriginalOffset: 99,
-		Class: ClassPoison, Error: "invalid audit event: event_outcome: must be one of",
+		Class: errclass.Poison, Error: "invalid audit event: event_outcome: must be one of",
 		FirstFailedAt: now, FailedAt: now, Attempts: 0,
 	}, l)
 	require.Equal(t, Origin{Topic: "audit.events", Partition: 2, Offset: 99}, OriginOf(msg))
@@ -119,14 +121,14 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 	first := time.Date(2026, 5, 4, 3, 2, 1, 5, time.UTC)
 	now := first.Add(90 * time.Second)
 	prev := Letter{OriginalTopic: "audit.events", OriginalPartition: 1, OriginalOffset: 17,
-		Class: ClassFailed, Error: "old reason", FirstFailedAt: first, FailedAt: first, Attempts: 2}
+		Class: errclass.Failed, Error: "old reason", FirstFailedAt: first, FailedAt: first, Attempts: 2}
 	// The replayed record sits at new coordinates on the original topic.
 	msg := &sarama.ConsumerMessage{Topic: "audit.events", Partition: 0, Offset: 500,
 		Headers: toPtrs(prev.Headers([]*sarama.RecordHeader{hdr("trace", "abc")}))}
 
-	l := Failure(msg, ClassPoison, "new reason", now)
+	l := Failure(msg, errclass.Poison, "new reason", now)
 	require.Equal(t, Letter{OriginalTopic: "audit.events", OriginalPartition: 1, OriginalOffset: 17,
-		Class: ClassPoison, Error: "new reason", FirstFailedAt: first, FailedAt: now, Attempts: 2}, l)
+		Class: errclass.Poison, Error: "new reason", FirstFailedAt: first, FailedAt: now, Attempts: 2}, l)
 	require.Equal(t, Origin{Topic: "audit.events", Partition: 1, Offset: 17}, OriginOf(msg))
 
 	// A replayed record whose dlq-first-failed-at was lost gets now.
@@ -136,7 +138,7 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 			stripped = append(stripped, h)
 		}
 	}
-	l = Failure(&sarama.ConsumerMessage{Topic: "audit.events", Headers: stripped}, ClassFailed, "r", now)
+	l = Failure(&sarama.ConsumerMessage{Topic: "audit.events", Headers: stripped}, errclass.Failed, "r", now)
 	require.Equal(t, now, l.FirstFailedAt)
 	require.Equal(t, 2, l.Attempts)
 }
@@ -144,7 +146,7 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 func TestHeadersReplaceNeverAppend(t *testing.T) {
 	first := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.FixedZone("x", 3600))
 	l := Letter{OriginalTopic: "audit.notifications", OriginalPartition: 3, OriginalOffset: 42,
-		Class: ClassFailed, Error: "e", FirstFailedAt: first, FailedAt: first.Add(time.Second), Attempts: 4}
+		Class: errclass.Failed, Error: "e", FirstFailedAt: first, FailedAt: first.Add(time.Second), Attempts: 4}
 	orig := []*sarama.RecordHeader{
 		hdr("content-type", "application/json"),
 		hdr(HeaderAttempts, "1"), // stale dlq-* headers of an earlier round
@@ -227,7 +229,7 @@ func TestTruncate(t *testing.T) {
 }
 
 func TestFailureTruncatesReason(t *testing.T) {
-	l := Failure(&sarama.ConsumerMessage{Topic: "t"}, ClassPoison, strings.Repeat("ü", 2000), time.Now())
+	l := Failure(&sarama.ConsumerMessage{Topic: "t"}, errclass.Poison, strings.Repeat("ü", 2000), time.Now())
 	require.LessOrEqual(t, len(l.Error), MaxErrorBytes)
 	require.True(t, utf8.ValidString(l.Error))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
 )
 
@@ -43,7 +44,7 @@ type Record struct {
 
 // Filter selects records; zero fields select everything.
 type Filter struct {
-	ErrorClass    Class
+	ErrorClass    errclass.Class
 	OriginalTopic string
 	Key           string
 	// OlderThan / NewerThan compare the age of the last failure

@@ -6,25 +6,27 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
 func TestFilterAndDecide(t *testing.T) {
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
-	rec := func(class Class, topic, key string, failedAgo time.Duration, attempts int) Record {
+	rec := func(class errclass.Class, topic, key string, failedAgo time.Duration, attempts int) Record {
 		return Record{
 			Topic: "audit.dlq", Key: []byte(key), Timestamp: now.Add(-failedAgo), Enveloped: true,
 			Letter: Letter{OriginalTopic: topic, Class: class, FailedAt: now.Add(-failedAgo), Attempts: attempts},
 		}
 	}
-	r := rec(ClassPoison, "audit.events", "k1", 10*time.Minute, 0)
+	r := rec(errclass.Poison, "audit.events", "k1", 10*time.Minute, 0)
 	tests := []struct {
 		name   string
 		filter Filter
 		match  bool
 	}{
 		{"no filter", Filter{}, true},
-		{"class matches", Filter{ErrorClass: ClassPoison}, true},
-		{"class differs", Filter{ErrorClass: ClassFailed}, false},
+		{"class matches", Filter{ErrorClass: errclass.Poison}, true},
+		{"class differs", Filter{ErrorClass: errclass.Failed}, false},
 		{"topic differs", Filter{OriginalTopic: "audit.notifications"}, false},
 		{"key matches", Filter{Key: "k1"}, true},
 		{"key differs", Filter{Key: "k2"}, false},
@@ -41,11 +43,11 @@ func TestFilterAndDecide(t *testing.T) {
 		})
 	}
 
-	o := Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 2, Filter: Filter{ErrorClass: ClassPoison}}
+	o := Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 2, Filter: Filter{ErrorClass: errclass.Poison}}
 	require.Equal(t, Decision{Record: r, Action: ActionReplay, To: "audit.events"}, Decide(r, o, now))
-	spent := rec(ClassPoison, "audit.events", "k1", time.Minute, 2)
+	spent := rec(errclass.Poison, "audit.events", "k1", time.Minute, 2)
 	require.Equal(t, ActionPark, Decide(spent, o, now).Action, "attempts used up")
-	other := rec(ClassFailed, "audit.events", "k1", time.Minute, 0)
+	other := rec(errclass.Failed, "audit.events", "k1", time.Minute, 0)
 	require.Equal(t, Decision{Record: other, Action: ActionKeep, To: "audit.dlq"}, Decide(other, o, now), "not selected: kept in place")
 
 	fromParked := o
@@ -54,7 +56,7 @@ func TestFilterAndDecide(t *testing.T) {
 }
 
 func TestOutgoingReplacesTheLetterOnReplayOnly(t *testing.T) {
-	l := Letter{OriginalTopic: "audit.events", OriginalPartition: 3, OriginalOffset: 42, Class: ClassFailed,
+	l := Letter{OriginalTopic: "audit.events", OriginalPartition: 3, OriginalOffset: 42, Class: errclass.Failed,
 		Error: "x", FirstFailedAt: time.Unix(100, 0).UTC(), FailedAt: time.Unix(200, 0).UTC(), Attempts: 1}
 	orig := []*sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("t1")}}
 	hs := l.Headers(orig)

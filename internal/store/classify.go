@@ -5,70 +5,40 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
-// Class is what a writer does with a database error (SPEC section 5).
-type Class int
-
-const (
-	// None is the class of a nil error.
-	None Class = iota
-	// Outage: the database cannot be used right now (unreachable, shutting
-	// down, overloaded, timed out, a transaction lost a serialization race).
-	// Nothing is wrong with the records: retry the same batch with backoff
-	// and stop fetching; never dead-letter.
-	Outage
-	// Failed: the database rejected the records for a reason that may clear
-	// without changing them (no partition for that time yet, a constraint
-	// or table that a later migration changes, missing privileges).
-	// Dead-letter them for replay.
-	Failed
-	// Poison: this row can never be stored as it is (a data exception, a
-	// missing required value, a clash with a different stored row).
-	// Isolate it (split the batch), dead-letter it, store the rest.
-	Poison
-)
-
-// String returns the name used in logs, metrics and the dlq-error-class
-// header.
-func (c Class) String() string {
-	switch c {
-	case None:
-		return "none"
-	case Outage:
-		return "outage"
-	case Failed:
-		return "failed"
-	case Poison:
-		return "poison"
-	default:
-		return "unknown"
-	}
-}
+// Outage is errclass.Outage under its old name.
+//
+// Deprecated: use errclass.Outage. It stays only until internal/query's
+// tests, which compare query errors against it, are moved over.
+const Outage = errclass.Outage
 
 // sqlstateClass maps full SQLSTATE codes that differ from their class, and
 // classClass maps the two-character SQLSTATE classes. Codes are from
 // https://www.postgresql.org/docs/current/errcodes-appendix.html.
 var (
-	sqlstateClass = map[string]Class{
+	sqlstateClass = map[string]errclass.Class{
 		// Class 23, integrity constraint violation, is split by cause.
-		"23502": Poison, // not_null_violation: a required value is missing from this row.
+		"23502": errclass.Poison, // not_null_violation: a required value is missing from this row.
 		// unique_violation: de-duplication uses ON CONFLICT on event_id /
 		// notification_id, so a 23505 that still arrives is a clash on
 		// another key (a direct producer's notification id that another
 		// notification holds): the row never fits as it is.
-		"23505": Poison,
-		"23P01": Poison, // exclusion_violation: like unique_violation.
+		"23505": errclass.Poison,
+		"23P01": errclass.Poison, // exclusion_violation: like unique_violation.
 		// check_violation is both "no partition of relation found for row"
 		// (the partition is created later) and a CHECK constraint that a
 		// migration may relax: both can clear.
-		"23514": Failed,
-		"23503": Failed, // foreign_key_violation: the referenced row may arrive later.
+		"23514": errclass.Failed,
+		"23503": errclass.Failed, // foreign_key_violation: the referenced row may arrive later.
 
 		// Class 40, transaction rollback: retry the transaction...
 		// ...except a deferred constraint that failed at commit, which is
 		// an integrity violation like class 23.
-		"40002": Failed,
+		"40002": errclass.Failed,
 
 		// Class 54, program limit exceeded, comes from one row's size or
 		// shape (index row too large, too many columns): poison.
@@ -77,45 +47,46 @@ var (
 		// (lock_timeout, e.g. creating a partition behind a long query),
 		// 55006 object_in_use, 55P04 unsafe_new_enum_value_usage are
 		// transient; the class default below covers them.
-		"55000": Failed, // object_not_in_prerequisite_state: needs an operator.
+		"55000": errclass.Failed, // object_not_in_prerequisite_state: needs an operator.
 
 		// Class 57, operator intervention: shutdown, crash, cannot connect
 		// now, statement/idle timeouts (57014 query_canceled) are outages;
 		// the class default covers them.
 	}
 
-	classClass = map[string]Class{
-		"08": Outage, // connection exception
-		"53": Outage, // insufficient resources: disk full, out of memory, too many connections
-		"57": Outage, // operator intervention: admin/crash shutdown, cannot connect now, query canceled
-		"40": Outage, // transaction rollback: serialization failure, deadlock, statement completion unknown
-		"25": Outage, // invalid transaction state: read-only transaction on a demoted primary, idle timeouts
-		"55": Outage, // object not in prerequisite state: lock timeout, object in use
-		"58": Outage, // system error: I/O error
-		"F0": Outage, // configuration file error
-		"72": Outage, // snapshot too old
-		"28": Outage, // invalid authorization: cannot connect until credentials are fixed
-		"3D": Outage, // invalid catalog name: the database does not exist (yet)
-		"26": Outage, // invalid SQL statement name: a prepared statement lost with its session
+	classClass = map[string]errclass.Class{
+		"08": errclass.Outage, // connection exception
+		"53": errclass.Outage, // insufficient resources: disk full, out of memory, too many connections
+		"57": errclass.Outage, // operator intervention: admin/crash shutdown, cannot connect now, query canceled
+		"40": errclass.Outage, // transaction rollback: serialization failure, deadlock, statement completion unknown
+		"25": errclass.Outage, // invalid transaction state: read-only transaction on a demoted primary, idle timeouts
+		"55": errclass.Outage, // object not in prerequisite state: lock timeout, object in use
+		"58": errclass.Outage, // system error: I/O error
+		"F0": errclass.Outage, // configuration file error
+		"72": errclass.Outage, // snapshot too old
+		"28": errclass.Outage, // invalid authorization: cannot connect until credentials are fixed
+		"3D": errclass.Outage, // invalid catalog name: the database does not exist (yet)
+		"26": errclass.Outage, // invalid SQL statement name: a prepared statement lost with its session
 
-		"22": Poison, // data exception: bad value, too long, out of range, bad encoding
-		"54": Poison, // program limit exceeded: index row or value too large
+		"22": errclass.Poison, // data exception: bad value, too long, out of range, bad encoding
+		"54": errclass.Poison, // program limit exceeded: index row or value too large
 
-		"23": Failed, // integrity constraint violation not listed above
+		"23": errclass.Failed, // integrity constraint violation not listed above
 		// Class 42, syntax error or access rule violation: the schema is not
 		// (yet) migrated, privileges were revoked, or our SQL is wrong. Every
 		// record would fail alike, so no record can be judged until an
 		// operator acts: waiting keeps them in Kafka instead of emptying the
 		// whole stream into the DLQ.
-		"42": Outage,
-		"0A": Failed, // feature not supported
-		"XX": Failed, // internal error: needs an operator; keeps the records for replay
+		"42": errclass.Outage,
+		"0A": errclass.Failed, // feature not supported
+		"XX": errclass.Failed, // internal error: needs an operator; keeps the records for replay
 	}
 )
 
-// Classify decides what a writer does with err, from the SQLSTATE of a
-// PostgreSQL error (never from its message) or, for errors that never
-// reached the server, from their type.
+// Classify decides the class of err, from the SQLSTATE of a PostgreSQL
+// error (never from its message) or, for errors that never reached the
+// server, from their type. Write classifies its errors with it; other
+// callers (the read path) use it to tell a retryable error.
 //
 // Errors while connecting are outages whatever their SQLSTATE: until the
 // connection works no record can be judged. Any other error without a
@@ -123,26 +94,26 @@ var (
 // deadline) is an outage too: retrying loses nothing, whereas dead-lettering
 // a healthy batch on an unrecognised client error would. A SQLSTATE the
 // tables do not name is Failed: it is kept for replay.
-func Classify(err error) Class {
+func Classify(err error) errclass.Class {
 	if err == nil {
-		return None
+		return errclass.None
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
-		return Outage
+		return errclass.Outage
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
-		return Outage
+		return errclass.Outage
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return classifySQLState(pgErr.Code)
 	}
 	// No SQLSTATE: net.Error, io.EOF, pgconn.ErrConnClosed, a broken pool...
-	return Outage
+	return errclass.Outage
 }
 
-func classifySQLState(code string) Class {
+func classifySQLState(code string) errclass.Class {
 	if c, ok := sqlstateClass[code]; ok {
 		return c
 	}
@@ -151,5 +122,37 @@ func classifySQLState(code string) Class {
 			return c
 		}
 	}
-	return Failed
+	return errclass.Failed
+}
+
+// Write stores events and notifications in one transaction, skipping every
+// one whose event_id / notification_id is already stored (see writeOnce).
+// Every error it returns is an *errclass.Error: the class is decided here,
+// once, and the writer acts on it.
+//
+// A partition dropped behind the store's back (retention) makes every row
+// of its month fail, as no partition found for the row, for as long as the
+// month stays cached as having one: on that error the cache is forgotten
+// and the write tried once more, which creates the partition again.
+func (s *Store) Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
+	res, err := s.writeOnce(ctx, events, notifications)
+	if err != nil && noPartitionForRow(err) {
+		s.forgetPartitions()
+		res, err = s.writeOnce(ctx, events, notifications)
+	}
+	if err != nil {
+		return WriteResult{}, &errclass.Error{Class: Classify(err), Err: err}
+	}
+	return res, nil
+}
+
+// noPartitionForRow reports PostgreSQL's "no partition of relation found for
+// row". It shares SQLSTATE 23514 with a CHECK constraint violation, which
+// names its constraint; the missing partition names none. Only that error
+// is worth another try after forgetting the partitions: any other one, and
+// a batch's halves that the writer tries while isolating a culprit, would
+// only repeat it.
+func noPartitionForRow(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.ConstraintName == ""
 }

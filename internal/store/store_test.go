@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -141,7 +142,7 @@ func TestEnsurePartitionsBackfill(t *testing.T) {
 	old := time.Date(2019, 12, 24, 18, 0, 0, 0, time.UTC)
 	_, err := s.Pool().Exec(ctx, insertEventSQL, uuid.New(), old)
 	require.Error(t, err, "no partition for 2019-12 yet")
-	require.Equal(t, Failed, Classify(err))
+	require.Equal(t, errclass.Failed, Classify(err))
 
 	require.NoError(t, s.EnsurePartitions(ctx, from, to))
 	for _, name := range []string{"audit_events_p201911", "audit_events_p201912", "audit_events_p202001", "audit_events_p202002"} {
@@ -316,7 +317,7 @@ func TestPingOutage(t *testing.T) {
 	requirePingFailsFast(t, s)
 	_, _, err := s.ReserveNotification(ctx, "n")
 	require.Error(t, err)
-	require.Equal(t, Outage, Classify(err))
+	require.Equal(t, errclass.Outage, Classify(err))
 
 	require.NoError(t, db.Start(ctx))
 	require.NoError(t, s.Ping(ctx))
@@ -329,7 +330,7 @@ func TestPingOutage(t *testing.T) {
 	require.NoError(t, db.Stop(ctx))
 	requirePingFailsFast(t, s)
 	_, _, err = s.ReserveNotification(ctx, "n")
-	require.Equal(t, Outage, Classify(err))
+	require.Equal(t, errclass.Outage, Classify(err))
 
 	require.NoError(t, db.Start(ctx))
 	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 50*time.Millisecond)
@@ -366,21 +367,21 @@ func TestClassifyRealErrors(t *testing.T) {
 		name string
 		sql  string
 		args []any
-		want Class
+		want errclass.Class
 	}{
 		{"string too long", `INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome, correlation_id, event_data)
-			VALUES (gen_random_uuid(), $1, repeat('v', 21), 't', 'c', 'a', 'success', 'c', '{}')`, []any{ts}, Poison},
+			VALUES (gen_random_uuid(), $1, repeat('v', 21), 't', 'c', 'a', 'success', 'c', '{}')`, []any{ts}, errclass.Poison},
 		{"not null", `INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome, correlation_id, event_data)
-			VALUES (gen_random_uuid(), $1, '1', 't', 'c', 'a', 'success', NULL, '{}')`, []any{ts}, Poison},
-		{"invalid json", `SELECT 'not json'::jsonb`, nil, Poison},
-		{"nul in text", `SELECT convert_from('\x00'::bytea, 'UTF8')`, nil, Poison},
+			VALUES (gen_random_uuid(), $1, '1', 't', 'c', 'a', 'success', NULL, '{}')`, []any{ts}, errclass.Poison},
+		{"invalid json", `SELECT 'not json'::jsonb`, nil, errclass.Poison},
+		{"nul in text", `SELECT convert_from('\x00'::bytea, 'UTF8')`, nil, errclass.Poison},
 		{"check (enum)", `INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome, correlation_id, event_data)
-			VALUES (gen_random_uuid(), $1, '1', 't', 'c', 'a', 'maybe', 'c', '{}')`, []any{ts}, Failed},
+			VALUES (gen_random_uuid(), $1, '1', 't', 'c', 'a', 'maybe', 'c', '{}')`, []any{ts}, errclass.Failed},
 		{"id clash with another notification", `INSERT INTO notification_audit (id, notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
 			SELECT id, $1, 'r', 'x', 'email', 's', 'sent', now() FROM notification_audit WHERE notification_id = $2
-			ON CONFLICT (notification_id) DO NOTHING`, []any{nid + "-other", nid}, Poison},
-		{"undefined table", `SELECT * FROM no_such_table`, nil, Outage},
-		{"statement timeout", `SET LOCAL statement_timeout = '10ms'; SELECT pg_sleep(1)`, nil, Outage},
+			ON CONFLICT (notification_id) DO NOTHING`, []any{nid + "-other", nid}, errclass.Poison},
+		{"undefined table", `SELECT * FROM no_such_table`, nil, errclass.Outage},
+		{"statement timeout", `SET LOCAL statement_timeout = '10ms'; SELECT pg_sleep(1)`, nil, errclass.Outage},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -400,7 +401,7 @@ func TestClassifyRealErrors(t *testing.T) {
 	defer cancel()
 	_, err = s.Pool().Exec(cctx, `SELECT pg_sleep(2)`)
 	require.Error(t, err)
-	require.Equal(t, Outage, Classify(err), "%v", err)
+	require.Equal(t, errclass.Outage, Classify(err), "%v", err)
 }
 
 func requirePingFailsFast(t *testing.T, s *Store) {
@@ -410,7 +411,7 @@ func requirePingFailsFast(t *testing.T, s *Store) {
 	err := s.Ping(context.Background())
 	require.Error(t, err)
 	require.Less(t, time.Since(start), 4*time.Second, "ping took %s", time.Since(start))
-	require.Equal(t, Outage, Classify(err), "%v", err)
+	require.Equal(t, errclass.Outage, Classify(err), "%v", err)
 }
 
 const insertEventSQL = `INSERT INTO audit_events

@@ -70,11 +70,11 @@ const (
 	ON CONFLICT (notification_id) DO NOTHING`
 )
 
-// Write stores events and notifications in one transaction, skipping every
-// one whose event_id / notification_id is already stored. Either all of the
-// new rows are committed or none is. Partitions for the events' months are
-// created first if missing.
-func (s *Store) Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
+// writeOnce stores events and notifications in one transaction, skipping
+// every one whose event_id / notification_id is already stored. Either all
+// of the new rows are committed or none is. Partitions for the events'
+// months are created first if missing.
+func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
 	var res WriteResult
 	events, res.EventDuplicates = uniqueEvents(events)
 	notifications, res.NotificationDuplicates = uniqueNotifications(notifications)
@@ -129,9 +129,9 @@ func (s *Store) ensureEventPartitions(ctx context.Context, events []audit.Event)
 	return nil
 }
 
-// ForgetPartitions drops the cache of months known to have a partition, for
+// forgetPartitions drops the cache of months known to have a partition, for
 // when a write reports a missing one (a partition dropped by retention).
-func (s *Store) ForgetPartitions() { s.knownMonths.Clear() }
+func (s *Store) forgetPartitions() { s.knownMonths.Clear() }
 
 func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, error) {
 	ids := make([][16]byte, len(events))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -210,7 +211,9 @@ func TestWriteMixedBatchIsOneTransaction(t *testing.T) {
 	bad.EscalationLevel = ptr(int32(9))
 	_, err := s.Write(ctx, []audit.Event{ev}, []audit.Notification{bad})
 	require.Error(t, err)
-	require.Equal(t, Failed, Classify(err), "%v", err) // 23514
+	require.Equal(t, errclass.Failed, Classify(err), "%v", err) // 23514
+	require.Equal(t, errclass.Failed, errclass.Of(err), "Write returns the class on the error")
+	require.False(t, noPartitionForRow(err), "a CHECK constraint names itself: not retried as a missing partition")
 	require.Zero(t, countEvents(t, s.Pool(), corr))
 	var n int
 	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_event_ids WHERE event_id = $1`, ev.EventID).Scan(&n))
@@ -229,7 +232,10 @@ func TestWritePoisonRow(t *testing.T) {
 	ev.EventData = json.RawMessage(`{"n":1e200000}`)
 	_, err := s.Write(t.Context(), []audit.Event{ev, testEvent(corr, time.Now())}, nil)
 	require.Error(t, err)
-	require.Equal(t, Poison, Classify(err), "%v", err)
+	require.Equal(t, errclass.Poison, Classify(err), "%v", err)
+	var classified *errclass.Error
+	require.ErrorAs(t, err, &classified)
+	require.Equal(t, errclass.Poison, classified.Class)
 	require.Contains(t, err.Error(), "22003")
 	require.Zero(t, countEvents(t, s.Pool(), corr))
 }
@@ -263,15 +269,17 @@ func TestWriteCreatesOldPartitionOnDemand(t *testing.T) {
 	// Only the months of the rows, not every month in between.
 	require.False(t, partitionExists(t, s.Pool(), "audit_events_p199001"))
 
-	// A partition dropped behind the store's back (retention) makes the
-	// next write of that month fail as Failed until the cache is
-	// forgotten; then the partition is created again.
+	// A partition dropped behind the store's back (retention) makes a
+	// write of that month fail as Failed while the cache says it exists;
+	// Write then forgets the cache and tries once more, which creates the
+	// partition again.
 	dropPartitions(t, s.Pool(), names[0])
 	e3 := testEvent(corr, old)
-	_, err = s.Write(ctx, []audit.Event{e3}, nil)
+	_, err = s.writeOnce(ctx, []audit.Event{e3}, nil)
 	require.Error(t, err)
-	require.Equal(t, Failed, Classify(err), "%v", err)
-	s.ForgetPartitions()
+	require.Equal(t, errclass.Failed, Classify(err), "%v", err)
+	require.True(t, noPartitionForRow(err), "%v", err)
+	require.False(t, partitionExists(t, s.Pool(), names[0]), "one attempt trusts the cache")
 	res, err = s.Write(ctx, []audit.Event{e3}, nil)
 	require.NoError(t, err)
 	require.Equal(t, WriteResult{Events: 1}, res)

@@ -833,7 +833,6 @@ type benchNopStore struct{}
 func (benchNopStore) Write(_ context.Context, events []audit.Event, ns []audit.Notification) (store.WriteResult, error) {
 	return store.WriteResult{Events: len(events), Notifications: len(ns)}, nil
 }
-func (benchNopStore) ForgetPartitions() {}
 
 // ---------------------------------------------------------------------------
 // The SQL path alone: alternatives to the store's staged COPY.

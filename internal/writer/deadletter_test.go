@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -27,7 +28,7 @@ var dlqHeaders = []string{
 // requireDeadLetter checks a DLQ record against the record it stands for:
 // key, value and non-dlq headers byte for byte, and exactly one of each
 // dlq-* header.
-func requireDeadLetter(t *testing.T, orig, dead *kgo.Record, class dlq.Class) dlq.Letter {
+func requireDeadLetter(t *testing.T, orig, dead *kgo.Record, class errclass.Class) dlq.Letter {
 	t.Helper()
 	require.Equal(t, orig.Key, dead.Key, "key")
 	require.Equal(t, orig.Value, dead.Value, "value")
@@ -83,7 +84,7 @@ func TestPoisonIsolation(t *testing.T) {
 	require.NoError(t, err, "passes audit validation")
 	_, err = env.db.Pool().Exec(t.Context(), `SELECT $1::jsonb`, string(dbBad.EventData))
 	require.Error(t, err)
-	require.Equal(t, store.Poison, store.Classify(err), "fails in PostgreSQL as poison: %v", err)
+	require.Equal(t, errclass.Poison, store.Classify(err), "fails in PostgreSQL as poison: %v", err)
 
 	badOutcome := minimalEvent(p + "bad-outcome")
 	badOutcome.EventOutcome = "maybe"
@@ -133,7 +134,7 @@ func TestPoisonIsolation(t *testing.T) {
 		d, ok := byIndex[i]
 		require.True(t, ok, "record %d dead-lettered", i)
 		orig := recs[i]
-		l := requireDeadLetter(t, orig, d, dlq.ClassPoison)
+		l := requireDeadLetter(t, orig, d, errclass.Poison)
 		require.Equal(t, tp.events, l.OriginalTopic)
 		require.Equal(t, orig.Partition, l.OriginalPartition)
 		require.Equal(t, orig.Offset, l.OriginalOffset)
@@ -163,7 +164,7 @@ func TestPoisonIsolation(t *testing.T) {
 	}, "the replayed record dead-lettered again")
 	require.EqualValues(t, 4, endOffsets(t, tp.dlq))
 	again := consumeAll(t, tp.dlq, 4)[3]
-	l := requireDeadLetter(t, recs[911], again, dlq.ClassPoison)
+	l := requireDeadLetter(t, recs[911], again, errclass.Poison)
 	for _, k := range []string{dlq.HeaderOriginalTopic, dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderFirstFailedAt} {
 		require.Equal(t, header(prev, k), header(again, k), "%s kept", k)
 	}
@@ -223,7 +224,7 @@ func TestFailedClass(t *testing.T) {
 	require.EqualValues(t, 1, endOffsets(t, tp.dlq))
 	require.Zero(t, r.metric("auditstream_writer_dead_letters_total", "class", "poison"))
 	d := consumeAll(t, tp.dlq, 1)[0]
-	l := requireDeadLetter(t, recs[41], d, dlq.ClassFailed)
+	l := requireDeadLetter(t, recs[41], d, errclass.Failed)
 	require.Equal(t, recs[41].Partition, l.OriginalPartition)
 	require.Equal(t, recs[41].Offset, l.OriginalOffset)
 	require.Contains(t, l.Error, "23514")

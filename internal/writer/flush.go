@@ -12,6 +12,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -24,7 +25,7 @@ var errAbandoned = errors.New("batch abandoned")
 // deadLetter is a record bound for the DLQ.
 type deadLetter struct {
 	msg    *sarama.ConsumerMessage
-	class  dlq.Class
+	class  errclass.Class
 	reason string
 }
 
@@ -48,12 +49,12 @@ func (w *Writer) handle(sess session, batch []item, final bool) bool {
 	rows := make([]item, 0, len(batch))
 	for _, it := range batch {
 		if it.poison != "" {
-			dead = append(dead, deadLetter{msg: it.msg, class: dlq.ClassPoison, reason: it.poison})
+			dead = append(dead, deadLetter{msg: it.msg, class: errclass.Poison, reason: it.poison})
 			continue
 		}
 		rows = append(rows, it)
 	}
-	isolated, err := w.storeIsolating(sess, rows, final, true)
+	isolated, err := w.storeIsolating(sess, rows, final)
 	if err != nil {
 		w.log.Warn("batch abandoned; its records will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
 		return false
@@ -83,35 +84,30 @@ func markLast(sess session, batch []item) {
 	}
 }
 
-// storeIsolating writes rows, waiting out outages; on a poison or failed error it
-// splits the rows in halves until each culprit is alone, and returns the
-// culprits as dead letters while everything else is stored. whole is the
-// call for the whole batch, the only one that re-checks partitions on a
-// failed error: the halves would only repeat it.
-func (w *Writer) storeIsolating(sess session, rows []item, final, whole bool) ([]deadLetter, error) {
+// storeIsolating writes rows, waiting out outages; on a poison or failed
+// error it splits the rows in halves until each culprit is alone, and
+// returns the culprits as dead letters while everything else is stored.
+func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLetter, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	err := w.write(sess, rows, final, whole)
+	err := w.write(sess, rows, final)
 	if err == nil || errors.Is(err, errAbandoned) {
 		return nil, err
 	}
-	class := dlq.ClassPoison
-	if store.Classify(err) == store.Failed {
-		class = dlq.ClassFailed
-	}
 	if len(rows) == 1 {
+		class := errclass.Of(err)
 		w.log.Warn("record refused by the database",
 			zap.String("topic", rows[0].msg.Topic), zap.Int32("partition", rows[0].msg.Partition),
 			zap.Int64("offset", rows[0].msg.Offset), zap.String("class", string(class)), zap.Error(err))
 		return []deadLetter{{msg: rows[0].msg, class: class, reason: err.Error()}}, nil
 	}
 	mid := len(rows) / 2
-	left, err := w.storeIsolating(sess, rows[:mid], final, false)
+	left, err := w.storeIsolating(sess, rows[:mid], final)
 	if err != nil {
 		return nil, err
 	}
-	right, err := w.storeIsolating(sess, rows[mid:], final, false)
+	right, err := w.storeIsolating(sess, rows[mid:], final)
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +116,8 @@ func (w *Writer) storeIsolating(sess session, rows []item, final, whole bool) ([
 
 // write runs one transaction for rows, retrying through outages with
 // capped exponential backoff (fetching paused meanwhile). It returns nil,
-// errAbandoned, or the poison/failed error of the batch. recheck allows
-// one retry of a failed error after forgetting the cached partitions.
-func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
+// errAbandoned, or the poison/failed error of the batch.
+func (w *Writer) write(sess session, rows []item, final bool) error {
 	events := make([]audit.Event, 0, len(rows))
 	var notifications []audit.Notification
 	for _, it := range rows {
@@ -145,27 +140,16 @@ func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 			w.recordWrite(res, rows, time.Since(start))
 			return nil
 		}
-		switch store.Classify(err) {
-		case store.Outage:
-			if final {
-				return fmt.Errorf("%w: %w", errAbandoned, err)
-			}
-			w.setOutage(true, err)
-			if !retry.Wait(sess.Context()) {
-				return fmt.Errorf("%w: %w", errAbandoned, err)
-			}
-		case store.Failed:
-			w.setOutage(false, nil)
-			if !recheck {
-				return err
-			}
-			// A partition may have been dropped since it was cached:
-			// check them again once before blaming the records.
-			recheck = false
-			w.rows.ForgetPartitions()
-		default:
+		if errclass.Of(err) != errclass.Outage {
 			w.setOutage(false, nil)
 			return err
+		}
+		if final {
+			return fmt.Errorf("%w: %w", errAbandoned, err)
+		}
+		w.setOutage(true, err)
+		if !retry.Wait(sess.Context()) {
+			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -31,7 +32,6 @@ type fakeStore struct {
 	fail     func(events []audit.Event) error
 	stored   []string // correlation ids, in write order
 	writes   int
-	forgets  int
 	onWrite  chan struct{}
 	lastSize int
 }
@@ -46,19 +46,14 @@ func (s *fakeStore) Write(_ context.Context, events []audit.Event, _ []audit.Not
 	}
 	if s.fail != nil {
 		if err := s.fail(events); err != nil {
-			return store.WriteResult{}, err
+			// As the store returns them: classified once, on the error.
+			return store.WriteResult{}, &errclass.Error{Class: store.Classify(err), Err: err}
 		}
 	}
 	for _, e := range events {
 		s.stored = append(s.stored, e.CorrelationID)
 	}
 	return store.WriteResult{Events: len(events)}, nil
-}
-
-func (s *fakeStore) ForgetPartitions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.forgets++
 }
 
 type fakePublisher struct {
@@ -292,44 +287,30 @@ func TestOutageAbandonedWhenSessionEnds(t *testing.T) {
 	require.Error(t, w.Check(t.Context()), "the outage lasts until a write succeeds")
 }
 
-func TestFailedRetriesOnceAfterForgettingPartitions(t *testing.T) {
-	tests := []struct {
-		name       string
-		failures   int // writes that fail with 23514 before it clears
-		wantStored int
-		wantDead   int
-	}{
-		// A partition dropped behind the cache: re-checked, then stored.
-		{name: "clears after forgetting", failures: 1, wantStored: 4},
-		// Still refused: isolated down to the record and dead-lettered.
-		{name: "record refused", failures: 1 << 30, wantStored: 3, wantDead: 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			left := tt.failures
-			st := &fakeStore{fail: func(events []audit.Event) error {
-				for _, e := range events {
-					if e.CorrelationID == "c2" && left > 0 {
-						left--
-						return pgErr("23514")
-					}
-				}
-				return nil
-			}}
-			pub := &fakePublisher{}
-			w := newTestWriter(t, st, pub, 100, time.Hour)
-			sess := &fakeSession{ctx: t.Context()}
-			require.True(t, w.flush(sess, items(4), false))
-			require.Len(t, st.stored, tt.wantStored)
-			require.Len(t, pub.published, tt.wantDead)
-			require.GreaterOrEqual(t, st.forgets, 1)
-			if tt.wantDead > 0 {
-				l, ok := dlq.Parse(ptrs(pub.published[0].Headers))
-				require.True(t, ok)
-				require.Equal(t, dlq.ClassFailed, l.Class)
-				require.Contains(t, l.Error, "23514")
+// TestFailedRecordIsolatedAndDeadLettered: a record the database keeps
+// refusing as failed (23514) is isolated down to itself and dead-lettered
+// as failed; the rest of its batch is stored. (That a partition dropped
+// behind the store's cache is re-created rather than dead-lettered is the
+// store's rule: TestWriteCreatesOldPartitionOnDemand, and end to end
+// TestDroppedPartitionIsCreatedAgain.)
+func TestFailedRecordIsolatedAndDeadLettered(t *testing.T) {
+	st := &fakeStore{fail: func(events []audit.Event) error {
+		for _, e := range events {
+			if e.CorrelationID == "c2" {
+				return pgErr("23514")
 			}
-			require.ElementsMatch(t, []string{"ev/0@1", "ev/1@1"}, sess.marked())
-		})
-	}
+		}
+		return nil
+	}}
+	pub := &fakePublisher{}
+	w := newTestWriter(t, st, pub, 100, time.Hour)
+	sess := &fakeSession{ctx: t.Context()}
+	require.True(t, w.flush(sess, items(4), false))
+	require.Len(t, st.stored, 3)
+	require.Len(t, pub.published, 1)
+	l, ok := dlq.Parse(ptrs(pub.published[0].Headers))
+	require.True(t, ok)
+	require.Equal(t, errclass.Failed, l.Class)
+	require.Contains(t, l.Error, "23514")
+	require.ElementsMatch(t, []string{"ev/0@1", "ev/1@1"}, sess.marked())
 }

@@ -1,14 +1,17 @@
 package writer_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // TestStoreAndDeduplicate: what is produced is stored field for field, and
@@ -123,4 +126,32 @@ func TestDeterministicIDAcrossPartitions(t *testing.T) {
 	}
 	require.Greater(t, len(partitions), 1, "records spread over partitions")
 	require.NotEqual(t, uuid.Nil, audit.DeterministicEventID(tp.events, 0, 0))
+}
+
+// TestDroppedPartitionIsCreatedAgain: a partition dropped behind the
+// writer's back (retention) while its month is cached as existing does not
+// send that month's records to the DLQ: the store checks its partitions
+// again and the records are stored.
+func TestDroppedPartitionIsCreatedAgain(t *testing.T) {
+	tp := newTopics(t)
+	r := startWriter(t, tp, rigOptions{})
+	p := prefix(t)
+	// A month no other test writes to.
+	month := time.Date(1972, 2, 10, 12, 0, 0, 0, time.UTC)
+	partition := pgx.Identifier{store.PartitionName(month)}.Sanitize()
+	first := minimalEvent(p + "first")
+	first.EventTimestamp = month
+	produce(t, eventRecord(tp.events, first))
+	eventually(t, 15*time.Second, func() bool { return countEvents(t, p) == 1 }, "the first event stored")
+
+	_, err := env.db.Pool().Exec(t.Context(), "DROP TABLE "+partition)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = env.db.Pool().Exec(context.Background(), "DROP TABLE IF EXISTS "+partition) })
+	second := minimalEvent(p + "second")
+	second.EventTimestamp = month.Add(time.Hour)
+	produce(t, eventRecord(tp.events, second))
+	eventually(t, 15*time.Second, func() bool { return countEvents(t, p+"second") == 1 }, "the second event stored")
+	require.Equal(t, 1, count(t, `SELECT count(*) FROM `+partition+` WHERE correlation_id = $1`, p+"second"))
+	require.Zero(t, endOffsets(t, tp.dlq), "nothing dead-lettered")
+	require.Zero(t, r.metric("auditstream_writer_dead_letters_total", "class", "failed"))
 }

@@ -10,7 +10,8 @@
 // its ack before the next, so it cannot gather a batch while keeping
 // at-least-once delivery (acking early would lose records on a crash).
 //
-// Error classes (SPEC 5), decided once by store.Classify on the SQLSTATE:
+// Error classes (SPEC 5), decided once by the store on the SQLSTATE and
+// carried on its errors (errclass):
 //   - poison (bad JSON, failed validation, a row-level data error) and
 //     failed (refused for a reason that may clear): the record goes to the
 //     DLQ; the rest of its batch is stored, the culprits found by splitting
@@ -41,10 +42,10 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-// rowStore stores a batch in one transaction, skipping what is already stored.
+// rowStore stores a batch in one transaction, skipping what is already
+// stored. Its errors carry their class (errclass.Of).
 type rowStore interface {
 	Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (store.WriteResult, error)
-	ForgetPartitions()
 }
 
 // deadLetterPublisher returns once Kafka has acknowledged every record.
