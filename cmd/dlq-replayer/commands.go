@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -29,8 +28,7 @@ const connectTimeout = 15 * time.Second
 // session is a command's Kafka connection: a reader of the DLQ topics and,
 // for commands that move records, an acknowledged producer.
 type session struct {
-	client   sarama.Client
-	src      *dlq.Source
+	reader   *kafka.Reader
 	producer *kafka.Producer
 }
 
@@ -38,19 +36,11 @@ type session struct {
 // producer is built by the caller, once: its metrics are registered when it
 // is built, and the daemon retries connect with the same one.
 func connect(cfg config.Replayer, producer *kafka.Producer) (*session, error) {
-	sc, err := kafka.ConsumerConfig(cfg.Kafka.Client())
-	if err != nil {
-		return nil, err
-	}
-	client, err := sarama.NewClient(cfg.Kafka.Brokers, sc)
+	reader, err := kafka.NewReader(cfg.Kafka.Client(), cfg.Group)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Kafka at %s: %w (check KAFKA_BROKERS / --kafka-brokers)", strings.Join(cfg.Kafka.Brokers, ","), err)
 	}
-	src, err := dlq.NewSource(client, cfg.Group)
-	if err != nil {
-		return nil, errors.Join(err, client.Close())
-	}
-	s := &session{client: client, src: src}
+	s := &session{reader: reader}
 	if producer != nil {
 		if err := producer.ConnectOnce(); err != nil {
 			return nil, errors.Join(fmt.Errorf("cannot reach Kafka at %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err), s.close())
@@ -70,7 +60,7 @@ func (s *session) close() error {
 	if s.producer != nil {
 		errs = append(errs, s.producer.Close())
 	}
-	errs = append(errs, s.src.Close(), s.client.Close())
+	errs = append(errs, s.reader.Close())
 	return errors.Join(errs...)
 }
 
@@ -109,7 +99,7 @@ func runReplay(ctx context.Context, cfg config.Replayer, log *zap.Logger, out, p
 		pub = nil
 	}
 	lastProgress := time.Now()
-	sum, err := dlq.Pass(ctx, s.src, pub, dlq.Options{
+	sum, err := dlq.Pass(ctx, s.reader, pub, dlq.Options{
 		From: from, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: r.MaxAttempts,
 		Filter: filterOf(r.ReplayerFilters), Limit: r.Limit, DryRun: r.DryRun,
 		Progress: func(sum dlq.Summary) {
@@ -151,7 +141,7 @@ func runList(ctx context.Context, cfg config.Replayer, out io.Writer) error {
 	p := newPrinter(out, cfg.List.JSON)
 	now := time.Now()
 	n := 0
-	err = dlq.List(ctx, s.src, topic, filterOf(cfg.List.ReplayerFilters), cfg.List.Limit, now, func(r dlq.Record) {
+	err = dlq.List(ctx, s.reader, topic, filterOf(cfg.List.ReplayerFilters), cfg.List.Limit, now, func(r dlq.Record) {
 		p.record(r, now)
 		n++
 	})
@@ -173,11 +163,11 @@ func runInspect(ctx context.Context, cfg config.Replayer, out io.Writer) error {
 	if cfg.Inspect.Parked {
 		topic = cfg.Kafka.ParkedTopic
 	}
-	r, err := dlq.Get(ctx, s.src, topic, cfg.Inspect.Partition, cfg.Inspect.Offset)
+	msg, err := s.reader.Get(ctx, topic, cfg.Inspect.Partition, cfg.Inspect.Offset)
 	if err != nil {
 		return err
 	}
-	return inspect(out, r, time.Now(), cfg.Inspect.JSON)
+	return inspect(out, dlq.RecordOf(msg), time.Now(), cfg.Inspect.JSON)
 }
 
 // runDaemon passes every interval until SIGTERM and serves metrics and
@@ -228,7 +218,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 // measures what is left.
 func tick(ctx context.Context, cfg config.Replayer, s *session, m *daemonMetrics, log *zap.Logger) {
 	start := time.Now()
-	sum, err := dlq.Pass(ctx, s.src, s.producer, dlq.Options{
+	sum, err := dlq.Pass(ctx, s.reader, s.producer, dlq.Options{
 		From: cfg.Kafka.DLQTopic, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: cfg.Run.MaxAttempts,
 		Filter: dlq.Filter{Before: start},
 	}, nil)
@@ -251,7 +241,7 @@ func tick(ctx context.Context, cfg config.Replayer, s *session, m *daemonMetrics
 		}
 	}
 	for _, topic := range []string{cfg.Kafka.DLQTopic, cfg.Kafka.ParkedTopic} {
-		st, err := dlq.Measure(ctx, s.src, topic)
+		st, err := dlq.Measure(ctx, s.reader, topic)
 		if err != nil {
 			log.Warn("measure topic", zap.String("topic", topic), zap.Error(err))
 			continue

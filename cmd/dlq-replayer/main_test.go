@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -174,9 +173,9 @@ func (e env) list(t *testing.T, args ...string) []recordJSON {
 // letter is the dead-letter envelope the tests put on records they place
 // in a DLQ themselves, as the writer would.
 func letterHeaders(l dlq.Letter, other ...kgo.RecordHeader) []kgo.RecordHeader {
-	orig := make([]*sarama.RecordHeader, len(other))
+	orig := make([]kafka.Header, len(other))
 	for i, h := range other {
-		orig[i] = &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		orig[i] = kafka.Header{Key: []byte(h.Key), Value: h.Value}
 	}
 	var out []kgo.RecordHeader
 	for _, h := range l.Headers(orig) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/errclass"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -366,7 +367,7 @@ func TestReadOnlyCommandsMoveNothing(t *testing.T) {
 	require.Equal(t, "1", full.Headers[dlq.HeaderAttempts])
 	// An offset past the end is "not found", at once.
 	err := runInspect(t.Context(), e.cfg(t, "inspect", "-p", "0", "-o", strconv.FormatInt(before[0], 10)), io.Discard)
-	require.ErrorIs(t, err, dlq.ErrNotFound)
+	require.ErrorIs(t, err, kafka.ErrNotFound)
 	unchanged(t)
 }
 
@@ -762,10 +763,10 @@ func TestReadsOfOnePartitionBackToBack(t *testing.T) {
 	require.NoError(t, err)
 	defer sess.close()
 	for i := range 5 {
-		r, err := dlq.Get(t.Context(), sess.src, e.dlq, 0, int64(i))
+		r, err := sess.reader.Get(t.Context(), e.dlq, 0, int64(i))
 		require.NoError(t, err, "get %d", i)
 		require.Equal(t, int64(i), r.Offset)
-		st, err := dlq.Measure(t.Context(), sess.src, e.dlq)
+		st, err := dlq.Measure(t.Context(), sess.reader, e.dlq)
 		require.NoError(t, err, "measure after get %d", i)
 		require.Equal(t, int64(5), st.Depth)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -42,7 +41,7 @@ type writeHandlers struct {
 	log     *zap.Logger
 	seed    *telemetry.SeedMetrics
 	now     func() time.Time
-	headers []sarama.RecordHeader
+	headers []kafka.Header
 }
 
 func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
@@ -53,7 +52,7 @@ func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
 		log:   deps.Log,
 		seed:  telemetry.NewSeedMetrics(deps.Registerer),
 		now:   deps.Now,
-		headers: []sarama.RecordHeader{
+		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
 		},

@@ -19,9 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
-
 	"github.com/auditstream/auditstream/internal/errclass"
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
 // Header names (SPEC 6.1).
@@ -65,7 +64,7 @@ type Origin struct {
 }
 
 // OriginOf returns the record's first coordinates.
-func OriginOf(msg *sarama.ConsumerMessage) Origin {
+func OriginOf(msg *kafka.Message) Origin {
 	if l, ok := Parse(msg.Headers); ok {
 		return Origin{Topic: l.OriginalTopic, Partition: l.OriginalPartition, Offset: l.OriginalOffset}
 	}
@@ -75,13 +74,10 @@ func OriginOf(msg *sarama.ConsumerMessage) Origin {
 // Parse reads the dlq-* headers; ok is false unless the origin headers are
 // all present and well-formed (a record that never went through the DLQ, or
 // whose headers a producer mangled, is treated as new).
-func Parse(headers []*sarama.RecordHeader) (Letter, bool) {
+func Parse(headers []kafka.Header) (Letter, bool) {
 	var l Letter
 	var haveTopic, havePartition, haveOffset bool
 	for _, h := range headers {
-		if h == nil {
-			continue
-		}
 		v := string(h.Value)
 		switch string(h.Key) {
 		case HeaderOriginalTopic:
@@ -110,7 +106,7 @@ func Parse(headers []*sarama.RecordHeader) (Letter, bool) {
 // Failure builds the letter for a record that failed now. A record that
 // already went through the DLQ keeps its origin, first failure time and
 // attempt count; the class, reason and failure time are replaced.
-func Failure(msg *sarama.ConsumerMessage, class errclass.Class, reason string, now time.Time) Letter {
+func Failure(msg *kafka.Message, class errclass.Class, reason string, now time.Time) Letter {
 	if prev, ok := Parse(msg.Headers); ok {
 		prev.Class, prev.Error, prev.FailedAt = class, Truncate(reason), now
 		if prev.FirstFailedAt.IsZero() {
@@ -131,15 +127,14 @@ func Failure(msg *sarama.ConsumerMessage, class errclass.Class, reason string, n
 
 // Headers returns the record headers to publish: every header that is not
 // dlq-* kept in order, then this letter's dlq-* headers.
-func (l Letter) Headers(orig []*sarama.RecordHeader) []sarama.RecordHeader {
-	out := make([]sarama.RecordHeader, 0, len(orig)+8)
+func (l Letter) Headers(orig []kafka.Header) []kafka.Header {
+	out := make([]kafka.Header, 0, len(orig)+8)
 	for _, h := range orig {
-		if h == nil || strings.HasPrefix(string(h.Key), headerPrefix) {
-			continue
+		if !strings.HasPrefix(string(h.Key), headerPrefix) {
+			out = append(out, h)
 		}
-		out = append(out, sarama.RecordHeader{Key: h.Key, Value: h.Value})
 	}
-	add := func(k, v string) { out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
+	add := func(k, v string) { out = append(out, kafka.Header{Key: []byte(k), Value: []byte(v)}) }
 	add(HeaderOriginalTopic, l.OriginalTopic)
 	add(HeaderOriginalPartition, strconv.FormatInt(int64(l.OriginalPartition), 10))
 	add(HeaderOriginalOffset, strconv.FormatInt(l.OriginalOffset, 10))

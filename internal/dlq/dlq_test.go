@@ -6,18 +6,18 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/errclass"
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
-func hdr(k, v string) *sarama.RecordHeader {
-	return &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}
+func hdr(k, v string) kafka.Header {
+	return kafka.Header{Key: []byte(k), Value: []byte(v)}
 }
 
 // headerValues returns every value of key, in order.
-func headerValues(hs []sarama.RecordHeader, key string) []string {
+func headerValues(hs []kafka.Header, key string) []string {
 	var out []string
 	for _, h := range hs {
 		if string(h.Key) == key {
@@ -27,18 +27,10 @@ func headerValues(hs []sarama.RecordHeader, key string) []string {
 	return out
 }
 
-func toPtrs(hs []sarama.RecordHeader) []*sarama.RecordHeader {
-	out := make([]*sarama.RecordHeader, len(hs))
-	for i := range hs {
-		out[i] = &hs[i]
-	}
-	return out
-}
-
 func TestParse(t *testing.T) {
 	first := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
 	last := first.Add(time.Hour)
-	full := []*sarama.RecordHeader{
+	full := []kafka.Header{
 		hdr("content-type", "application/json"),
 		hdr(HeaderOriginalTopic, "audit.events"),
 		hdr(HeaderOriginalPartition, "7"),
@@ -51,7 +43,7 @@ func TestParse(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		headers []*sarama.RecordHeader
+		headers []kafka.Header
 		ok      bool
 		want    Letter
 	}{
@@ -66,30 +58,30 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name:    "origin only",
-			headers: []*sarama.RecordHeader{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "0"), hdr(HeaderOriginalOffset, "0")},
+			headers: []kafka.Header{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "0"), hdr(HeaderOriginalOffset, "0")},
 			ok:      true,
 			want:    Letter{OriginalTopic: "t"},
 		},
 		{name: "no headers", headers: nil},
-		{name: "nil header", headers: []*sarama.RecordHeader{nil, hdr("x", "y")}},
+		{name: "empty header", headers: []kafka.Header{{}, hdr("x", "y")}},
 		{
 			name:    "missing offset",
-			headers: []*sarama.RecordHeader{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "0")},
+			headers: []kafka.Header{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "0")},
 			want:    Letter{OriginalTopic: "t"},
 		},
 		{
 			name:    "empty topic",
-			headers: []*sarama.RecordHeader{hdr(HeaderOriginalTopic, ""), hdr(HeaderOriginalPartition, "0"), hdr(HeaderOriginalOffset, "1")},
+			headers: []kafka.Header{hdr(HeaderOriginalTopic, ""), hdr(HeaderOriginalPartition, "0"), hdr(HeaderOriginalOffset, "1")},
 			want:    Letter{OriginalOffset: 1},
 		},
 		{
 			name:    "mangled partition",
-			headers: []*sarama.RecordHeader{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "x"), hdr(HeaderOriginalOffset, "1")},
+			headers: []kafka.Header{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "x"), hdr(HeaderOriginalOffset, "1")},
 			want:    Letter{OriginalTopic: "t", OriginalOffset: 1},
 		},
 		{
 			name:    "partition out of int32 range",
-			headers: []*sarama.RecordHeader{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "4294967296"), hdr(HeaderOriginalOffset, "1")},
+			headers: []kafka.Header{hdr(HeaderOriginalTopic, "t"), hdr(HeaderOriginalPartition, "4294967296"), hdr(HeaderOriginalOffset, "1")},
 			want:    Letter{OriginalTopic: "t", OriginalPartition: 2147483647, OriginalOffset: 1},
 		},
 	}
@@ -106,8 +98,8 @@ func TestParse(t *testing.T) {
 
 func TestFailureFirstTime(t *testing.T) {
 	now := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
-	msg := &sarama.ConsumerMessage{Topic: "audit.events", Partition: 2, Offset: 99,
-		Headers: []*sarama.RecordHeader{hdr("content-type", "application/json")}}
+	msg := &kafka.Message{Topic: "audit.events", Partition: 2, Offset: 99,
+		Headers: []kafka.Header{hdr("content-type", "application/json")}}
 	l := Failure(msg, errclass.Poison, "invalid audit event: event_outcome: must be one of", now)
 	require.Equal(t, Letter{
 		OriginalTopic: "audit.events", OriginalPartition: 2, OriginalOffset: 99,
@@ -123,8 +115,8 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 	prev := Letter{OriginalTopic: "audit.events", OriginalPartition: 1, OriginalOffset: 17,
 		Class: errclass.Failed, Error: "old reason", FirstFailedAt: first, FailedAt: first, Attempts: 2}
 	// The replayed record sits at new coordinates on the original topic.
-	msg := &sarama.ConsumerMessage{Topic: "audit.events", Partition: 0, Offset: 500,
-		Headers: toPtrs(prev.Headers([]*sarama.RecordHeader{hdr("trace", "abc")}))}
+	msg := &kafka.Message{Topic: "audit.events", Partition: 0, Offset: 500,
+		Headers: prev.Headers([]kafka.Header{hdr("trace", "abc")})}
 
 	l := Failure(msg, errclass.Poison, "new reason", now)
 	require.Equal(t, Letter{OriginalTopic: "audit.events", OriginalPartition: 1, OriginalOffset: 17,
@@ -132,13 +124,13 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 	require.Equal(t, Origin{Topic: "audit.events", Partition: 1, Offset: 17}, OriginOf(msg))
 
 	// A replayed record whose dlq-first-failed-at was lost gets now.
-	var stripped []*sarama.RecordHeader
+	var stripped []kafka.Header
 	for _, h := range msg.Headers {
 		if string(h.Key) != HeaderFirstFailedAt {
 			stripped = append(stripped, h)
 		}
 	}
-	l = Failure(&sarama.ConsumerMessage{Topic: "audit.events", Headers: stripped}, errclass.Failed, "r", now)
+	l = Failure(&kafka.Message{Topic: "audit.events", Headers: stripped}, errclass.Failed, "r", now)
 	require.Equal(t, now, l.FirstFailedAt)
 	require.Equal(t, 2, l.Attempts)
 }
@@ -147,10 +139,9 @@ func TestHeadersReplaceNeverAppend(t *testing.T) {
 	first := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.FixedZone("x", 3600))
 	l := Letter{OriginalTopic: "audit.notifications", OriginalPartition: 3, OriginalOffset: 42,
 		Class: errclass.Failed, Error: "e", FirstFailedAt: first, FailedAt: first.Add(time.Second), Attempts: 4}
-	orig := []*sarama.RecordHeader{
+	orig := []kafka.Header{
 		hdr("content-type", "application/json"),
 		hdr(HeaderAttempts, "1"), // stale dlq-* headers of an earlier round
-		nil,
 		hdr(HeaderError, "stale"),
 		{Key: []byte("empty"), Value: []byte{}},
 		hdr("dlq-something-else", "dropped too: the dlq- prefix is ours"),
@@ -159,7 +150,7 @@ func TestHeadersReplaceNeverAppend(t *testing.T) {
 	hs := l.Headers(orig)
 
 	// Non-dlq headers first, in order, byte for byte.
-	require.Equal(t, []sarama.RecordHeader{
+	require.Equal(t, []kafka.Header{
 		{Key: []byte("content-type"), Value: []byte("application/json")},
 		{Key: []byte("empty"), Value: []byte{}},
 		{Key: []byte("auditstream-source"), Value: []byte("ingest-api")},
@@ -185,12 +176,12 @@ func TestHeadersReplaceNeverAppend(t *testing.T) {
 
 	// Round trip: what Headers writes, Parse reads; a second round does
 	// not grow the record.
-	got, ok := Parse(toPtrs(hs))
+	got, ok := Parse(hs)
 	require.True(t, ok)
 	require.True(t, got.FirstFailedAt.Equal(l.FirstFailedAt))
 	got.FirstFailedAt, got.FailedAt = l.FirstFailedAt, l.FailedAt
 	require.Equal(t, l, got)
-	require.Len(t, got.Headers(toPtrs(hs)), len(hs))
+	require.Len(t, got.Headers(hs), len(hs))
 }
 
 func TestTruncate(t *testing.T) {
@@ -229,7 +220,7 @@ func TestTruncate(t *testing.T) {
 }
 
 func TestFailureTruncatesReason(t *testing.T) {
-	l := Failure(&sarama.ConsumerMessage{Topic: "t"}, errclass.Poison, strings.Repeat("ü", 2000), time.Now())
+	l := Failure(&kafka.Message{Topic: "t"}, errclass.Poison, strings.Repeat("ü", 2000), time.Now())
 	require.LessOrEqual(t, len(l.Error), MaxErrorBytes)
 	require.True(t, utf8.ValidString(l.Error))
 }

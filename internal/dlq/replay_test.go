@@ -4,18 +4,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/errclass"
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
 func TestFilterAndDecide(t *testing.T) {
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 	rec := func(class errclass.Class, topic, key string, failedAgo time.Duration, attempts int) Record {
 		return Record{
-			Topic: "audit.dlq", Key: []byte(key), Timestamp: now.Add(-failedAgo), Enveloped: true,
-			Letter: Letter{OriginalTopic: topic, Class: class, FailedAt: now.Add(-failedAgo), Attempts: attempts},
+			Message:   kafka.Message{Topic: "audit.dlq", Key: []byte(key), Timestamp: now.Add(-failedAgo)},
+			Enveloped: true,
+			Letter:    Letter{OriginalTopic: topic, Class: class, FailedAt: now.Add(-failedAgo), Attempts: attempts},
 		}
 	}
 	r := rec(errclass.Poison, "audit.events", "k1", 10*time.Minute, 0)
@@ -58,12 +59,12 @@ func TestFilterAndDecide(t *testing.T) {
 func TestOutgoingReplacesTheLetterOnReplayOnly(t *testing.T) {
 	l := Letter{OriginalTopic: "audit.events", OriginalPartition: 3, OriginalOffset: 42, Class: errclass.Failed,
 		Error: "x", FirstFailedAt: time.Unix(100, 0).UTC(), FailedAt: time.Unix(200, 0).UTC(), Attempts: 1}
-	orig := []*sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("t1")}}
+	orig := []kafka.Header{{Key: []byte("trace"), Value: []byte("t1")}}
 	hs := l.Headers(orig)
-	r := Record{Key: []byte("k"), Value: []byte("v"), Headers: pointers(hs), Letter: l, Enveloped: true}
+	r := Record{Message: kafka.Message{Key: []byte("k"), Value: []byte("v"), Headers: hs}, Letter: l, Enveloped: true}
 
 	replayed := outgoing(Decision{Record: r, Action: ActionReplay, To: "audit.events"})
-	got, ok := Parse(pointers(replayed.Headers))
+	got, ok := Parse(replayed.Headers)
 	require.True(t, ok)
 	require.Equal(t, 2, got.Attempts, "one more attempt")
 	require.Equal(t, l.FirstFailedAt, got.FirstFailedAt)
@@ -73,12 +74,4 @@ func TestOutgoingReplacesTheLetterOnReplayOnly(t *testing.T) {
 	parked := outgoing(Decision{Record: r, Action: ActionPark, To: "audit.dlq.parked"})
 	require.Equal(t, hs, parked.Headers, "parked byte for byte")
 	require.Equal(t, "audit.dlq.parked", parked.Topic)
-}
-
-func pointers(hs []sarama.RecordHeader) []*sarama.RecordHeader {
-	out := make([]*sarama.RecordHeader, len(hs))
-	for i := range hs {
-		out[i] = &hs[i]
-	}
-	return out
 }

@@ -1,7 +1,12 @@
-// Package kafka owns auditstream's side of Kafka: the sarama configuration
-// every binary shares, topic creation at start-up, record headers, and the
-// acknowledged producer that the API publishes through, the writer
-// dead-letters through and the replayer moves records with.
+// Package kafka owns auditstream's side of Kafka, and is the only package
+// that speaks sarama: the configuration every client shares (baseConfig,
+// where transport security will be set, once, for every client), topic
+// creation at start-up, the record and header types the other packages use,
+// and every client:
+//   - Producer, acknowledged, that the API publishes through, the writer
+//     dead-letters through and the replayer moves records with;
+//   - Consumer and ConsumerGroup, the writer's group membership;
+//   - Reader, the replayer's bounded reads and explicit commits.
 //
 // The API publishes with sarama's SyncProducer directly rather than through
 // watermill's Kafka publisher: watermill sends the messages of one Publish
@@ -61,9 +66,9 @@ func baseConfig(c Config) (*sarama.Config, error) {
 	return sc, nil
 }
 
-// ProducerConfig builds the producer client configuration: idempotent, and
+// producerConfig builds the producer client configuration: idempotent, and
 // waiting for every in-sync replica (acks=all).
-func ProducerConfig(c Config) (*sarama.Config, error) {
+func producerConfig(c Config) (*sarama.Config, error) {
 	sc, err := baseConfig(c)
 	if err != nil {
 		return nil, err
@@ -89,12 +94,13 @@ func ProducerConfig(c Config) (*sarama.Config, error) {
 	return sc, nil
 }
 
-// ConsumerConfig builds the consumer-group client configuration. Offsets
-// are committed automatically every second, but only offsets the caller
-// has marked, and callers mark a record only once it is stored or
-// dead-lettered: a crash replays at most the last second, which the
-// writer's de-duplication absorbs.
-func ConsumerConfig(c Config) (*sarama.Config, error) {
+// consumerConfig builds the configuration of the clients that read: the
+// writer's consumer group and the replayer's Reader. A group commits
+// automatically every second, but only offsets the caller has marked, and
+// the writer marks a record only once it is stored or dead-lettered: a
+// crash replays at most the last second, which the writer's de-duplication
+// absorbs. The Reader commits only through its admin client, when told to.
+func consumerConfig(c Config) (*sarama.Config, error) {
 	sc, err := baseConfig(c)
 	if err != nil {
 		return nil, err
@@ -121,10 +127,10 @@ func ConsumerConfig(c Config) (*sarama.Config, error) {
 	return sc, nil
 }
 
-// EnsureTopics creates the topics that do not exist yet; existing ones are
+// ensureTopics creates the topics that do not exist yet; existing ones are
 // left as they are (partition counts are never changed behind an operator's
 // back, since that would move keys between partitions).
-func EnsureTopics(client sarama.Client, topics []Topic) error {
+func ensureTopics(client sarama.Client, topics []Topic) error {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return fmt.Errorf("cluster admin: %w", err)

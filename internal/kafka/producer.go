@@ -25,7 +25,7 @@ type Record struct {
 	Topic   string
 	Key     []byte
 	Value   []byte
-	Headers []sarama.RecordHeader
+	Headers []Header
 }
 
 // PublishError says how much of a Publish call failed. Uncertain is set when
@@ -71,7 +71,7 @@ type connection struct {
 
 // NewProducer validates the configuration; it does not connect.
 func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer) (*Producer, error) {
-	sc, err := ProducerConfig(cfg)
+	sc, err := producerConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (p *Producer) ConnectOnce() error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	if err := EnsureTopics(client, p.topics); err != nil {
+	if err := ensureTopics(client, p.topics); err != nil {
 		return errors.Join(err, client.Close())
 	}
 	producer, err := sarama.NewSyncProducerFromClient(client)
@@ -152,12 +152,20 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 		return &PublishError{Total: len(records), Failed: len(records), Err: errors.New("not connected to kafka")}
 	}
 	msgs := make([]*sarama.ProducerMessage, len(records))
+	// The records of one call usually share one header list (the API puts
+	// the same two headers on every record): it is converted once, and
+	// sarama only reads it.
+	var from []Header
+	var headers []sarama.RecordHeader
 	for i, r := range records {
+		if !sameList(r.Headers, from) {
+			from, headers = r.Headers, recordHeaders(r.Headers)
+		}
 		msgs[i] = &sarama.ProducerMessage{
 			Topic:   r.Topic,
 			Key:     sarama.ByteEncoder(r.Key),
 			Value:   sarama.ByteEncoder(r.Value),
-			Headers: r.Headers,
+			Headers: headers,
 		}
 	}
 	start := time.Now()
@@ -192,6 +200,11 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 		return perr
 	}
 	return nil
+}
+
+// sameList reports whether a and b are the same list (not merely equal).
+func sameList(a, b []Header) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // count adds each record to the counter of its own topic: failed when it

@@ -8,31 +8,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// KafkaVersion is the sarama protocol version to configure clients with, for
-// the embedded broker and for real Apache Kafka alike. It is sarama's newest:
-// sarama negotiates ApiVersions with the broker and clamps every request to
-// the version the broker advertises, so a version newer than the broker is
-// safe, while an older one would needlessly hold clients back (sarama's
-// default, 2.8, is older than anything we run).
-//
-// Verified against the embedded broker (testenv_test.go): an idempotent
-// SyncProducer (RequiredAcks=WaitForAll, Net.MaxOpenRequests=1, Retry.Max>=1)
-// with headers and any of gzip/snappy/lz4/zstd, and a ConsumerGroup that
-// commits and resumes from its commits, need no workaround. One behaviour to
-// design for, the same on real Kafka: a broker handles one request per
-// connection at a time, and sarama sends a group's commits and heartbeats
-// over the connection its fetches long-poll on (with one broker, the
-// coordinator is always the leader). A synchronous Commit therefore waits up
-// to Consumer.MaxWaitTime (500 ms by default), often twice. Commit per
-// batch, not per record, or lower MaxWaitTime.
-var KafkaVersion = sarama.MaxVersion
 
 // EnvKafkaBrokers names the variable that points tests at an existing
 // cluster. It matches the binaries' setting so `make dev` and tests read the

@@ -37,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -423,7 +424,7 @@ func (env *benchEnv) inProcess(b *testing.B, group string, st func(dbURL string)
 		inner = st(dbURL)
 	}
 	ts := &benchTimedStore{rowStore: inner}
-	kcfg := kafka.Config{Brokers: env.kafka.Brokers(), Version: testenv.KafkaVersion.String(), ClientID: "bench", PublishTimeout: 10 * time.Second}
+	kcfg := kafka.Config{Brokers: env.kafka.Brokers(), Version: sarama.MaxVersion.String(), ClientID: "bench", PublishTimeout: 10 * time.Second}
 	w, err := New(Config{
 		Group: group, EventsTopic: benchEventsTopic, NotificationsTopic: benchNotificationsTopic, DLQTopic: benchDLQTopic,
 		BatchSize: benchBatchSize, BatchAge: benchBatchAge, MaxBackoff: 10 * time.Second, WriteTimeout: 20 * time.Second,

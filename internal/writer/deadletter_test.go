@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/errclass"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -58,9 +58,9 @@ func requireDeadLetter(t *testing.T, orig, dead *kgo.Record, class errclass.Clas
 		_, err := time.Parse(time.RFC3339, header(dead, k)[0])
 		require.NoError(t, err, "%s is RFC 3339", k)
 	}
-	hs := make([]*sarama.RecordHeader, len(dead.Headers))
+	hs := make([]kafka.Header, len(dead.Headers))
 	for i, h := range dead.Headers {
-		hs[i] = &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		hs[i] = kafka.Header{Key: []byte(h.Key), Value: h.Value}
 	}
 	l, ok := dlq.Parse(hs)
 	require.True(t, ok)

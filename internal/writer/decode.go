@@ -4,16 +4,15 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/IBM/sarama"
-
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/dlq"
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
 // item is one consumed record, decoded: exactly one of event, notification
 // or poison is set.
 type item struct {
-	msg          *sarama.ConsumerMessage
+	msg          *kafka.Message
 	event        *audit.Event
 	notification *audit.Notification
 	// poison is why the record can never be stored as it is.
@@ -22,7 +21,7 @@ type item struct {
 
 // decode validates a record with the API's rules. The acceptance time for
 // the future-timestamp rule is the Kafka record time (SPEC 2.2).
-func (w *Writer) decode(msg *sarama.ConsumerMessage) item {
+func (w *Writer) decode(msg *kafka.Message) item {
 	it := item{msg: msg}
 	acceptedAt := msg.Timestamp
 	if acceptedAt.IsZero() || acceptedAt.Unix() <= 0 {

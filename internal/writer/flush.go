@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -24,7 +23,7 @@ var errAbandoned = errors.New("batch abandoned")
 
 // deadLetter is a record bound for the DLQ.
 type deadLetter struct {
-	msg    *sarama.ConsumerMessage
+	msg    *kafka.Message
 	class  errclass.Class
 	reason string
 }
@@ -75,12 +74,12 @@ func markLast(sess session, batch []item) {
 		topic     string
 		partition int32
 	}
-	last := make(map[tp]*sarama.ConsumerMessage)
+	last := make(map[tp]*kafka.Message)
 	for _, it := range batch {
 		last[tp{it.msg.Topic, it.msg.Partition}] = it.msg
 	}
 	for _, msg := range last {
-		sess.MarkMessage(msg, "")
+		sess.MarkMessage(msg)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -90,7 +89,7 @@ type fakeSession struct {
 
 func (s *fakeSession) Context() context.Context { return s.ctx }
 func (s *fakeSession) Commit()                  {}
-func (s *fakeSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
+func (s *fakeSession) MarkMessage(msg *kafka.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.marks = append(s.marks, fmt.Sprintf("%s/%d@%d", msg.Topic, msg.Partition, msg.Offset))
@@ -119,7 +118,7 @@ func items(n int) []item {
 	out := make([]item, n)
 	for i := range out {
 		out[i] = item{
-			msg:   &sarama.ConsumerMessage{Topic: "ev", Partition: int32(i % 2), Offset: int64(i / 2)},
+			msg:   &kafka.Message{Topic: "ev", Partition: int32(i % 2), Offset: int64(i / 2)},
 			event: &audit.Event{CorrelationID: fmt.Sprintf("c%d", i)},
 		}
 	}
@@ -202,21 +201,13 @@ func TestMarksOnlyAfterStoreAndDeadLetterAck(t *testing.T) {
 	classes := map[string]string{}
 	for _, r := range pub.published {
 		require.Equal(t, "dlq", r.Topic)
-		l, ok := dlq.Parse(ptrs(r.Headers))
+		l, ok := dlq.Parse(r.Headers)
 		require.True(t, ok)
 		classes[fmt.Sprintf("%d@%d", l.OriginalPartition, l.OriginalOffset)] = string(l.Class)
 	}
 	require.Equal(t, map[string]string{"1@2": "poison", "1@3": "poison"}, classes)
 	// The last record of each partition, once.
 	require.ElementsMatch(t, []string{"ev/0@4", "ev/1@4"}, sess.marked())
-}
-
-func ptrs(hs []sarama.RecordHeader) []*sarama.RecordHeader {
-	out := make([]*sarama.RecordHeader, len(hs))
-	for i := range hs {
-		out[i] = &hs[i]
-	}
-	return out
 }
 
 func TestFinalFlushAbandonsWithoutMarking(t *testing.T) {
@@ -308,7 +299,7 @@ func TestFailedRecordIsolatedAndDeadLettered(t *testing.T) {
 	require.True(t, w.flush(sess, items(4), false))
 	require.Len(t, st.stored, 3)
 	require.Len(t, pub.published, 1)
-	l, ok := dlq.Parse(ptrs(pub.published[0].Headers))
+	l, ok := dlq.Parse(pub.published[0].Headers)
 	require.True(t, ok)
 	require.Equal(t, errclass.Failed, l.Class)
 	require.Contains(t, l.Error, "23514")

@@ -5,11 +5,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
-// handler is the sarama ConsumerGroupHandler of one writer. A session's
+// handler is the kafka.GroupHandler of one writer. A session's
 // claims (one goroutine per partition) decode records and pass them to a
 // single batcher goroutine, so one batch gathers records of every partition
 // the writer owns.
@@ -19,15 +20,15 @@ type handler struct {
 	done  chan struct{}
 }
 
-// session is the part of sarama.ConsumerGroupSession the batcher uses.
+// session is the part of kafka.Session the batcher uses.
 type session interface {
 	Context() context.Context
-	MarkMessage(msg *sarama.ConsumerMessage, metadata string)
+	MarkMessage(msg *kafka.Message)
 	Commit()
 }
 
 // Setup starts the batcher for a new session.
-func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+func (h *handler) Setup(sess *kafka.Session) error {
 	h.w.resumeForSession()
 	h.w.log.Info("consumer group session started",
 		zap.String("member_id", sess.MemberID()), zap.Int32("generation", sess.GenerationID()),
@@ -43,36 +44,29 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 // ConsumeClaim decodes a partition's records and hands them to the batcher.
 // When the batcher is busy (a flush, a database outage) the send blocks,
 // and with it the partition's fetching.
-func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+func (h *handler) ConsumeClaim(sess *kafka.Session, claim *kafka.Claim) error {
 	partition := strconv.Itoa(int(claim.Partition()))
 	lag := h.w.metrics.lag.WithLabelValues(claim.Topic(), partition)
 	// A revoked partition is reported by its new owner; a stale value here
 	// would count it twice.
 	defer h.w.metrics.lag.DeleteLabelValues(claim.Topic(), partition)
 	ctx := sess.Context()
-	for {
+	for msg := range claim.Messages(ctx) {
+		lag.Set(float64(max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)))
+		it := h.w.decode(msg)
 		select {
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			lag.Set(float64(max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)))
-			it := h.w.decode(msg)
-			select {
-			case h.items <- it:
-			case <-ctx.Done():
-				return nil
-			}
+		case h.items <- it:
 		case <-ctx.Done():
 			return nil
 		}
 	}
+	return nil
 }
 
-// Cleanup runs after every claim has returned and before sarama commits the
+// Cleanup runs after every claim has returned and before the group commits the
 // session's offsets for the last time: the batcher flushes what it holds
 // (one attempt, bounded by WriteTimeout) or abandons it for redelivery.
-func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+func (h *handler) Cleanup(sess *kafka.Session) error {
 	close(h.items)
 	<-h.done
 	sess.Commit()

@@ -5,10 +5,11 @@
 // one COPY transaction, dead-letters what cannot be stored, and only then
 // marks the offsets.
 //
-// It uses sarama's ConsumerGroup directly rather than watermill's Kafka
-// subscriber: watermill hands over one message per partition and waits for
-// its ack before the next, so it cannot gather a batch while keeping
-// at-least-once delivery (acking early would lose records on a crash).
+// It consumes through internal/kafka's consumer group (sarama's) rather
+// than watermill's Kafka subscriber: watermill hands over one message per
+// partition and waits for its ack before the next, so it cannot gather a
+// batch while keeping at-least-once delivery (acking early would lose
+// records on a crash).
 //
 // Error classes (SPEC 5), decided once by the store on the SQLSTATE and
 // carried on its errors (errclass):
@@ -33,7 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -93,16 +93,16 @@ const firstRetry = 100 * time.Millisecond
 
 // Writer consumes, batches and stores. Run it once.
 type Writer struct {
-	cfg     Config
-	kcfg    kafka.Config
-	sc      *sarama.Config
-	rows    rowStore
-	dlq     deadLetterPublisher
-	log     *zap.Logger
-	metrics *metrics
-	now     func() time.Time
+	cfg      Config
+	consumer *kafka.Consumer
+	brokers  []string // for logs
+	rows     rowStore
+	dlq      deadLetterPublisher
+	log      *zap.Logger
+	metrics  *metrics
+	now      func() time.Time
 
-	group  atomic.Pointer[sarama.ConsumerGroup]
+	group  atomic.Pointer[kafka.ConsumerGroup]
 	outage atomic.Bool
 	// paused is whether the writer has paused fetching; it is separate from
 	// outage because a new session resumes fetching while the outage lasts
@@ -115,11 +115,11 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sc, err := kafka.ConsumerConfig(kcfg)
+	consumer, err := kafka.NewConsumer(kcfg, cfg.Group)
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{cfg: cfg, kcfg: kcfg, sc: sc, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
+	return &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
 }
 
 // Run joins the consumer group and consumes until ctx ends; then the last
@@ -132,7 +132,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	w.group.Store(&group)
+	w.group.Store(group)
 	defer func() {
 		if err := group.Close(); err != nil {
 			w.log.Error("close consumer group", zap.Error(err))
@@ -150,7 +150,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		// Consume returns at every rebalance; the loop rejoins.
 		if err := group.Consume(ctx, topics, h); err != nil {
-			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			if errors.Is(err, kafka.ErrClosedConsumerGroup) {
 				return nil
 			}
 			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", retry.Next()), zap.Error(err))
@@ -165,15 +165,15 @@ func (w *Writer) Run(ctx context.Context) error {
 	return nil
 }
 
-func (w *Writer) connect(ctx context.Context) (sarama.ConsumerGroup, error) {
+func (w *Writer) connect(ctx context.Context) (*kafka.ConsumerGroup, error) {
 	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
-		group, err := sarama.NewConsumerGroup(w.kcfg.Brokers, w.cfg.Group, w.sc)
+		group, err := w.consumer.Join()
 		if err == nil {
 			w.log.Info("consumer group client connected", zap.String("group", w.cfg.Group), zap.Int("attempt", attempt))
 			return group, nil
 		}
-		w.log.Warn("kafka unreachable, retrying", zap.Strings("brokers", w.kcfg.Brokers),
+		w.log.Warn("kafka unreachable, retrying", zap.Strings("brokers", w.brokers),
 			zap.Int("attempt", attempt), zap.Duration("backoff", retry.Next()), zap.Error(err))
 		if !retry.Wait(ctx) {
 			return nil, fmt.Errorf("connect consumer group: %w", ctx.Err())
@@ -217,9 +217,9 @@ func (w *Writer) setPaused(on bool) {
 		return
 	}
 	if on {
-		(*group).PauseAll()
+		group.PauseAll()
 	} else {
-		(*group).ResumeAll()
+		group.ResumeAll()
 	}
 }
 

@@ -1,0 +1,149 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/IBM/sarama"
+)
+
+// ErrClosedConsumerGroup is returned by Consume once the group is closed.
+var ErrClosedConsumerGroup = sarama.ErrClosedConsumerGroup
+
+// Consumer reads topics as a member of one consumer group (the writer).
+// NewConsumer checks the configuration without connecting; Join connects,
+// once, so that the caller decides how long to retry.
+type Consumer struct {
+	brokers []string
+	group   string
+	sc      *sarama.Config
+}
+
+// NewConsumer checks cfg for a member of group.
+func NewConsumer(cfg Config, group string) (*Consumer, error) {
+	sc, err := consumerConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{brokers: cfg.Brokers, group: group, sc: sc}, nil
+}
+
+// Join connects to the cluster as a member of the group; sessions start
+// with Consume.
+func (c *Consumer) Join() (*ConsumerGroup, error) {
+	g, err := sarama.NewConsumerGroup(c.brokers, c.group, c.sc)
+	if err != nil {
+		return nil, fmt.Errorf("join consumer group %s: %w", c.group, err)
+	}
+	return &ConsumerGroup{g: g}, nil
+}
+
+// ConsumerGroup is a joined member of a consumer group.
+type ConsumerGroup struct {
+	g sarama.ConsumerGroup
+}
+
+// GroupHandler runs the sessions of a ConsumerGroup, as sarama's
+// ConsumerGroupHandler does: Setup when a session starts, ConsumeClaim in a
+// goroutine of its own for each partition claimed, Cleanup once every
+// ConsumeClaim has returned and before the session's last offset commit.
+type GroupHandler interface {
+	Setup(*Session) error
+	ConsumeClaim(*Session, *Claim) error
+	Cleanup(*Session) error
+}
+
+// Consume runs one session of the group on topics: it returns at the next
+// rebalance, when ctx ends, or with ErrClosedConsumerGroup once Close was
+// called. Call it in a loop to stay in the group.
+func (g *ConsumerGroup) Consume(ctx context.Context, topics []string, h GroupHandler) error {
+	return g.g.Consume(ctx, topics, groupHandler{h})
+}
+
+// Errors delivers the errors of the background work (fetches, commits,
+// heartbeats) until the group is closed; it must be drained.
+func (g *ConsumerGroup) Errors() <-chan error { return g.g.Errors() }
+
+// PauseAll stops fetching every partition the member owns; what was already
+// fetched is still delivered. The pause outlives sessions.
+func (g *ConsumerGroup) PauseAll() { g.g.PauseAll() }
+
+// ResumeAll fetches every paused partition again.
+func (g *ConsumerGroup) ResumeAll() { g.g.ResumeAll() }
+
+// Close leaves the group, after the session under way has ended.
+func (g *ConsumerGroup) Close() error { return g.g.Close() }
+
+// groupHandler gives sarama's callbacks our types.
+type groupHandler struct{ h GroupHandler }
+
+func (a groupHandler) Setup(s sarama.ConsumerGroupSession) error { return a.h.Setup(&Session{s: s}) }
+
+func (a groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	return a.h.ConsumeClaim(&Session{s: s}, &Claim{c: c})
+}
+
+func (a groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	return a.h.Cleanup(&Session{s: s})
+}
+
+// Session is one generation of the group: the partitions claimed from one
+// rebalance to the next.
+type Session struct {
+	s sarama.ConsumerGroupSession
+}
+
+// Context ends when the session does (a rebalance, or the group closing).
+func (s *Session) Context() context.Context { return s.s.Context() }
+
+// MemberID is the member's id in the group.
+func (s *Session) MemberID() string { return s.s.MemberID() }
+
+// GenerationID is the generation of the session.
+func (s *Session) GenerationID() int32 { return s.s.GenerationID() }
+
+// Claims returns the partitions claimed, by topic.
+func (s *Session) Claims() map[string][]int32 { return s.s.Claims() }
+
+// MarkMessage marks msg as handled: the group's next commit records the
+// offset after it.
+func (s *Session) MarkMessage(msg *Message) {
+	s.s.MarkOffset(msg.Topic, msg.Partition, msg.Offset+1, "")
+}
+
+// Commit commits the marked offsets now, and waits for the answer.
+func (s *Session) Commit() { s.s.Commit() }
+
+// Claim is one partition claimed by a session.
+type Claim struct {
+	c sarama.ConsumerGroupClaim
+}
+
+// Topic is the claimed partition's topic.
+func (c *Claim) Topic() string { return c.c.Topic() }
+
+// Partition is the claimed partition.
+func (c *Claim) Partition() int32 { return c.c.Partition() }
+
+// HighWaterMarkOffset is the offset the partition's next record will get,
+// as of the last fetch.
+func (c *Claim) HighWaterMarkOffset() int64 { return c.c.HighWaterMarkOffset() }
+
+// Messages yields the partition's records in offset order until the claim
+// ends (a rebalance) or ctx does.
+func (c *Claim) Messages(ctx context.Context) iter.Seq[*Message] {
+	return func(yield func(*Message) bool) {
+		msgs := c.c.Messages()
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok || !yield(messageOf(m)) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
