@@ -21,9 +21,10 @@ import (
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
-// connectTimeout bounds how long a command waits for Kafka before it says
-// the broker cannot be reached.
-const connectTimeout = 15 * time.Second
+// progressEvery is how often a replay prints its running totals: often
+// enough to show a long pass is moving, rarely enough not to drown the
+// decisions printed on stdout.
+const progressEvery = 2 * time.Second
 
 // session is a command's Kafka connection: a reader of the DLQ topics and,
 // for commands that move records, an acknowledged producer.
@@ -94,25 +95,24 @@ func runReplay(ctx context.Context, cfg config.Replayer, log *zap.Logger, out, p
 		from = cfg.Kafka.ParkedTopic
 	}
 	p := newPrinter(out, r.JSON)
-	var pub dlq.Publisher = s.producer
-	if r.DryRun {
-		pub = nil
-	}
+	o := dlq.Options{From: from, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: r.MaxAttempts,
+		Filter: filterOf(r.ReplayerFilters), Limit: r.Limit}
 	lastProgress := time.Now()
-	sum, err := dlq.Pass(ctx, s.reader, pub, dlq.Options{
-		From: from, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: r.MaxAttempts,
-		Filter: filterOf(r.ReplayerFilters), Limit: r.Limit, DryRun: r.DryRun,
-		Progress: func(sum dlq.Summary) {
-			if time.Since(lastProgress) >= 2*time.Second {
-				lastProgress = time.Now()
-				fmt.Fprintf(progress, "… %d read: %d replayed, %d parked, %d kept\n", sum.Read, sum.Replayed, sum.Parked, sum.Kept)
-			}
-		},
-	}, func(d dlq.Decision) {
+	report := func(d dlq.Decision, sum dlq.Summary) {
 		if d.Action != dlq.ActionKeep {
 			p.decision(d, time.Now())
 		}
-	})
+		if time.Since(lastProgress) >= progressEvery {
+			lastProgress = time.Now()
+			fmt.Fprintf(progress, "… %d read: %d replayed, %d parked, %d kept\n", sum.Read, sum.Replayed, sum.Parked, sum.Kept)
+		}
+	}
+	var sum dlq.Summary
+	if r.DryRun {
+		sum, err = dlq.DryRun(ctx, s.reader, o, report)
+	} else {
+		sum, err = dlq.Replay(ctx, s.reader, s.producer, o, report)
+	}
 	p.flush()
 	if err != nil {
 		return fmt.Errorf("replay stopped after deciding %d replayed, %d parked, %d kept; a record leaves the DLQ only once Kafka acknowledged its copy, so the rest are still there: %w",
@@ -218,7 +218,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 // measures what is left.
 func tick(ctx context.Context, cfg config.Replayer, s *session, m *daemonMetrics, log *zap.Logger) {
 	start := time.Now()
-	sum, err := dlq.Pass(ctx, s.reader, s.producer, dlq.Options{
+	sum, err := dlq.Replay(ctx, s.reader, s.producer, dlq.Options{
 		From: cfg.Kafka.DLQTopic, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: cfg.Run.MaxAttempts,
 		Filter: dlq.Filter{Before: start},
 	}, nil)

@@ -4,13 +4,15 @@
 // original key, value and other headers travel byte for byte; dlq-* headers
 // are replaced, never appended, so a record does not grow with each round.
 //
-// The replay engine reads with sarama's partition consumer and publishes
-// with internal/kafka's producer rather than watermill's Kafka subscriber
-// and publisher: a pass must read exactly the records present when it starts
-// (offsets up to the high-water mark) without committing anything when it
-// only lists, publish each record byte for byte (watermill's marshaler adds
-// its own metadata header), and send a partition's records together before
-// committing its offset.
+// It does no I/O: headers in, Letter out, and back. The replay engine
+// (Replay, DryRun, Measure, List) decides what to do with each dead letter
+// and reads and moves records through small interfaces that internal/kafka's
+// Reader and Producer satisfy, rather than through watermill's Kafka
+// subscriber and publisher: a pass must read exactly the records present
+// when it starts (offsets up to the high-water mark) without committing
+// anything when it only lists, publish each record byte for byte
+// (watermill's marshaler adds its own metadata header), and send a
+// partition's records together before committing its offset.
 package dlq
 
 import (

@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/errclass"
@@ -57,7 +58,7 @@ type Filter struct {
 func (f Filter) Match(r Record, now time.Time) bool {
 	age := now.Sub(r.Letter.FailedAt)
 	switch {
-	case f.ErrorClass != "" && r.Letter.Class != f.ErrorClass,
+	case f.ErrorClass != errclass.None && r.Letter.Class != f.ErrorClass,
 		f.OriginalTopic != "" && r.Letter.OriginalTopic != f.OriginalTopic,
 		f.Key != "" && string(r.Key) != f.Key,
 		f.OlderThan > 0 && age < f.OlderThan,
@@ -68,7 +69,23 @@ func (f Filter) Match(r Record, now time.Time) bool {
 	return true
 }
 
-// Publisher returns once Kafka has acknowledged every record.
+// Reader reads what waits in a topic for the group (kafka.Reader): Spans
+// bounds each partition at the high-water mark of when it is called, Read
+// yields a span's records in offset order.
+type Reader interface {
+	Spans(topic string) ([]kafka.Span, error)
+	Read(ctx context.Context, topic string, span kafka.Span) iter.Seq2[*kafka.Message, error]
+}
+
+// Source is a Reader that also records how far the group has handled a
+// partition (kafka.Reader).
+type Source interface {
+	Reader
+	Commit(topic string, partition int32, offset int64) error
+}
+
+// Publisher returns once Kafka has acknowledged every record
+// (kafka.Producer).
 type Publisher interface {
 	Publish(ctx context.Context, records []kafka.Record) error
 }
@@ -83,11 +100,9 @@ type Options struct {
 	Filter      Filter
 	// Limit stops the pass after this many selected records (0: no limit).
 	Limit int
-	// DryRun decides and reports, but publishes and commits nothing.
-	DryRun bool
-	// Progress, if set, is called after each record with the running totals.
-	Progress func(Summary)
-	Now      func() time.Time
+	// Now is the clock the filter's ages are measured with (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // Summary counts what a pass did.
@@ -139,94 +154,162 @@ func outgoing(d Decision) kafka.Record {
 	return kafka.Record{Topic: d.To, Key: d.Record.Key, Value: d.Record.Value, Headers: headers}
 }
 
-// Pass moves the records present in o.From when it starts: selected ones
+// Progress is called after each decision with the totals so far,
+// including that decision.
+type Progress func(d Decision, total Summary)
+
+// publishBatch is how many records of a partition a pass publishes at once
+// before committing past them: one SendMessages of this many costs a few
+// broker round trips, and a crash between publish and commit repeats at
+// most this many, which the writer's de-duplication absorbs.
+const publishBatch = 500
+
+// Replay moves the records present in o.From when it starts: selected ones
 // back to their original topic (or to the parked topic once they used up
 // their replays), the others re-appended to o.From. Each partition's
 // records are published and acknowledged before its offset is committed,
 // so a crash mid-pass loses nothing; records published twice are absorbed
-// by the writer's de-duplication. decided is called for every decision,
-// also in a dry run.
-func Pass(ctx context.Context, src *kafka.Reader, pub Publisher, o Options, decided func(Decision)) (Summary, error) {
+// by the writer's de-duplication. progress may be nil.
+func Replay(ctx context.Context, src Source, dst Publisher, o Options, progress Progress) (Summary, error) {
+	return newPass(o, progress).run(ctx, src, &move{src: src, dst: dst, topic: o.From})
+}
+
+// DryRun decides what Replay would do with each record and reports it,
+// publishing and committing nothing. progress may be nil.
+func DryRun(ctx context.Context, src Reader, o Options, progress Progress) (Summary, error) {
+	return newPass(o, progress).run(ctx, src, discard{})
+}
+
+// pass reads each partition of o.From, decides every record and hands the
+// decision to a mover.
+type pass struct {
+	o        Options
+	now      func() time.Time
+	progress Progress
+	sum      Summary
+	// selected counts the records the filter selected, for o.Limit.
+	selected int
+}
+
+func newPass(o Options, progress Progress) *pass {
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	spans, err := src.Spans(o.From)
+	return &pass{o: o, now: now, progress: progress}
+}
+
+// mover is where decisions go: moved (Replay) or dropped (DryRun). Records
+// arrive in offset order, one partition at a time; flush ends a partition.
+type mover interface {
+	add(ctx context.Context, d Decision) error
+	flush(ctx context.Context) error
+}
+
+func (p *pass) run(ctx context.Context, src Reader, mv mover) (Summary, error) {
+	spans, err := src.Spans(p.o.From)
 	if err != nil {
 		return Summary{}, err
 	}
-	var sum Summary
-	selected := 0
 	for _, span := range spans {
-		var batch []kafka.Record
-		next := span.From
-		flush := func() error {
-			if o.DryRun || next == span.From {
-				return nil
-			}
-			if err := pub.Publish(ctx, batch); err != nil {
-				return fmt.Errorf("publish %d records from %s/%d: %w", len(batch), o.From, span.Partition, err)
-			}
-			if err := src.Commit(o.From, span.Partition, next); err != nil {
-				return err
-			}
-			batch, span.From = batch[:0], next
-			return nil
-		}
-		limitHit := false
-		var err error
-		for msg, rerr := range src.Read(ctx, o.From, span) {
-			if rerr != nil {
-				err = rerr
-				break
-			}
-			r := RecordOf(msg)
-			d := Decide(r, o, now())
-			if d.Action != ActionKeep {
-				if o.Limit > 0 && selected >= o.Limit {
-					limitHit = true
-					break
-				}
-				selected++
-			}
-			sum.Read++
-			switch d.Action {
-			case ActionReplay:
-				sum.Replayed++
-			case ActionPark:
-				sum.Parked++
-			case ActionKeep:
-				sum.Kept++
-			}
-			if decided != nil {
-				decided(d)
-			}
-			if o.Progress != nil {
-				o.Progress(sum)
-			}
-			next = r.Offset + 1
-			if o.DryRun {
-				continue
-			}
-			batch = append(batch, outgoing(d))
-			if len(batch) >= 500 {
-				if err = flush(); err != nil {
-					break
-				}
-			}
-		}
-		if err == nil {
-			err = flush()
-		}
+		more, err := p.read(ctx, src, span, mv)
 		if err != nil {
-			return sum, err
+			return p.sum, err
 		}
-		if limitHit {
+		if !more {
 			break
 		}
 	}
-	return sum, nil
+	return p.sum, nil
 }
+
+// read decides the records of one span and moves them; more is false once
+// the limit is reached.
+func (p *pass) read(ctx context.Context, src Reader, span kafka.Span, mv mover) (more bool, err error) {
+	more = true
+	for msg, err := range src.Read(ctx, p.o.From, span) {
+		if err != nil {
+			return false, err
+		}
+		d, ok := p.decide(RecordOf(msg))
+		if !ok {
+			more = false
+			break
+		}
+		if err := mv.add(ctx, d); err != nil {
+			return false, err
+		}
+	}
+	// What was decided before the limit, or before the span ended, moves.
+	return more, mv.flush(ctx)
+}
+
+// decide returns what to do with r and counts it; ok is false, and nothing
+// counted, when r would be one selected record past the limit.
+func (p *pass) decide(r Record) (d Decision, ok bool) {
+	d = Decide(r, p.o, p.now())
+	if d.Action != ActionKeep {
+		if p.o.Limit > 0 && p.selected >= p.o.Limit {
+			return Decision{}, false
+		}
+		p.selected++
+	}
+	p.sum.Read++
+	switch d.Action {
+	case ActionReplay:
+		p.sum.Replayed++
+	case ActionPark:
+		p.sum.Parked++
+	case ActionKeep:
+		p.sum.Kept++
+	}
+	if p.progress != nil {
+		p.progress(d, p.sum)
+	}
+	return d, true
+}
+
+// move publishes a partition's decisions in batches, committing past each
+// batch once Kafka acknowledged it.
+type move struct {
+	src   Source
+	dst   Publisher
+	topic string
+	// The batch being gathered: records of one partition, and the offset
+	// after the last of them.
+	records   []kafka.Record
+	partition int32
+	next      int64
+}
+
+func (m *move) add(ctx context.Context, d Decision) error {
+	m.records = append(m.records, outgoing(d))
+	m.partition, m.next = d.Record.Partition, d.Record.Offset+1
+	if len(m.records) >= publishBatch {
+		return m.flush(ctx)
+	}
+	return nil
+}
+
+func (m *move) flush(ctx context.Context) error {
+	if len(m.records) == 0 {
+		return nil
+	}
+	if err := m.dst.Publish(ctx, m.records); err != nil {
+		return fmt.Errorf("publish %d records from %s/%d: %w", len(m.records), m.topic, m.partition, err)
+	}
+	if err := m.src.Commit(m.topic, m.partition, m.next); err != nil {
+		return err
+	}
+	m.records = m.records[:0]
+	return nil
+}
+
+// discard is the mover of a dry run.
+type discard struct{}
+
+func (discard) add(context.Context, Decision) error { return nil }
+func (discard) flush(context.Context) error         { return nil }
 
 // Stats describe what is waiting in a topic for the group.
 type Stats struct {
@@ -240,7 +323,7 @@ type Stats struct {
 const measureScan = 1000
 
 // Measure returns the depth and oldest waiting record of topic.
-func Measure(ctx context.Context, src *kafka.Reader, topic string) (Stats, error) {
+func Measure(ctx context.Context, src Reader, topic string) (Stats, error) {
 	spans, err := src.Spans(topic)
 	if err != nil {
 		return Stats{}, err
@@ -278,7 +361,7 @@ func Measure(ctx context.Context, src *kafka.Reader, topic string) (Stats, error
 
 // List reads the waiting records of topic that f selects, up to limit (0:
 // all), without publishing or committing anything.
-func List(ctx context.Context, src *kafka.Reader, topic string, f Filter, limit int, now time.Time, fn func(Record)) error {
+func List(ctx context.Context, src Reader, topic string, f Filter, limit int, now time.Time, fn func(Record)) error {
 	spans, err := src.Spans(topic)
 	if err != nil {
 		return err

@@ -1,6 +1,10 @@
 package dlq
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
 	"testing"
 	"time"
 
@@ -74,4 +78,131 @@ func TestOutgoingReplacesTheLetterOnReplayOnly(t *testing.T) {
 	parked := outgoing(Decision{Record: r, Action: ActionPark, To: "audit.dlq.parked"})
 	require.Equal(t, hs, parked.Headers, "parked byte for byte")
 	require.Equal(t, "audit.dlq.parked", parked.Topic)
+}
+
+// fakeSource holds the records of one topic per partition (offset = index)
+// and records the commits and, through its publisher, the publishes in
+// the order they happen.
+type fakeSource struct {
+	topic      string
+	partitions [][]*kafka.Message
+	committed  map[int32]int64
+	events     []string // "publish p@n records" and "commit p@offset", in order
+	failAfter  int      // publishes that succeed before the rest fail (0: none fail)
+	publishes  int
+}
+
+func newFakeSource(topic string, sizes ...int) *fakeSource {
+	s := &fakeSource{topic: topic, committed: map[int32]int64{}}
+	for p, n := range sizes {
+		var msgs []*kafka.Message
+		for o := range n {
+			l := Letter{OriginalTopic: "audit.events", OriginalPartition: int32(p), OriginalOffset: int64(o), Class: errclass.Failed}
+			msgs = append(msgs, &kafka.Message{Topic: topic, Partition: int32(p), Offset: int64(o),
+				Key: []byte(fmt.Sprintf("k%d-%d", p, o)), Headers: l.Headers(nil)})
+		}
+		s.partitions = append(s.partitions, msgs)
+	}
+	return s
+}
+
+func (s *fakeSource) Spans(topic string) ([]kafka.Span, error) {
+	if topic != s.topic {
+		return nil, fmt.Errorf("unknown topic %q", topic)
+	}
+	var spans []kafka.Span
+	for p, msgs := range s.partitions {
+		spans = append(spans, kafka.Span{Partition: int32(p), From: s.committed[int32(p)], To: int64(len(msgs))})
+	}
+	return spans, nil
+}
+
+func (s *fakeSource) Read(_ context.Context, _ string, span kafka.Span) iter.Seq2[*kafka.Message, error] {
+	return func(yield func(*kafka.Message, error) bool) {
+		for o := span.From; o < span.To; o++ {
+			if !yield(s.partitions[span.Partition][o], nil) {
+				return
+			}
+		}
+	}
+}
+
+func (s *fakeSource) Commit(_ string, partition int32, offset int64) error {
+	s.committed[partition] = offset
+	s.events = append(s.events, fmt.Sprintf("commit %d@%d", partition, offset))
+	return nil
+}
+
+func (s *fakeSource) Publish(_ context.Context, records []kafka.Record) error {
+	s.publishes++
+	if s.failAfter > 0 && s.publishes > s.failAfter {
+		return errors.New("broker down")
+	}
+	s.events = append(s.events, fmt.Sprintf("publish %d", len(records)))
+	return nil
+}
+
+func TestReplayPublishesInBatchesThenCommits(t *testing.T) {
+	src := newFakeSource("audit.dlq", publishBatch+3, 2, 0)
+	o := Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 5}
+	var seen []Summary
+	sum, err := Replay(t.Context(), src, src, o, func(d Decision, total Summary) {
+		require.Equal(t, ActionReplay, d.Action)
+		seen = append(seen, total)
+	})
+	require.NoError(t, err)
+	require.Equal(t, Summary{Read: publishBatch + 5, Replayed: publishBatch + 5}, sum)
+	require.Len(t, seen, publishBatch+5, "one report per decision")
+	require.Equal(t, Summary{Read: 1, Replayed: 1}, seen[0], "the totals include the decision")
+	require.Equal(t, []string{
+		fmt.Sprintf("publish %d", publishBatch), fmt.Sprintf("commit 0@%d", publishBatch),
+		"publish 3", fmt.Sprintf("commit 0@%d", publishBatch+3),
+		"publish 2", "commit 1@2",
+	}, src.events, "each batch acknowledged before its offset is committed; an empty partition costs nothing")
+
+	// Everything was committed: a second pass finds nothing.
+	sum, err = Replay(t.Context(), src, src, o, nil)
+	require.NoError(t, err)
+	require.Zero(t, sum)
+}
+
+func TestDryRunMovesNothing(t *testing.T) {
+	src := newFakeSource("audit.dlq", 3, 4)
+	var decided int
+	sum, err := DryRun(t.Context(), src, Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 5},
+		func(Decision, Summary) { decided++ })
+	require.NoError(t, err)
+	require.Equal(t, Summary{Read: 7, Replayed: 7}, sum)
+	require.Equal(t, 7, decided)
+	require.Empty(t, src.events, "no publish, no commit")
+}
+
+func TestReplayStopsAtTheLimit(t *testing.T) {
+	src := newFakeSource("audit.dlq", 3, 3)
+	// Key k0-1 is not selected: kept, and not counted against the limit.
+	o := Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 5, Limit: 3}
+	var keys []string
+	sum, err := Replay(t.Context(), src, src, o, func(d Decision, _ Summary) {
+		keys = append(keys, string(d.Record.Key)+":"+string(d.Action))
+	})
+	require.NoError(t, err)
+	require.Equal(t, Summary{Read: 3, Replayed: 3}, sum)
+	require.Equal(t, []string{"k0-0:replay", "k0-1:replay", "k0-2:replay"}, keys)
+	require.Equal(t, []string{"publish 3", "commit 0@3"}, src.events, "the partition after the limit is not read")
+
+	o.Filter = Filter{Key: "k1-2"}
+	o.Limit = 1
+	sum, err = Replay(t.Context(), src, src, o, nil)
+	require.NoError(t, err)
+	require.Equal(t, Summary{Read: 3, Replayed: 1, Kept: 2}, sum, "records not selected do not count against the limit")
+}
+
+func TestReplayCommitsNothingUnpublished(t *testing.T) {
+	src := newFakeSource("audit.dlq", publishBatch+1)
+	src.failAfter = 1
+	sum, err := Replay(t.Context(), src, src, Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 5}, nil)
+	require.ErrorContains(t, err, "publish 1 records from audit.dlq/0: broker down")
+	require.Equal(t, publishBatch+1, sum.Read)
+	require.Equal(t, []string{fmt.Sprintf("publish %d", publishBatch), fmt.Sprintf("commit 0@%d", publishBatch)}, src.events,
+		"the failed batch stays uncommitted, for the next pass")
 }
