@@ -189,7 +189,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 		return err
 	}
 	var s *session
-	retry := backoff.New(time.Second, 30*time.Second)
+	retry := backoff.ReplayerConnect.New()
 	for {
 		if s, err = connect(cfg, producer); err == nil {
 			break

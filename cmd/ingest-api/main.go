@@ -88,9 +88,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	})
 	if cfg.Postgres.Migrate {
 		g.Go(func() error {
-			// Failure only means shutdown came first; the API serves
-			// events without PostgreSQL meanwhile.
-			_ = store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate"))
+			// The API serves events without PostgreSQL meanwhile; only
+			// a failure that no retry heals ends it.
+			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
 			return nil
 		})
 	}

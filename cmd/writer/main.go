@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"time"
@@ -86,7 +87,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		defer stopHTTP()
 		if cfg.Postgres.Migrate {
 			if err := store.MigrateRetrying(gctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
-				return nil // only ends when ctx does
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err // cannot heal: exit, and let the operator see why
 			}
 		}
 		// Partitions ahead are kept by the writer, once the schema (and

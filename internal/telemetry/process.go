@@ -12,7 +12,7 @@ import (
 
 // RunService is the life of a long-running binary: it builds the logger,
 // runs run with a context that SIGTERM or Ctrl-C cancels, logs how it
-// ended, and exits 1 if run failed. run owns the shutdown order: it returns
+// ended, and exits 1 if run failed, with the error on stderr. run owns the shutdown order: it returns
 // once it has drained and closed what it started.
 func RunService(name, logLevel, logFormat string, run func(ctx context.Context, log *zap.Logger) error) {
 	logger, err := NewLogger(logLevel, logFormat)
@@ -26,6 +26,10 @@ func RunService(name, logLevel, logFormat string, run func(ctx context.Context, 
 	if err != nil {
 		logger.Error(name+" stopped with an error", zap.Error(err))
 		_ = logger.Sync()
+		// Also in plain words, last: what an operator reads first in a
+		// crash loop, and what Kubernetes keeps as the termination
+		// message.
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 	logger.Info(name + " stopped")

@@ -95,10 +95,39 @@ func createDatabase(ctx context.Context, dsn string) (*Postgres, error) {
 	return &Postgres{url: dbURL, adminURL: dsn, dbName: name}, nil
 }
 
+// URLAs returns the connection string of database on the same server, as
+// role user (with no password), for tests of connections PostgreSQL
+// refuses. An empty argument keeps the URL's own.
+func (p *Postgres) URLAs(user, database string) (string, error) {
+	dsn := p.url
+	var err error
+	if database != "" {
+		if dsn, err = withDatabase(dsn, database); err != nil {
+			return "", err
+		}
+	}
+	if user == "" {
+		return dsn, nil
+	}
+	if isURL(dsn) {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse %s: %w", dsn, err)
+		}
+		u.User = url.User(user)
+		return u.String(), nil
+	}
+	return dsn + " user=" + user + " password=''", nil
+}
+
+func isURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
 // withDatabase returns dsn with its database replaced by name, in the same
 // form (URL or keyword/value) so every other setting carries over.
 func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isURL(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("parse %s: %w", EnvDatabaseURL, err)

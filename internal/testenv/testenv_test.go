@@ -321,3 +321,25 @@ func TestWithDatabase(t *testing.T) {
 		require.Equal(t, "testdb", cfg.Database)
 	}
 }
+
+func TestURLAs(t *testing.T) {
+	tests := []struct {
+		dsn, user, database string
+		wantUser, wantDB    string
+	}{
+		{"postgres://u:p@db:5432/app?sslmode=disable", "nobody", "", "nobody", "app"},
+		{"postgres://u:p@db:5432/app?sslmode=disable", "", "missing", "u", "missing"},
+		{"host=db user=u password=p dbname=app", "nobody", "missing", "nobody", "missing"},
+	}
+	for _, tt := range tests {
+		got, err := (&Postgres{url: tt.dsn}).URLAs(tt.user, tt.database)
+		require.NoError(t, err)
+		cfg, err := pgx.ParseConfig(got)
+		require.NoError(t, err, got)
+		require.Equal(t, tt.wantUser, cfg.User, got)
+		require.Equal(t, tt.wantDB, cfg.Database, got)
+		if tt.user != "" {
+			require.Empty(t, cfg.Password, "another role gets no password: %s", got)
+		}
+	}
+}

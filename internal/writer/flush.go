@@ -132,7 +132,7 @@ func (w *Writer) write(sess session, rows []item, final, recheck bool) error {
 			notifications = append(notifications, *it.notification)
 		}
 	}
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
 		start := time.Now()
 		// The attempt is not bound to the session: a transaction under way
@@ -218,7 +218,7 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 			Headers: letter.Headers(d.msg.Headers),
 		}
 	}
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
 		err := w.dlq.Publish(sess.Context(), records)
 		if err == nil {
