@@ -16,6 +16,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/writer"
@@ -24,7 +25,7 @@ import (
 func main() {
 	var cfg config.Writer
 	config.Parse(&cfg, "writer", "Consumes audit records from Kafka and stores them in PostgreSQL in batches.", os.Args[1:])
-	telemetry.RunService("writer", cfg.Log.Level, cfg.Log.Format,
+	service.Run("writer", cfg.Log.Level, cfg.Log.Format,
 		func(ctx context.Context, log *zap.Logger) error { return run(ctx, cfg, log) })
 }
 
@@ -76,7 +77,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
+	g.Go(func() error { return service.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
 	g.Go(func() error {
 		// Not ready from the signal on, while the last batch drains.
 		<-gctx.Done()
