@@ -41,6 +41,7 @@ import (
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 	"github.com/auditstream/auditstream/internal/writer"
 )
 
@@ -58,7 +59,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "dlq-replayer tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "dlq-replayer tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		dir, err := os.MkdirTemp("", "dlq-replayer-test-")
 		if err != nil {

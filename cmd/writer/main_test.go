@@ -36,6 +36,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 // shared is what every test of the package uses: the writer binary, one
@@ -68,7 +69,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "writer process tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "writer process tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		dir, err := os.MkdirTemp("", "writer-proc-test-")
 		if err != nil {

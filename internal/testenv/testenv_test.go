@@ -14,12 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, LeakOptions()...)
-}
 
 // saramaConfig is the client configuration the ingest API and the writer
 // use: an idempotent, acks=all producer and a consumer group that commits
