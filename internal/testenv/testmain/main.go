@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -43,6 +44,21 @@ type Shared struct {
 // Cleanup registers f to run after the tests, before the services stop;
 // cleanups run in reverse order, like t.Cleanup.
 func (s *Shared) Cleanup(f func()) { s.closers = append(s.closers, f) }
+
+// Build compiles the module's command name (a directory under cmd/) into a
+// directory removed after the tests, and returns the binary's path: the
+// binary operators run, for process tests.
+func (s *Shared) Build(ctx context.Context, name string) (string, error) {
+	dir, err := os.MkdirTemp("", name+"-test-")
+	if err != nil {
+		return "", err
+	}
+	s.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := testenv.BuildCommands(ctx, dir, name); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
+}
 
 // Main is the TestMain of a test package:
 //
