@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -22,11 +21,7 @@ func TestMigrateMarksWhatCannotHeal(t *testing.T) {
 	ctx := t.Context()
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, db.URL())
-	require.NoError(t, err)
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, `CREATE ROLE locked NOLOGIN`)
-	require.NoError(t, err)
+	require.NoError(t, db.Exec(ctx, `CREATE ROLE locked NOLOGIN`))
 
 	unknownRole, err := db.URLAs("nobody", "")
 	require.NoError(t, err)
@@ -52,8 +47,8 @@ func TestMigrateMarksWhatCannotHeal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.dirty {
-				setDirty(t, conn, true)
-				defer setDirty(t, conn, false)
+				require.NoError(t, db.Exec(ctx, `UPDATE schema_migrations SET dirty = true`))
+				defer func() { require.NoError(t, db.Exec(ctx, `UPDATE schema_migrations SET dirty = false`)) }()
 			}
 			_, err := Migrate(ctx, tt.url, zap.NewNop())
 			require.ErrorContains(t, err, tt.reason)
@@ -76,10 +71,4 @@ func TestMigrateRetryingRetriesAnUnreachableServer(t *testing.T) {
 	err := MigrateRetrying(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", zap.New(core))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.GreaterOrEqual(t, logs.FilterMessage("schema migration failed, retrying").Len(), 2)
-}
-
-func setDirty(t *testing.T, conn *pgx.Conn, dirty bool) {
-	t.Helper()
-	_, err := conn.Exec(t.Context(), `UPDATE schema_migrations SET dirty = $1`, dirty)
-	require.NoError(t, err)
 }
