@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,7 +54,7 @@ func removeBinaries() {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testenv.Output
 
 	mu      sync.Mutex
 	hwm     int64 // bytes, last VmHWM read
@@ -71,34 +70,10 @@ type rssSample struct {
 	rss int64 // bytes, VmRSS
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 { // keep the head: the first error matters most
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 4000 {
-		s = s[len(s)-4000:]
-	}
-	return s
-}
-
 // startProc starts path with the environment added to ours and samples its
 // VmHWM every 20 ms and VmRSS every second until it exits.
 func startProc(name, path string, args []string, env ...string) (*proc, error) {
-	p := &proc{name: name, log: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: name, log: &testenv.Output{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -159,7 +134,7 @@ func (p *proc) stop() error {
 
 func (p *proc) exitErr() error {
 	if p.waitErr != nil {
-		return fmt.Errorf("%s: %w; log tail:\n%s", p.name, p.waitErr, p.log.String())
+		return fmt.Errorf("%s: %w; log tail:\n%s", p.name, p.waitErr, p.log.Tail(4000))
 	}
 	return nil
 }
@@ -168,7 +143,7 @@ func (p *proc) exitErr() error {
 func (p *proc) done() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s exited early: %v; log tail:\n%s", p.name, p.waitErr, p.log.String())
+		return fmt.Errorf("%s exited early: %v; log tail:\n%s", p.name, p.waitErr, p.log.Tail(4000))
 	default:
 		return nil
 	}
@@ -272,7 +247,7 @@ func waitHTTP(ctx context.Context, url string, p *proc, timeout time.Duration) e
 		if time.Now().After(deadline) {
 			tail := ""
 			if p != nil {
-				tail = "; log tail:\n" + p.log.String()
+				tail = "; log tail:\n" + p.log.Tail(4000)
 			}
 			return fmt.Errorf("%s not ready within %s (last error %v)%s", url, timeout, err, tail)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -180,7 +181,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 		return err
 	}
 	var s *session
-	retry := backoff.New(time.Second, 30*time.Second)
+	retry := backoff.ReplayerConnect.New()
 	for {
 		if s, err = connect(cfg, producer); err == nil {
 			break
@@ -195,7 +196,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 	health := telemetry.NewHealth(map[string]telemetry.Check{"kafka": s.producer.Check})
 	srv := &http.Server{Addr: cfg.Run.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(gctx, srv, health, log, 0, 5*time.Second) })
+	g.Go(func() error { return service.ServeHTTP(gctx, srv, health, log, 0, 5*time.Second) })
 	g.Go(func() error {
 		health.SetReady()
 		log.Info("dlq-replayer running", zap.Duration("interval", cfg.Run.Interval), zap.Int("max_attempts", cfg.Run.MaxAttempts),

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +39,7 @@ import (
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 	"github.com/auditstream/auditstream/internal/writer"
 )
 
@@ -57,15 +57,10 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "dlq-replayer tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "dlq-replayer tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
-		dir, err := os.MkdirTemp("", "dlq-replayer-test-")
-		if err != nil {
-			return err
-		}
-		e.Cleanup(func() { _ = os.RemoveAll(dir) })
-		shared.bin = filepath.Join(dir, "dlq-replayer")
-		if err := testenv.BuildCommands(ctx, dir, "dlq-replayer"); err != nil {
+		var err error
+		if shared.bin, err = e.Build(ctx, "dlq-replayer"); err != nil {
 			return err
 		}
 		if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
+	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
@@ -24,7 +25,7 @@ import (
 func main() {
 	var cfg config.IngestAPI
 	config.Parse(&cfg, "ingest-api", "Audit Write API: validates audit records and publishes them to Kafka.", os.Args[1:])
-	telemetry.RunService("ingest-api", cfg.Log.Level, cfg.Log.Format,
+	service.Run("ingest-api", cfg.Log.Level, cfg.Log.Format,
 		func(ctx context.Context, log *zap.Logger) error { return run(ctx, cfg, log) })
 }
 
@@ -84,13 +85,15 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return telemetry.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
+		return service.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
 	})
 	if cfg.Postgres.Migrate {
 		g.Go(func() error {
-			// Failure only means shutdown came first; the API serves
-			// events without PostgreSQL meanwhile.
-			_ = store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate"))
+			// The API serves events without PostgreSQL meanwhile; only
+			// a failure that no retry heals ends it.
+			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
 			return nil
 		})
 	}

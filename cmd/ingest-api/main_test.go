@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,25 +14,38 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
+
+// shared is what every test uses: the binary, and one broker and one
+// PostgreSQL for the tests that do not break theirs.
+var shared struct {
+	bin   string
+	kafka *testenv.Kafka
+	pg    *testenv.Postgres
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(testmain.Main(m, "ingest-api process tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
+		shared.kafka, shared.pg = e.Kafka, e.Postgres
+		var err error
+		shared.bin, err = e.Build(ctx, "ingest-api")
+		return err
+	}))
+}
 
 // TestRunAsAUserWould starts the real binary with only KAFKA_BROKERS,
 // DATABASE_URL and HTTP_ADDR set (plus a short SHUTDOWN_DELAY), writes an
 // event through it, and stops it with SIGTERM: readiness turns 503 while it
 // keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	require.NoError(t, testenv.BuildCommands(ctx, dir, "ingest-api"))
-	k := testenv.NewKafka(t, nil)
-	pg := testenv.NewPostgres(t)
 	addr := testenv.NewAddr(t)
 
-	var out bytes.Buffer
-	cmd := exec.Command(filepath.Join(dir, "ingest-api"))
+	var out testenv.Output
+	cmd := exec.Command(shared.bin)
 	cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","),
-		"DATABASE_URL="+pg.URL(),
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"DATABASE_URL="+shared.pg.URL(),
 		"HTTP_ADDR="+addr,
 		"SHUTDOWN_DELAY=1s",
 	)
@@ -91,4 +102,23 @@ func get(url string) (int, error) {
 	}
 	res.Body.Close()
 	return res.StatusCode, nil
+}
+
+// TestStartupFailuresExit starts the API against databases it can never
+// migrate: it exits 1 within 30 s, with the reason on stderr, rather than
+// serve unready for ever.
+func TestStartupFailuresExit(t *testing.T) {
+	for _, tt := range testenv.UnusableDatabases(t, shared.pg) {
+		t.Run(tt.Name, func(t *testing.T) {
+			code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
+				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+				"DATABASE_URL="+tt.URL,
+				"HTTP_ADDR="+testenv.NewAddr(t))
+			require.Equal(t, 1, code, "exit status; stderr:\n%s", stderr)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			require.True(t, strings.HasPrefix(last, "ingest-api: "), "the reason in plain words last: %s", stderr)
+			require.Contains(t, last, tt.Reason)
+		})
+	}
 }

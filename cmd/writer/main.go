@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/writer"
@@ -23,7 +25,7 @@ import (
 func main() {
 	var cfg config.Writer
 	config.Parse(&cfg, "writer", "Consumes audit records from Kafka and stores them in PostgreSQL in batches.", os.Args[1:])
-	telemetry.RunService("writer", cfg.Log.Level, cfg.Log.Format,
+	service.Run("writer", cfg.Log.Level, cfg.Log.Format,
 		func(ctx context.Context, log *zap.Logger) error { return run(ctx, cfg, log) })
 }
 
@@ -75,7 +77,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return telemetry.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
+	g.Go(func() error { return service.ServeHTTP(httpCtx, srv, health, log, 0, 5*time.Second) })
 	g.Go(func() error {
 		// Not ready from the signal on, while the last batch drains.
 		<-gctx.Done()
@@ -86,7 +88,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		defer stopHTTP()
 		if cfg.Postgres.Migrate {
 			if err := store.MigrateRetrying(gctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
-				return nil // only ends when ctx does
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err // cannot heal: exit, and let the operator see why
 			}
 		}
 		// Partitions ahead are kept by the writer, once the schema (and

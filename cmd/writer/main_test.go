@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 // shared is what every test of the package uses: the writer binary, one
@@ -68,15 +68,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "writer process tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "writer process tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
-		dir, err := os.MkdirTemp("", "writer-proc-test-")
-		if err != nil {
-			return err
-		}
-		e.Cleanup(func() { _ = os.RemoveAll(dir) })
-		shared.bin = filepath.Join(dir, "writer")
-		if err := testenv.BuildCommands(ctx, dir, "writer"); err != nil {
+		var err error
+		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
 			return err
 		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
@@ -132,10 +127,10 @@ type writerProc struct {
 }
 
 // startWriter starts a writer process for p. name is also its Kafka client
-// id, so the group's member list tells the processes apart. The process is
-// killed, if still running, when the test ends, and its output is logged
-// if the test failed.
-func startWriter(t *testing.T, p pipeline, name string) *writerProc {
+// id, so the group's member list tells the processes apart; env overrides
+// the settings. The process is killed, if still running, when the test
+// ends, and its output is logged if the test failed.
+func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerProc {
 	t.Helper()
 	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &testenv.Output{}, exited: make(chan struct{})}
 	w.cmd = exec.Command(shared.bin)
@@ -157,6 +152,7 @@ func startWriter(t *testing.T, p pipeline, name string) *writerProc {
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)
+	w.cmd.Env = append(w.cmd.Env, env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	// If the test binary dies without running its cleanups, the kernel
 	// kills the writer too.

@@ -20,13 +20,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
-	"github.com/auditstream/auditstream/internal/api/openapi"
+	"github.com/auditstream/auditstream/internal/api/openapi/openapitest"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 // shared is the infrastructure every test of the package uses: one broker,
@@ -41,7 +42,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "api tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "api tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		var err error
 		if _, err = store.Migrate(ctx, shared.pg.URL(), zap.NewNop()); err != nil {
@@ -61,7 +62,7 @@ func TestMain(m *testing.M) {
 			return err
 		}
 		e.Cleanup(func() { _ = shared.producer.Close() })
-		shared.doc, err = openapi.Load(ctx)
+		shared.doc, err = openapitest.Load(ctx)
 		return err
 	}))
 }
@@ -166,8 +167,8 @@ func (f *fixture) do(method, path, contentType string, body []byte, header ...st
 	require.NoError(f.t, err)
 	r := response{status: res.StatusCode, header: res.Header, body: b}
 	// Routes the document does not describe (404s, 405s) have no contract.
-	if _, err := openapi.Operation(shared.doc, method, path); err == nil {
-		require.NoError(f.t, openapi.ValidateResponse(shared.doc, method, path, r.status, r.header, r.body),
+	if _, err := openapitest.Operation(shared.doc, method, path); err == nil {
+		require.NoError(f.t, openapitest.ValidateResponse(shared.doc, method, path, r.status, r.header, r.body),
 			"response to %s %s does not match the OpenAPI document: %d %s", method, path, r.status, r.body)
 	}
 	return r

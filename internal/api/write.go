@@ -18,18 +18,6 @@ import (
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
-// Values of the service label of the seed metrics.
-const (
-	serviceEvent        = "event"
-	serviceNotification = "notification"
-)
-
-// Destination tables, the label of datastorage_write_duration_seconds.
-const (
-	tableEvents        = "audit_events"
-	tableNotifications = "notification_audit"
-)
-
 // retryAfterSeconds is what a 503 asks clients to wait: long enough for the
 // producer to reconnect or a partition leader to be elected.
 const retryAfterSeconds = "5"
@@ -83,21 +71,21 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	acceptedAt := w.now()
 	body, ok := readJSONBody(c, w.cfg.MaxBodyBytes)
 	if !ok {
-		w.seed.Traces.WithLabelValues(serviceEvent, "failure").Inc()
+		w.seed.Failed(telemetry.SeedEvent, 1)
 		return
 	}
 	ev, err := w.cfg.Rules.ParseEvent(body, acceptedAt)
 	if err != nil {
-		w.rejectInvalid(c, serviceEvent, err)
+		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, serviceEvent, tableEvents, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
-	w.seed.Lag.WithLabelValues(serviceEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
+	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
 	c.JSON(http.StatusCreated, AuditEventResponse{
 		EventID:        ev.EventID,
 		EventTimestamp: ev.EventTimestamp,
@@ -109,12 +97,12 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	acceptedAt := w.now()
 	body, ok := readJSONBody(c, w.cfg.MaxBatchBodyBytes)
 	if !ok {
-		w.seed.Traces.WithLabelValues(serviceEvent, "failure").Inc()
+		w.seed.Failed(telemetry.SeedEvent, 1)
 		return
 	}
 	events, err := w.cfg.Rules.ParseEventBatch(body, acceptedAt)
 	if err != nil {
-		w.rejectInvalid(c, serviceEvent, err)
+		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
 	records := make([]kafka.Record, len(events))
@@ -126,10 +114,10 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(&events[i])
 	}
-	if !w.publish(c, serviceEvent, tableEvents, records, ids) {
+	if !w.publish(c, telemetry.SeedEvent, records, ids) {
 		return
 	}
-	lag := w.seed.Lag.WithLabelValues(serviceEvent)
+	lag := w.seed.Lag(telemetry.SeedEvent)
 	for i := range events {
 		lag.Observe(lagSeconds(acceptedAt, events[i].EventTimestamp))
 	}
@@ -143,12 +131,12 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	acceptedAt := w.now()
 	body, ok := readJSONBody(c, w.cfg.MaxBodyBytes)
 	if !ok {
-		w.seed.Traces.WithLabelValues(serviceNotification, "failure").Inc()
+		w.seed.Failed(telemetry.SeedNotification, 1)
 		return
 	}
 	n, err := w.cfg.Rules.ParseNotification(body, acceptedAt)
 	if err != nil {
-		w.rejectInvalid(c, serviceNotification, err)
+		w.rejectInvalid(c, telemetry.SeedNotification, err)
 		return
 	}
 
@@ -156,7 +144,7 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	exists, id, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID)
 	cancel()
 	if checkErr == nil && exists {
-		w.seed.Traces.WithLabelValues(serviceNotification, "failure").Inc()
+		w.seed.Failed(telemetry.SeedNotification, 1)
 		abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
 		return
 	}
@@ -172,15 +160,15 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 	value := n.AppendJSON(nil)
 	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
-	if !w.publish(c, serviceNotification, tableNotifications, []kafka.Record{rec}, nil) {
+	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
 		return
 	}
-	w.seed.Lag.WithLabelValues(serviceNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
+	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
 	if checkErr != nil {
 		w.log.Warn("notification accepted without duplicate check",
 			zap.String("request_id", c.GetString(requestIDKey)),
 			zap.String("notification_id", n.NotificationID), zap.Error(checkErr))
-		w.seed.Traces.WithLabelValues(serviceNotification, "dlq_fallback").Inc()
+		w.seed.AcceptedWithoutDuplicateCheck(telemetry.SeedNotification)
 		c.JSON(http.StatusAccepted, AcceptedResponse{
 			Status:  "accepted",
 			Message: "Notification audit record published; the duplicate check was unavailable, so the writer de-duplicates it on notification_id.",
@@ -200,15 +188,14 @@ func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
 // publish sends the records and answers 503 when Kafka did not take all of
 // them. The event ids travel with the 503 so that a retry carrying them is
 // idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, service, table string, records []kafka.Record, ids []uuid.UUID) bool {
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) bool {
 	start := time.Now()
 	err := w.pub.Publish(c.Request.Context(), records)
 	if err == nil {
-		w.seed.WriteDuration.WithLabelValues(table).Observe(time.Since(start).Seconds())
-		w.seed.Traces.WithLabelValues(service, "success").Add(float64(len(records)))
+		w.seed.Written(kind, len(records), time.Since(start))
 		return true
 	}
-	w.seed.Traces.WithLabelValues(service, "failure").Add(float64(len(records)))
+	w.seed.Failed(kind, len(records))
 	_ = c.Error(err)
 	detail := "Kafka did not acknowledge the records; nothing was accepted. Retry later."
 	var perr *kafka.PublishError
@@ -231,12 +218,12 @@ func (w *writeHandlers) publish(c *gin.Context, service, table string, records [
 
 // rejectInvalid answers 400 for a record or batch that failed validation,
 // naming every bad field, and counts each one.
-func (w *writeHandlers) rejectInvalid(c *gin.Context, service string, err error) {
-	w.seed.Traces.WithLabelValues(service, "failure").Inc()
+func (w *writeHandlers) rejectInvalid(c *gin.Context, kind telemetry.SeedRecord, err error) {
+	w.seed.Failed(kind, 1)
 	var fe audit.FieldErrors
 	if errors.As(err, &fe) {
 		for _, e := range fe {
-			w.seed.ValidationFailures.WithLabelValues(e.Name(), e.Reason).Inc()
+			w.seed.ValidationFailure(e.Name(), e.Reason)
 		}
 		abortProblem(c, probValidation, fmt.Sprintf("%d field(s) failed validation; see field_errors.", len(fe)),
 			withFieldErrors(fe.Map()))
@@ -247,7 +234,7 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, service string, err error)
 	if errors.As(err, &be) {
 		reason = be.Reason()
 	}
-	w.seed.ValidationFailures.WithLabelValues("body", reason).Inc()
+	w.seed.ValidationFailure("body", reason)
 	abortProblem(c, probMalformed, err.Error())
 }
 

@@ -26,7 +26,7 @@ type Writer struct {
 	// During a PostgreSQL outage the writer retries with exponential backoff
 	// up to this cap: short enough to notice recovery quickly, long enough
 	// not to hammer a database that is restarting.
-	MaxBackoff time.Duration `name:"max-backoff" env:"MAX_BACKOFF" default:"10s" help:"Cap of the retry backoff while PostgreSQL is unreachable."`
+	MaxBackoff time.Duration `name:"max-backoff" env:"MAX_BACKOFF" default:"10s" help:"Cap of the retry backoff while PostgreSQL is unreachable (each wait is drawn at random up to the doubling ceiling)."`
 	// WriteTimeout bounds one COPY transaction; past it the attempt counts as
 	// an outage and is retried. It also bounds the last flush on SIGTERM, so
 	// it stays below Kubernetes' default 30 s grace period.

@@ -103,7 +103,7 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 // Connect dials the brokers, creates missing topics and starts the producer,
 // retrying with capped exponential backoff until it succeeds or ctx ends.
 func (p *Producer) Connect(ctx context.Context) error {
-	retry := backoff.New(250*time.Millisecond, 10*time.Second)
+	retry := backoff.KafkaConnect.New()
 	for attempt := 1; ; attempt++ {
 		err := p.ConnectOnce()
 		if err == nil {

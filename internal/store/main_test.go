@@ -2,15 +2,14 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 // pg is the database shared by the tests of this package, migrated once in
@@ -19,33 +18,11 @@ import (
 var pg *testenv.Postgres
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var err error
-	if pg, err = testenv.StartPostgres(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := Migrate(ctx, pg.URL(), zap.NewNop()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		_ = pg.Close()
-		return 1
-	}
-	code := m.Run()
-	if err := pg.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			return 1
-		}
-	}
-	return code
+	os.Exit(testmain.Main(m, "store tests", testmain.Postgres, func(ctx context.Context, s *testmain.Shared) error {
+		pg = s.Postgres
+		_, err := Migrate(ctx, pg.URL(), zap.NewNop())
+		return err
+	}))
 }
 
 // openStore opens a Store on url that the test closes when it ends.

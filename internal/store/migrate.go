@@ -12,6 +12,7 @@ import (
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 
@@ -32,14 +33,16 @@ var migrationFiles embed.FS
 //
 // Cancelling ctx stops after the migration in progress; a dirty schema (a
 // migration that failed half-way outside a transaction) is reported, not
-// repaired.
+// repaired. Errors that retrying cannot heal (a malformed URL, a dirty
+// schema, a connection PostgreSQL refuses, see refusedAtStartup) are
+// marked backoff.Permanent.
 func Migrate(ctx context.Context, databaseURL string, log *zap.Logger) (uint, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	connCfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return 0, fmt.Errorf("migrate: parse database url: %w", err)
+		return 0, backoff.Permanent(fmt.Errorf("migrate: parse database url: %w", err))
 	}
 	if connCfg.ConnectTimeout == 0 {
 		connCfg.ConnectTimeout = DefaultConnectTimeout
@@ -49,7 +52,11 @@ func Migrate(ctx context.Context, databaseURL string, log *zap.Logger) (uint, er
 	db := stdlib.OpenDB(*connCfg)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return 0, fmt.Errorf("migrate: connect: %w", err)
+		err = fmt.Errorf("migrate: connect: %w", err)
+		if refusedAtStartup(err) {
+			return 0, backoff.Permanent(err)
+		}
+		return 0, err
 	}
 	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{})
 	if err != nil {
@@ -93,8 +100,8 @@ func Migrate(ctx context.Context, databaseURL string, log *zap.Logger) (uint, er
 	switch {
 	case errors.Is(err, migrate.ErrNoChange):
 	case errors.As(err, &dirtyErr):
-		return 0, fmt.Errorf("migrate: %w: a migration failed half-way; repair the schema by hand, "+
-			"then set the version with `migrate force`", err)
+		return 0, backoff.Permanent(fmt.Errorf("migrate: %w: a migration failed half-way; repair the schema by hand, "+
+			"then set the version with `migrate force`", err))
 	case err != nil:
 		return 0, fmt.Errorf("migrate: apply: %w", err)
 	}
@@ -126,21 +133,32 @@ func (l migrateLogger) Printf(format string, v ...any) {
 
 func (l migrateLogger) Verbose() bool { return false }
 
-// MigrateRetrying applies the migrations, retrying with capped backoff
+// MigrateRetrying applies the migrations, retrying with jittered backoff
 // while PostgreSQL is unreachable, until it succeeds or ctx ends (then it
 // returns ctx's error). Binaries call it at start-up, so a database that
-// comes up after them is migrated as soon as it is there.
+// comes up after them is migrated as soon as it is there. An error that no
+// retry can heal (see Migrate) is returned at once: the binary exits with
+// it, and the operator sees a crash loop with its reason rather than a
+// binary that stays unready for ever.
 func MigrateRetrying(ctx context.Context, databaseURL string, log *zap.Logger) error {
-	retry := backoff.New(500*time.Millisecond, 10*time.Second)
-	for {
-		version, err := Migrate(ctx, databaseURL, log)
-		if err == nil {
-			log.Info("schema up to date", zap.Uint("version", version))
-			return nil
-		}
-		log.Warn("schema migration failed, retrying", zap.Duration("backoff", retry.Next()), zap.Error(err))
-		if !retry.Wait(ctx) {
-			return fmt.Errorf("migrate: %w", ctx.Err())
-		}
+	return backoff.Retry(ctx, backoff.Migrate, func(ctx context.Context) error {
+		_, err := Migrate(ctx, databaseURL, log)
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		log.Warn("schema migration failed, retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+	})
+}
+
+// refusedAtStartup reports whether PostgreSQL refused the connection for
+// a reason only an operator can fix: SQLSTATE class 28 (the role does not
+// exist, may not log in, or its password is wrong) or 3D000 (the database
+// does not exist). Classify calls these an outage, and rightly so for a
+// running writer, whose batches must wait for the fix; a binary that
+// cannot even start had better crash loop with the reason.
+func refusedAtStartup(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
 	}
+	return strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000"
 }

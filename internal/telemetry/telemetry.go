@@ -1,6 +1,7 @@
-// Package telemetry owns what operators see of a running binary: the zap
-// logger, the Prometheus registry and the health/readiness state served by
-// every binary.
+// Package telemetry owns what operators observe of a running binary: the
+// zap logger, the Prometheus registry, the seed API's metrics, and the
+// health/readiness state with the HTTP handlers that serve it all. How a
+// binary starts, serves and stops is internal/service's.
 package telemetry
 
 import (

@@ -9,27 +9,21 @@
 // services instead; tests stay isolated there too (topics are created as
 // needed, and each Postgres gets a fresh database that Close drops).
 //
-// A package usually shares one of each across its tests, started in TestMain:
+// A package usually shares one of each across its tests, started by
+// testmain.Main in its TestMain, which also closes them and checks for
+// leaked goroutines:
 //
-//	var (
+//	var shared struct {
 //		kafka *testenv.Kafka
 //		pg    *testenv.Postgres
-//	)
+//	}
 //
 //	func TestMain(m *testing.M) {
-//		ctx := context.Background()
-//		var err error
-//		if kafka, err = testenv.StartKafka(ctx, map[string]int32{"audit.events": 3}); err != nil {
-//			log.Fatal(err)
-//		}
-//		if pg, err = testenv.StartPostgres(ctx); err != nil {
-//			kafka.Close()
-//			log.Fatal(err)
-//		}
-//		code := m.Run()
-//		pg.Close()
-//		kafka.Close()
-//		os.Exit(code)
+//		os.Exit(testmain.Main(m, "writer tests", testmain.Both, func(ctx context.Context, s *testmain.Shared) error {
+//			shared.kafka, shared.pg = s.Kafka, s.Postgres
+//			_, err := store.Migrate(ctx, shared.pg.URL(), zap.NewNop())
+//			return err
+//		}))
 //	}
 //
 // A test that breaks its services on purpose (an outage test) takes private
@@ -37,4 +31,8 @@
 //
 // Tests never skip for lack of a service: they fail with an error that says
 // what to install or which variable to set.
+//
+// The package does not import testing or goleak (its helpers take a TB, and
+// testmain holds what needs testing.M), so devstack and auditbench can
+// start the same services without linking test code.
 package testenv

@@ -95,10 +95,100 @@ func createDatabase(ctx context.Context, dsn string) (*Postgres, error) {
 	return &Postgres{url: dbURL, adminURL: dsn, dbName: name}, nil
 }
 
+// Exec runs SQL statements on the database, for a test that prepares a
+// state the code under test must cope with (a role, a broken schema).
+func (p *Postgres) Exec(ctx context.Context, sql string) error {
+	return execSQL(ctx, p.url, sql)
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect to the test database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("exec %q: %w", sql, err)
+	}
+	return nil
+}
+
+// UnusableDatabase is a connection string no binary can start against, and
+// the words its error must contain.
+type UnusableDatabase struct {
+	Name, URL, Reason string
+}
+
+// UnusableDatabases returns connection strings to p's server that no retry
+// can make work, for tests that a binary exits rather than waits: a
+// database whose schema is dirty (its migration table as golang-migrate
+// leaves it when a migration failed half-way; dropped when the test ends),
+// a role PostgreSQL refuses (SQLSTATE 28000) and a database that does not
+// exist (3D000).
+func UnusableDatabases(t TB, p *Postgres) []UnusableDatabase {
+	t.Helper()
+	ctx := t.Context()
+	name := "dirty_" + randomHex(4)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+	must(p.Exec(ctx, "CREATE DATABASE "+name))
+	t.Cleanup(func() {
+		if err := p.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	dirty, err := p.URLAs("", name)
+	must(err)
+	must(execSQL(ctx, dirty, `CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, true)`))
+	unknownRole, err := p.URLAs("nobody", "")
+	must(err)
+	missing, err := p.URLAs("", "no_such_database")
+	must(err)
+	return []UnusableDatabase{
+		{Name: "dirty schema", URL: dirty, Reason: "Dirty database version 1"},
+		{Name: "role refused", URL: unknownRole, Reason: `role "nobody" does not exist (SQLSTATE 28000)`},
+		{Name: "missing database", URL: missing, Reason: `database "no_such_database" does not exist (SQLSTATE 3D000)`},
+	}
+}
+
+// URLAs returns the connection string of database on the same server, as
+// role user (with no password), for tests of connections PostgreSQL
+// refuses. An empty argument keeps the URL's own.
+func (p *Postgres) URLAs(user, database string) (string, error) {
+	dsn := p.url
+	var err error
+	if database != "" {
+		if dsn, err = withDatabase(dsn, database); err != nil {
+			return "", err
+		}
+	}
+	if user == "" {
+		return dsn, nil
+	}
+	if isURL(dsn) {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse %s: %w", dsn, err)
+		}
+		u.User = url.User(user)
+		return u.String(), nil
+	}
+	return dsn + " user=" + user + " password=''", nil
+}
+
+func isURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
 // withDatabase returns dsn with its database replaced by name, in the same
 // form (URL or keyword/value) so every other setting carries over.
 func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isURL(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("parse %s: %w", EnvDatabaseURL, err)

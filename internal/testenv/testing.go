@@ -1,12 +1,24 @@
 package testenv
 
-import "testing"
+import "context"
+
+// TB is the part of testing.TB the helpers use. It is declared here rather
+// than imported, as testify's TestingT is, so that devstack and auditbench,
+// which start these services outside tests, do not link the testing
+// package; *testing.T, *testing.B and testing.TB satisfy it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(f func())
+	Context() context.Context
+}
 
 // NewKafka starts a Kafka private to one test (see StartKafka) and closes it
 // when the test ends. It is for tests that break the broker on purpose;
 // others share the package's Kafka from TestMain. It fails the test, never
 // skips it, when no broker can be had.
-func NewKafka(t testing.TB, topics map[string]int32) *Kafka {
+func NewKafka(t TB, topics map[string]int32) *Kafka {
 	t.Helper()
 	k, err := StartKafka(t.Context(), topics)
 	if err != nil {
@@ -19,7 +31,7 @@ func NewKafka(t testing.TB, topics map[string]int32) *Kafka {
 // NewPostgres starts a PostgreSQL private to one test (see StartPostgres)
 // and closes it when the test ends. It fails the test, never skips it, when
 // no server can be had.
-func NewPostgres(t testing.TB) *Postgres {
+func NewPostgres(t TB) *Postgres {
 	t.Helper()
 	p, err := StartPostgres(t.Context())
 	if err != nil {
@@ -34,7 +46,7 @@ func NewPostgres(t testing.TB) *Postgres {
 }
 
 // NewAddr is FreeAddr for a test: it fails the test when no port is free.
-func NewAddr(t testing.TB) string {
+func NewAddr(t TB) string {
 	t.Helper()
 	addr, err := FreeAddr()
 	if err != nil {

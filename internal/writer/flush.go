@@ -14,6 +14,7 @@ import (
 	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
 // errAbandoned means a flush gave up because its session ended (rebalance
@@ -126,7 +127,7 @@ func (w *Writer) write(sess session, rows []item, final bool) error {
 			notifications = append(notifications, *it.notification)
 		}
 	}
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
 		start := time.Now()
 		// The attempt is not bound to the session: a transaction under way
@@ -160,16 +161,14 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 	m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
 	m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
 	if res.Events+res.EventDuplicates > 0 {
-		m.seed.WriteDuration.WithLabelValues("audit_events").Observe(took.Seconds())
-		m.seed.Traces.WithLabelValues("event", "success").Add(float64(res.Events))
+		m.seed.Written(telemetry.SeedEvent, res.Events, took)
 	}
 	if res.Notifications+res.NotificationDuplicates > 0 {
-		m.seed.WriteDuration.WithLabelValues("notification_audit").Observe(took.Seconds())
-		m.seed.Traces.WithLabelValues("notification", "success").Add(float64(res.Notifications))
+		m.seed.Written(telemetry.SeedNotification, res.Notifications, took)
 	}
 	// Looked up once per batch, not once per row: this runs for every
 	// record the writer stores.
-	eventLag, notificationLag := m.seed.Lag.WithLabelValues("event"), m.seed.Lag.WithLabelValues("notification")
+	eventLag, notificationLag := m.seed.Lag(telemetry.SeedEvent), m.seed.Lag(telemetry.SeedNotification)
 	now := w.now()
 	for _, it := range rows {
 		if it.msg.Timestamp.IsZero() {
@@ -201,7 +200,7 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 			Headers: letter.Headers(d.msg.Headers),
 		}
 	}
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
 		err := w.dlq.Publish(sess.Context(), records)
 		if err == nil {
@@ -218,16 +217,16 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 	}
 	for _, d := range dead {
 		w.metrics.deadLetters.WithLabelValues(string(d.class)).Inc()
-		w.metrics.seed.Traces.WithLabelValues(serviceOf(d.msg.Topic, w.cfg.NotificationsTopic), "failure").Inc()
+		w.metrics.seed.Failed(serviceOf(d.msg.Topic, w.cfg.NotificationsTopic), 1)
 		w.log.Warn("record dead-lettered", zap.String("topic", d.msg.Topic), zap.Int32("partition", d.msg.Partition),
 			zap.Int64("offset", d.msg.Offset), zap.String("class", string(d.class)), zap.String("reason", dlq.Truncate(d.reason)))
 	}
 	return nil
 }
 
-func serviceOf(topic, notificationsTopic string) string {
+func serviceOf(topic, notificationsTopic string) telemetry.SeedRecord {
 	if topic == notificationsTopic {
-		return "notification"
+		return telemetry.SeedNotification
 	}
-	return "event"
+	return telemetry.SeedEvent
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 	"github.com/auditstream/auditstream/internal/writer"
 )
 
@@ -38,7 +39,7 @@ var env struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, "writer tests", func(ctx context.Context, e *testenv.Shared) error {
+	os.Exit(testmain.Main(m, "writer tests", testmain.Both, func(ctx context.Context, e *testmain.Shared) error {
 		env.kafka, env.pg = e.Kafka, e.Postgres
 		var err error
 		if _, err = store.Migrate(ctx, env.pg.URL(), zap.NewNop()); err != nil {

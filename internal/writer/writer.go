@@ -86,11 +86,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// firstRetry is the first wait of every retry loop: long enough not to spin
-// against a broker or database that is restarting, short enough to go
-// unnoticed after a blip.
-const firstRetry = 100 * time.Millisecond
-
 // Writer consumes, batches and stores. Run it once.
 type Writer struct {
 	cfg      Config
@@ -146,7 +141,7 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	h := &handler{w: w}
 	topics := []string{w.cfg.EventsTopic, w.cfg.NotificationsTopic}
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for ctx.Err() == nil {
 		// Consume returns at every rebalance; the loop rejoins.
 		if err := group.Consume(ctx, topics, h); err != nil {
@@ -166,7 +161,7 @@ func (w *Writer) Run(ctx context.Context) error {
 }
 
 func (w *Writer) connect(ctx context.Context) (*kafka.ConsumerGroup, error) {
-	retry := backoff.New(firstRetry, w.cfg.MaxBackoff)
+	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for attempt := 1; ; attempt++ {
 		group, err := w.consumer.Join()
 		if err == nil {

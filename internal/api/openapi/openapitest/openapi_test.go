@@ -1,4 +1,4 @@
-package openapi
+package openapitest
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/api/openapi"
 )
 
 func loadDoc(t *testing.T) *openapi3.T {
@@ -22,7 +24,7 @@ func loadDoc(t *testing.T) *openapi3.T {
 }
 
 func TestDocumentIsValid(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(YAML())
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.YAML())
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(context.Background()))
 
@@ -35,9 +37,9 @@ func TestDocumentIsValid(t *testing.T) {
 }
 
 func TestYAMLReturnsCopy(t *testing.T) {
-	a := YAML()
+	a := openapi.YAML()
 	a[0] = 'X'
-	assert.NotEqual(t, a[0], YAML()[0])
+	assert.NotEqual(t, a[0], openapi.YAML()[0])
 }
 
 func TestOperations(t *testing.T) {
@@ -240,7 +242,7 @@ func TestReadOperations(t *testing.T) {
 // same schema, every seed response member present and required where the
 // seed requires it.
 func TestSeedQueryCompatibility(t *testing.T) {
-	seed, err := openapi3.NewLoader().LoadFromFile("../../seedclient/seed-openapi.yaml")
+	seed, err := openapi3.NewLoader().LoadFromFile("../../../seedclient/seed-openapi.yaml")
 	require.NoError(t, err)
 	// The seed's example date-times lack seconds ("2025-12-13T02:00Z"), which
 	// format: date-time rejects; the examples are not what is compared here.
@@ -322,7 +324,7 @@ func TestResponseDetails(t *testing.T) {
 	assert.Equal(t, schemas+"BatchAuditEventResponse", schemaRef("POST", "/api/v1/audit/events/batch", "201", "application/json"))
 	assert.Equal(t, schemas+"NotificationAuditResponse", schemaRef("POST", "/api/v1/audit/notifications", "201", "application/json"))
 	assert.Equal(t, "", schemaRef("GET", "/metrics", "200", "text/plain"))
-	assert.Equal(t, "", schemaRef("GET", "/openapi.yaml", "200", ContentType))
+	assert.Equal(t, "", schemaRef("GET", "/openapi.yaml", "200", openapi.ContentType))
 
 	// 503 on write endpoints carries Retry-After (integer seconds).
 	for _, p := range []string{"/api/v1/audit/events", "/api/v1/audit/events/batch", "/api/v1/audit/notifications"} {
@@ -702,7 +704,7 @@ func TestValidateResponse(t *testing.T) {
 	assert.NoError(t, ValidateResponse(doc, "GET", "/metrics", 200,
 		hdr("Content-Type", "text/plain; version=0.0.4; charset=utf-8", "X-Request-ID", "abc"), []byte("# HELP x\n")))
 	assert.NoError(t, ValidateResponse(doc, "GET", "/openapi.yaml", 200,
-		hdr("Content-Type", ContentType, "X-Request-ID", "abc"), YAML()))
+		hdr("Content-Type", openapi.ContentType, "X-Request-ID", "abc"), openapi.YAML()))
 	assert.NoError(t, ValidateResponse(doc, "POST", "/api/v1/audit/notifications", 201,
 		hdr("Content-Type", "application/json", "X-Request-ID", "abc"), []byte(`{
 		"id": 7265031429865472, "remediation_id": "r", "notification_id": "n", "recipient": "x",

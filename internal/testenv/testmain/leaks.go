@@ -1,4 +1,4 @@
-package testenv
+package testmain
 
 import "go.uber.org/goleak"
 
