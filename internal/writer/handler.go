@@ -63,9 +63,10 @@ func (h *handler) ConsumeClaim(sess *kafka.Session, claim *kafka.Claim) error {
 	return nil
 }
 
-// Cleanup runs after every claim has returned and before the group commits the
-// session's offsets for the last time: the batcher flushes what it holds
-// (one attempt, bounded by WriteTimeout) or abandons it for redelivery.
+// Cleanup runs after every claim has returned and before the group commits
+// the session's offsets for the last time: the batcher flushes what it
+// holds (one attempt, bounded by WriteTimeout) or abandons it for
+// redelivery.
 func (h *handler) Cleanup(sess *kafka.Session) error {
 	close(h.items)
 	<-h.done
