@@ -12,6 +12,7 @@ type TB interface {
 	Errorf(format string, args ...any)
 	Cleanup(f func())
 	Context() context.Context
+	TempDir() string
 }
 
 // NewKafka starts a Kafka private to one test (see StartKafka) and closes it
@@ -53,4 +54,17 @@ func NewAddr(t TB) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	return addr
+}
+
+// NewSecureKafka starts a broker private to one test that requires TLS and
+// SASL (see StartSecureKafka), with its certificates in a directory of the
+// test's, and closes it when the test ends.
+func NewSecureKafka(t TB, topics map[string]int32, mechanism string, mutualTLS bool) *Kafka {
+	t.Helper()
+	k, err := StartSecureKafka(topics, SecureKafka{Dir: t.TempDir(), Mechanism: mechanism, MutualTLS: mutualTLS})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	return k
 }
