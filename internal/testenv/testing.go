@@ -68,3 +68,20 @@ func NewSecureKafka(t TB, topics map[string]int32, mechanism string, mutualTLS b
 	t.Cleanup(func() { _ = k.Close() })
 	return k
 }
+
+// NewTLSPostgres starts a PostgreSQL private to one test that takes TCP
+// connections over TLS only (see StartTLSPostgres), with its certificates
+// in a directory of the test's, and closes it when the test ends.
+func NewTLSPostgres(t TB) *Postgres {
+	t.Helper()
+	p, err := StartTLSPostgres(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("testenv: close postgres: %v", err)
+		}
+	})
+	return p
+}
