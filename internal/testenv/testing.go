@@ -10,6 +10,8 @@ type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
 	Cleanup(f func())
 	Context() context.Context
 	TempDir() string
