@@ -24,10 +24,15 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// Header names set by the ingest API (SPEC 3).
+// Header names set by the ingest API (SPEC 3, 8.3).
 const (
 	HeaderContentType = "content-type"
 	HeaderSource      = "auditstream-source"
+	// HeaderPrincipal is the authenticated caller the API published a
+	// record for; HeaderPrincipalSig proves that the API set it
+	// (internal/provenance).
+	HeaderPrincipal    = "auditstream-principal"
+	HeaderPrincipalSig = "auditstream-principal-sig"
 )
 
 // Config is the connection shared by producers, consumers and admin clients.
