@@ -23,13 +23,15 @@ import (
 const retryAfterSeconds = "5"
 
 type writeHandlers struct {
-	cfg     Config
-	pub     publisher
-	notif   notificationReserver
-	log     *zap.Logger
-	seed    *telemetry.SeedMetrics
-	now     func() time.Time
-	headers []kafka.Header
+	cfg       Config
+	pub       publisher
+	notif     notificationReserver
+	log       *zap.Logger
+	seed      *telemetry.SeedMetrics
+	now       func() time.Time
+	headers   []kafka.Header
+	principal func(context.Context) string
+	signer    principalSigner
 }
 
 func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
@@ -40,6 +42,10 @@ func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
 		log:   deps.Log,
 		seed:  telemetry.NewSeedMetrics(deps.Registerer),
 		now:   deps.Now,
+		// Deps.Principal is read at each request: an authenticator may be
+		// wired after the handlers.
+		principal: deps.Principal,
+		signer:    deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
@@ -82,7 +88,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -107,12 +113,13 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	}
 	records := make([]kafka.Record, len(events))
 	ids := make([]uuid.UUID, len(events))
+	principal := w.principalOf(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = w.eventRecord(&events[i])
+		records[i] = w.eventRecord(principal, &events[i])
 	}
 	if !w.publish(c, telemetry.SeedEvent, records, ids) {
 		return
@@ -159,7 +166,8 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
+	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
+		Headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
 	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
 		return
 	}
@@ -180,9 +188,11 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
-// a request), keyed by correlation_id.
-func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: ev.AppendJSON(nil), Headers: w.headers}
+// a request), keyed by correlation_id, with principal signed on it.
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) kafka.Record {
+	value := ev.AppendJSON(nil)
+	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: value,
+		Headers: w.recordHeaders(principal, ev.EventID.String(), value)}
 }
 
 // publish sends the records and answers 503 when Kafka did not take all of

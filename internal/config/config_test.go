@@ -30,6 +30,7 @@ func TestEnvironmentTwins(t *testing.T) {
 	t.Setenv("MAX_FUTURE_SKEW", "1m")
 	t.Setenv("EVENT_CATEGORIES", "gateway,billing")
 	t.Setenv("BATCH_SIZE", "123")
+	t.Setenv("SOURCE_KEYS_FILE", "/run/secrets/source-keys.yaml")
 
 	var api IngestAPI
 	require.NoError(t, parse(t, &api, "--http-addr", ":7777"))
@@ -44,6 +45,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.NoError(t, parse(t, &w))
 	require.Equal(t, 123, w.BatchSize)
 	require.Equal(t, api.Validation, w.Validation, "the writer reads the API's validation settings")
+	require.Equal(t, "/run/secrets/source-keys.yaml", api.Source.KeysFile)
+	require.Equal(t, api.Source, w.Source, "the writer reads the API's source keys")
 
 	var r Replayer
 	require.NoError(t, parse(t, &r, "run"))
@@ -98,6 +101,7 @@ func TestKafkaSecurity(t *testing.T) {
 		t.Setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
 		t.Setenv("KAFKA_SASL_USERNAME", "writer")
 		t.Setenv("KAFKA_SASL_PASSWORD_FILE", "/run/secrets/kafka")
+		t.Setenv("SOURCE_SIGNING_DISABLED", "true")
 		var api IngestAPI
 		var w Writer
 		var r Replayer
@@ -152,7 +156,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	require.Contains(t, help.String(), "KAFKA_SASL_PASSWORD")
 	require.NotContains(t, help.String(), password)
 
-	require.NoError(t, parse(t, &api, "--kafka-brokers", "k:1", "--database-url", "x",
+	require.NoError(t, parse(t, &api, "--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled",
 		"--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u"))
 	require.Equal(t, kafka.Secret(password), api.Kafka.SASLPassword, "the password is read")
 	js, err := json.Marshal(api)
@@ -160,5 +164,35 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	for _, out := range []string{fmt.Sprintf("%v", api), fmt.Sprintf("%+v", api), fmt.Sprintf("%#v", api), string(js)} {
 		require.NotContains(t, out, password)
 		require.Contains(t, out, "[redacted]")
+	}
+}
+
+// TestSourceKeysRequired: ingest-api and the writer start only with a
+// source key file or with signing disabled explicitly, not both.
+func TestSourceKeysRequired(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"neither", nil, "SOURCE_KEYS_FILE is required"},
+		{"both", []string{"--source-keys-file", "/k.yaml", "--source-signing-disabled"}, "contradict"},
+		{"key file", []string{"--source-keys-file", "/k.yaml"}, ""},
+		{"disabled", []string{"--source-signing-disabled"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var api IngestAPI
+			var w Writer
+			for _, cfg := range []any{&api, &w} {
+				err := parse(t, cfg, append(base, tt.args...)...)
+				if tt.want == "" {
+					require.NoError(t, err)
+				} else {
+					require.ErrorContains(t, err, tt.want)
+				}
+			}
+		})
 	}
 }

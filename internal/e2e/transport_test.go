@@ -31,7 +31,8 @@ func newSecureStack(t *testing.T) secureStack {
 	pg := testenv.NewTLSPostgres(t)
 	env := append(k.Env(), "DATABASE_URL="+pg.URL(),
 		// The tests of the API's own authentication live with it.
-		"AUTH_DISABLED=true")
+		"AUTH_DISABLED=true",
+		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t))
 	return secureStack{kafka: k, pg: pg, env: env}
 }
 

@@ -82,3 +82,15 @@ func TestNewKeyAndMarshal(t *testing.T) {
 	require.Equal(t, a.Secret, s)
 	require.True(t, strings.HasPrefix(string(Marshal(a)), "keys:"))
 }
+
+func TestGenerate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	require.NoError(t, Generate(path, "dev"))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the file holds a secret")
+	r, err := Load(path)
+	require.NoError(t, err)
+	require.Equal(t, "dev", r.Signing().ID)
+	require.Error(t, Generate(filepath.Join(t.TempDir(), "keys.yaml"), "bad id"))
+}

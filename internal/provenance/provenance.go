@@ -22,6 +22,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"go.uber.org/zap"
+
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/keyring"
 )
@@ -59,6 +61,21 @@ func Load(path string) (*Keys, error) {
 	return New(ring), nil
 }
 
+// Open is Load for a binary's start: it logs which keys it loaded, or
+// warns that signing is disabled.
+func Open(path string, log *zap.Logger) (*Keys, error) {
+	keys, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		log.Warn("source signing disabled (SOURCE_SIGNING_DISABLED): every record is stored with an unverified submitted_by, kafka:<principal>")
+		return nil, nil
+	}
+	log.Info("source keys loaded", zap.Strings("key_ids", keys.KeyIDs()), zap.String("signing_key_id", keys.ring.Signing().ID))
+	return keys, nil
+}
+
 // New uses ring's signing key to sign and every key to verify.
 func New(ring *keyring.Ring) *Keys { return &Keys{ring: ring} }
 
@@ -70,10 +87,11 @@ func (k *Keys) KeyIDs() []string {
 	return k.ring.IDs()
 }
 
-// Headers returns the headers that carry principal on the record id with
-// this value: the name, and its signature unless signing is disabled.
-func (k *Keys) Headers(principal, id string, value []byte) []kafka.Header {
-	hs := []kafka.Header{{Key: []byte(kafka.HeaderPrincipal), Value: []byte(principal)}}
+// AppendHeaders appends to hs the headers that carry principal on the
+// record id with this value: the name, and its signature unless signing
+// is disabled.
+func (k *Keys) AppendHeaders(hs []kafka.Header, principal, id string, value []byte) []kafka.Header {
+	hs = append(hs, kafka.Header{Key: []byte(kafka.HeaderPrincipal), Value: []byte(principal)})
 	if k == nil {
 		return hs
 	}

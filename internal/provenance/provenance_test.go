@@ -30,7 +30,7 @@ func TestSubmittedBy(t *testing.T) {
 	value := []byte(`{"event_id":"` + id + `"}`)
 	keys := New(ring(t, "k1"))
 	stranger := New(ring(t, "k1")) // same id, another secret
-	signed := keys.Headers("alice", id, value)
+	signed := keys.AppendHeaders(nil, "alice", id, value)
 	sig := string(signed[1].Value)
 
 	tests := []struct {
@@ -46,7 +46,7 @@ func TestSubmittedBy(t *testing.T) {
 		{"no principal, a signature", signed[1:], id, value, Unknown},
 		{"unsigned", signed[:1], id, value, "kafka:alice"},
 		{"forged signature", []kafka.Header{signed[0], header(kafka.HeaderPrincipalSig, "k1:AAAA")}, id, value, "kafka:alice"},
-		{"signed with another secret", stranger.Headers("alice", id, value), id, value, "kafka:alice"},
+		{"signed with another secret", stranger.AppendHeaders(nil, "alice", id, value), id, value, "kafka:alice"},
 		{"unknown key id", []kafka.Header{signed[0], header(kafka.HeaderPrincipalSig, "k9"+sig[2:])}, id, value, "kafka:alice"},
 		{"no key id", []kafka.Header{signed[0], header(kafka.HeaderPrincipalSig, sig[3:])}, id, value, "kafka:alice"},
 		{"signature not base64", []kafka.Header{signed[0], header(kafka.HeaderPrincipalSig, "k1:***")}, id, value, "kafka:alice"},
@@ -83,8 +83,8 @@ func TestRotation(t *testing.T) {
 	retired, err := keyring.Parse(keyring.Marshal(newKey), "")
 	require.NoError(t, err)
 
-	before := New(old).Headers("alice", id, value)
-	after := New(rotated).Headers("alice", id, value)
+	before := New(old).AppendHeaders(nil, "alice", id, value)
+	after := New(rotated).AppendHeaders(nil, "alice", id, value)
 	require.True(t, strings.HasPrefix(string(after[1].Value), "new:"), "the last key signs")
 	require.Equal(t, "alice", New(rotated).SubmittedBy(before, id, value), "older keys verify")
 	require.Equal(t, "alice", New(rotated).SubmittedBy(after, id, value))
@@ -96,9 +96,9 @@ func TestRotation(t *testing.T) {
 func TestDisabled(t *testing.T) {
 	const id = "0190f0a4-7c1d-7000-8000-000000000001"
 	var off *Keys
-	hs := off.Headers("alice", id, []byte("v"))
+	hs := off.AppendHeaders(nil, "alice", id, []byte("v"))
 	require.Equal(t, []kafka.Header{header(kafka.HeaderPrincipal, "alice")}, hs)
-	signed := New(ring(t, "k")).Headers("alice", id, []byte("v"))
+	signed := New(ring(t, "k")).AppendHeaders(nil, "alice", id, []byte("v"))
 	require.Equal(t, "kafka:alice", off.SubmittedBy(signed, id, []byte("v")))
 	require.Equal(t, Unknown, off.SubmittedBy(nil, id, []byte("v")))
 	require.Nil(t, off.KeyIDs())

@@ -1,6 +1,11 @@
 package testenv
 
-import "context"
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/auditstream/auditstream/internal/keyring"
+)
 
 // TB is the part of testing.TB the helpers use. It is declared here rather
 // than imported, as testify's TestingT is, so that devstack and auditbench,
@@ -86,4 +91,15 @@ func NewTLSPostgres(t TB) *Postgres {
 		}
 	})
 	return p
+}
+
+// NewSourceKeys writes a source key file with one new key into a directory
+// of the test's and returns its path, for a binary's SOURCE_KEYS_FILE.
+func NewSourceKeys(t TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "source-keys.yaml")
+	if err := keyring.Generate(path, "test"); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return path
 }
