@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 const writerSynopsis = `
@@ -25,8 +25,8 @@ Kafka -> PostgreSQL (issue item 3): a 12-partition topic is pre-filled with
 key correlation_id, its headers, lz4, acks=all). Then, each into a fresh,
 migrated database (the real audit_events with every index):
 
-  rawcopy  pgx CopyFrom of the same rows, same 18 columns, 5,000 rows per
-           transaction, one connection: the ceiling
+  rawcopy  pgx CopyFrom of the same rows and columns as store.Write, 5,000
+           rows per transaction, one connection: the ceiling
   writer   the real writer binary (go build, a process, its defaults), from
            process start until its rows_written_total reaches --rows
 
@@ -47,24 +47,6 @@ func runWriter(ctx context.Context, args []string, out io.Writer) ([]Result, Env
 	defer removeBinaries()
 	res, err := writerStage(ctx, cfg, logger(out), env.Params)
 	return res, env, err
-}
-
-var copyColumns = []string{
-	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
-	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
-	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
-}
-
-func copyRow(e *audit.Event) []any {
-	parent := pgtype.UUID{}
-	if e.ParentEventID != nil {
-		parent = pgtype.UUID{Bytes: *e.ParentEventID, Valid: true}
-	}
-	return []any{
-		[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
-		e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
-		parent, e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-	}
 }
 
 func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
@@ -223,10 +205,10 @@ func rawCopy(ctx context.Context, dbURL string, events []audit.Event, batch int)
 		chunk := events[lo:min(lo+batch, len(events))]
 		rows := make([][]any, len(chunk))
 		for i := range chunk {
-			rows[i] = copyRow(&chunk[i])
+			rows[i] = store.EventRow(&chunk[i])
 		}
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, copyColumns, pgx.CopyFromRows(rows))
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), pgx.CopyFromRows(rows))
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("raw copy: %w", err)

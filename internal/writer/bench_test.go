@@ -41,7 +41,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -61,13 +60,6 @@ const (
 	benchBatchSize          = 5000
 	benchBatchAge           = 100 * time.Millisecond
 )
-
-// benchEventColumns is store's column list for COPY into audit_events.
-var benchEventColumns = []string{
-	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
-	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
-	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
-}
 
 func benchRows(b *testing.B) int {
 	if s := os.Getenv("BENCH_WRITER_ROWS"); s != "" {
@@ -149,19 +141,6 @@ func benchGenEvents(n int) []audit.Event {
 		events[i] = e
 	}
 	return events
-}
-
-// benchCopyRow is the row store.Write copies for e.
-func benchCopyRow(e *audit.Event) []any {
-	parent := pgtype.UUID{}
-	if e.ParentEventID != nil {
-		parent = pgtype.UUID{Bytes: *e.ParentEventID, Valid: true}
-	}
-	return []any{
-		[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
-		e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
-		parent, e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-	}
 }
 
 // ---------------------------------------------------------------------------
@@ -332,10 +311,10 @@ func (env *benchEnv) rawCopy(b *testing.B, batch int) benchLeg {
 		chunk := env.events[lo:min(lo+batch, len(env.events))]
 		rows := make([][]any, len(chunk))
 		for i := range chunk {
-			rows[i] = benchCopyRow(&chunk[i])
+			rows[i] = store.EventRow(&chunk[i])
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, pgx.CopyFromRows(rows))
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), pgx.CopyFromRows(rows))
 			return err
 		})
 		if err != nil {
@@ -842,24 +821,21 @@ func (benchNopStore) Write(_ context.Context, events []audit.Event, ns []audit.N
 // error); pool is the leg's pool, fresh for every leg.
 type benchSQLPath func(ctx context.Context, pool *pgxpool.Pool, st *store.Store, events []audit.Event) error
 
-const benchStageSQL = `CREATE TEMP TABLE IF NOT EXISTS audit_events_stage (
-	event_id uuid, event_timestamp timestamptz, version text, event_type text, event_category text,
-	event_action text, event_outcome text, correlation_id text, actor_type text, actor_id text,
-	resource_type text, resource_id text, parent_event_id uuid, namespace text, cluster_name text,
-	severity text, duration_ms bigint, event_data jsonb) ON COMMIT DELETE ROWS`
+// The staged path's temporary table has the columns of audit_events that
+// COPY fills, without their constraints and indexes.
+var (
+	benchStageSQL = `CREATE TEMP TABLE IF NOT EXISTS audit_events_stage ON COMMIT DELETE ROWS AS
+	SELECT ` + strings.Join(store.EventColumns(), ", ") + ` FROM audit_events WITH NO DATA`
 
-const benchInsertFromStageSQL = `WITH new_ids AS (
+	benchInsertFromStageSQL = `WITH new_ids AS (
 	INSERT INTO audit_event_ids (event_id, event_timestamp)
 	SELECT event_id, event_timestamp FROM audit_events_stage
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id)
-INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action,
-	event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
-	parent_event_id, namespace, cluster_name, severity, duration_ms, event_data)
-SELECT s.event_id, s.event_timestamp, s.version, s.event_type, s.event_category, s.event_action,
-	s.event_outcome, s.correlation_id, s.actor_type, s.actor_id, s.resource_type, s.resource_id,
-	s.parent_event_id, s.namespace, s.cluster_name, s.severity, s.duration_ms, s.event_data
+INSERT INTO audit_events (` + strings.Join(store.EventColumns(), ", ") + `)
+SELECT s.` + strings.Join(store.EventColumns(), ", s.") + `
 FROM audit_events_stage s JOIN new_ids USING (event_id)`
+)
 
 // Step timings of the staged path (benchStagedTimed), nanoseconds.
 var benchStep struct{ stage, copy, insert, commit atomic.Int64 }
@@ -867,7 +843,7 @@ var benchStep struct{ stage, copy, insert, commit atomic.Int64 }
 func benchCopyRows(events []audit.Event) pgx.CopyFromSource {
 	rows := make([][]any, len(events))
 	for i := range events {
-		rows[i] = benchCopyRow(&events[i])
+		rows[i] = store.EventRow(&events[i])
 	}
 	return pgx.CopyFromRows(rows)
 }
@@ -884,7 +860,7 @@ func benchStagedTimed(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, e
 		return err
 	}
 	t1 := time.Now()
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events_stage"}, benchEventColumns, benchCopyRows(events)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events_stage"}, store.EventColumns(), benchCopyRows(events)); err != nil {
 		return err
 	}
 	t2 := time.Now()
@@ -914,7 +890,7 @@ func benchCopyBoth(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, even
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_event_ids"}, []string{"event_id", "event_timestamp"}, pgx.CopyFromRows(ids)); err != nil {
 			return err
 		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(events))
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(events))
 		return err
 	})
 }
@@ -960,7 +936,7 @@ func benchIDsThenCopy(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, e
 				}
 			}
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(keep))
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(keep))
 		return err
 	})
 }
@@ -983,7 +959,7 @@ func benchStoreWrite(ctx context.Context, _ *pgxpool.Pool, st *store.Store, even
 
 func benchRawEvents(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, events []audit.Event) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(events))
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(events))
 		return err
 	})
 }
