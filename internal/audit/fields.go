@@ -222,6 +222,17 @@ func EventFields() []Field {
 	return out
 }
 
+// FilterError returns the message for a query parameter v that no stored
+// value can equal because it is outside the SPEC's fixed set of an enum (the
+// parser's message), or "". The configured categories are not checked:
+// events of a category since removed from the settings are still stored.
+func (f *Field) FilterError(v string) string {
+	if f.Kind == KindEnum && f.Values != nil && !slices.Contains(f.Values, v) {
+		return msgEnum(f.Values)
+	}
+	return ""
+}
+
 // The accessors return a pointer to the field in e. Each may only be used
 // for the kinds its type serves (a switch on Kind); anything else panics
 // rather than reading another field's memory.

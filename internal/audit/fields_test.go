@@ -106,3 +106,26 @@ func TestAppendStoredJSON(t *testing.T) {
 		string((&Event{Version: "1", EventType: "t", EventTimestamp: ts, EventCategory: "gateway", EventAction: "a",
 			EventOutcome: "failure", CorrelationID: "c"}).AppendJSON([]byte("prefix:"))))
 }
+
+func TestFilterError(t *testing.T) {
+	field := func(name string) *Field {
+		for i := range eventFields {
+			if eventFields[i].Name == name {
+				return &eventFields[i]
+			}
+		}
+		t.Fatalf("no field %s", name)
+		return nil
+	}
+	tests := []struct{ field, value, want string }{
+		{"event_outcome", "failure", ""},
+		{"event_outcome", "maybe", "must be one of: success, failure, pending"},
+		{"event_outcome", "Success", "must be one of: success, failure, pending"},
+		{"event_category", "billing", ""}, // configured, not fixed
+		{"event_type", "anything", ""},
+		{"severity", "", ""},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, field(tc.field).FilterError(tc.value), "%s=%s", tc.field, tc.value)
+	}
+}
