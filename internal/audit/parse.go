@@ -43,12 +43,13 @@ func (r Rules) ParseEvent(raw []byte, acceptedAt time.Time) (Event, error) {
 	return ev, nil
 }
 
-// ParseEventBatch validates a JSON array of 1..r.MaxBatchSize
-// AuditEventRequest objects, all or nothing: any invalid element makes it
-// return FieldErrors naming every bad field of every element as "[i].field".
-// Body-level problems (including an empty or oversized batch) are a
-// *BodyError.
-func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time) ([]Event, error) {
+// ParseEventBatch validates a JSON array of 1..maxEvents AuditEventRequest
+// objects, all or nothing: any invalid element makes it return FieldErrors
+// naming every bad field of every element as "[i].field". Body-level
+// problems (including an empty or oversized batch) are a *BodyError. The
+// limit is the API's (records reach the writer one by one), hence a
+// parameter rather than one of the Rules.
+func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) ([]Event, error) {
 	utf8OK, berr := prepare(raw, '[')
 	if berr != nil {
 		return nil, berr
@@ -58,8 +59,8 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time) ([]Event, error
 	if n == 0 {
 		return nil, bodyErr(ErrEmptyBatch, "batch must contain at least one event")
 	}
-	if n > r.MaxBatchSize {
-		return nil, bodyErr(ErrBatchTooLarge, "batch contains "+strconv.Itoa(n)+" events; at most "+strconv.Itoa(r.MaxBatchSize)+" are allowed")
+	if n > maxEvents {
+		return nil, bodyErr(ErrBatchTooLarge, "batch contains "+strconv.Itoa(n)+" events; at most "+strconv.Itoa(maxEvents)+" are allowed")
 	}
 	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK}
 	events := make([]Event, 0, n)

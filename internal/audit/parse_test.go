@@ -361,7 +361,7 @@ func TestParseEventAllErrorsReported(t *testing.T) {
 }
 
 func TestParseEventRulesConfigurable(t *testing.T) {
-	r := Rules{MaxFutureSkew: time.Hour, Categories: []string{"custom"}, MaxEventDataBytes: 10, MaxBatchSize: 1}
+	r := Rules{MaxFutureSkew: time.Hour, Categories: []string{"custom"}, MaxEventDataBytes: 10}
 	require.NoError(t, r.Validate())
 	raw := object(object2(baseEvent, map[string]string{
 		"event_category":  `"custom"`,

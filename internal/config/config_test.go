@@ -6,11 +6,14 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 func parse(t *testing.T, cfg any, args ...string) error {
 	t.Helper()
-	parser, err := kong.New(cfg, kong.Name("test"), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(cfg, kong.Name("test"), vars(), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	require.NoError(t, err)
 	_, err = parser.Parse(args)
 	return err
@@ -78,4 +81,33 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	var r Replayer
 	err = parse(t, &r, "--kafka-brokers", "k:1", "replay", "--older-than", "2h", "--newer-than", "1h")
 	require.ErrorContains(t, err, "select nothing")
+}
+
+// TestDefaultsAreTheOwners: the settings default to the values of the
+// packages that own them, so a change there reaches the binaries.
+func TestDefaultsAreTheOwners(t *testing.T) {
+	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit"}
+	var api IngestAPI
+	require.NoError(t, parse(t, &api, required...))
+	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
+	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
+	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
+
+	var w Writer
+	require.NoError(t, parse(t, &w, required...))
+	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
+	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute:         "5m",
+		90 * time.Second:        "1m30s",
+		time.Hour:               "1h",
+		time.Hour + time.Minute: "1h1m",
+		2 * time.Second:         "2s",
+		1500 * time.Millisecond: "1.5s",
+	} {
+		require.Equal(t, want, shortDuration(d), d.String())
+	}
 }
