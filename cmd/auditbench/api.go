@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -106,7 +107,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	}
 	defer ap.stop()
 
-	events := genEvents(1000, 1, false)
+	events := eventgen.Events(1000, eventgen.Options{Seed: 1})
 	single := make([][]byte, len(events))
 	for i := range events {
 		single[i] = events[i].AppendJSON(nil)

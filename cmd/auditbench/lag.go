@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 )
 
 const lagSynopsis = `
@@ -90,7 +91,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	templates := genEvents(1000, 3, false)
+	templates := eventgen.Events(1000, eventgen.Options{Seed: 3})
 	maxNote := "api.single.req_per_s of this run"
 	maxRate := cfg.maxRate
 	if cfg.rate <= 0 && maxRate <= 0 {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
@@ -364,8 +365,8 @@ func (b *queryBench) measure(ctx context.Context, db *store.Store, base string) 
 		return err
 	}
 	var types []string
-	for _, t := range eventTypes() {
-		types = append(types, t.name)
+	for _, t := range eventgen.Types() {
+		types = append(types, t.Name)
 	}
 
 	// The cursor of page 999: walk next_cursor from the first page once.

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -64,7 +65,7 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 	defer st.Close()
 	params["stack"] = st.describe()
 
-	events := genEvents(cfg.rows, 2, true)
+	events := eventgen.Events(cfg.rows, eventgen.Options{Seed: 2, IDs: true})
 	start := time.Now()
 	avg, err := prefill(ctx, st, events)
 	if err != nil {

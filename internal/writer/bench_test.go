@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +46,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -75,74 +75,6 @@ func benchRows(b *testing.B) int {
 // ---------------------------------------------------------------------------
 // Realistic events.
 
-// benchGenEvents returns n valid events as the API would publish them: a
-// UUIDv7 event_id assigned at acceptance, timestamps of the last minutes,
-// most optional fields set, event_data of a few hundred bytes; the canonical
-// JSON (MarshalJSON) is 500-700 bytes.
-func benchGenEvents(n int) []audit.Event {
-	r := rand.New(rand.NewPCG(1, 2))
-	categories := audit.DefaultCategories()
-	types := []string{"signal.received", "signal.deduplicated", "analysis.completed", "workflow.started",
-		"workflow.step.completed", "execution.started", "execution.completed", "notification.sent",
-		"orchestration.approved", "remediation.proposed"}
-	actions := []string{"received", "deduplicated", "completed", "started", "sent", "approved", "created", "updated"}
-	resources := []string{"Signal", "RemediationRequest", "WorkflowExecution", "AIAnalysis", "Notification", "Pod", "Deployment"}
-	namespaces := []string{"prod", "staging", "payments", "checkout", "kube-system", "monitoring", "search", "identity"}
-	clusters := []string{"eu-west-1", "us-east-1", "ap-south-1"}
-	severities := []string{"critical", "warning", "info"}
-	alerts := []string{"HighCPU", "HighMemory", "PodCrashLooping", "DiskPressure", "KubeletDown", "ErrorRateHigh"}
-	ptr := func(s string) *string { return &s }
-	now := time.Now().UTC()
-	events := make([]audit.Event, n)
-	var parent *uuid.UUID
-	for i := range events {
-		ts := now.Add(-time.Duration(r.Int64N(int64(10 * time.Minute)))).Truncate(time.Microsecond)
-		cat := categories[r.IntN(len(categories))]
-		outcome := "success"
-		switch x := r.IntN(100); {
-		case x < 7:
-			outcome = "failure"
-		case x < 10:
-			outcome = "pending"
-		}
-		corr := fmt.Sprintf("rr-2025-%06d", r.IntN(n/8+1)) // ~8 events per remediation
-		fp := fmt.Sprintf("fp-%010x", r.Uint64()>>24)
-		alert := alerts[r.IntN(len(alerts))]
-		ns := namespaces[r.IntN(len(namespaces))]
-		pod := fmt.Sprintf("%s-%05x-%05x", strings.ToLower(alert), r.IntN(1<<20), r.IntN(1<<20))
-		dur := r.Int64N(30_000)
-		data := fmt.Sprintf(`{"signal":{"fingerprint":%q,"labels":{"alertname":%q,"pod":%q},"value":%.2f},`+
-			`"source":"prometheus","message":"%s for %dm"}`,
-			fp, alert, pod, r.Float64()*100, alert, 1+r.IntN(30))
-		e := audit.Event{
-			EventID:        uuid.Must(uuid.NewV7()),
-			Version:        "1.0",
-			EventType:      cat + "." + types[r.IntN(len(types))],
-			EventTimestamp: ts,
-			EventCategory:  cat,
-			EventAction:    actions[r.IntN(len(actions))],
-			EventOutcome:   outcome,
-			CorrelationID:  corr,
-			ActorType:      ptr("service"),
-			ActorID:        ptr(cat + "-controller"),
-			ResourceType:   ptr(resources[r.IntN(len(resources))]),
-			ResourceID:     ptr(fp),
-			Namespace:      ptr(ns),
-			ClusterName:    ptr(clusters[r.IntN(len(clusters))]),
-			Severity:       ptr(severities[r.IntN(len(severities))]),
-			DurationMS:     &dur,
-			EventData:      []byte(data),
-		}
-		if parent != nil && r.IntN(2) == 0 {
-			e.ParentEventID = parent
-		}
-		id := e.EventID
-		parent = &id
-		events[i] = e
-	}
-	return events
-}
-
 // ---------------------------------------------------------------------------
 // Services.
 
@@ -162,7 +94,9 @@ func benchStart(b *testing.B, prefill bool) *benchEnv {
 	b.Helper()
 	ctx := b.Context()
 	n := benchRows(b)
-	env := &benchEnv{events: benchGenEvents(n)}
+	// As the API publishes them: ids assigned at acceptance, timestamps of
+	// the last minutes, about half with a parent.
+	env := &benchEnv{events: eventgen.Events(n, eventgen.Options{Seed: 1, IDs: true, Spread: 10 * time.Minute, Parents: true})}
 	var err error
 	env.pg, err = testenv.StartPostgres(ctx)
 	if err != nil {
