@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,26 +33,24 @@ Target: writer steady rows/s >= 0.7 x rawcopy rows/s (same run). Steady is
 from the first rows the writer reports written (so start-up and the group
 join are not counted); the end-to-end rate is reported as well.`
 
-type writerConfig struct{ rows int }
-
-func runWriter(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("writer", writerSynopsis, out)
-	var cfg writerConfig
-	fs.IntVar(&cfg.rows, "rows", 100_000, "events in the pre-filled topic")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
-	}
-	env := Env{OutPath: *outPath, Command: strings.TrimSpace("writer " + strings.Join(args, " ")), Params: map[string]string{}}
-	defer removeBinaries()
-	res, err := writerStage(ctx, cfg, logger(out), env.Params)
-	return res, env, err
+type writerCmd struct {
+	Rows int `default:"100000" help:"Events in the pre-filled topic."`
 }
 
-func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
-	if cfg.rows < 1 {
+func (writerCmd) Help() string { return writerSynopsis }
+
+func (c *writerCmd) Run(r *run) error {
+	defer removeBinaries()
+	var err error
+	r.results, err = writerStage(r.ctx, c.Rows, r.logf, r.env.Params)
+	return err
+}
+
+func writerStage(ctx context.Context, rows int, logf func(string, ...any), params map[string]string) ([]Result, error) {
+	if rows < 1 {
 		return nil, fmt.Errorf("writer: need --rows >= 1")
 	}
-	params["writer_rows"] = strconv.Itoa(cfg.rows)
+	params["writer_rows"] = strconv.Itoa(rows)
 	if _, err := binaries(logf); err != nil {
 		return nil, err
 	}
@@ -65,7 +61,7 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 	defer st.Close()
 	params["stack"] = st.describe()
 
-	events := eventgen.Events(cfg.rows, eventgen.Options{Seed: 2, IDs: true})
+	events := eventgen.Events(rows, eventgen.Options{Seed: 2, IDs: true})
 	start := time.Now()
 	avg, err := prefill(ctx, st, events)
 	if err != nil {
