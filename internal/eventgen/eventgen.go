@@ -2,7 +2,7 @@
 // (cmd/auditbench and the writer's Go benchmarks), so that every stage is
 // measured with records of the size and shape production sends: the SPEC's
 // seven categories with about fifty event types, most optional fields set,
-// a few hundred bytes of event_data (canonical JSON of 450 to 800 bytes).
+// a few hundred bytes of event_data (canonical JSON of 550 to 800 bytes).
 // The values depend only on the seed; ids and timestamps on the clock too.
 package eventgen
 

@@ -46,7 +46,7 @@ func TestEventsAreValid(t *testing.T) {
 			for i := range events {
 				e := &events[i]
 				raw := e.AppendJSON(nil)
-				require.True(t, len(raw) >= 450 && len(raw) <= 800, "%d bytes: %s", len(raw), raw)
+				require.True(t, len(raw) >= 550 && len(raw) <= 800, "%d bytes: %s", len(raw), raw)
 				back, err := rules.ParseEvent(raw, time.Now())
 				require.NoError(t, err)
 				require.Equal(t, *e, back, "the canonical JSON round-trips")
