@@ -57,7 +57,6 @@ func (c *allCmd) Run(r *run) error {
 	}
 	env.Params["cpus"] = strconv.Itoa(runtime.NumCPU())
 	ctx, logf := r.ctx, r.logf
-	defer removeBinaries()
 	begin := time.Now()
 	want := map[string]bool{}
 	for _, s := range c.Stages {

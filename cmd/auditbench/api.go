@@ -46,10 +46,8 @@ type apiCmd struct {
 func (apiCmd) Help() string { return apiSynopsis }
 
 func (c *apiCmd) Run(r *run) error {
-	defer removeBinaries()
-	var err error
-	r.results, _, err = apiStage(r.ctx, c.apiConfig, r.logf, r.env.Params)
-	return err
+	results, _, err := apiStage(r.ctx, c.apiConfig, r.logf, r.env.Params)
+	return r.record(results, err)
 }
 
 func logger(out io.Writer) func(string, ...any) {

@@ -50,10 +50,7 @@ type lagCmd struct {
 func (lagCmd) Help() string { return lagSynopsis }
 
 func (c *lagCmd) Run(r *run) error {
-	defer removeBinaries()
-	var err error
-	r.results, err = lagStage(r.ctx, c.lagConfig, r.logf, r.env.Params)
-	return err
+	return r.record(lagStage(r.ctx, c.lagConfig, r.logf, r.env.Params))
 }
 
 func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {

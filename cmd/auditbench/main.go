@@ -55,6 +55,12 @@ type run struct {
 
 func (r *run) logf(format string, a ...any) { logger(r.out)(format, a...) }
 
+// record keeps a stage's results (also those measured before it failed).
+func (r *run) record(results []Result, err error) error {
+	r.results = results
+	return err
+}
+
 func main() {
 	if addr := os.Getenv(bareGinEnv); addr != "" {
 		// The api stage's baseline process (this binary, re-executed).
@@ -77,6 +83,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r.ctx = ctx
+	// The binaries a stage built (go build) live only as long as the run.
+	defer removeBinaries()
 	name := kctx.Command()
 	if err := kctx.Run(r); err != nil {
 		// Print what was measured before the failure: a long run should

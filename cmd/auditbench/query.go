@@ -77,9 +77,7 @@ type queryCmd struct {
 func (queryCmd) Help() string { return querySynopsis }
 
 func (c *queryCmd) Run(r *run) error {
-	var err error
-	r.results, err = queryStage(r.ctx, c.queryConfig, r.out, r.env.Params)
-	return err
+	return r.record(queryStage(r.ctx, c.queryConfig, r.out, r.env.Params))
 }
 
 // queryStage checks cfg and measures; params receives what describes the

@@ -40,10 +40,7 @@ type writerCmd struct {
 func (writerCmd) Help() string { return writerSynopsis }
 
 func (c *writerCmd) Run(r *run) error {
-	defer removeBinaries()
-	var err error
-	r.results, err = writerStage(r.ctx, c.Rows, r.logf, r.env.Params)
-	return err
+	return r.record(writerStage(r.ctx, c.Rows, r.logf, r.env.Params))
 }
 
 func writerStage(ctx context.Context, rows int, logf func(string, ...any), params map[string]string) ([]Result, error) {
