@@ -77,10 +77,51 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 	// the opening brace.
 	open := len(dst)
 	for _, f := range order {
-		var ok bool
-		if dst, ok = f.appendMember(dst, e); !ok && nulls {
+		switch f.Kind {
+		case KindText, KindEnum:
+			dst = appendString(append(dst, f.key...), *f.Str(e))
+			continue
+		case KindOptText:
+			if s := *f.OptStr(e); s != nil {
+				dst = appendString(append(dst, f.key...), *s)
+				continue
+			}
+		case KindTimestamp:
+			dst = appendTime(append(dst, f.key...), *f.Time(e))
+			continue
+		case KindDate:
+			dst = append(append(dst, f.key...), '"')
+			dst = append(f.Time(e).AppendFormat(dst, time.DateOnly), '"')
+			continue
+		case KindID:
+			if id := *f.UUID(e); id != uuid.Nil {
+				dst = appendQuotedUUID(append(dst, f.key...), id)
+				continue
+			}
+		case KindOptUUID:
+			if id := *f.OptUUID(e); id != nil {
+				dst = appendQuotedUUID(append(dst, f.key...), *id)
+				continue
+			}
+		case KindOptCount:
+			if n := *f.OptInt(e); n != nil {
+				dst = strconv.AppendInt(append(dst, f.key...), *n, 10)
+				continue
+			}
+		case KindObject:
 			dst = append(dst, f.key...)
-			dst = append(dst, "null"...)
+			if raw := *f.Raw(e); len(raw) > 0 {
+				dst = append(dst, raw...)
+			} else {
+				dst = append(dst, "{}"...)
+			}
+			continue
+		default:
+			panic("audit: " + f.Name + ": the encoder has no rule for its kind")
+		}
+		// e has no value for f.
+		if nulls {
+			dst = append(append(dst, f.key...), "null"...)
 		}
 	}
 	if len(dst) == open {
@@ -88,47 +129,6 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 	}
 	dst[open] = '{'
 	return append(dst, '}')
-}
-
-// appendMember appends f's member (with a leading comma); ok is false,
-// with nothing appended, when e has no value for f.
-func (f *Field) appendMember(dst []byte, e *Event) (_ []byte, ok bool) {
-	switch f.Kind {
-	case KindText, KindEnum:
-		return appendString(append(dst, f.key...), *f.Str(e)), true
-	case KindOptText:
-		if s := *f.OptStr(e); s != nil {
-			return appendString(append(dst, f.key...), *s), true
-		}
-	case KindTimestamp:
-		return appendTime(append(dst, f.key...), *f.Time(e)), true
-	case KindDate:
-		dst = append(dst, f.key...)
-		dst = append(dst, '"')
-		dst = f.Time(e).AppendFormat(dst, time.DateOnly)
-		return append(dst, '"'), true
-	case KindID:
-		if id := *f.UUID(e); id != uuid.Nil {
-			return appendQuotedUUID(append(dst, f.key...), id), true
-		}
-	case KindOptUUID:
-		if id := *f.OptUUID(e); id != nil {
-			return appendQuotedUUID(append(dst, f.key...), *id), true
-		}
-	case KindOptCount:
-		if n := *f.OptInt(e); n != nil {
-			return strconv.AppendInt(append(dst, f.key...), *n, 10), true
-		}
-	case KindObject:
-		dst = append(dst, f.key...)
-		if raw := *f.Raw(e); len(raw) > 0 {
-			return append(dst, raw...), true
-		}
-		return append(dst, "{}"...), true
-	default:
-		panic("audit: " + f.Name + ": the encoder has no rule for its kind")
-	}
-	return dst, false
 }
 
 // appendQuotedUUID appends id as a JSON string.
