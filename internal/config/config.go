@@ -101,7 +101,7 @@ func Parse(cfg any, name, description string, args []string) *kong.Context {
 	parser, err := kong.New(cfg,
 		kong.Name(name),
 		kong.Description(description),
-		vars(),
+		Vars(),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)

@@ -13,7 +13,7 @@ import (
 
 func parse(t *testing.T, cfg any, args ...string) error {
 	t.Helper()
-	parser, err := kong.New(cfg, kong.Name("test"), vars(), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(cfg, kong.Name("test"), Vars(), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	require.NoError(t, err)
 	_, err = parser.Parse(args)
 	return err

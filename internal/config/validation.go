@@ -29,9 +29,10 @@ func (v Validation) Rules() audit.Rules {
 	}
 }
 
-// vars are the defaults the struct tags name as ${...}, taken from the
-// packages that own them so that each is written once.
-func vars() kong.Vars {
+// Vars are the defaults the struct tags name as ${...}, taken from the
+// packages that own them so that each is written once. Parse passes them;
+// any other kong parser of these structs needs them too.
+func Vars() kong.Vars {
 	return kong.Vars{
 		"default_max_event_data_bytes": strconv.Itoa(audit.DefaultMaxEventDataBytes),
 		"default_max_future_skew":      shortDuration(audit.DefaultMaxFutureSkew),
