@@ -5,10 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/client"
 )
@@ -82,4 +90,36 @@ func exampleAPI() *httptest.Server {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"message":"%d audit events accepted"}`, len(events))
 	}))
+}
+
+// TestReadmeShowsExample keeps the README's "Go client" example the same
+// code as Example, less the stand-in server, with a real URL and token.
+func TestReadmeShowsExample(t *testing.T) {
+	src, err := os.ReadFile("example_test.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	file, err := parser.ParseFile(fset, "example_test.go", src, 0)
+	require.NoError(t, err)
+	var body string
+	for _, d := range file.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "Example" {
+			body = string(src[fset.Position(fn.Body.Lbrace).Offset+1 : fset.Position(fn.Body.Rbrace).Offset])
+		}
+	}
+	body, _, found := strings.Cut(body, "\t// Output:")
+	require.True(t, found, "Example has an Output comment")
+	var lines []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.Contains(line, "api :=") || strings.Contains(line, "api.Close") || strings.Contains(line, "ctx := context.Background()") {
+			continue // the stand-in server and the example's own context
+		}
+		lines = append(lines, strings.TrimPrefix(line, "\t"))
+	}
+	want := strings.NewReplacer("api.URL", `"https://audit.example.com"`, `"dev-token"`, "token").
+		Replace("```go\n" + strings.TrimSpace(strings.Join(lines, "\n")) + "\n```\n")
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not show Example; expected the block:\n%s", want)
+	}
 }
