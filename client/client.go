@@ -58,11 +58,12 @@ func (e *UnsentError) Unwrap() error { return e.Err }
 // one background goroutine. It is safe for concurrent use. Close it to
 // deliver what is buffered and stop the goroutine.
 type Client struct {
-	cfg      config
-	enc      encoder
-	http     *http.Client
-	own      *http.Transport // the transport New built, nil with WithHTTPClient
-	batchURL string
+	cfg              config
+	enc              encoder
+	http             *http.Client
+	own              *http.Transport // the transport New built, nil with WithHTTPClient
+	batchURL         string
+	notificationsURL string
 
 	queue   chan item
 	pending atomic.Int64 // events taken by Send and not yet accepted or failed
@@ -111,14 +112,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		cfg.logger = slog.Default()
 	}
 	c := &Client{
-		cfg:      cfg,
-		enc:      encoder{rules: cfg.rules, now: time.Now},
-		http:     cfg.httpClient,
-		batchURL: u.JoinPath("api/v1/audit/events/batch").String(),
-		queue:    make(chan item, cfg.bufferSize),
-		closing:  make(chan struct{}),
-		drain:    make(chan struct{}),
-		done:     make(chan struct{}),
+		cfg:              cfg,
+		enc:              encoder{rules: cfg.rules, now: time.Now},
+		http:             cfg.httpClient,
+		batchURL:         u.JoinPath("api/v1/audit/events/batch").String(),
+		notificationsURL: u.JoinPath("api/v1/audit/notifications").String(),
+		queue:            make(chan item, cfg.bufferSize),
+		closing:          make(chan struct{}),
+		drain:            make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	if c.cfg.onFailure == nil {
 		c.cfg.onFailure = c.logFailure

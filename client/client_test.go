@@ -25,7 +25,7 @@ import (
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
-// fakeAPI stands in for ingest-api's batch endpoint: it records every
+// fakeAPI stands in for ingest-api's write endpoints: it records every
 // request and answers as the test's respond says (201 by default).
 type fakeAPI struct {
 	t   *testing.T
@@ -38,8 +38,9 @@ type fakeAPI struct {
 
 type fakeRequest struct {
 	at     time.Time
+	path   string
 	header http.Header
-	events []json.RawMessage
+	events []json.RawMessage // a notification's body is its one element
 }
 
 // ids returns the event_id of every event of the request.
@@ -73,14 +74,18 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 }
 
 func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/api/v1/audit/events/batch" {
-		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
-		return
-	}
 	body, err := io.ReadAll(r.Body)
 	var events []json.RawMessage
-	if err == nil {
+	switch {
+	case r.Method != http.MethodPost:
+		err = errors.New("unexpected method " + r.Method)
+	case err != nil:
+	case r.URL.Path == "/api/v1/audit/events/batch":
 		err = json.Unmarshal(body, &events)
+	case r.URL.Path == "/api/v1/audit/notifications" && json.Valid(body):
+		events = []json.RawMessage{body}
+	default:
+		err = errors.New("unexpected request to " + r.URL.Path)
 	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusTeapot)
@@ -88,7 +93,7 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	n := len(a.requests)
-	a.requests = append(a.requests, fakeRequest{at: time.Now(), header: r.Header.Clone(), events: events})
+	a.requests = append(a.requests, fakeRequest{at: time.Now(), path: r.URL.Path, header: r.Header.Clone(), events: events})
 	respond := a.respond
 	a.mu.Unlock()
 

@@ -76,10 +76,8 @@ func (c *Client) deliver(items []item) []item {
 	return nil
 }
 
-// attempt posts one batch until the server gives a final answer, waiting
-// between attempts with jittered exponential backoff (or as long as a
-// Retry-After asks). Its error is the cause of Close's deadline: nothing
-// else stops the retries.
+// attempt posts one batch until the server gives a final answer. Its error
+// is the cause of Close's deadline: nothing else stops the retries.
 func (c *Client) attempt(b []item) (answer, error) {
 	body := make([]byte, 0, 2+len(b)*(len(b[0].data)+1))
 	body = append(body, '[')
@@ -90,34 +88,64 @@ func (c *Client) attempt(b []item) (answer, error) {
 		body = append(body, it.data...)
 	}
 	body = append(body, ']')
+	return retry(c, c.runCtx, len(b), func() (answer, error) {
+		c.cfg.metrics.QueueDepth(c.Pending())
+		return c.post(body, len(b))
+	})
+}
+
+// retry runs op until it returns no error or ctx ends, waiting between
+// attempts with jittered exponential backoff, or as long as a Retry-After
+// asked. records is what the failed attempts carried, for the metrics and
+// the log.
+func retry[T any](c *Client, ctx context.Context, records int, op func() (T, error)) (T, error) {
 	policy := &backoff.ExponentialBackOff{
 		InitialInterval:     c.cfg.retryInitial,
 		RandomizationFactor: backoff.DefaultRandomizationFactor,
 		Multiplier:          2,
 		MaxInterval:         c.cfg.retryMax,
 	}
-	return backoff.Retry(c.runCtx, func() (answer, error) { return c.post(body, len(b)) },
+	return backoff.Retry(ctx, op,
 		backoff.WithBackOff(policy),
-		// The deadline is Close's context, not a budget of the loop.
+		// The deadline is the caller's context, not a budget of the loop.
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(func(err error, wait time.Duration) {
-			c.cfg.metrics.Retried(len(b), err)
-			c.cfg.logger.Warn("auditstream: batch not accepted, retrying",
-				"events", len(b), "wait", wait.String(), "error", err.Error())
+			c.cfg.metrics.Retried(records, err)
+			c.cfg.logger.Warn("auditstream: request not accepted, retrying",
+				"records", records, "wait", wait.String(), "error", err.Error())
 		}))
 }
 
-// post sends one batch request. A retryable outcome is an error (joined
-// with a *backoff.RetryAfterError when the server said how long to wait);
-// anything else is an answer.
+// post sends one batch request and interprets the server's final answer.
 func (c *Client) post(body []byte, events int) (answer, error) {
-	c.cfg.metrics.QueueDepth(c.Pending())
-	ctx, cancel := context.WithTimeout(c.runCtx, c.cfg.requestTimeout)
+	status, p, err := c.exchange(c.runCtx, c.batchURL, body)
+	switch {
+	case err != nil:
+		return answer{}, err
+	case p == nil:
+		return answer{accepted: true}, nil
+	case (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) && events > 1:
+		if rejected := perEvent(p, events); rejected != nil {
+			return answer{rejected: rejected}, nil
+		}
+		return answer{split: true, problem: p}, nil
+	}
+	return answer{problem: p}, nil
+}
+
+// exchange posts body to url once. A retryable outcome (network error,
+// timeout, 429, 5xx) is an error, joined with a *backoff.RetryAfterError
+// when the server said how long to wait. Otherwise it returns the status
+// and, for anything but 201 and 202, the server's problem: other 4xx, and
+// statuses this API never sends, cannot change by sending the same request
+// again.
+func (c *Client) exchange(ctx context.Context, url string, body []byte) (int, *Problem, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.batchURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		// The URL was checked by New: this cannot heal by retrying.
-		return answer{problem: &Problem{Title: "Request not built", Detail: err.Error()}}, nil
+		return 0, &Problem{Title: "Request not built", Detail: err.Error()}, nil
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, application/problem+json")
@@ -125,13 +153,13 @@ func (c *Client) post(body []byte, events int) (answer, error) {
 	if c.cfg.token != nil {
 		token, err := c.cfg.token(ctx)
 		if err != nil {
-			return answer{}, fmt.Errorf("bearer token: %w", err)
+			return 0, nil, fmt.Errorf("bearer token: %w", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return answer{}, fmt.Errorf("post %d events: %w", events, err)
+		return 0, nil, fmt.Errorf("post: %w", err)
 	}
 	defer res.Body.Close()
 
@@ -139,29 +167,17 @@ func (c *Client) post(body []byte, events int) (answer, error) {
 	case code == http.StatusCreated || code == http.StatusAccepted:
 		// Drained so the connection is reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxProblemBytes))
-		return answer{accepted: true}, nil
+		return code, nil, nil
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		p := readProblem(res)
 		if wait, ok := retryAfter(res.Header.Get("Retry-After"), time.Now()); ok {
-			return answer{}, errors.Join(p, &backoff.RetryAfterError{Duration: jitterAbove(wait)})
+			return 0, nil, errors.Join(p, &backoff.RetryAfterError{Duration: jitterAbove(wait)})
 		}
-		return answer{}, p
+		return 0, nil, p
 	case code >= 500:
-		return answer{}, readProblem(res)
-	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
-		p := readProblem(res)
-		if events == 1 {
-			return answer{problem: p}, nil
-		}
-		if rejected := perEvent(p, events); rejected != nil {
-			return answer{rejected: rejected}, nil
-		}
-		return answer{split: true, problem: p}, nil
-	default:
-		// Other 4xx (401, 403, 404, 415…) and statuses this API never
-		// sends: retrying the same request cannot change them.
-		return answer{problem: readProblem(res)}, nil
+		return 0, nil, readProblem(res)
 	}
+	return res.StatusCode, readProblem(res), nil
 }
 
 // perEvent splits a batch's validation problem into one problem per

@@ -57,6 +57,13 @@
 // refused as a whole (413, or a 400 naming no event) is split in halves
 // until it passes or the culprit stands alone.
 //
+// # Notifications
+//
+// [Client.Notify] records a notification delivery ([Notification],
+// POST /api/v1/audit/notifications). The API has no batch endpoint for
+// them, so Notify waits for the answer, retrying like a batch until its
+// context ends; its notification_id makes the retries idempotent.
+//
 // # Options
 //
 // [WithToken] or [WithTokenSource] authenticate with a bearer token,

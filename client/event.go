@@ -131,7 +131,14 @@ func (e *encoder) encode(ev Event) (uuid.UUID, []byte, error) {
 	if ev.EventTimestamp.IsZero() {
 		ev.EventTimestamp = now
 	}
-	pre := precheck(&ev, now)
+	pre := invalidStrings([]namedString{
+		{"version", &ev.Version}, {"event_type", &ev.EventType}, {"event_category", &ev.EventCategory},
+		{"event_action", &ev.EventAction}, {"event_outcome", &ev.EventOutcome}, {"correlation_id", &ev.CorrelationID},
+		{"actor_type", ev.ActorType}, {"actor_id", ev.ActorID}, {"resource_type", ev.ResourceType},
+		{"resource_id", ev.ResourceID}, {"namespace", ev.Namespace}, {"cluster_name", ev.ClusterName},
+		{"severity", ev.Severity},
+	})
+	pre = append(pre, invalidTime("event_timestamp", &ev.EventTimestamp, now)...)
 	raw, err := json.Marshal(ev)
 	if err != nil {
 		// Every other field has a type that always encodes.
@@ -140,6 +147,16 @@ func (e *encoder) encode(ev Event) (uuid.UUID, []byte, error) {
 		}}}
 	}
 	parsed, err := e.rules.ParseEvent(raw, now)
+	if err := validationError(pre, err); err != nil {
+		return uuid.Nil, nil, err
+	}
+	return parsed.EventID, parsed.AppendJSON(nil), nil
+}
+
+// validationError is the error of a record whose server-side parse ended
+// with err: pre (the fields encoding/json would have altered) first, then
+// the parser's field errors.
+func validationError(pre []FieldError, err error) error {
 	var fe audit.FieldErrors
 	switch {
 	case errors.As(err, &fe):
@@ -149,40 +166,41 @@ func (e *encoder) encode(ev Event) (uuid.UUID, []byte, error) {
 				errs = append(errs, FieldError(f))
 			}
 		}
-		return uuid.Nil, nil, &ValidationError{Errors: errs}
+		return &ValidationError{Errors: errs}
 	case err != nil:
 		// json.Marshal wrote the document: a body-level problem here
 		// is a bug, not the caller's mistake.
-		return uuid.Nil, nil, fmt.Errorf("auditstream: encode event: %w", err)
+		return fmt.Errorf("auditstream: encode: %w", err)
 	case len(pre) > 0:
-		return uuid.Nil, nil, &ValidationError{Errors: pre}
+		return &ValidationError{Errors: pre}
 	}
-	return parsed.EventID, parsed.AppendJSON(nil), nil
+	return nil
 }
 
-// precheck reports what encoding/json would hide from the server's checks:
-// it turns invalid UTF-8 into U+FFFD and refuses years past 9999. Such a
-// timestamp is replaced by now so that the other fields are still checked.
-func precheck(ev *Event, now time.Time) []FieldError {
-	fields := []struct {
-		name string
-		v    *string
-	}{
-		{"version", &ev.Version}, {"event_type", &ev.EventType}, {"event_category", &ev.EventCategory},
-		{"event_action", &ev.EventAction}, {"event_outcome", &ev.EventOutcome}, {"correlation_id", &ev.CorrelationID},
-		{"actor_type", ev.ActorType}, {"actor_id", ev.ActorID}, {"resource_type", ev.ResourceType},
-		{"resource_id", ev.ResourceID}, {"namespace", ev.Namespace}, {"cluster_name", ev.ClusterName},
-		{"severity", ev.Severity},
-	}
+type namedString struct {
+	name string
+	v    *string // nil: absent
+}
+
+// invalidStrings reports the fields with invalid UTF-8, which encoding/json
+// would silently turn into U+FFFD.
+func invalidStrings(fields []namedString) []FieldError {
 	var errs []FieldError
 	for _, f := range fields {
 		if f.v != nil && !utf8.ValidString(*f.v) {
 			errs = append(errs, FieldError{Field: f.name, Reason: audit.ReasonUTF8, Message: "must be valid UTF-8"})
 		}
 	}
-	if y := ev.EventTimestamp.UTC().Year(); y < 1 || y > 9999 {
-		errs = append(errs, FieldError{Field: "event_timestamp", Reason: audit.ReasonRange, Message: "must be between years 0001 and 9999 in UTC"})
-		ev.EventTimestamp = now
-	}
 	return errs
+}
+
+// invalidTime reports a time outside years 0001–9999, which encoding/json
+// refuses to encode; it is replaced by now so that the other fields are
+// still checked.
+func invalidTime(name string, t *time.Time, now time.Time) []FieldError {
+	if y := t.UTC().Year(); y >= 1 && y <= 9999 {
+		return nil
+	}
+	*t = now
+	return []FieldError{{Field: name, Reason: audit.ReasonRange, Message: "must be between years 0001 and 9999 in UTC"}}
 }
