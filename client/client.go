@@ -20,8 +20,8 @@ var (
 	// ErrBufferFull is returned by Send with WithNonBlockingSend when the
 	// buffer has no room: the event was not taken.
 	ErrBufferFull = errors.New("auditstream: client buffer full")
-	// ErrClosed is returned by Send and Flush after Close, and by a
-	// second Close.
+	// ErrClosed is returned by Send, Flush and Notify after Close, and by
+	// a second Close.
 	ErrClosed = errors.New("auditstream: client closed")
 	// ErrUndelivered is wrapped by the error of a Failure for an event
 	// still unsent when Close's context ended.

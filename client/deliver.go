@@ -88,17 +88,17 @@ func (c *Client) attempt(b []item) (answer, error) {
 		body = append(body, it.data...)
 	}
 	body = append(body, ']')
-	return retry(c, c.runCtx, len(b), func() (answer, error) {
+	return retry(c, c.runCtx, fmt.Sprintf("batch of %d events", len(b)), len(b), func() (answer, error) {
 		c.cfg.metrics.QueueDepth(c.Pending())
 		return c.post(body, len(b))
 	})
 }
 
-// retry runs op until it returns no error or ctx ends, waiting between
-// attempts with jittered exponential backoff, or as long as a Retry-After
-// asked. records is what the failed attempts carried, for the metrics and
-// the log.
-func retry[T any](c *Client, ctx context.Context, records int, op func() (T, error)) (T, error) {
+// retry runs op until it returns no error or a permanent one, or ctx ends,
+// waiting between attempts with jittered exponential backoff, or as long as
+// a Retry-After asked. what names the request in the log; events, if any,
+// go to Metrics.Retried.
+func retry[T any](c *Client, ctx context.Context, what string, events int, op func() (T, error)) (T, error) {
 	policy := &backoff.ExponentialBackOff{
 		InitialInterval:     c.cfg.retryInitial,
 		RandomizationFactor: backoff.DefaultRandomizationFactor,
@@ -110,9 +110,11 @@ func retry[T any](c *Client, ctx context.Context, records int, op func() (T, err
 		// The deadline is the caller's context, not a budget of the loop.
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(func(err error, wait time.Duration) {
-			c.cfg.metrics.Retried(records, err)
+			if events > 0 {
+				c.cfg.metrics.Retried(events, err)
+			}
 			c.cfg.logger.Warn("auditstream: request not accepted, retrying",
-				"records", records, "wait", wait.String(), "error", err.Error())
+				"request", what, "wait", wait.String(), "error", err.Error())
 		}))
 }
 

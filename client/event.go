@@ -35,7 +35,7 @@ const (
 )
 
 // Event is one audit event, the AuditEventRequest of the HTTP API. The
-// fields without omitempty are required. Optional fields are pointers: nil
+// fields without omitempty or omitzero are required. Optional fields are pointers: nil
 // means absent (stored as null), which is not the same as an empty string.
 // Go 1.26's new(expr) makes them one expression: Severity: new("high").
 type Event struct {

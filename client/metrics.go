@@ -1,6 +1,7 @@
 package client
 
-// Metrics receives the client's counters, to export them with whatever
+// Metrics receives the client's counters of events (not of notifications,
+// whose Notify returns its outcome), to export them with whatever
 // metrics library the service uses (the package imports none). Its methods
 // are called from the client's sending goroutine and must return quickly.
 //
@@ -9,9 +10,10 @@ package client
 type Metrics interface {
 	// Sent counts events the server accepted (201 or 202).
 	Sent(events int)
-	// Retried counts a request that failed with err and will be sent
-	// again, carrying events events. err is a *Problem when the server
-	// answered (429, 503, another 5xx), else a network or timeout error.
+	// Retried is called before a batch request that failed with err is
+	// sent again; events is the number it carries. err is a *Problem when
+	// the server answered (429, 503, another 5xx), else a network or
+	// timeout error.
 	Retried(events int, err error)
 	// Failed counts events handed to the failure handler: they will
 	// never be delivered by this client.

@@ -69,7 +69,7 @@ func (c *Client) Notify(ctx context.Context, n Notification) error {
 	}
 	attempts := 0
 	var last error // of the last retryable attempt
-	_, err = retry(c, ctx, 1, func() (struct{}, error) {
+	_, err = retry(c, ctx, "notification "+n.NotificationID, 0, func() (struct{}, error) {
 		attempts++
 		status, p, err := c.exchange(ctx, c.notificationsURL, body)
 		switch {

@@ -22,8 +22,8 @@ const (
 	// audit trails are read by people, for whom a second is immediate.
 	DefaultBatchAge = time.Second
 	// DefaultMaxBatchBytes is half the server's default batch body limit
-	// (MAX_BATCH_BODY_BYTES, 16 MiB), so 500 events with large event_data
-	// still fit one request.
+	// (MAX_BATCH_BODY_BYTES, 16 MiB): batches of large events leave early
+	// rather than be refused for their size.
 	DefaultMaxBatchBytes = 8 << 20
 	// DefaultBufferSize events are held while the server is unreachable:
 	// 20 full batches, a few MiB of typical events.
