@@ -25,8 +25,8 @@ const (
 	// (MAX_BATCH_BODY_BYTES, 16 MiB): batches of large events leave early
 	// rather than be refused for their size.
 	DefaultMaxBatchBytes = 8 << 20
-	// DefaultBufferSize events are held while the server is unreachable:
-	// 20 full batches, a few MiB of typical events.
+	// DefaultBufferSize events wait while the server is unreachable: 20
+	// full batches, a few MiB of typical events.
 	DefaultBufferSize = 10_000
 	// DefaultRequestTimeout bounds one request. The server waits up to
 	// PUBLISH_TIMEOUT (10 s by default) for Kafka before answering 503;
@@ -155,9 +155,10 @@ func WithMaxBatchBytes(n int) Option {
 	return func(c *config) { c.maxBatchBytes = n }
 }
 
-// WithBufferSize sets how many events are held in memory, waiting or being
-// sent (default 10,000). When it is full, Send blocks until there is room,
-// or returns ErrBufferFull with WithNonBlockingSend.
+// WithBufferSize sets how many events wait in memory for their batch
+// (default 10,000); the batch being sent holds up to WithBatchSize more.
+// When it is full, Send blocks until there is room, or returns
+// ErrBufferFull with WithNonBlockingSend.
 func WithBufferSize(n int) Option {
 	return func(c *config) { c.bufferSize = n }
 }
@@ -171,7 +172,8 @@ func WithNonBlockingSend() Option {
 
 // WithFailureHandler sets the function told about every event that will
 // never be delivered (see Failure). It is called from the client's sending
-// goroutine: it must not block for long and must not call Flush or Close.
+// goroutine: it must not block for long, and must not call Send, Flush or
+// Close, which may wait for that goroutine.
 // Without one, failures are logged at error level.
 func WithFailureHandler(f func(Failure)) Option {
 	return func(c *config) { c.onFailure = f }
