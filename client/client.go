@@ -126,7 +126,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		c.cfg.onFailure = c.logFailure
 	}
 	if c.http == nil {
-		c.own = http.DefaultTransport.(*http.Transport).Clone()
+		base, ok := http.DefaultTransport.(*http.Transport)
+		if !ok {
+			// The service wrapped the default transport (for tracing,
+			// say): start from the standard library's settings instead.
+			base = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		}
+		c.own = base.Clone()
 		if cfg.tlsConfig != nil {
 			c.own.TLSClientConfig = cfg.tlsConfig
 		}
