@@ -271,6 +271,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			require.Equal(t, got[0].ids(t), got[1].ids(t), "a retry carries the same event ids")
 			require.Equal(t, int64(4), m.retried.Load())
 			require.Equal(t, int64(4), m.sent.Load())
+			require.Equal(t, int64(4), m.depth.Load(), "sampled before the retry, while the 4 were pending")
 			require.Zero(t, m.failed.Load())
 		})
 	}
@@ -715,4 +716,32 @@ func TestBasePath(t *testing.T) {
 	sendN(t, c, 1)
 	require.NoError(t, c.Close(t.Context()))
 	require.Len(t, api.got(), 1)
+}
+
+type countingTransport struct {
+	n atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestOwnHTTPClient(t *testing.T) {
+	api := newFakeAPI(t)
+	rt := &countingTransport{}
+	c := api.client(t, client.WithHTTPClient(&http.Client{Transport: rt}))
+	sendN(t, c, 3)
+	require.NoError(t, c.Flush(t.Context()))
+	require.Equal(t, int32(1), rt.n.Load())
+	require.Len(t, api.events(), 3)
+}
+
+func TestSendWithEndedContext(t *testing.T) {
+	api := newFakeAPI(t)
+	c := api.client(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, c.Send(ctx, validEvent()), context.Canceled)
+	require.Zero(t, c.Pending())
 }
