@@ -271,8 +271,12 @@ type batch struct {
 
 func (b *batch) add(it item) {
 	b.items = append(b.items, it)
-	b.bytes += len(it.data) + 1 // the comma or a bracket
+	b.bytes += len(it.data) + 1 // with its comma, or the opening bracket
 }
+
+// sizeWith is the size of the request body with it added, closing bracket
+// included.
+func (b *batch) sizeWith(it item) int { return b.bytes + len(it.data) + 2 }
 
 // run is the sending goroutine: it fills batches from the buffer and sends
 // each when it is full, old enough, or ahead of a Flush, one request at a
@@ -305,7 +309,7 @@ func (c *Client) run() {
 			close(it.flush)
 			return ok
 		}
-		if len(b.items) > 0 && b.bytes+len(it.data)+1 > c.cfg.maxBatchBytes && !send() {
+		if len(b.items) > 0 && b.sizeWith(it) > c.cfg.maxBatchBytes && !send() {
 			return false
 		}
 		b.add(it)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +42,8 @@ func (c *Client) deliver(items []item) []item {
 		work = work[1:]
 		ans, err := c.attempt(b)
 		if err != nil {
-			left := b
-			for _, w := range work {
-				left = append(left, w...)
-			}
-			return left
+			// A fresh slice: b and work may share a backing array.
+			return slices.Concat(append([][]item{b}, work...)...)
 		}
 		switch {
 		case ans.accepted:
