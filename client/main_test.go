@@ -1,13 +1,14 @@
 package client_test
 
 import (
+	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
-// Every Client starts a goroutine, and the pipeline test child processes
-// and a broker: all of them must be gone when the tests end.
+// TestMain checks that every Client's goroutine, and the broker and child
+// processes of the pipeline test, are gone when the tests end.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	os.Exit(testmain.Main(m, "client tests", 0, nil))
 }
