@@ -68,13 +68,17 @@ func (c *Client) Notify(ctx context.Context, n Notification) error {
 		return err
 	}
 	attempts := 0
-	var last error // of the last retryable attempt
+	// last is the latest failure ctx did not cause: when ctx ends during
+	// an attempt, the one before says why nothing was recorded.
+	var last error
 	_, err = retry(c, ctx, "notification "+n.NotificationID, 0, func() (struct{}, error) {
 		attempts++
 		status, p, err := c.exchange(ctx, c.notificationsURL, body)
 		switch {
 		case err != nil:
-			last = err
+			if ctx.Err() == nil {
+				last = err
+			}
 			return struct{}{}, err
 		case p == nil, status == http.StatusConflict && attempts > 1:
 			return struct{}{}, nil
