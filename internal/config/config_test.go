@@ -10,12 +10,14 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/require"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 func parse(t *testing.T, cfg any, args ...string) error {
 	t.Helper()
-	parser, err := kong.New(cfg, kong.Name("test"), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(cfg, kong.Name("test"), Vars(), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	require.NoError(t, err)
 	_, err = parser.Parse(args)
 	return err
@@ -150,7 +152,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	t.Setenv("KAFKA_SASL_PASSWORD", password)
 	var api IngestAPI
 	var help strings.Builder
-	parser, err := kong.New(&api, kong.Name("ingest-api"), kong.Writers(&help, &help), kong.Exit(func(int) {}))
+	parser, err := kong.New(&api, kong.Name("ingest-api"), Vars(), kong.Writers(&help, &help), kong.Exit(func(int) {}))
 	require.NoError(t, err)
 	_, _ = parser.Parse([]string{"--help"})
 	require.Contains(t, help.String(), "KAFKA_SASL_PASSWORD")
@@ -194,5 +196,34 @@ func TestSourceKeysRequired(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultsAreTheOwners: the settings default to the values of the
+// packages that own them, so a change there reaches the binaries.
+func TestDefaultsAreTheOwners(t *testing.T) {
+	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit", "--source-signing-disabled"}
+	var api IngestAPI
+	require.NoError(t, parse(t, &api, required...))
+	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
+	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
+	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
+
+	var w Writer
+	require.NoError(t, parse(t, &w, required...))
+	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
+	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute:         "5m",
+		90 * time.Second:        "1m30s",
+		time.Hour:               "1h",
+		time.Hour + time.Minute: "1h1m",
+		2 * time.Second:         "2s",
+		1500 * time.Millisecond: "1.5s",
+	} {
+		require.Equal(t, want, shortDuration(d), d.String())
 	}
 }

@@ -18,7 +18,7 @@ type IngestAPI struct {
 	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
 	MaxBodyBytes      int64 `name:"max-body-bytes" env:"MAX_BODY_BYTES" default:"1048576" help:"Largest single-record request body (bytes); larger gets 413."`
 	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
-	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"5000" help:"Most events in one batch request."`
+	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
 	Source     Source     `embed:""`
@@ -46,7 +46,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules(c.MaxBatchSize).Validate(), c.Source.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate()}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
 	}
