@@ -49,15 +49,17 @@ type service struct {
 }
 
 // start runs binary name with env, on a free address: HTTP_ADDR for the
-// API, METRICS_ADDR for the others.
+// API, METRICS_ADDR for the others. The API gets a METRICS_ADDR of its own
+// too: from issue 17 on it serves /metrics on a listener of its own, by
+// default :9090, which another test may hold.
 func start(t *testing.T, name string, env ...string) *service {
 	t.Helper()
 	addr := testenv.NewAddr(t)
-	listen := "METRICS_ADDR="
+	listen := []string{"METRICS_ADDR=" + addr}
 	if name == "ingest-api" {
-		listen = "HTTP_ADDR="
+		listen = []string{"HTTP_ADDR=" + addr, "METRICS_ADDR=" + testenv.NewAddr(t)}
 	}
-	env = append(env, listen+addr, "LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
+	env = append(append(env, listen...), "LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
 	return &service{Process: testenv.StartProcess(t, filepath.Join(bin, name), nil, env...), name: name, addr: addr}
 }
 
@@ -113,3 +115,5 @@ func eventJSON(eventID, correlationID string) string {
 		"event_category":"gateway","event_action":"check","event_outcome":"success",
 		"correlation_id":%q,"event_data":{"e2e":true}}`, eventID, time.Now().UTC().Format(time.RFC3339Nano), correlationID)
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -103,16 +103,32 @@ func (k *Keys) AppendHeaders(hs []kafka.Header, principal, id string, value []by
 // SubmittedBy returns what to store as submitted_by for the record id with
 // value and headers: the principal when its signature verifies, else the
 // claim marked as unverified. A claim that cannot be stored as text (not
-// UTF-8, a NUL, longer than MaxPrincipal) is no name at all.
+// UTF-8, a NUL, longer than MaxPrincipal) is no name at all. A verified
+// name that itself starts with "kafka:" is stored with the prefix added
+// all the same, so that a stored value starting with it is never a
+// verified name (see Result).
 func (k *Keys) SubmittedBy(headers []kafka.Header, id string, value []byte) string {
 	principal, sig, ok := find(headers)
 	if !ok || !storable(principal) {
 		return Unknown
 	}
-	if k != nil && sig != "" && k.verify(principal, sig, id, value) {
+	// The API signs only records that carry their id.
+	if k != nil && sig != "" && id != "" && !strings.HasPrefix(principal, Unverified) && k.verify(principal, sig, id, value) {
 		return principal
 	}
 	return Unverified + principal
+}
+
+// Result names what SubmittedBy decided, for metrics: verified, unverified
+// (a claimed name), or unknown (none).
+func Result(submittedBy string) string {
+	switch {
+	case submittedBy == Unknown:
+		return "unknown"
+	case strings.HasPrefix(submittedBy, Unverified):
+		return "unverified"
+	}
+	return "verified"
 }
 
 func (k *Keys) verify(principal, sig, id string, value []byte) bool {

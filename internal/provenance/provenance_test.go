@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/keyring"
 )
@@ -59,11 +60,21 @@ func TestSubmittedBy(t *testing.T) {
 		{"NUL", []kafka.Header{header(kafka.HeaderPrincipal, "al\x00ice")}, id, value, Unknown},
 		{"longest name", []kafka.Header{header(kafka.HeaderPrincipal, strings.Repeat("é", MaxPrincipal))}, id, value, "kafka:" + strings.Repeat("é", MaxPrincipal)},
 		{"too long", []kafka.Header{header(kafka.HeaderPrincipal, strings.Repeat("a", MaxPrincipal+1))}, id, value, Unknown},
+		{"no id", keys.AppendHeaders(nil, "alice", "", value), "", value, "kafka:alice"},
+		{"signed name that looks unverified", keys.AppendHeaders(nil, "kafka:alice", id, value), id, value, "kafka:kafka:alice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := keys.SubmittedBy(tt.headers, tt.id, tt.value)
 			require.Equal(t, tt.want, got)
+			want := "unverified"
+			switch {
+			case got == Unknown:
+				want = "unknown"
+			case tt.want == "alice":
+				want = "verified"
+			}
+			require.Equal(t, want, Result(got))
 			require.LessOrEqual(t, len([]rune(got)), MaxSubmittedBy)
 		})
 	}
@@ -108,4 +119,16 @@ func TestDisabled(t *testing.T) {
 	require.Nil(t, k, "no file is signing disabled")
 	_, err = Load("/nonexistent/keys.yaml")
 	require.ErrorContains(t, err, "source keys")
+}
+
+// TestMaxSubmittedByIsTheColumn: the field table sizes the column for the
+// longest value SubmittedBy returns.
+func TestMaxSubmittedByIsTheColumn(t *testing.T) {
+	for _, f := range audit.EventFields() {
+		if f.Name == "submitted_by" {
+			require.Equal(t, MaxSubmittedBy, f.MaxLen)
+			return
+		}
+	}
+	t.Fatal("the field table has no submitted_by")
 }
