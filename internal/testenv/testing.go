@@ -29,6 +29,21 @@ type TB interface {
 func NewKafka(t TB, topics map[string]int32) *Kafka {
 	t.Helper()
 	k, err := StartKafka(t.Context(), topics)
+	return ownKafka(t, k, err)
+}
+
+// NewSecureKafka starts a broker private to one test that requires TLS and
+// SASL (see StartSecureKafka), with its certificates in a directory of the
+// test's, and closes it when the test ends.
+func NewSecureKafka(t TB, topics map[string]int32, mechanism string, mutualTLS bool) *Kafka {
+	t.Helper()
+	k, err := StartSecureKafka(topics, SecureKafka{Dir: t.TempDir(), Mechanism: mechanism, MutualTLS: mutualTLS})
+	return ownKafka(t, k, err)
+}
+
+// ownKafka fails the test on err, else closes k when the test ends.
+func ownKafka(t TB, k *Kafka, err error) *Kafka {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -42,6 +57,21 @@ func NewKafka(t TB, topics map[string]int32) *Kafka {
 func NewPostgres(t TB) *Postgres {
 	t.Helper()
 	p, err := StartPostgres(t.Context())
+	return ownPostgres(t, p, err)
+}
+
+// NewTLSPostgres starts a PostgreSQL private to one test that takes TCP
+// connections over TLS only (see StartTLSPostgres), with its certificates
+// in a directory of the test's, and closes it when the test ends.
+func NewTLSPostgres(t TB) *Postgres {
+	t.Helper()
+	p, err := StartTLSPostgres(t.Context(), t.TempDir())
+	return ownPostgres(t, p, err)
+}
+
+// ownPostgres fails the test on err, else closes p when the test ends.
+func ownPostgres(t TB, p *Postgres, err error) *Postgres {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -61,36 +91,6 @@ func NewAddr(t TB) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	return addr
-}
-
-// NewSecureKafka starts a broker private to one test that requires TLS and
-// SASL (see StartSecureKafka), with its certificates in a directory of the
-// test's, and closes it when the test ends.
-func NewSecureKafka(t TB, topics map[string]int32, mechanism string, mutualTLS bool) *Kafka {
-	t.Helper()
-	k, err := StartSecureKafka(topics, SecureKafka{Dir: t.TempDir(), Mechanism: mechanism, MutualTLS: mutualTLS})
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	return k
-}
-
-// NewTLSPostgres starts a PostgreSQL private to one test that takes TCP
-// connections over TLS only (see StartTLSPostgres), with its certificates
-// in a directory of the test's, and closes it when the test ends.
-func NewTLSPostgres(t TB) *Postgres {
-	t.Helper()
-	p, err := StartTLSPostgres(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("testenv: close postgres: %v", err)
-		}
-	})
-	return p
 }
 
 // NewSourceKeys writes a source key file with one new key into a directory
