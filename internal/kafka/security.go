@@ -20,8 +20,8 @@ const (
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
 
-// SASLMechanisms lists the accepted values of SASL.Mechanism.
-var SASLMechanisms = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
+// saslMechanisms lists the accepted values of SASL.Mechanism.
+var saslMechanisms = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
 
 // Secret is a string that never prints: fmt and encoders show a
 // placeholder, so a configuration logged or dumped whole does not leak the
@@ -100,7 +100,7 @@ func applySecurity(sc *sarama.Config, c Config) error {
 	case SASLScramSHA512:
 		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scram.SHA512} }
 	default:
-		return fmt.Errorf("kafka: SASL mechanism %q is not one of %s", c.SASL.Mechanism, strings.Join(SASLMechanisms, ", "))
+		return fmt.Errorf("kafka: SASL mechanism %q is not one of %s", c.SASL.Mechanism, strings.Join(saslMechanisms, ", "))
 	}
 	return nil
 }
