@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,9 +85,7 @@ func TestSubmittedByMigration(t *testing.T) {
 	db := testenv.NewPostgres(t)
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
-	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 2`))
+	require.NoError(t, db.Exec(ctx, downTo(t, 2)))
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
@@ -111,4 +110,24 @@ func TestSubmittedByMigration(t *testing.T) {
 	_, err = s.Write(ctx, []audit.Event{after}, nil)
 	require.NoError(t, err)
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
+}
+
+// downTo returns the SQL that takes a migrated database back to version:
+// the down migrations above it, newest first, and the version recorded.
+func downTo(t *testing.T, version uint) string {
+	t.Helper()
+	entries, err := migrationFiles.ReadDir("migrations")
+	require.NoError(t, err)
+	var sql []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		name := entries[i].Name()
+		var v uint
+		if _, err := fmt.Sscanf(name, "%d_", &v); err != nil || v <= version || !strings.HasSuffix(name, ".down.sql") {
+			continue
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		require.NoError(t, err)
+		sql = append(sql, string(b))
+	}
+	return strings.Join(append(sql, fmt.Sprintf("UPDATE schema_migrations SET version = %d", version)), ";\n")
 }

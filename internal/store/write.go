@@ -62,6 +62,12 @@ func EventRow(e *audit.Event) []any {
 			row[i] = *f.OptInt(e)
 		case audit.KindObject:
 			row[i] = []byte(*f.Raw(e))
+		case audit.KindOptHash:
+			// pgx writes a nil slice as NULL and an empty one as an empty
+			// bytea: previous_event_hash of chain_seq 1.
+			row[i] = *f.Bytes(e)
+		case audit.KindOptSmallInt:
+			row[i] = *f.OptSmallInt(e)
 		default:
 			panic("store: " + f.Name + ": no COPY rule for its kind")
 		}
