@@ -228,3 +228,20 @@ func SplitHeads(heads []CheckpointHead) [][]CheckpointHead {
 	}
 	return runs
 }
+
+// SignCheckpoints covers heads (sorted by correlation_id) with as many
+// checkpoints as their size needs (SplitHeads), following the checkpoint
+// prevID whose hash is prevHash (0 and nil before the first): ids
+// prevID+1, +2, ..., each naming the hash of the one before.
+func SignCheckpoints(s *Signer, writer string, at time.Time, prevID int64, prevHash []byte, heads []CheckpointHead) ([]*SignedCheckpoint, error) {
+	var out []*SignedCheckpoint
+	for _, run := range SplitHeads(heads) {
+		c, err := SignCheckpoint(s, Checkpoint{ID: prevID + 1, Time: at, Writer: writer, PreviousHash: prevHash, Heads: run})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+		prevID, prevHash = c.ID, c.Hash
+	}
+	return out, nil
+}

@@ -131,6 +131,17 @@ func TestSplitHeads(t *testing.T) {
 	require.Equal(t, len(heads), n)
 	require.Len(t, integrity.SplitHeads(heads[:3]), 1)
 	require.Empty(t, integrity.SplitHeads(nil))
+
+	// SignCheckpoints covers them all with checkpoints in a row.
+	cps, err := integrity.SignCheckpoints(signer, "w", time.Now(), 41, bytes.Repeat([]byte{7}, 32), heads)
+	require.NoError(t, err)
+	require.Len(t, cps, len(runs))
+	require.Equal(t, int64(42), cps[0].ID)
+	require.Equal(t, bytes.Repeat([]byte{7}, 32), cps[0].PreviousHash)
+	for i := 1; i < len(cps); i++ {
+		require.NoError(t, cps[i].VerifyNext(cps[i-1]))
+		require.NoError(t, cps[i].Verify(signer.PublicKey()))
+	}
 }
 
 func newSigner(t *testing.T) *integrity.Signer {

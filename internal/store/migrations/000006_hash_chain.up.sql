@@ -42,21 +42,23 @@ CREATE INDEX audit_events_chain_idx ON audit_events (correlation_id, chain_seq) 
 -- checkpoint_id is the integrity_checkpoints row that last covered the
 -- head, NULL while the head has moved since: a writer sets it NULL when it
 -- moves the head, the checkpointer sets it when a checkpoint includes the
--- head as it then was. Being set under the row lock in both cases, it is
--- correct with any number of writers, unlike a timestamp (a transaction
--- that commits late would carry an earlier time than a checkpoint taken
--- meanwhile). The partial index finds the pending heads without reading
--- the others.
+-- head as it then was. Both do so under the row lock, so "moved since the
+-- previous checkpoint" is exact with any number of writers, unlike a
+-- timestamp (a transaction that commits late would carry an earlier time
+-- than a checkpoint taken meanwhile). pending_since is when the head first
+-- moved after its last checkpoint (NULL once covered): the checkpointer
+-- takes the oldest first, and its minimum is the checkpoint lag metric.
+-- The partial index holds only the pending heads, a minute's worth.
 -- ---------------------------------------------------------------------------
 CREATE TABLE chain_heads (
     correlation_id varchar(255) COLLATE "C" PRIMARY KEY,
     chain_seq      bigint      NOT NULL CHECK (chain_seq >= 0),
     event_hash     bytea       NOT NULL,
     checkpoint_id  bigint,
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    pending_since  timestamptz
 );
 
-CREATE INDEX chain_heads_pending_idx ON chain_heads (correlation_id) WHERE checkpoint_id IS NULL;
+CREATE INDEX chain_heads_pending_idx ON chain_heads (pending_since) WHERE checkpoint_id IS NULL;
 
 COMMENT ON TABLE chain_heads IS
     'Head (last chain_seq and event_hash) of each correlation_id''s hash chain; '
