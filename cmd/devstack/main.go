@@ -68,6 +68,11 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string
 	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
 		return fmt.Errorf("source keys: %w", err)
 	}
+	// So are the writer's hash chain key and checkpoint signing key.
+	integrityKeys, err := testenv.GenerateIntegrityKeys(secrets)
+	if err != nil {
+		return fmt.Errorf("integrity keys: %w", err)
+	}
 
 	common := []string{
 		"KAFKA_BROKERS=" + strings.Join(broker.Brokers(), ","),
@@ -77,7 +82,7 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string
 	}
 	services := []service{
 		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "SHUTDOWN_DELAY=0s"}, common...)},
-		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
+		{name: "writer", env: append(append([]string{"METRICS_ADDR=" + metricsAddr, "CHECKPOINT_INTERVAL=10s"}, integrityKeys.Env()...), common...)},
 		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}
 
@@ -109,6 +114,8 @@ auditstream dev stack is running (Ctrl-C stops it all)
   writer          http://%s/metrics   health http://%s/health
   dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
   source keys     %s   (signs submitted_by; removed on exit)
+  integrity keys  %s   (the hash chain; removed on exit)
+  checkpoints     signed every 10s, public key %s
 
 Try:
   curl -i -X POST %s/api/v1/audit/events -H 'Content-Type: application/json' -d '{
@@ -124,7 +131,8 @@ Then see it stored:
 Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, base,
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys,
+		integrityKeys.KeysFile, integrityKeys.PublicKeyFile, base,
 		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error

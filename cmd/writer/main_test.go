@@ -49,6 +49,9 @@ var shared struct {
 	db    *pgxpool.Pool
 	kcl   *kgo.Client
 	adm   *kadm.Client
+	// keys are every writer's integrity keys, unless a test gives its
+	// own: the chains of all tests verify with them.
+	keys testenv.IntegrityKeys
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -74,6 +77,14 @@ func TestMain(m *testing.M) {
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
 			return err
 		}
+		keysDir, err := os.MkdirTemp("", "writer-keys-")
+		if err != nil {
+			return err
+		}
+		e.Cleanup(func() { _ = os.RemoveAll(keysDir) })
+		if shared.keys, err = testenv.GenerateIntegrityKeys(keysDir); err != nil {
+			return err
+		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
 			return err
 		}
@@ -90,9 +101,9 @@ func TestMain(m *testing.M) {
 // pipeline is one test's topics, consumer group and the event_type its
 // records carry, by which the test counts its rows.
 type pipeline struct {
-	events, notifications, dlq, parked string
-	group                              string
-	tag                                string
+	events, notifications, dlq, parked, checkpoints string
+	group                                           string
+	tag                                             string
 }
 
 func newPipeline(t *testing.T) pipeline {
@@ -105,6 +116,7 @@ func newPipeline(t *testing.T) pipeline {
 		notifications: base + ".notifications",
 		dlq:           base + ".dlq",
 		parked:        base + ".dlq.parked",
+		checkpoints:   base + ".checkpoints",
 		group:         base + ".writer",
 		tag:           base,
 	}
@@ -146,6 +158,7 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 		"NOTIFICATIONS_TOPIC="+p.notifications,
 		"DLQ_TOPIC="+p.dlq,
 		"PARKED_TOPIC="+p.parked,
+		"CHECKPOINTS_TOPIC="+p.checkpoints,
 		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
 		"BATCH_SIZE="+strconv.Itoa(batchSize),
 		"BATCH_AGE="+batchAge.String(),
@@ -154,6 +167,7 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)
+	w.cmd.Env = append(w.cmd.Env, shared.keys.Env()...)
 	w.cmd.Env = append(w.cmd.Env, env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	// If the test binary dies without running its cleanups, the kernel
@@ -371,7 +385,7 @@ func (s *stream) wait(t *testing.T, d time.Duration) []uuid.UUID {
 // API publishes it. Its event_type is the test's tag. A nil id leaves
 // event_id out.
 func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
-	correlation := fmt.Sprintf("corr-%d", i%997)
+	correlation := correlationOf(tag, i)
 	var eventID string
 	if id != uuid.Nil {
 		eventID = fmt.Sprintf(`,"event_id":%q`, id)
@@ -385,6 +399,10 @@ func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
 	}
 }
+
+// correlationOf is the correlation_id of record i of the test tagged
+// tag: 997 chains per test.
+func correlationOf(tag string, i int) string { return fmt.Sprintf("%s-corr-%d", tag, i%997) }
 
 // storedCount is the number of rows the test's records produced.
 func storedCount(t *testing.T, p pipeline) int {

@@ -23,11 +23,11 @@ func TestStartupFailuresExit(t *testing.T) {
 	for _, tt := range testenv.UnusableDatabases(t, shared.pg) {
 		t.Run(tt.Name, func(t *testing.T) {
 			start := time.Now()
-			code, stderr := testenv.RunUntilExit(t, startupDeadline, shared.bin,
+			code, stderr := testenv.RunUntilExit(t, startupDeadline, shared.bin, append(shared.keys.Env(),
 				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 				"DATABASE_URL="+tt.URL,
 				"SOURCE_SIGNING_DISABLED=true",
-				"METRICS_ADDR="+testenv.NewAddr(t))
+				"METRICS_ADDR="+testenv.NewAddr(t))...)
 			t.Logf("exited %d after %s", code, time.Since(start).Round(time.Millisecond))
 			require.Equal(t, 1, code, "exit status; stderr:\n%s", stderr)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")

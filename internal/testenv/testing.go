@@ -103,3 +103,14 @@ func NewSourceKeys(t TB) string {
 	}
 	return path
 }
+
+// NewIntegrityKeys generates a writer's integrity keys into a directory
+// of the test's (GenerateIntegrityKeys).
+func NewIntegrityKeys(t TB) IntegrityKeys {
+	t.Helper()
+	k, err := GenerateIntegrityKeys(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return k
+}
