@@ -44,6 +44,8 @@ import (
 // other's records.
 var shared struct {
 	bin   string
+	// replayer is the dlq-replayer binary, for the replay of a dead letter.
+	replayer string
 	kafka *testenv.Kafka
 	pg    *testenv.Postgres
 	db    *pgxpool.Pool
@@ -75,6 +77,9 @@ func TestMain(m *testing.M) {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		var err error
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
+			return err
+		}
+		if shared.replayer, err = e.Build(ctx, "dlq-replayer"); err != nil {
 			return err
 		}
 		keysDir, err := os.MkdirTemp("", "writer-keys-")
