@@ -137,7 +137,6 @@ func TestChainThroughReplayBackfillAndKeyRotation(t *testing.T) {
 	}
 	t.Cleanup(dropConstraint)
 
-
 	now := time.Now()
 	backfill := time.Date(2019, 3, 1, 12, 0, 0, 0, time.UTC)
 	produce(t, p, chainRecord(p.tag, corr, now, "first"))

@@ -43,14 +43,14 @@ import (
 // its own topics, consumer group and event_type tag, so tests never see each
 // other's records.
 var shared struct {
-	bin   string
+	bin string
 	// replayer is the dlq-replayer binary, for the replay of a dead letter.
 	replayer string
-	kafka *testenv.Kafka
-	pg    *testenv.Postgres
-	db    *pgxpool.Pool
-	kcl   *kgo.Client
-	adm   *kadm.Client
+	kafka    *testenv.Kafka
+	pg       *testenv.Postgres
+	db       *pgxpool.Pool
+	kcl      *kgo.Client
+	adm      *kadm.Client
 	// keys are every writer's integrity keys, unless a test gives its
 	// own: the chains of all tests verify with them.
 	keys testenv.IntegrityKeys
