@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,9 @@ func TestValidateReportsEverySetting(t *testing.T) {
 			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "SHUTDOWN_DELAY"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
+		{"category longer than its column", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--event-categories", "gateway," + strings.Repeat("c", 101)},
+			[]string{"at most 100 characters"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
