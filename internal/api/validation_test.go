@@ -74,6 +74,11 @@ func TestWriteRejections(t *testing.T) {
 			fieldErrors: map[string]string{"event_timestamp": "must not be more than 5m0s in the future"},
 		},
 		{
+			name: "offset beyond 23:59", path: "/api/v1/audit/events", body: with("event_timestamp", "2025-12-13T02:00:00+24:00"),
+			status: 400, problem: "validation-error",
+			fieldErrors: map[string]string{"event_timestamp": "must be an RFC 3339 date-time with a UTC offset, e.g. 2025-12-13T02:00:00Z"},
+		},
+		{
 			name: "NUL inside event_data", path: "/api/v1/audit/events", body: raw("event_data", `{"a":"x\u0000y"}`),
 			status: 400, problem: "validation-error",
 			fieldErrors: map[string]string{"event_data": "must not contain NUL characters"},
@@ -178,4 +183,25 @@ func TestMissingContentTypeIsAccepted(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
 	res = f.do(http.MethodPost, "/api/v1/audit/events", "application/json; charset=utf-8", b)
 	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+}
+
+// TestLeapSecondsAreAccepted: RFC 3339 allows 23:59:60 at the end of a
+// month; it is stored as the last microsecond of that day (23:59:59.999999),
+// and the answer says so.
+func TestLeapSecondsAreAccepted(t *testing.T) {
+	f := newFixture(t)
+	ev := validEvent()
+	ev["event_timestamp"] = "2016-12-31T15:59:60.25-08:00"
+	res := f.postJSON("/api/v1/audit/events", ev)
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	require.Equal(t, "2016-12-31T23:59:59.999999Z", res.json(t)["event_timestamp"])
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(f.consume(f.eventsTopic, 1)[0].Value, &value))
+	require.Equal(t, "2016-12-31T23:59:59.999999Z", value["event_timestamp"], "the record carries what the client was told")
+
+	n := validNotification("leap-" + time.Now().Format(time.RFC3339Nano))
+	n["sent_at"] = "2016-12-31T23:59:60Z"
+	res = f.postJSON("/api/v1/audit/notifications", n)
+	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
+	require.Equal(t, "2016-12-31T23:59:59.999999Z", res.json(t)["sent_at"])
 }

@@ -463,12 +463,12 @@ func (p *parser) dateTime(name string, raw []byte, required, future bool) time.T
 	if !ok {
 		return time.Time{}
 	}
-	t, ok := parseDateTime(s)
+	t, ok := ParseDateTime(s)
 	if !ok {
 		p.fail(name, ReasonFormat, msgDateTime)
 		return time.Time{}
 	}
-	t = t.UTC().Truncate(time.Microsecond)
+	t = t.Truncate(time.Microsecond)
 	if y := t.Year(); y < 1 || y > 9999 {
 		p.fail(name, ReasonRange, msgYearRange)
 		return time.Time{}
@@ -483,7 +483,18 @@ func (p *parser) dateTime(name string, raw []byte, required, future bool) time.T
 // layoutNoSeconds is RFC 3339 without seconds, as in the seed's examples.
 const layoutNoSeconds = "2006-01-02T15:04Z07:00"
 
-func parseDateTime(s string) (time.Time, bool) {
+// ParseDateTime reads an RFC 3339 date-time with an offset (seconds
+// optional, as in the seed's 2025-12-13T02:00Z) and returns it in UTC, at
+// the precision given. Two things RFC 3339 says that time.Parse does not
+// check or allow are handled here:
+//   - offsets are at most 23:59 either way (time.Parse takes +24:00 and
+//     shifts the instant by a whole day);
+//   - second 60 is a leap second, valid at 23:59 UTC on the last day of a
+//     month. time.Time cannot represent it, so the whole leap second is
+//     read as 23:59:59.999999 UTC: the last microsecond of that day, so
+//     the event keeps its date, its month and its order before anything
+//     stamped in the next second.
+func ParseDateTime(s string) (time.Time, bool) {
 	// Shortest: 2006-01-02T15:04Z.
 	if len(s) < len("2006-01-02T15:04Z") || len(s) > maxDateTimeLength {
 		return time.Time{}, false
@@ -492,14 +503,21 @@ func parseDateTime(s string) (time.Time, bool) {
 	if strings.IndexByte(s, ',') >= 0 {
 		return time.Time{}, false
 	}
+	if !offsetInRange(s) {
+		return time.Time{}, false
+	}
 	// RFC 3339 allows lower-case "t" and "z"; Go's parser does not.
-	if s[10] == 't' || s[len(s)-1] == 'z' {
+	leap := len(s) >= len("2006-01-02T15:04:05Z") && s[16] == ':' && s[17:19] == "60"
+	if s[10] == 't' || s[len(s)-1] == 'z' || leap {
 		b := []byte(s)
 		if b[10] == 't' {
 			b[10] = 'T'
 		}
 		if b[len(b)-1] == 'z' {
 			b[len(b)-1] = 'Z'
+		}
+		if leap {
+			b[17], b[18] = '5', '9'
 		}
 		s = string(b)
 	}
@@ -508,7 +526,30 @@ func parseDateTime(s string) (time.Time, bool) {
 		layout = layoutNoSeconds
 	}
 	t, err := time.Parse(layout, s)
-	return t, err == nil
+	if err != nil {
+		return time.Time{}, false
+	}
+	t = t.UTC()
+	if leap {
+		if t.Hour() != 23 || t.Minute() != 59 || t.AddDate(0, 0, 1).Day() != 1 {
+			return time.Time{}, false
+		}
+		t = time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 999999000, time.UTC)
+	}
+	return t, true
+}
+
+// offsetInRange rejects a numeric offset whose hours pass 23 or minutes 59;
+// anything that is not a well-formed offset is left to time.Parse.
+func offsetInRange(s string) bool {
+	if len(s) < 6 {
+		return true
+	}
+	off := s[len(s)-6:]
+	if off[0] != '+' && off[0] != '-' || off[3] != ':' {
+		return true
+	}
+	return off[1:3] <= "23" && off[4:6] <= "59"
 }
 
 // integer validates an optional JSON integer in [lo, hi]. msg is used for

@@ -66,6 +66,9 @@ func TestParseTimeBound(t *testing.T) {
 		{in: "xd", err: true},
 		{in: "2025-13-01", err: true},
 		{in: "2025-12-18T23:59", err: true},
+		{in: "2025-12-18T23:59:59+24:00", err: true},
+		{in: "2016-12-31T23:59:60Z", want: time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{in: "2025-12-18T23:59Z", want: time.Date(2025, 12, 18, 23, 59, 0, 0, time.UTC)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -623,8 +623,10 @@ func TestRequestBodies(t *testing.T) {
 		{"minimal event", events, patch(t, seedEvent, map[string]any{"actor_type": nil, "actor_id": nil,
 			"resource_type": nil, "resource_id": nil, "parent_event_id": nil, "namespace": nil,
 			"cluster_name": nil, "severity": nil, "duration_ms": nil})},
+		{"leap second", events, patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:60.5Z"})},
 		{"batch of one", batch, []byte("[" + seedEvent + "]")},
 		{"seed notification", notifications, []byte(seedNotification)},
+		{"notification at a leap second", notifications, patch(t, seedNotification, map[string]any{"sent_at": "2016-12-31T15:59:60-08:00"})},
 		{"notification with nulls", notifications, patch(t, seedNotification, map[string]any{
 			"delivery_status": jsonNull, "error_message": jsonNull, "escalation_level": 5})},
 	}
@@ -645,6 +647,9 @@ func TestRequestBodies(t *testing.T) {
 		{"empty version", events, "version", patch(t, seedEvent, map[string]any{"version": ""})},
 		{"long version", events, "version", patch(t, seedEvent, map[string]any{"version": strings.Repeat("1", 21)})},
 		{"timestamp without offset", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00"})},
+		{"offset +24:00", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00+24:00"})},
+		{"second 61", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:61Z"})},
+		{"sent_at offset +24:00", notifications, "sent_at", patch(t, seedNotification, map[string]any{"sent_at": "2025-11-03T12:00+24:00"})},
 		{"date-only timestamp", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13"})},
 		{"negative duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": -1})},
 		{"fractional duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": 1.5})},
