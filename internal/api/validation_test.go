@@ -84,6 +84,11 @@ func TestWriteRejections(t *testing.T) {
 			fieldErrors: map[string]string{"event_data": "must not contain NUL characters"},
 		},
 		{
+			name: "number PostgreSQL cannot store in event_data", path: "/api/v1/audit/events", body: raw("event_data", `{"a":{"b":[1,1e200000]}}`),
+			status: 400, problem: "validation-error",
+			fieldErrors: map[string]string{"event_data": "must not contain a number PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)"},
+		},
+		{
 			name: "invalid UTF-8 in a field", path: "/api/v1/audit/events", body: raw("actor_id", "\"a\xffb\""),
 			status: 400, problem: "validation-error",
 			fieldErrors: map[string]string{"actor_id": "must be valid UTF-8"},

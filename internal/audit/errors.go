@@ -152,6 +152,8 @@ const (
 	msgIntNonNeg  = "must be an integer >= 0"
 	msgIntInt64   = "must be an integer between 0 and 9223372036854775807"
 	msgIDPositive = "must be an integer > 0"
+	// msgNumberRange: jsonb stores numbers as numeric (see number.go).
+	msgNumberRange = "must not contain a number PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)"
 )
 
 func msgTooLong(n int) string { return "must be at most " + strconv.Itoa(n) + " characters" }

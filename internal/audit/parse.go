@@ -623,8 +623,8 @@ func parseJSONInt(raw []byte) (int64, intKind) {
 }
 
 // object validates a required JSON object (event_data): valid UTF-8 without
-// NUL or unpaired surrogate escapes anywhere, at most MaxEventDataBytes
-// compacted. It returns the compacted copy.
+// NUL or unpaired surrogate escapes anywhere, numbers PostgreSQL's jsonb can
+// store, at most MaxEventDataBytes compacted. It returns the compacted copy.
 func (p *parser) object(name string, raw []byte) json.RawMessage {
 	if isNull(raw) {
 		p.fail(name, ReasonRequired, msgRequired)
@@ -647,6 +647,10 @@ func (p *parser) object(name string, raw []byte) json.RawMessage {
 			p.fail(name, ReasonUTF8, msgSurrogate)
 			return nil
 		}
+	}
+	if !numbersFit(raw) {
+		p.fail(name, ReasonRange, msgNumberRange)
+		return nil
 	}
 	out := appendCompact(make([]byte, 0, len(raw)), raw)
 	if max := p.rules.MaxEventDataBytes; len(out) > max {
