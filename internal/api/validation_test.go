@@ -108,6 +108,20 @@ func TestWriteRejections(t *testing.T) {
 				"[3].event_category": "must be one of: gateway, notification, analysis, signalprocessing, workflow, execution, orchestration",
 			},
 		},
+		{
+			name: "batch repeating an event_id", path: "/api/v1/audit/events/batch",
+			body: func() []byte {
+				dup := validEvent()
+				dup["event_id"] = "0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"
+				b, _ := json.Marshal([]any{dup, validEvent(), validEvent(), dup})
+				return b
+			}(),
+			status: 400, problem: "validation-error",
+			fieldErrors: map[string]string{
+				"[0].event_id": "is the same as [3].event_id; event_ids in a batch must be distinct",
+				"[3].event_id": "is the same as [0].event_id; event_ids in a batch must be distinct",
+			},
+		},
 		{name: "empty batch", path: "/api/v1/audit/events/batch", body: []byte(`[]`), status: 400, problem: "malformed-request"},
 		{name: "batch that is not an array", path: "/api/v1/audit/events/batch", body: with("x", 1), status: 400, problem: "malformed-request"},
 		{name: "malformed JSON", path: "/api/v1/audit/events", body: []byte(`{"version": "1.0",`), status: 400, problem: "malformed-request"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,11 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) 
 	}
 	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK}
 	events := make([]Event, 0, n)
+	// firstWith maps each event_id to the element that carried it first.
+	// Two elements with one id would be answered "n accepted" and stored
+	// once, the second dropped as a duplicate; both are rejected instead.
+	var firstWith map[uuid.UUID]int
+	var earlier FieldErrors // the first elements' share of those errors
 	i := 0
 	eachElement(raw, func(v []byte) {
 		if p.body != nil {
@@ -75,17 +81,50 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) 
 			p.fail("", ReasonType, msgObject)
 			return
 		}
-		if ev, ok := p.event(v); ok {
+		ev, ok := p.event(v)
+		if ev.EventID != uuid.Nil {
+			if firstWith == nil {
+				firstWith = make(map[uuid.UUID]int, n)
+			}
+			if first, seen := firstWith[ev.EventID]; seen {
+				p.fail("event_id", ReasonDuplicate, msgDuplicateID(first))
+				if !slices.ContainsFunc(earlier, func(e FieldError) bool { return e.Field == elementField(first, "event_id") }) {
+					earlier = append(earlier, FieldError{Field: elementField(first, "event_id"), Reason: ReasonDuplicate, Message: msgDuplicateID(p.index)})
+				}
+				ok = false
+			} else {
+				firstWith[ev.EventID] = p.index
+			}
+		}
+		if ok {
 			events = append(events, ev)
 		}
 	})
 	if p.body != nil {
 		return nil, p.body
 	}
+	if len(earlier) > 0 {
+		// In element order; within an element event_id is the last field
+		// of the table, so it follows the element's other errors.
+		p.errs = append(p.errs, earlier...)
+		slices.SortStableFunc(p.errs, func(a, b FieldError) int { return elementIndex(a.Field) - elementIndex(b.Field) })
+	}
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
 	return events, nil
+}
+
+// elementField names field of batch element i, as FieldError.Field does.
+func elementField(i int, field string) string {
+	return "[" + strconv.Itoa(i) + "]." + field
+}
+
+// elementIndex returns i of a batch FieldError.Field, "[i]" or "[i].field".
+func elementIndex(field string) int {
+	end := strings.IndexByte(field, ']')
+	n, _ := strconv.Atoi(field[1:end])
+	return n
 }
 
 // ParseNotification validates one NotificationAudit JSON object. sent_at
@@ -236,11 +275,10 @@ type parser struct {
 
 func (p *parser) fail(field, reason, msg string) {
 	if p.index >= 0 {
-		prefix := "[" + strconv.Itoa(p.index) + "]"
 		if field == "" {
-			field = prefix
+			field = "[" + strconv.Itoa(p.index) + "]"
 		} else {
-			field = prefix + "." + field
+			field = elementField(p.index, field)
 		}
 	}
 	p.errs = append(p.errs, FieldError{Field: field, Reason: reason, Message: msg})
