@@ -64,6 +64,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		EventsTopic:           cfg.Kafka.EventsTopic,
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
+		MaxOffset:             cfg.QueryMaxOffset,
 	}, api.Deps{
 		Publisher:     producer,
 		Notifications: db,

@@ -43,7 +43,15 @@ type Config struct {
 	EventsTopic           string
 	NotificationsTopic    string
 	DuplicateCheckTimeout time.Duration
+	// MaxOffset is the deepest offset a query may ask for (default
+	// DefaultMaxOffset); deeper reads page with the cursor.
+	MaxOffset int
 }
+
+// DefaultMaxOffset bounds the offset of a query: skipping 10,000 rows is
+// still cheap, and past it a person pages with the cursor, whose cost does
+// not grow with depth.
+const DefaultMaxOffset = 10000
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
@@ -62,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("api: duplicate check timeout must be positive"))
+	}
+	if c.MaxOffset < 0 {
+		errs = append(errs, errors.New("api: max offset must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -95,6 +106,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.MaxBatchSize == 0 {
 		cfg.MaxBatchSize = audit.DefaultMaxBatchSize
 	}
+	if cfg.MaxOffset == 0 {
+		cfg.MaxOffset = DefaultMaxOffset
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -106,7 +120,7 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, maxOffset: cfg.MaxOffset}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 

@@ -57,12 +57,13 @@ type Pagination struct {
 }
 
 type readHandlers struct {
-	events eventReader
-	now    func() time.Time
+	events    eventReader
+	now       func() time.Time
+	maxOffset int
 }
 
 func (h *readHandlers) queryEvents(c *gin.Context) {
-	f, p, bad := parseQuery(c, h.now())
+	f, p, bad := h.parseQuery(c, h.now())
 	if len(bad) > 0 {
 		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
 		return
@@ -107,7 +108,7 @@ func readFailed(c *gin.Context, err error) {
 
 // parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
 // name; nothing is clamped or guessed.
-func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
+func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
 	bad := map[string]string{}
 	f := query.Filter{Equal: map[string]string{}}
 	for i := range filterFields {
@@ -144,8 +145,14 @@ func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[st
 	}
 	if v, ok := c.GetQuery("offset"); ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		switch {
+		case err != nil || n < 0:
 			bad["offset"] = "must be an integer >= 0"
+		case n > h.maxOffset:
+			// PostgreSQL reads and discards every skipped row, so a deep
+			// offset costs as much as reading that many: a few such
+			// requests in parallel slow every read.
+			bad["offset"] = fmt.Sprintf("must be at most %d; page deeper with cursor (pagination.next_cursor), whose cost does not grow with depth", h.maxOffset)
 		}
 		p.Offset = n
 	}

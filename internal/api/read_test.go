@@ -262,6 +262,13 @@ func TestQueryEvents(t *testing.T) {
 			{url.Values{"since": {"2026-06-14"}, "until": {"2026-06-13"}}, "since"},
 			{url.Values{"cursor": {"bm9wZQ"}}, "cursor"},
 			{url.Values{"cursor": {query.Cursor{Timestamp: readNow, EventID: uuid.New()}.Encode()}, "offset": {"5"}}, "cursor"},
+			{url.Values{"offset": {"10001"}}, "offset"},
+			{url.Values{"offset": {"10000000"}}, "offset"},
+			{url.Values{"correlation_id": {"\x00"}}, "correlation_id"},
+			{url.Values{"event_type": {"a\x00b"}}, "event_type"},
+			{url.Values{"actor_id": {"a\xffb"}}, "actor_id"},
+			{url.Values{"namespace": {"\xc3"}}, "namespace"},
+			{url.Values{"event_outcome": {"\x00"}}, "event_outcome"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.params.Encode(), func(t *testing.T) {
@@ -273,6 +280,23 @@ func TestQueryEvents(t *testing.T) {
 				require.Len(t, p["field_errors"], 1)
 			})
 		}
+	})
+
+	t.Run("deep offsets point to the cursor", func(t *testing.T) {
+		res, ans := f.query(t, url.Values{"offset": {"10000"}, "limit": {"5"}})
+		require.Equal(t, http.StatusOK, res.status, "the limit itself is allowed: %s", res.body)
+		require.Empty(t, ans.Data)
+		res, _ = f.query(t, url.Values{"offset": {"10001"}})
+		require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
+		require.Equal(t, map[string]any{"offset": "must be at most 10000; page deeper with cursor (pagination.next_cursor), whose cost does not grow with depth"},
+			res.json(t)["field_errors"])
+	})
+
+	t.Run("filters PostgreSQL cannot compare are rejected by name", func(t *testing.T) {
+		res, _ := f.query(t, url.Values{"correlation_id": {"\x00"}, "resource_id": {"\xff"}})
+		require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
+		require.Equal(t, map[string]any{"correlation_id": "must not contain NUL characters", "resource_id": "must be valid UTF-8"},
+			res.json(t)["field_errors"])
 	})
 
 	t.Run("event by id round-trips every field", func(t *testing.T) {

@@ -33,6 +33,10 @@ type IngestAPI struct {
 	// QueryCountCap bounds pagination.total: counting tens of millions of
 	// rows exactly costs seconds; past the cap total_exact is false.
 	QueryCountCap int `name:"query-count-cap" env:"QUERY_COUNT_CAP" default:"10000" help:"Most rows counted for pagination.total (total_exact=false beyond)."`
+	// QueryMaxOffset bounds offset paging (api.DefaultMaxOffset): every
+	// skipped row is read and discarded, so deep offsets are a cheap way to
+	// load the database; deeper reads use the cursor.
+	QueryMaxOffset int `name:"query-max-offset" env:"QUERY_MAX_OFFSET" default:"10000" help:"Deepest offset a query may ask for; deeper gets 400 pointing to cursor paging."`
 
 	// ShutdownDelay is how long, after SIGTERM, the API keeps answering with
 	// /health/ready at 503: long enough for load balancers and Kubernetes
@@ -66,6 +70,9 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.QueryCountCap < 1 {
 		errs = append(errs, fmt.Errorf("QUERY_COUNT_CAP must be at least 1, got %d", c.QueryCountCap))
+	}
+	if c.QueryMaxOffset < 1 {
+		errs = append(errs, fmt.Errorf("QUERY_MAX_OFFSET must be at least 1, got %d", c.QueryMaxOffset))
 	}
 	if c.ShutdownDelay < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_DELAY must not be negative"))

@@ -182,6 +182,9 @@ func TestReadOperations(t *testing.T) {
 	assert.Equal(t, 0.0, *offset.Min)
 	assert.Nil(t, offset.Max)
 	assert.EqualValues(t, 0, offset.Default)
+	for _, words := range []string{"`QUERY_MAX_OFFSET`", "10000", "`cursor`", "400"} {
+		assert.Contains(t, params["offset"].Description, words)
+	}
 	for _, name := range []string{"since", "until"} {
 		d := params[name].Description
 		for _, form := range []string{"30m", "24h", "7d", "1.5d", "RFC 3339", "`2006-01-02T15:04:05`", "`2006-01-02`", "UTC", "midnight", "inclusive"} {
