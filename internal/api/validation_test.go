@@ -2,12 +2,14 @@ package api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/api"
@@ -223,4 +225,73 @@ func TestLeapSecondsAreAccepted(t *testing.T) {
 	res = f.postJSON("/api/v1/audit/notifications", n)
 	require.Equal(t, http.StatusCreated, res.status, "%s", res.body)
 	require.Equal(t, "2016-12-31T23:59:59.999999Z", res.json(t)["sent_at"])
+}
+
+// TestContentEncoding: gzip bodies are decoded and the body limits apply to
+// what they decode to, so a small bomb is a 413; identity is no encoding;
+// any other coding is a 415 that says what the server accepts.
+func TestContentEncoding(t *testing.T) {
+	f := newFixture(t, func(c *api.Config, _ *api.Deps) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 16<<10, 64<<10 })
+	event, err := json.Marshal(validEvent())
+	require.NoError(t, err)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		_, err := w.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return buf.Bytes()
+	}
+	big := validEvent()
+	big["event_data"] = map[string]any{"blob": strings.Repeat("x", 20<<10)} // compresses to well under the limit
+	bigEvent, err := json.Marshal(big)
+	require.NoError(t, err)
+	bomb := gz(bytes.Repeat([]byte(" "), 16<<20)) // 16 MiB of whitespace in ~16 KiB
+	require.Less(t, len(bomb), 64<<10, "within the batch limit as sent")
+
+	tests := []struct {
+		name, path, encoding string
+		body                 []byte
+		status               int
+		problem              string
+	}{
+		{"gzip event", "/api/v1/audit/events", "gzip", gz(event), http.StatusCreated, ""},
+		{"gzip in capitals", "/api/v1/audit/events", "GZIP", gz(event), http.StatusCreated, ""},
+		{"x-gzip", "/api/v1/audit/events", "x-gzip", gz(event), http.StatusCreated, ""},
+		{"gzip batch", "/api/v1/audit/events/batch", "gzip", gz([]byte("[" + string(event) + "," + string(event) + "]")), http.StatusCreated, ""},
+		{"gzip notification", "/api/v1/audit/notifications", "gzip", gz(mustJSON(t, validNotification("gz-"+uuid.NewString()))), http.StatusCreated, ""},
+		{"identity", "/api/v1/audit/events", "identity", event, http.StatusCreated, ""},
+		{"identity then gzip", "/api/v1/audit/events", "identity, gzip", gz(event), http.StatusCreated, ""},
+		{"brotli", "/api/v1/audit/events", "br", event, http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"deflate", "/api/v1/audit/events", "deflate", event, http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"gzip twice", "/api/v1/audit/events", "gzip, gzip", gz(gz(event)), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+		{"not gzip at all", "/api/v1/audit/events", "gzip", event, http.StatusBadRequest, "malformed-request"},
+		{"truncated gzip", "/api/v1/audit/events", "gzip", gz(event)[:40], http.StatusBadRequest, "malformed-request"},
+		{"decoded past the limit", "/api/v1/audit/events", "gzip", gz(bigEvent), http.StatusRequestEntityTooLarge, "payload-too-large"},
+		{"bomb", "/api/v1/audit/events/batch", "gzip", bomb, http.StatusRequestEntityTooLarge, "payload-too-large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := f.do(http.MethodPost, tc.path, "application/json", tc.body, "Content-Encoding", tc.encoding)
+			require.Equal(t, tc.status, res.status, "%s", res.body)
+			if tc.problem == "" {
+				return
+			}
+			require.Equal(t, "https://auditstream.dev/problems/"+tc.problem, res.json(t)["type"])
+			if tc.status == http.StatusUnsupportedMediaType {
+				require.Equal(t, "gzip, identity", res.header.Get("Accept-Encoding"), "RFC 7694: say which codings are accepted")
+			}
+		})
+	}
+	rec := f.consume(f.eventsTopic, 1)[0]
+	var value map[string]any
+	require.NoError(t, json.Unmarshal(rec.Value, &value))
+	require.Equal(t, "rr-2025-001", value["correlation_id"], "a decoded body is published like a plain one")
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
 }

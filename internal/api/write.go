@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -238,8 +239,10 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, kind telemetry.SeedRecord,
 	abortProblem(c, probMalformed, err.Error())
 }
 
-// readJSONBody enforces the content type (415) and the body limit (413) and
-// returns the body; on failure it has already answered.
+// readJSONBody enforces the content type and coding (415) and the body
+// limit (413), decodes a gzip body, and returns the JSON; on failure it has
+// already answered. The limit applies both to the body as sent and to what
+// it decodes to.
 func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -248,16 +251,28 @@ func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 			return nil, false
 		}
 	}
+	gz, ok := gzipped(c)
+	if !ok {
+		return nil, false
+	}
 	if c.Request.ContentLength > limit {
 		abortProblem(c, probTooLarge, fmt.Sprintf("The body is %d bytes; the limit is %d.", c.Request.ContentLength, limit))
 		return nil, false
 	}
 	size := c.Request.ContentLength
-	if size < 0 || size > 64<<10 {
+	if size < 0 || size > 64<<10 || gz {
 		size = 64 << 10 // grow past a hint we cannot trust
 	}
+	var body io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	if gz {
+		var err error
+		if body, err = gunzip(c.Writer, body, limit); err != nil {
+			abortProblem(c, probMalformed, "The request body is "+err.Error()+".")
+			return nil, false
+		}
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
