@@ -55,7 +55,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	health := telemetry.NewHealth(map[string]telemetry.Check{
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
-	})
+	}, telemetry.WithLogger(log.Named("health")))
 	handler, err := api.NewHandler(api.Config{
 		Rules:                 cfg.Validation.Rules(),
 		MaxBatchSize:          cfg.MaxBatchSize,
