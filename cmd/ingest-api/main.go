@@ -32,7 +32,8 @@ func main() {
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
 
-	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns})
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns,
+		ReservationTTL: cfg.NotificationReservationTTL, Log: log.Named("store")})
 	if err != nil {
 		return err
 	}
@@ -89,16 +90,20 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	g.Go(func() error {
 		return service.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
 	})
-	if cfg.Postgres.Migrate {
-		g.Go(func() error {
+	g.Go(func() error {
+		if cfg.Postgres.Migrate {
 			// The API serves events without PostgreSQL meanwhile; only
 			// a failure that no retry heals ends it.
-			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
+			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
 				return err
 			}
-			return nil
-		})
-	}
+		}
+		// Once the reservations table exists.
+		return db.RunReservationPruning(ctx)
+	})
 	g.Go(func() error {
 		// Until Kafka is reachable the API serves health and answers 503;
 		// PostgreSQL is not needed to be ready, since notifications fall

@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"time"
@@ -26,10 +27,12 @@ type publisher interface {
 	Publish(ctx context.Context, records []kafka.Record) error
 }
 
-// notificationReserver looks a notification_id up in PostgreSQL and takes
-// the id the stored row will carry, in one round trip.
+// notificationReserver holds a notification_id in PostgreSQL for one
+// record (by content digest) and takes the id the stored row will carry,
+// in one round trip; a hold is released when Kafka took nothing.
 type notificationReserver interface {
-	ReserveNotification(ctx context.Context, notificationID string) (exists bool, id int64, err error)
+	ReserveNotification(ctx context.Context, notificationID string, digest [sha256.Size]byte, at time.Time) (audit.Reservation, error)
+	ReleaseNotification(ctx context.Context, notificationID string, id int64) error
 }
 
 // Config holds the request rules of the write API.

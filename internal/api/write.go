@@ -83,7 +83,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) != nil {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -115,7 +115,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(&events[i])
 	}
-	if !w.publish(c, telemetry.SeedEvent, records, ids) {
+	if w.publish(c, telemetry.SeedEvent, records, ids) != nil {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
@@ -141,27 +141,37 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		return
 	}
 
-	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
-	exists, id, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID)
-	cancel()
-	if checkErr == nil && exists {
-		w.seed.Failed(telemetry.SeedNotification, 1)
-		abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
-		return
-	}
-	// Identity and timestamps belong to the service, whatever the client sent.
-	// Without the check there is no id to hand out: the writer takes one from
-	// the same sequence when it stores the record.
+	// Identity and timestamps belong to the service, whatever the client
+	// sent. The reservation hands out the id, and for a retry of a record
+	// it holds already, that record's id and created_at, so every answer
+	// is what is stored. Without the check there is no id to hand out: the
+	// writer takes one from the same sequence when it stores the record.
 	n.ID = 0
-	if checkErr == nil {
-		n.ID = id
-	}
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
+	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
+	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(), n.CreatedAt)
+	cancel()
+	if checkErr == nil {
+		switch res.State {
+		case audit.Stored:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
+			return
+		case audit.HeldByOther:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A different notification audit record with notification_id %q has been accepted and is being stored; only that same record may be sent again.", n.NotificationID))
+			return
+		}
+		n.ID, n.CreatedAt = res.ID, res.CreatedAt
+	}
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
 	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
-	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
+	if err := w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil); err != nil {
+		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
+			w.release(c, n.NotificationID, n.ID)
+		}
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
@@ -179,6 +189,27 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	c.JSON(http.StatusCreated, n)
 }
 
+// nothingTaken reports whether a failed publish certainly wrote nothing:
+// not a timeout, after which the records may still be written.
+func nothingTaken(err error) bool {
+	var perr *kafka.PublishError
+	return errors.As(err, &perr) && !perr.Uncertain && perr.Failed == perr.Total
+}
+
+// release gives up the hold on a notification_id whose record Kafka did not
+// take, so that the 503 leaves the notification_id free for any record.
+// If that fails the hold stays until it expires: the same record can still
+// be retried, a different one gets 409 until then.
+func (w *writeHandlers) release(c *gin.Context, notificationID string, id int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), w.cfg.DuplicateCheckTimeout)
+	defer cancel()
+	if err := w.notif.ReleaseNotification(ctx, notificationID, id); err != nil {
+		w.log.Warn("notification reservation not released; it expires by itself",
+			zap.String("request_id", c.GetString(requestIDKey)),
+			zap.String("notification_id", notificationID), zap.Error(err))
+	}
+}
+
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
 // a request), keyed by correlation_id.
@@ -187,14 +218,14 @@ func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
 }
 
 // publish sends the records and answers 503 when Kafka did not take all of
-// them. The event ids travel with the 503 so that a retry carrying them is
-// idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) bool {
+// them, returning why. The event ids travel with the 503 so that a retry
+// carrying them is idempotent even if some records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) error {
 	start := time.Now()
 	err := w.pub.Publish(c.Request.Context(), records)
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
-		return true
+		return nil
 	}
 	w.seed.Failed(kind, len(records))
 	_ = c.Error(err)
@@ -214,7 +245,7 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, recor
 	}
 	c.Header("Retry-After", retryAfterSeconds)
 	abortProblem(c, probKafka, detail, withEventIDs(ids))
-	return false
+	return err
 }
 
 // rejectInvalid answers 400 for a record or batch that failed validation,

@@ -59,8 +59,9 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	}{
 		{"missing connections", nil, []string{"KAFKA_BROKERS", "DATABASE_URL"}},
 		{"bad limits", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-batch-size", "0",
-			"--max-body-bytes", "10", "--query-count-cap", "0", "--query-max-offset", "0", "--shutdown-delay=-1s"},
-			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "QUERY_MAX_OFFSET", "SHUTDOWN_DELAY"}},
+			"--max-body-bytes", "10", "--query-count-cap", "0", "--query-max-offset", "0", "--shutdown-delay=-1s",
+			"--notification-reservation-ttl", "1s"},
+			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "QUERY_MAX_OFFSET", "SHUTDOWN_DELAY", "NOTIFICATION_RESERVATION_TTL"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
 		{"category longer than its column", []string{"--kafka-brokers", "k:1", "--database-url", "x",
@@ -98,6 +99,7 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
 	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
 	require.Equal(t, apipkg.DefaultMaxOffset, api.QueryMaxOffset)
+	require.Equal(t, store.DefaultReservationTTL, api.NotificationReservationTTL)
 
 	var w Writer
 	require.NoError(t, parse(t, &w, required...))

@@ -25,6 +25,12 @@ type IngestAPI struct {
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
 	DuplicateCheckTimeout time.Duration `name:"duplicate-check-timeout" env:"DUPLICATE_CHECK_TIMEOUT" default:"2s" help:"Longest wait for the notification duplicate check before answering 202."`
+	// NotificationReservationTTL (store.DefaultReservationTTL) is how long
+	// a notification_id stays held for a record that was never stored,
+	// after a 503 whose outcome was unknown: a record Kafka did take must
+	// be stored within it, or a different record may take the
+	// notification_id over.
+	NotificationReservationTTL time.Duration `name:"notification-reservation-ttl" env:"NOTIFICATION_RESERVATION_TTL" default:"24h" help:"How long a notification_id stays reserved for a record that was never stored (then another record may take it)."`
 
 	// QueryTimeout is the statement timeout of reads: generous for any
 	// indexed query, short enough that a pathological one cannot hold a
@@ -64,6 +70,9 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("DUPLICATE_CHECK_TIMEOUT must be positive"))
+	}
+	if c.NotificationReservationTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("NOTIFICATION_RESERVATION_TTL must be at least 1m, got %s", c.NotificationReservationTTL))
 	}
 	if c.QueryTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("QUERY_TIMEOUT must be at least 100ms, got %s", c.QueryTimeout))
