@@ -49,7 +49,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 	}()
 
-	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
+	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, SendTimeout: cfg.HTTPWriteTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
 	}
@@ -66,6 +66,8 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
 		MaxOffset:             cfg.QueryMaxOffset,
+		MaxPageBytes:          cfg.QueryMaxPageBytes,
+		WriteTimeout:          cfg.HTTPWriteTimeout,
 	}, api.Deps{
 		Publisher:     producer,
 		Notifications: db,
@@ -83,6 +85,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       120 * time.Second,
 	}
 

@@ -39,54 +39,65 @@ func TestMain(m *testing.M) {
 // event through it, and stops it with SIGTERM: readiness turns 503 while it
 // keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
-	addr := testenv.NewAddr(t)
-
-	var out testenv.Output
-	cmd := exec.Command(shared.bin)
-	cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
-		"DATABASE_URL="+shared.pg.URL(),
-		"HTTP_ADDR="+addr,
-		"SHUTDOWN_DELAY=1s",
-	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ingest-api output:\n%s", out.String())
-		}
-	})
-
-	base := "http://" + addr
-	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
-		code, err := get(base + "/health/ready")
-		return code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	api := startAPI(t, "DATABASE_URL="+shared.pg.URL(), "SHUTDOWN_DELAY=1s")
 
 	event := fmt.Sprintf(`{"version":"1.0","event_type":"gateway.signal.received","event_timestamp":%q,
 		"event_category":"gateway","event_action":"received","event_outcome":"success",
 		"correlation_id":"rr-2025-001","event_data":{"signal":"cpu-high"}}`, time.Now().UTC().Format(time.RFC3339))
-	res, err := http.Post(base+"/api/v1/audit/events", "application/json", strings.NewReader(event))
+	res, err := http.Post(api.base+"/api/v1/audit/events", "application/json", strings.NewReader(event))
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusCreated, res.StatusCode)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, api.cmd.Process.Signal(syscall.SIGTERM))
 	testenv.Await(t, 5*time.Second, "readiness 503 while still serving", func() (bool, string) {
-		code, err := get(base + "/health/ready")
+		code, err := get(api.base + "/health/ready")
 		return code == http.StatusServiceUnavailable, fmt.Sprint(code, err)
 	})
 	select {
-	case err := <-exited:
+	case err := <-api.exited:
 		require.NoError(t, err, "exit status")
 	case <-time.After(30 * time.Second):
 		t.Fatal("ingest-api did not exit after SIGTERM")
 	}
-	require.Contains(t, out.String(), "ingest-api stopped")
+	require.Contains(t, api.out.String(), "ingest-api stopped")
+}
+
+// apiProcess is a running ingest-api binary.
+type apiProcess struct {
+	cmd    *exec.Cmd
+	exited chan error
+	out    *testenv.Output
+	base   string // http://host:port
+}
+
+// startAPI starts the binary on a free port with the shared broker, env
+// added (later entries win), and waits until it is ready. It is killed when
+// the test ends; its output is logged if the test failed.
+func startAPI(t *testing.T, env ...string) *apiProcess {
+	t.Helper()
+	addr := testenv.NewAddr(t)
+	p := &apiProcess{exited: make(chan error, 1), out: &testenv.Output{}, base: "http://" + addr}
+	p.cmd = exec.Command(shared.bin)
+	p.cmd.Env = append(append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"HTTP_ADDR="+addr,
+	), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, p.cmd.Start())
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ingest-api output:\n%s", p.out.Tail(64<<10))
+		}
+	})
+	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
+		code, err := get(p.base + "/health/ready")
+		return code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	return p
 }
 
 func get(url string) (int, error) {

@@ -49,7 +49,19 @@ type Config struct {
 	// MaxOffset is the deepest offset a query may ask for (default
 	// DefaultMaxOffset); deeper reads page with the cursor.
 	MaxOffset int
+	// MaxPageBytes caps the encoded events of one query page (default
+	// DefaultMaxPageBytes); has_more and next_cursor continue after it.
+	MaxPageBytes int
+	// WriteTimeout is how long a query page may take to reach the client
+	// once it starts (default DefaultWriteTimeout): a client that stops
+	// reading is cut off then, and its database connection freed.
+	WriteTimeout time.Duration
 }
+
+// DefaultWriteTimeout lets a full page of DefaultMaxPageBytes reach a
+// client reading at about 420 KB/s, and ends within the default drain time
+// after SIGTERM (SHUTDOWN_TIMEOUT).
+const DefaultWriteTimeout = 20 * time.Second
 
 // DefaultMaxOffset bounds the offset of a query: skipping 10,000 rows is
 // still cheap, and past it a person pages with the cursor, whose cost does
@@ -74,8 +86,8 @@ func (c Config) Validate() error {
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("api: duplicate check timeout must be positive"))
 	}
-	if c.MaxOffset < 0 {
-		errs = append(errs, errors.New("api: max offset must not be negative"))
+	if c.MaxOffset < 0 || c.MaxPageBytes < 0 || c.WriteTimeout < 0 {
+		errs = append(errs, errors.New("api: max offset, max page bytes and write timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -112,18 +124,24 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.MaxOffset == 0 {
 		cfg.MaxOffset = DefaultMaxOffset
 	}
+	if cfg.MaxPageBytes == 0 {
+		cfg.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
+	r.Use(requestID(), cutOff(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
 	w := newWriteHandlers(cfg, deps)
 	v1 := r.Group("/api/v1/audit")
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now, maxOffset: cfg.MaxOffset}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 

@@ -15,9 +15,10 @@ import (
 	"github.com/auditstream/auditstream/internal/query"
 )
 
-// eventReader serves the read endpoints from PostgreSQL.
+// eventReader serves the read endpoints from PostgreSQL; Stream hands out a
+// page's events one by one as they are read.
 type eventReader interface {
-	Query(ctx context.Context, f query.Filter, p query.Page) (query.Result, error)
+	Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error)
 	Get(ctx context.Context, id uuid.UUID) (query.Event, error)
 }
 
@@ -38,12 +39,6 @@ var filterFields = func() []audit.Field {
 	return out
 }()
 
-// AuditEventsQueryResponse is the answer to GET /api/v1/audit/events.
-type AuditEventsQueryResponse struct {
-	Data       []query.Event `json:"data"`
-	Pagination Pagination    `json:"pagination"`
-}
-
 // Pagination describes the page. TotalExact and NextCursor are ours.
 type Pagination struct {
 	Limit   int   `json:"limit"`
@@ -57,9 +52,11 @@ type Pagination struct {
 }
 
 type readHandlers struct {
-	events    eventReader
-	now       func() time.Time
-	maxOffset int
+	events       eventReader
+	now          func() time.Time
+	maxOffset    int
+	maxPageBytes int
+	writeTimeout time.Duration
 }
 
 func (h *readHandlers) queryEvents(c *gin.Context) {
@@ -68,16 +65,23 @@ func (h *readHandlers) queryEvents(c *gin.Context) {
 		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
 		return
 	}
-	res, err := h.events.Query(c.Request.Context(), f, p)
-	if err != nil {
+	w := &pageWriter{c: c, maxBytes: h.maxPageBytes, writeTimeout: h.writeTimeout}
+	res, err := h.events.Stream(c.Request.Context(), f, p, w.event)
+	switch {
+	case err != nil && !w.started:
 		readFailed(c, err)
+		return
+	case err != nil:
+		w.abort(err)
 		return
 	}
 	page := Pagination{Limit: p.Limit, Offset: p.Offset, Total: res.Total, HasMore: res.HasMore, TotalExact: res.TotalExact}
 	if res.Next != nil {
 		page.NextCursor = res.Next.Encode()
 	}
-	c.JSON(http.StatusOK, AuditEventsQueryResponse{Data: res.Events, Pagination: page})
+	if err := w.finish(page); err != nil {
+		w.abort(err)
+	}
 }
 
 func (h *readHandlers) getEvent(c *gin.Context) {

@@ -9,6 +9,12 @@ import (
 // IngestAPI configures cmd/ingest-api.
 type IngestAPI struct {
 	HTTPAddr string `name:"http-addr" env:"HTTP_ADDR" default:":8080" help:"Address the HTTP API listens on."`
+	// HTTPWriteTimeout (api.DefaultWriteTimeout) bounds how long a response
+	// may take: the server's default for every route, counted from the end
+	// of the request's headers, and a query page's own deadline from the
+	// moment it starts streaming. A client that stops reading is cut off
+	// then and its database connection freed.
+	HTTPWriteTimeout time.Duration `name:"http-write-timeout" env:"HTTP_WRITE_TIMEOUT" default:"20s" help:"Longest time to write a response (a query page: from its first byte); a client that stops reading is cut off."`
 
 	Kafka    Kafka    `embed:""`
 	Postgres Postgres `embed:""`
@@ -43,6 +49,10 @@ type IngestAPI struct {
 	// skipped row is read and discarded, so deep offsets are a cheap way to
 	// load the database; deeper reads use the cursor.
 	QueryMaxOffset int `name:"query-max-offset" env:"QUERY_MAX_OFFSET" default:"10000" help:"Deepest offset a query may ask for; deeper gets 400 pointing to cursor paging."`
+	// QueryMaxPageBytes (api.DefaultMaxPageBytes) caps one page's events:
+	// a page is streamed, but a big one still takes a client long to read
+	// and holds a database connection meanwhile.
+	QueryMaxPageBytes int `name:"query-max-page-bytes" env:"QUERY_MAX_PAGE_BYTES" default:"8388608" help:"Most bytes of events in one query page (fewer than limit then; has_more and next_cursor continue)."`
 
 	// ShutdownDelay is how long, after SIGTERM, the API keeps answering with
 	// /health/ready at 503: long enough for load balancers and Kubernetes
@@ -79,6 +89,18 @@ func (c IngestAPI) Validate() error {
 	}
 	if c.QueryCountCap < 1 {
 		errs = append(errs, fmt.Errorf("QUERY_COUNT_CAP must be at least 1, got %d", c.QueryCountCap))
+	}
+	if c.QueryMaxPageBytes < 1024 {
+		errs = append(errs, fmt.Errorf("QUERY_MAX_PAGE_BYTES must be at least 1024, got %d", c.QueryMaxPageBytes))
+	}
+	// A write answered only after the publish (and notification check)
+	// timeouts, or a query after its statement timeout, must still be
+	// written.
+	if slowest := max(c.Kafka.PublishTimeout+c.DuplicateCheckTimeout, c.QueryTimeout); c.HTTPWriteTimeout <= slowest {
+		errs = append(errs, fmt.Errorf("HTTP_WRITE_TIMEOUT (%s) must exceed PUBLISH_TIMEOUT + DUPLICATE_CHECK_TIMEOUT and QUERY_TIMEOUT (%s)", c.HTTPWriteTimeout, slowest))
+	}
+	if c.HTTPWriteTimeout > c.ShutdownTimeout {
+		errs = append(errs, fmt.Errorf("HTTP_WRITE_TIMEOUT (%s) must not exceed SHUTDOWN_TIMEOUT (%s): responses in flight at SIGTERM would be cut off", c.HTTPWriteTimeout, c.ShutdownTimeout))
 	}
 	if c.QueryMaxOffset < 1 {
 		errs = append(errs, fmt.Errorf("QUERY_MAX_OFFSET must be at least 1, got %d", c.QueryMaxOffset))

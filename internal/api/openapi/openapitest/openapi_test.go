@@ -185,6 +185,9 @@ func TestReadOperations(t *testing.T) {
 	for _, words := range []string{"`QUERY_MAX_OFFSET`", "10000", "`cursor`", "400"} {
 		assert.Contains(t, params["offset"].Description, words)
 	}
+	for _, words := range []string{"`QUERY_MAX_PAGE_BYTES`", "8 MiB", "`has_more`", "`next_cursor`", "fewer than `limit`", "`HTTP_WRITE_TIMEOUT`"} {
+		assert.Contains(t, q.Description, words)
+	}
 	for _, name := range []string{"since", "until"} {
 		d := params[name].Description
 		for _, form := range []string{"30m", "24h", "7d", "1.5d", "RFC 3339", "`2006-01-02T15:04:05`", "`2006-01-02`", "UTC", "midnight", "inclusive"} {
