@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -40,6 +41,10 @@ type Config struct {
 	EventsTopic           string
 	NotificationsTopic    string
 	DuplicateCheckTimeout time.Duration
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed for
+	// the client address in logs (TRUSTED_PROXIES); none by default, so a
+	// client cannot choose the address it is logged with.
+	TrustedProxies []string
 }
 
 // Validate reports settings that cannot work.
@@ -65,10 +70,14 @@ type Deps struct {
 	Publisher     publisher
 	Notifications notificationReserver
 	Events        eventReader
-	Health        *telemetry.Health
-	Log           *zap.Logger
-	Registerer    prometheus.Registerer
-	Gatherer      prometheus.Gatherer
+	// Auth names the principal of each /api/v1 request (auth.Disabled
+	// when AUTH_DISABLED=true).
+	Auth authenticator
+	// Limiter rate-limits each principal; nil: no limit.
+	Limiter    rateLimiter
+	Health     *telemetry.Health
+	Log        *zap.Logger
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
@@ -79,8 +88,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Health == nil || deps.Log == nil ||
-		deps.Registerer == nil || deps.Gatherer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
+		deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
@@ -90,10 +99,15 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("api: trusted proxies: %w", err)
+	}
 	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
-	w := newWriteHandlers(cfg, deps)
-	v1 := r.Group("/api/v1/audit")
+	guard := newAccess(deps.Auth, deps.Limiter, deps.Log, deps.Registerer)
+	w := newWriteHandlers(cfg, deps, guard)
+	v1 := r.Group("/api/v1/audit", guard.authorize)
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
@@ -104,7 +118,6 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))
 	r.GET("/health/ready", gin.WrapH(deps.Health.ReadyHandler()))
-	r.GET("/metrics", gin.WrapH(telemetry.MetricsHandler(deps.Gatherer)))
 	spec := openapi.YAML()
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", spec) })
 
@@ -114,5 +127,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.NoMethod(func(c *gin.Context) {
 		abortProblem(c, probMethod, "Method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path+".")
 	})
+	if err := checkRoutes(r.Routes()); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/api/openapi/openapitest"
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
@@ -79,11 +81,19 @@ func kafkaClientConfig(brokers []string) kafka.Config {
 
 var topicSeq atomic.Int64
 
+// fullAccessToken is the API key of every fixture's tokens file, with every
+// scope and no namespace restriction; do sends it unless a test says
+// otherwise.
+const fullAccessToken = "ast_fixture-full-access-token"
+
 // fixture is one API server on a real listener with topics of its own, so
-// what a test reads back from Kafka is exactly what it published.
+// what a test reads back from Kafka is exactly what it published. Its
+// metrics are served apart, as METRICS_ADDR serves them.
 type fixture struct {
 	t                  testing.TB
 	url                string
+	metricsURL         string
+	tokensFile         string
 	eventsTopic        string
 	notificationsTopic string
 	brokers            []string
@@ -102,6 +112,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		notificationsTopic: fmt.Sprintf("test.notifications.%d", n),
 		brokers:            shared.kafka.Brokers(),
 		registry:           prometheus.NewRegistry(),
+		tokensFile:         filepath.Join(t.TempDir(), "tokens.yaml"),
 	}
 	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{f.eventsTopic: 3, f.notificationsTopic: 3}))
 	f.health = telemetry.NewHealth(map[string]telemetry.Check{"kafka": shared.producer.Check, "postgresql": shared.db.Ping})
@@ -114,14 +125,17 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		NotificationsTopic:    f.notificationsTopic,
 		DuplicateCheckTimeout: 2 * time.Second,
 	}
+	writeTokens(t, f.tokensFile, auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes})
+	authn, err := auth.New(auth.Config{TokensFile: f.tokensFile, FileCheckInterval: time.Millisecond}, zap.NewNop(), f.registry)
+	require.NoError(t, err)
 	deps := api.Deps{
 		Publisher:     shared.producer,
 		Notifications: shared.db,
 		Events:        shared.reader,
+		Auth:          authn,
 		Health:        f.health,
 		Log:           zap.NewNop(),
 		Registerer:    f.registry,
-		Gatherer:      f.registry,
 	}
 	for _, o := range opts {
 		o(&cfg, &deps)
@@ -131,7 +145,16 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
+	metrics := httptest.NewServer(telemetry.OpsMux(deps.Health, f.registry))
+	t.Cleanup(metrics.Close)
+	f.metricsURL = metrics.URL
 	return f
+}
+
+// writeTokens writes a tokens file with entries.
+func writeTokens(t testing.TB, path string, entries ...auth.TokenEntry) {
+	t.Helper()
+	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(path))
 }
 
 // response is an answer read in full.
@@ -148,16 +171,23 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
-// do sends a request and checks the answer against the served OpenAPI
-// document, so every test also proves the document tells the truth.
+// do sends a request with the full-access token and checks the answer
+// against the served OpenAPI document, so every test also proves the
+// document tells the truth. header pairs override the defaults; an empty
+// value removes the header (an empty Authorization sends none).
 func (f *fixture) do(method, path, contentType string, body []byte, header ...string) response {
 	f.t.Helper()
 	req, err := http.NewRequestWithContext(f.t.Context(), method, f.url+path, bytes.NewReader(body))
 	require.NoError(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+fullAccessToken)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)

@@ -30,16 +30,18 @@ type writeHandlers struct {
 	seed    *telemetry.SeedMetrics
 	now     func() time.Time
 	headers []kafka.Header
+	access  *access
 }
 
-func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
+func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 	return &writeHandlers{
-		cfg:   cfg,
-		pub:   deps.Publisher,
-		notif: deps.Notifications,
-		log:   deps.Log,
-		seed:  telemetry.NewSeedMetrics(deps.Registerer),
-		now:   deps.Now,
+		access: a,
+		cfg:    cfg,
+		pub:    deps.Publisher,
+		notif:  deps.Notifications,
+		log:    deps.Log,
+		seed:   telemetry.NewSeedMetrics(deps.Registerer),
+		now:    deps.Now,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
@@ -79,6 +81,9 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
+	if !w.access.mayWrite(c, []*string{ev.Namespace}) {
+		return
+	}
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
@@ -103,6 +108,14 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	events, err := w.cfg.Rules.ParseEventBatch(body, acceptedAt)
 	if err != nil {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
+		return
+	}
+	namespaces := make([]*string, len(events))
+	for i := range events {
+		namespaces[i] = events[i].Namespace
+	}
+	// The request paid one token on arrival; a batch costs one per event.
+	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
 		return
 	}
 	records := make([]kafka.Record, len(events))
@@ -137,6 +150,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n, err := w.cfg.Rules.ParseNotification(body, acceptedAt)
 	if err != nil {
 		w.rejectInvalid(c, telemetry.SeedNotification, err)
+		return
+	}
+	if !w.access.mayWriteUnscoped(c) {
 		return
 	}
 

@@ -25,6 +25,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	t.Setenv("MAX_FUTURE_SKEW", "1m")
 	t.Setenv("EVENT_CATEGORIES", "gateway,billing")
 	t.Setenv("BATCH_SIZE", "123")
+	t.Setenv("AUTH_TOKENS_FILE", "/etc/auditstream/tokens.yaml")
+	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")
 
 	var api IngestAPI
 	require.NoError(t, parse(t, &api, "--http-addr", ":7777"))
@@ -34,6 +36,9 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.Equal(t, time.Minute, api.Validation.MaxFutureSkew)
 	require.Equal(t, []string{"gateway", "billing"}, api.Validation.EventCategories)
 	require.Equal(t, 5*time.Second, api.ShutdownDelay, "default")
+	require.Equal(t, "/etc/auditstream/tokens.yaml", api.Auth.TokensFile)
+	require.Equal(t, []string{"10.0.0.0/8", "192.0.2.7"}, api.Auth.TrustedProxies)
+	require.Equal(t, ":9090", api.MetricsAddr, "default")
 
 	var w Writer
 	require.NoError(t, parse(t, &w))
