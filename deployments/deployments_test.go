@@ -159,7 +159,7 @@ func (b binary) parseConfig(t *testing.T, env map[string]string) any {
 		t.Setenv(k, v)
 	}
 	cfg := b.newConfig()
-	parser, err := kong.New(cfg, kong.Name(b.name), kong.Exit(func(code int) {
+	parser, err := kong.New(cfg, kong.Name(b.name), config.Vars(), kong.Exit(func(code int) {
 		t.Fatalf("%s exited %d while parsing", b.name, code)
 	}), kong.Writers(io.Discard, io.Discard))
 	require.NoError(t, err)

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -19,53 +16,54 @@ default sizes keep the run near 5 minutes on 2 cores; --long runs bigger
 ones (api 30 s per case, writer 500,000 rows, lag 5 min, query 10,000,000
 rows). Each size has its own flag for smaller (test) or custom runs.`
 
-func runAll(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("all", allSynopsis, out)
-	long := fs.Bool("long", false, "longer runs (see above)")
-	var api apiConfig
-	api.flags(fs, "api-")
-	writerRows := fs.Int("writer-rows", 100_000, "writer stage: events in the pre-filled topic")
-	lagDuration := fs.Duration("lag-duration", 60*time.Second, "lag stage: sustained load")
-	queryRows := fs.Int64("query-rows", 1_000_000, "query stage: generated events (>= 50,000)")
-	queryIterations := fs.Int("query-iterations", 300, "query stage: measured requests per case")
-	stages := fs.String("stages", "api,writer,lag,query", "stages to run, comma-separated")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
+type allCmd struct {
+	Long        bool          `help:"Longer runs (see above); a size given as a flag is kept."`
+	API         apiConfig     `embed:"" prefix:"api-"`
+	WriterRows  int           `default:"100000" help:"Writer stage: events in the pre-filled topic."`
+	LagDuration time.Duration `default:"60s" help:"Lag stage: sustained load."`
+	Query       queryConfig   `embed:"" prefix:"query-" set:"query_rows=1000000" set:"query_iterations=300"`
+	Stages      []string      `default:"api,writer,lag,query" help:"Stages to run, comma-separated."`
+}
+
+func (allCmd) Help() string { return allSynopsis }
+
+// long applies --long to every size not given as a flag.
+func (c *allCmd) long(given map[string]bool) {
+	if !c.Long {
+		return
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *long {
-		if !set["api-duration"] {
-			api.duration = 30 * time.Second
-		}
-		if !set["writer-rows"] {
-			*writerRows = 500_000
-		}
-		if !set["lag-duration"] {
-			*lagDuration = 5 * time.Minute
-		}
-		if !set["query-rows"] {
-			*queryRows = 10_000_000
-		}
-		if !set["query-iterations"] {
-			*queryIterations = 500
-		}
+	if !given["api-duration"] {
+		c.API.Duration = 30 * time.Second
 	}
-	env := Env{OutPath: *outPath, Command: strings.TrimSpace("all " + strings.Join(args, " ")), Params: map[string]string{}}
+	if !given["writer-rows"] {
+		c.WriterRows = 500_000
+	}
+	if !given["lag-duration"] {
+		c.LagDuration = 5 * time.Minute
+	}
+	if !given["query-rows"] {
+		c.Query.Rows = 10_000_000
+	}
+	if !given["query-iterations"] {
+		c.Query.Iterations = 500
+	}
+}
+
+func (c *allCmd) Run(r *run) error {
+	c.long(r.given)
+	env := &r.env
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		env.Params["loadavg_at_start"] = strings.Join(strings.Fields(string(la))[:3], " ")
 	}
 	env.Params["cpus"] = strconv.Itoa(runtime.NumCPU())
-	logf := logger(out)
-	defer removeBinaries()
+	ctx, logf := r.ctx, r.logf
 	begin := time.Now()
-	var results []Result
 	want := map[string]bool{}
-	for s := range strings.SplitSeq(*stages, ",") {
+	for _, s := range c.Stages {
 		want[strings.TrimSpace(s)] = true
 	}
 	stageTime := func(name string, t time.Time) {
-		results = append(results, Result{Name: "all.stage_time." + name, Value: time.Since(t).Seconds(), Unit: "s", Notes: "wall time of the stage, set-up included"})
+		r.results = append(r.results, Result{Name: "all.stage_time." + name, Value: time.Since(t).Seconds(), Unit: "s", Notes: "wall time of the stage, set-up included"})
 		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 			env.Params["loadavg_after_"+name] = strings.Join(strings.Fields(string(la))[:3], " ")
 		}
@@ -74,10 +72,10 @@ func runAll(ctx context.Context, args []string, out io.Writer) ([]Result, Env, e
 	if want["api"] {
 		t := time.Now()
 		logf("=== api")
-		r, rate, err := apiStage(ctx, api, logf, env.Params)
-		results = append(results, r...)
+		res, rate, err := apiStage(ctx, c.API, logf, env.Params)
+		r.results = append(r.results, res...)
 		if err != nil {
-			return results, env, fmt.Errorf("api: %w", err)
+			return fmt.Errorf("api: %w", err)
 		}
 		maxRate = rate
 		stageTime("api", t)
@@ -85,39 +83,38 @@ func runAll(ctx context.Context, args []string, out io.Writer) ([]Result, Env, e
 	if want["writer"] {
 		t := time.Now()
 		logf("=== writer")
-		r, err := writerStage(ctx, writerConfig{rows: *writerRows}, logf, env.Params)
-		results = append(results, r...)
+		res, err := writerStage(ctx, c.WriterRows, logf, env.Params)
+		r.results = append(r.results, res...)
 		if err != nil {
-			return results, env, fmt.Errorf("writer: %w", err)
+			return fmt.Errorf("writer: %w", err)
 		}
 		stageTime("writer", t)
 	}
 	if want["lag"] {
 		t := time.Now()
 		logf("=== lag")
-		r, err := lagStage(ctx, lagConfig{duration: *lagDuration, ramp: 5 * time.Second, maxRate: maxRate}, logf, env.Params)
-		results = append(results, r...)
+		res, err := lagStage(ctx, lagConfig{Duration: c.LagDuration, Ramp: 5 * time.Second, maxRate: maxRate}, logf, env.Params)
+		r.results = append(r.results, res...)
 		if err != nil {
-			return results, env, fmt.Errorf("lag: %w", err)
+			return fmt.Errorf("lag: %w", err)
 		}
 		stageTime("lag", t)
 	}
 	if want["query"] {
 		t := time.Now()
 		logf("=== query")
-		qargs := []string{"--rows", strconv.FormatInt(*queryRows, 10), "--iterations", strconv.Itoa(*queryIterations),
-			"--chunk", strconv.FormatInt(min(*queryRows, 500_000), 10), "--out", ""}
-		r, qenv, err := runQuery(ctx, qargs, out)
-		results = append(results, r...)
-		for k, v := range qenv.Params {
+		params := map[string]string{}
+		res, err := queryStage(ctx, c.Query, r.out, params)
+		r.results = append(r.results, res...)
+		for k, v := range params {
 			env.Params["query_"+k] = v
 		}
 		if err != nil {
-			return results, env, fmt.Errorf("query: %w", err)
+			return fmt.Errorf("query: %w", err)
 		}
 		stageTime("query", t)
 	}
-	results = append(results, Result{Name: "all.total_time", Value: time.Since(begin).Seconds(), Unit: "s",
+	r.results = append(r.results, Result{Name: "all.total_time", Value: time.Since(begin).Seconds(), Unit: "s",
 		Notes: "load average at start " + env.Params["loadavg_at_start"] + " on " + env.Params["cpus"] + " CPUs (other work on the machine skews every figure; ratios within a stage less)"})
-	return results, env, nil
+	return nil
 }

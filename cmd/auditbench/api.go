@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -31,31 +32,22 @@ after --warmup:
 
 Target: single req/s >= 0.5 x bare_gin req/s (same run).`
 
+// apiConfig are the flags of the api stage (also of all, prefixed api-).
 type apiConfig struct {
-	duration, warmup time.Duration
-	concurrency      int
+	Duration    time.Duration `default:"10s" help:"Measured load per case."`
+	Warmup      time.Duration `default:"1s" help:"Unmeasured load before each case."`
+	Concurrency int           `default:"32" help:"Concurrent keep-alive clients."`
 }
 
-func (c *apiConfig) flags(fs interface {
-	DurationVar(*time.Duration, string, time.Duration, string)
-	IntVar(*int, string, int, string)
-}, prefix string) {
-	fs.DurationVar(&c.duration, prefix+"duration", 10*time.Second, "measured load per case")
-	fs.DurationVar(&c.warmup, prefix+"warmup", time.Second, "unmeasured load before each case")
-	fs.IntVar(&c.concurrency, prefix+"concurrency", 32, "concurrent keep-alive clients")
+type apiCmd struct {
+	apiConfig `embed:""`
 }
 
-func runAPI(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("api", apiSynopsis, out)
-	var cfg apiConfig
-	cfg.flags(fs, "")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
-	}
-	env := Env{OutPath: *outPath, Command: strings.TrimSpace("api " + strings.Join(args, " ")), Params: map[string]string{}}
-	defer removeBinaries()
-	res, _, err := apiStage(ctx, cfg, logger(out), env.Params)
-	return res, env, err
+func (apiCmd) Help() string { return apiSynopsis }
+
+func (c *apiCmd) Run(r *run) error {
+	results, _, err := apiStage(r.ctx, c.apiConfig, r.logf, r.env.Params)
+	return r.record(results, err)
 }
 
 func logger(out io.Writer) func(string, ...any) {
@@ -67,11 +59,11 @@ func logger(out io.Writer) func(string, ...any) {
 // apiStage measures the write API and returns its results and the
 // single-event rate (req/s), the maximum the lag stage halves.
 func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), params map[string]string) ([]Result, float64, error) {
-	if cfg.duration <= 0 || cfg.concurrency < 1 {
+	if cfg.Duration <= 0 || cfg.Concurrency < 1 {
 		return nil, 0, fmt.Errorf("api: need --duration > 0 and --concurrency >= 1")
 	}
-	params["api_duration"] = cfg.duration.String()
-	params["api_concurrency"] = strconv.Itoa(cfg.concurrency)
+	params["api_duration"] = cfg.Duration.String()
+	params["api_concurrency"] = strconv.Itoa(cfg.Concurrency)
 	st, err := startStack(ctx, logf)
 	if err != nil {
 		return nil, 0, err
@@ -106,7 +98,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	}
 	defer ap.stop()
 
-	events := genEvents(1000, 1, false)
+	events := eventgen.Events(1000, eventgen.Options{Seed: 1})
 	single := make([][]byte, len(events))
 	for i := range events {
 		single[i] = events[i].AppendJSON(nil)
@@ -123,8 +115,8 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 
 	var results []Result
 	run := func(name, url string, per int, body func(w, i int) []byte) (loadResult, error) {
-		logf("api %-9s %d clients, %s warm-up + %s ...", name, cfg.concurrency, cfg.warmup, cfg.duration)
-		r := closedLoop(ctx, url, cfg.concurrency, cfg.warmup, cfg.duration, body)
+		logf("api %-9s %d clients, %s warm-up + %s ...", name, cfg.Concurrency, cfg.Warmup, cfg.Duration)
+		r := closedLoop(ctx, url, cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
@@ -136,7 +128,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		return r, nil
 	}
 	note := func(r loadResult, what string) string {
-		n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.concurrency, cfg.duration, r.requests)
+		n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.Concurrency, cfg.Duration, r.requests)
 		if r.errors > 0 {
 			n += fmt.Sprintf("; %d non-201 (%s)", r.errors, r.firstErr)
 		}

@@ -9,34 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/store"
 )
-
-// eventType is one of the generated event types, with the category and
-// action that go with it.
-type eventType struct{ name, category, action string }
-
-// eventTypes returns the ~50 event types of the generated data: for each of
-// the SPEC's 7 categories, a handful of "<category>.<object>.<action>".
-func eventTypes() []eventType {
-	objects := map[string][]string{
-		"gateway":          {"signal.received", "signal.rejected", "request.authenticated", "request.throttled", "webhook.received", "signal.deduplicated", "route.matched"},
-		"notification":     {"message.sent", "message.failed", "message.escalated", "channel.selected", "digest.sent", "message.acknowledged", "template.rendered"},
-		"analysis":         {"investigation.started", "investigation.completed", "rootcause.identified", "model.invoked", "evidence.collected", "hypothesis.rejected", "report.generated"},
-		"signalprocessing": {"signal.enriched", "signal.classified", "signal.correlated", "signal.suppressed", "storm.detected", "priority.assigned", "labels.normalized"},
-		"workflow":         {"workflow.selected", "workflow.started", "workflow.completed", "step.started", "step.completed", "approval.requested", "approval.granted"},
-		"execution":        {"action.started", "action.completed", "action.failed", "rollback.started", "rollback.completed", "dryrun.completed", "command.executed", "retry.scheduled"},
-		"orchestration":    {"remediation.created", "remediation.completed", "remediation.timedout", "lock.acquired", "lock.released", "phase.changed", "child.spawned", "cooldown.applied"},
-	}
-	var types []eventType
-	for _, cat := range audit.DefaultCategories() {
-		for _, o := range objects[cat] {
-			types = append(types, eventType{name: cat + "." + o, category: cat, action: o[strings.LastIndexByte(o, '.')+1:]})
-		}
-	}
-	return types
-}
 
 // generateSQL inserts rows $1..$2 (0-based row numbers) of the data set into
 // audit_event_ids and audit_events in one statement. Row i has timestamp
@@ -111,10 +86,10 @@ func generate(ctx context.Context, db *store.Store, d dataset, logf func(string,
 	if err := db.EnsurePartitions(ctx, start, d.newest); err != nil {
 		return 0, 0, err
 	}
-	types := eventTypes()
+	types := eventgen.Types()
 	names, cats, actions := make([]string, len(types)), make([]string, len(types)), make([]string, len(types))
 	for i, t := range types {
-		names[i], cats[i], actions[i] = t.name, t.category, t.action
+		names[i], cats[i], actions[i] = t.Name, t.Category, t.Action
 	}
 
 	// One transaction: an interrupted run leaves no partial data set (and

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 )
 
 const lagSynopsis = `
@@ -37,28 +37,24 @@ last quarter / mean of the second quarter < 1.10; the first quarter is
 warm-up). RSS is sampled every second with rows_written_total.`
 
 type lagConfig struct {
-	duration, ramp time.Duration
-	rate           float64
-	maxRate        float64 // from the api stage, when known
+	Duration time.Duration `default:"60s" help:"Sustained load."`
+	Ramp     time.Duration `default:"5s" help:"Closed-loop run finding the maximum rate (without --rate)."`
+	Rate     float64       `help:"Events/s to send (default: half the measured maximum)."`
+	maxRate  float64       // from the api stage, when known
 }
 
-func runLag(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("lag", lagSynopsis, out)
-	var cfg lagConfig
-	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "sustained load")
-	fs.DurationVar(&cfg.ramp, "ramp", 5*time.Second, "closed-loop run finding the maximum rate (without --rate)")
-	fs.Float64Var(&cfg.rate, "rate", 0, "events/s to send (default: half the measured maximum)")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
-	}
-	env := Env{OutPath: *outPath, Command: strings.TrimSpace("lag " + strings.Join(args, " ")), Params: map[string]string{}}
-	defer removeBinaries()
-	res, err := lagStage(ctx, cfg, logger(out), env.Params)
-	return res, env, err
+type lagCmd struct {
+	lagConfig `embed:""`
+}
+
+func (lagCmd) Help() string { return lagSynopsis }
+
+func (c *lagCmd) Run(r *run) error {
+	return r.record(lagStage(r.ctx, c.lagConfig, r.logf, r.env.Params))
 }
 
 func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
-	if cfg.duration < 4*time.Second {
+	if cfg.Duration < 4*time.Second {
 		return nil, fmt.Errorf("lag: need --duration >= 4s")
 	}
 	if _, err := binaries(logf); err != nil {
@@ -90,35 +86,35 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	templates := genEvents(1000, 3, false)
+	templates := eventgen.Events(1000, eventgen.Options{Seed: 3})
 	maxNote := "api.single.req_per_s of this run"
 	maxRate := cfg.maxRate
-	if cfg.rate <= 0 && maxRate <= 0 {
-		logf("lag: ramp: 32 clients for %s to find the maximum single-event rate ...", cfg.ramp)
+	if cfg.Rate <= 0 && maxRate <= 0 {
+		logf("lag: ramp: 32 clients for %s to find the maximum single-event rate ...", cfg.Ramp)
 		bodies := make([][]byte, len(templates))
 		for i := range templates {
 			bodies[i] = templates[i].AppendJSON(nil)
 		}
-		r := closedLoop(ctx, base+"/api/v1/audit/events", 32, time.Second, cfg.ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
+		r := closedLoop(ctx, base+"/api/v1/audit/events", 32, time.Second, cfg.Ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
 		if r.requests == 0 {
 			return nil, fmt.Errorf("lag ramp: no request succeeded (%s)", r.firstErr)
 		}
 		maxRate = r.rate()
-		maxNote = fmt.Sprintf("closed-loop ramp, 32 clients, %s, writer running", cfg.ramp)
+		maxNote = fmt.Sprintf("closed-loop ramp, 32 clients, %s, writer running", cfg.Ramp)
 	}
-	rate := cfg.rate
+	rate := cfg.Rate
 	if rate <= 0 {
 		rate = maxRate / 2
 	} else {
 		maxNote = "--rate given"
 	}
 	params["lag_rate"] = strconv.FormatFloat(rate, 'f', 0, 64)
-	params["lag_duration"] = cfg.duration.String()
+	params["lag_duration"] = cfg.Duration.String()
 	// Let the writer drain what the ramp sent before measuring.
 	time.Sleep(2 * time.Second)
-	logf("lag: sending %.0f events/s (max %.0f: %s) for %s ...", rate, maxRate, maxNote, cfg.duration)
+	logf("lag: sending %.0f events/s (max %.0f: %s) for %s ...", rate, maxRate, maxNote, cfg.Duration)
 
-	n := int(rate * cfg.duration.Seconds())
+	n := int(rate * cfg.Duration.Seconds())
 	type ev struct {
 		id       uuid.UUID
 		ts       time.Time
@@ -352,7 +348,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 	results := []Result{
 		{Name: "lag.max_rate", Value: maxRate, Unit: "events/s", Notes: "the maximum the load is half of: " + maxNote},
 		{Name: "lag.rate", Value: achieved, Unit: "events/s",
-			Notes: fmt.Sprintf("accepted single-event POSTs per second, open loop, target %.0f/s for %s (64 senders)", rate, cfg.duration)},
+			Notes: fmt.Sprintf("accepted single-event POSTs per second, open loop, target %.0f/s for %s (64 senders)", rate, cfg.Duration)},
 		{Name: "lag.visible.p50", Value: ms(visible.quantile(0.5)), Unit: "ms",
 			Notes: fmt.Sprintf("201 received -> row returned by a 50 ms primary-key poll of audit_events; n=%d", len(visible))},
 		{Name: "lag.visible.p99", Value: ms(visible.quantile(0.99)), Unit: "ms", Target: Below(1000), Notes: "at half load; includes <= 50 ms poll granularity"},

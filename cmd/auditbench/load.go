@@ -5,62 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
-
-	"github.com/auditstream/auditstream/internal/audit"
 )
-
-// genEvents returns n valid, realistic events (canonical JSON 450-650
-// bytes): event_timestamp now, most optional fields set, a few hundred
-// bytes of event_data. withIDs gives each a UUIDv7 event_id, as a client
-// that names its events (or the API) would.
-func genEvents(n int, seed uint64, withIDs bool) []audit.Event {
-	r := rand.New(rand.NewPCG(seed, 0xbe7c4))
-	types := eventTypes()
-	namespaces := []string{"prod", "staging", "payments", "checkout", "kube-system", "monitoring", "search", "identity"}
-	clusters := []string{"eu-west-1", "us-east-1", "ap-south-1"}
-	severities := []string{"critical", "warning", "info"}
-	resources := []string{"Signal", "RemediationRequest", "WorkflowExecution", "AIAnalysis", "Notification", "Pod", "Deployment"}
-	alerts := []string{"HighCPU", "HighMemory", "PodCrashLooping", "DiskPressure", "KubeletDown", "ErrorRateHigh"}
-	ptr := func(s string) *string { return &s }
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	events := make([]audit.Event, n)
-	for i := range events {
-		t := types[r.IntN(len(types))]
-		outcome := "success"
-		switch x := r.IntN(100); {
-		case x < 7:
-			outcome = "failure"
-		case x < 10:
-			outcome = "pending"
-		}
-		fp := fmt.Sprintf("fp-%010x", r.Uint64()>>24)
-		alert := alerts[r.IntN(len(alerts))]
-		dur := r.Int64N(30_000)
-		e := audit.Event{
-			Version: "1.0", EventType: t.name, EventTimestamp: now, EventCategory: t.category, EventAction: t.action,
-			EventOutcome:  outcome,
-			CorrelationID: fmt.Sprintf("rr-bench-%07d", r.IntN(n/8+1)),
-			ActorType:     ptr("service"), ActorID: ptr(t.category + "-controller"),
-			ResourceType: ptr(resources[r.IntN(len(resources))]), ResourceID: ptr(fp),
-			Namespace: ptr(namespaces[r.IntN(len(namespaces))]), ClusterName: ptr(clusters[r.IntN(len(clusters))]),
-			Severity: ptr(severities[r.IntN(len(severities))]), DurationMS: &dur,
-			EventData: fmt.Appendf(nil, `{"signal":{"fingerprint":%q,"labels":{"alertname":%q,"pod":"%s-%05x"},"value":%.2f},"source":"prometheus","message":"%s for %dm"}`,
-				fp, alert, alert, r.IntN(1<<20), r.Float64()*100, alert, 1+r.IntN(30)),
-		}
-		if withIDs {
-			e.EventID = uuid.Must(uuid.NewV7())
-		}
-		events[i] = e
-	}
-	return events
-}
 
 // loadResult is what a closed-loop load run measured.
 type loadResult struct {

@@ -15,31 +15,50 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/alecthomas/kong"
 )
 
-// command is one benchmark stage. run parses its own flags from args and
-// returns the results to print and record.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error)
+// cli is the command line: one subcommand per stage, each with its own
+// flags, and --out for all. A new stage is a field here with a Run(*run)
+// method; it gets the shared table and JSON output for free.
+type cli struct {
+	Out string `default:"${results}" help:"JSON file the results are merged into (\"\" to skip)."`
+
+	API    apiCmd    `cmd:"" name:"api" help:"Single-event and batch POST throughput of the real ingest-api, next to a bare gin handler."`
+	Writer writerCmd `cmd:"" help:"Kafka -> PostgreSQL drain rate of the real writer, next to raw pgx CopyFrom of the same rows."`
+	Lag    lagCmd    `cmd:"" help:"Accepted -> visible lag at half the maximum rate, and the writer's RSS over the run."`
+	All    allCmd    `cmd:"" help:"Every stage in sequence (make bench): one table, bench/results/latest.json."`
+	Query  queryCmd  `cmd:"" help:"Read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL."`
 }
 
-// commands lists the stages. Add new ones here (ingest, writer drain,
-// pipeline lag, ...); each gets the shared table and JSON output for free.
-var commands = map[string]command{
-	"api":    {summary: "single-event and batch POST throughput of the real ingest-api, next to a bare gin handler", run: runAPI},
-	"writer": {summary: "Kafka -> PostgreSQL drain rate of the real writer, next to raw pgx CopyFrom of the same rows", run: runWriter},
-	"lag":    {summary: "accepted -> visible lag at half the maximum rate, and the writer's RSS over the run", run: runLag},
-	"all":    {summary: "every stage in sequence (make bench): one table, bench/results/latest.json", run: runAll},
-	"query":  {summary: "read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL", run: runQuery},
+const description = `auditstream benchmark driver. Every command prints a result table and
+merges its results into bench/results/latest.json (keyed by benchmark name;
+--out changes the file, --out "" skips it). PostgreSQL is $DATABASE_URL when
+set, else a throwaway cluster from the machine's PostgreSQL binaries.`
+
+// run is what a stage's Run is given, and fills in: its results and the
+// parameters that describe the run.
+type run struct {
+	ctx     context.Context
+	out     io.Writer
+	env     Env
+	given   map[string]bool // flags given on the command line
+	results []Result
+}
+
+func (r *run) logf(format string, a ...any) { logger(r.out)(format, a...) }
+
+// record keeps a stage's results (also those measured before it failed).
+func (r *run) record(results []Result, err error) error {
+	r.results = results
+	return err
 }
 
 func main() {
@@ -54,46 +73,38 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// realMain runs the command line args and returns the exit status: 0 (also
+// after --help), 1 when a stage fails, 2 for a usage error.
 func realMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "auditbench: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return 2
+	kctx, r, code := parse(args, stdout, stderr)
+	if kctx == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	results, env, err := cmd.run(ctx, args[1:], stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
+	r.ctx = ctx
+	// The binaries a stage built (go build) live only as long as the run.
+	defer removeBinaries()
+	name := kctx.Command()
+	if err := kctx.Run(r); err != nil {
 		// Print what was measured before the failure: a long run should
 		// not lose it.
-		if len(results) > 0 {
-			PrintTable(stdout, results)
+		if len(r.results) > 0 {
+			PrintTable(stdout, r.results)
 		}
-		fmt.Fprintf(stderr, "auditbench %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "auditbench %s: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintln(stdout)
-	PrintTable(stdout, results)
-	if env.OutPath != "" {
-		if err := MergeJSON(env.OutPath, results, env); err != nil {
-			fmt.Fprintf(stderr, "auditbench %s: %v\n", args[0], err)
+	PrintTable(stdout, r.results)
+	if r.env.OutPath != "" {
+		if err := MergeJSON(r.env.OutPath, r.results, r.env); err != nil {
+			fmt.Fprintf(stderr, "auditbench %s: %v\n", name, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "\nresults merged into %s\n", env.OutPath)
+		fmt.Fprintf(stdout, "\nresults merged into %s\n", r.env.OutPath)
 	}
-	if Missed(results) {
+	if Missed(r.results) {
 		// A missed target is a finding, not a failure of the tool; the
 		// exit status stays 0 so scripts keep the output. It is said
 		// plainly, though.
@@ -102,40 +113,42 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, `auditbench: auditstream benchmark driver
-
-Usage:
-  go run ./cmd/auditbench <command> [flags]
-  go run ./cmd/auditbench <command> --help
-
-Commands:
-`)
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+// parse reads the command line into a run of the selected stage; a nil
+// context means there is nothing to run, and code says why (0 after --help,
+// 2 for a usage error).
+func parse(args []string, stdout, stderr io.Writer) (_ *kong.Context, _ *run, code int) {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("auditbench"),
+		kong.Description(description),
+		kong.Vars{"results": defaultResultsPath()},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "auditbench: %v\n", err)
+		return nil, nil, 1
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return nil, nil, exit // --help
 	}
-	fmt.Fprintf(w, `
-Every command prints a result table and merges its results into
-bench/results/latest.json (keyed by benchmark name; --out changes the file,
---out '' skips it). PostgreSQL is $DATABASE_URL when set, else a throwaway
-cluster from the machine's PostgreSQL binaries.
-`)
-}
-
-// newFlagSet returns a flag set for a subcommand with the flags every
-// subcommand shares (--out).
-func newFlagSet(name, synopsis string, out io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("auditbench "+name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	outPath := fs.String("out", defaultResultsPath(), "JSON file the results are merged into ('' to skip)")
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: go run ./cmd/auditbench %s [flags]\n\n%s\n\nFlags:\n", name, strings.TrimSpace(synopsis))
-		fs.PrintDefaults()
+	if err != nil {
+		fmt.Fprintf(stderr, "auditbench: %v\n\n", err)
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			_ = pe.Context.PrintUsage(true)
+		}
+		return nil, nil, 2
 	}
-	return fs, outPath
+	r := &run{out: stdout, env: Env{OutPath: c.Out, Command: strings.Join(args, " "), Params: map[string]string{}},
+		given: map[string]bool{}}
+	for _, p := range kctx.Path {
+		if p.Flag != nil {
+			r.given[p.Flag.Name] = true
+		}
+	}
+	return kctx, r, 0
 }

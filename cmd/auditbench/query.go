@@ -24,6 +24,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
@@ -52,14 +53,13 @@ cluster, removed at exit.`
 
 // queryConfig are the flags of the query stage.
 type queryConfig struct {
-	rows       int64
-	iterations int
-	warmup     int
-	days       int
-	chunk      int64
-	reuse      bool
-	seed       uint64
-	outPath    string
+	Rows       int64  `default:"${query_rows=10000000}" help:"Events in the database."`
+	Iterations int    `default:"${query_iterations=500}" help:"Measured requests per case."`
+	Warmup     int    `default:"50" help:"Unmeasured requests per case before measuring."`
+	Days       int    `default:"60" help:"The events span this many days up to now."`
+	Chunk      int64  `default:"500000" help:"Rows per INSERT while generating."`
+	Reuse      bool   `help:"With DATABASE_URL: measure the data already there if it holds exactly --rows events."`
+	Seed       uint64 `default:"1" help:"Seed of the request parameter choices."`
 }
 
 // Read-side settings, as ingest-api runs them.
@@ -71,29 +71,24 @@ const (
 	pageLimit        = 50
 )
 
-func runQuery(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("query", querySynopsis, out)
-	var cfg queryConfig
-	fs.Int64Var(&cfg.rows, "rows", 10_000_000, "events in the database")
-	fs.IntVar(&cfg.iterations, "iterations", 500, "measured requests per case")
-	fs.IntVar(&cfg.warmup, "warmup", 50, "unmeasured requests per case before measuring")
-	fs.IntVar(&cfg.days, "days", 60, "the events span this many days up to now")
-	fs.Int64Var(&cfg.chunk, "chunk", 500_000, "rows per INSERT while generating")
-	fs.BoolVar(&cfg.reuse, "reuse", false, "with DATABASE_URL: measure the data already there if it holds exactly --rows events")
-	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the request parameter choices")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return nil, Env{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	if cfg.rows < pageDepth*pageLimit || cfg.iterations < 1 || cfg.warmup < 0 || cfg.days < 2 || cfg.chunk < 1 {
-		return nil, Env{}, fmt.Errorf("need --rows >= %d (page %d must exist), --iterations >= 1, --warmup >= 0, --days >= 2, --chunk >= 1",
+type queryCmd struct {
+	queryConfig `embed:""`
+}
+
+func (queryCmd) Help() string { return querySynopsis }
+
+func (c *queryCmd) Run(r *run) error {
+	return r.record(queryStage(r.ctx, c.queryConfig, r.out, r.env.Params))
+}
+
+// queryStage checks cfg and measures; params receives what describes the
+// run.
+func queryStage(ctx context.Context, cfg queryConfig, out io.Writer, params map[string]string) ([]Result, error) {
+	if cfg.Rows < pageDepth*pageLimit || cfg.Iterations < 1 || cfg.Warmup < 0 || cfg.Days < 2 || cfg.Chunk < 1 {
+		return nil, fmt.Errorf("need --rows >= %d (page %d must exist), --iterations >= 1, --warmup >= 0, --days >= 2, --chunk >= 1",
 			pageDepth*pageLimit, pageDepth)
 	}
-	cfg.outPath = *outPath
-	return (&queryBench{cfg: cfg, out: out}).run(ctx, args)
+	return (&queryBench{cfg: cfg, out: out}).run(ctx, params)
 }
 
 type queryBench struct {
@@ -106,58 +101,56 @@ func (b *queryBench) logf(format string, a ...any) {
 	fmt.Fprintf(b.out, format+"\n", a...)
 }
 
-func (b *queryBench) run(ctx context.Context, args []string) ([]Result, Env, error) {
-	env := Env{OutPath: b.cfg.outPath, Command: strings.TrimSpace("query " + strings.Join(args, " ")), Params: map[string]string{
-		"rows":       strconv.FormatInt(b.cfg.rows, 10),
-		"iterations": strconv.Itoa(b.cfg.iterations),
-		"days":       strconv.Itoa(b.cfg.days),
-	}}
+func (b *queryBench) run(ctx context.Context, params map[string]string) ([]Result, error) {
+	params["rows"] = strconv.FormatInt(b.cfg.Rows, 10)
+	params["iterations"] = strconv.Itoa(b.cfg.Iterations)
+	params["days"] = strconv.Itoa(b.cfg.Days)
 
 	pg, err := openDatabase(ctx, b.logf)
 	if err != nil {
-		return nil, env, err
+		return nil, err
 	}
 	defer pg.Close()
-	env.Params["database"] = map[bool]string{true: "throwaway cluster", false: "DATABASE_URL"}[pg.Throwaway]
+	params["database"] = map[bool]string{true: "throwaway cluster", false: "DATABASE_URL"}[pg.Throwaway]
 
 	version, err := store.Migrate(ctx, pg.URL, nil)
 	if err != nil {
-		return nil, env, err
+		return nil, err
 	}
 	b.logf("schema at migration %d", version)
 	// The API's pool, as ingest-api opens it (default size).
 	db, err := store.Open(ctx, store.Config{URL: pg.URL})
 	if err != nil {
-		return nil, env, err
+		return nil, err
 	}
 	defer db.Close()
 	for k, v := range serverFacts(ctx, db.Pool()) {
-		env.Params[k] = v
+		params[k] = v
 	}
 
-	if err := b.prepareData(ctx, db, pg.Throwaway, env.Params); err != nil {
-		return b.results, env, err
+	if err := b.prepareData(ctx, db, pg.Throwaway, params); err != nil {
+		return b.results, err
 	}
 
 	srvURL, stop, err := serveAPI(db)
 	if err != nil {
-		return b.results, env, err
+		return b.results, err
 	}
 	defer stop()
 	b.logf("API on %s", srvURL)
 
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		env.Params["loadavg_before_measuring"] = strings.Join(strings.Fields(string(la))[:3], " ")
+		params["loadavg_before_measuring"] = strings.Join(strings.Fields(string(la))[:3], " ")
 	}
 	err = b.measure(ctx, db, srvURL)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		env.Params["loadavg_after_measuring"] = strings.Join(strings.Fields(string(la))[:3], " ")
-		b.logf("load average after measuring: %s (%d CPUs)", env.Params["loadavg_after_measuring"], runtime.NumCPU())
+		params["loadavg_after_measuring"] = strings.Join(strings.Fields(string(la))[:3], " ")
+		b.logf("load average after measuring: %s (%d CPUs)", params["loadavg_after_measuring"], runtime.NumCPU())
 	}
-	return b.results, env, err
+	return b.results, err
 }
 
-// prepareData makes sure the database holds cfg.rows events: it generates
+// prepareData makes sure the database holds cfg.Rows events: it generates
 // them into an empty database, or, with --reuse, accepts a database that
 // already holds exactly that many.
 func (b *queryBench) prepareData(ctx context.Context, db *store.Store, throwaway bool, params map[string]string) error {
@@ -167,7 +160,7 @@ func (b *queryBench) prepareData(ctx context.Context, db *store.Store, throwaway
 	}
 	switch {
 	case existing == 0:
-	case b.cfg.reuse && existing == b.cfg.rows:
+	case b.cfg.Reuse && existing == b.cfg.Rows:
 		var newest time.Time
 		if err := db.Pool().QueryRow(ctx, "SELECT max(event_timestamp) FROM audit_event_ids").Scan(&newest); err != nil {
 			return err
@@ -180,20 +173,20 @@ func (b *queryBench) prepareData(ctx context.Context, db *store.Store, throwaway
 			return err
 		}
 		return b.analyzeIfNeeded(ctx, db)
-	case b.cfg.reuse:
+	case b.cfg.Reuse:
 		return fmt.Errorf("--reuse: the database holds %s events, not --rows %s; use an empty database or --rows %d",
-			thousands(existing), thousands(b.cfg.rows), existing)
+			thousands(existing), thousands(b.cfg.Rows), existing)
 	default:
 		return fmt.Errorf("the database already holds %s events: use an empty database, or --reuse --rows %d to measure them",
 			thousands(existing), existing)
 	}
 
-	b.logf("generating %s events over %d days (chunks of %s) ...", thousands(b.cfg.rows), b.cfg.days, thousands(b.cfg.chunk))
+	b.logf("generating %s events over %d days (chunks of %s) ...", thousands(b.cfg.Rows), b.cfg.Days, thousands(b.cfg.Chunk))
 	insert, vacuum, err := generate(ctx, db, dataset{
-		rows:      b.cfg.rows,
-		span:      time.Duration(b.cfg.days) * 24 * time.Hour,
+		rows:      b.cfg.Rows,
+		span:      time.Duration(b.cfg.Days) * 24 * time.Hour,
 		newest:    time.Now(),
-		chunkSize: b.cfg.chunk,
+		chunkSize: b.cfg.Chunk,
 	}, b.logf)
 	if err != nil {
 		return err
@@ -204,7 +197,7 @@ func (b *queryBench) prepareData(ctx context.Context, db *store.Store, throwaway
 	b.results = append(b.results, Result{
 		Name: "query.setup.generate", Value: total.Seconds(), Unit: "s",
 		Notes: fmt.Sprintf("%s rows into audit_events + audit_event_ids (%.0f rows/s incl. every index); VACUUM ANALYZE %s",
-			thousands(b.cfg.rows), float64(b.cfg.rows)/insert.Seconds(), vacuum.Round(time.Second)),
+			thousands(b.cfg.Rows), float64(b.cfg.Rows)/insert.Seconds(), vacuum.Round(time.Second)),
 	})
 	var size int64
 	if err := db.Pool().QueryRow(ctx, `SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit_events')`).Scan(&size); err == nil {
@@ -357,7 +350,7 @@ type queryCase struct {
 }
 
 func (b *queryBench) measure(ctx context.Context, db *store.Store, base string) error {
-	rng := rand.New(rand.NewPCG(b.cfg.seed, 0xa11d17))
+	rng := rand.New(rand.NewPCG(b.cfg.Seed, 0xa11d17))
 	c := newClient(base)
 
 	// Parameters drawn from the data: existing correlation ids (a sample
@@ -367,8 +360,8 @@ func (b *queryBench) measure(ctx context.Context, db *store.Store, base string) 
 		return err
 	}
 	var types []string
-	for _, t := range eventTypes() {
-		types = append(types, t.name)
+	for _, t := range eventgen.Types() {
+		types = append(types, t.Name)
 	}
 
 	// The cursor of page 999: walk next_cursor from the first page once.
@@ -426,8 +419,8 @@ func (b *queryBench) measure(ctx context.Context, db *store.Store, base string) 
 }
 
 func (b *queryBench) measureCase(ctx context.Context, c *client, rng *rand.Rand, qc queryCase) error {
-	b.logf("measuring %-16s %s: %d warm-up + %d requests ...", qc.name, qc.what, b.cfg.warmup, b.cfg.iterations)
-	for range b.cfg.warmup {
+	b.logf("measuring %-16s %s: %d warm-up + %d requests ...", qc.name, qc.what, b.cfg.Warmup, b.cfg.Iterations)
+	for range b.cfg.Warmup {
 		if _, _, err := c.get(ctx, qc.params(rng)); err != nil {
 			return fmt.Errorf("%s warm-up: %w", qc.name, err)
 		}
@@ -438,7 +431,7 @@ func (b *queryBench) measureCase(ctx context.Context, c *client, rng *rand.Rand,
 		firstErr      error
 		rowsSeen      int
 	)
-	for range b.cfg.iterations {
+	for range b.cfg.Iterations {
 		d, p, err := c.get(ctx, qc.params(rng))
 		var he *httpError
 		switch {
@@ -459,10 +452,10 @@ func (b *queryBench) measureCase(ctx context.Context, c *client, rng *rand.Rand,
 		}
 		lat = append(lat, d)
 	}
-	ok := b.cfg.iterations - failed
+	ok := b.cfg.Iterations - failed
 	notes := fmt.Sprintf("%s; total_exact=%s; %.1f events/answer", qc.what, exactness(exact, ok), float64(rowsSeen)/float64(max(ok, 1)))
 	if failed > 0 {
-		notes += fmt.Sprintf("; %d/%d FAILED (%v)", failed, b.cfg.iterations, firstErr)
+		notes += fmt.Sprintf("; %d/%d FAILED (%v)", failed, b.cfg.Iterations, firstErr)
 	}
 	var target *Target
 	if qc.target {

@@ -74,17 +74,3 @@ func TestPrintTable(t *testing.T) {
 		t.Fatalf("table:\n%s", out)
 	}
 }
-
-func TestEventTypes(t *testing.T) {
-	types := eventTypes()
-	if len(types) < 45 || len(types) > 55 {
-		t.Fatalf("%d event types", len(types))
-	}
-	seen := map[string]bool{}
-	for _, et := range types {
-		if seen[et.name] || !strings.HasPrefix(et.name, et.category+".") || !strings.HasSuffix(et.name, "."+et.action) {
-			t.Errorf("bad or duplicate type %+v", et)
-		}
-		seen[et.name] = true
-	}
-}

@@ -3,20 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 const writerSynopsis = `
@@ -25,8 +24,8 @@ Kafka -> PostgreSQL (issue item 3): a 12-partition topic is pre-filled with
 key correlation_id, its headers, lz4, acks=all). Then, each into a fresh,
 migrated database (the real audit_events with every index):
 
-  rawcopy  pgx CopyFrom of the same rows, same 18 columns, 5,000 rows per
-           transaction, one connection: the ceiling
+  rawcopy  pgx CopyFrom of the same rows and columns as store.Write, 5,000
+           rows per transaction, one connection: the ceiling
   writer   the real writer binary (go build, a process, its defaults), from
            process start until its rows_written_total reaches --rows
 
@@ -34,44 +33,21 @@ Target: writer steady rows/s >= 0.7 x rawcopy rows/s (same run). Steady is
 from the first rows the writer reports written (so start-up and the group
 join are not counted); the end-to-end rate is reported as well.`
 
-type writerConfig struct{ rows int }
-
-func runWriter(ctx context.Context, args []string, out io.Writer) ([]Result, Env, error) {
-	fs, outPath := newFlagSet("writer", writerSynopsis, out)
-	var cfg writerConfig
-	fs.IntVar(&cfg.rows, "rows", 100_000, "events in the pre-filled topic")
-	if err := fs.Parse(args); err != nil {
-		return nil, Env{}, err
-	}
-	env := Env{OutPath: *outPath, Command: strings.TrimSpace("writer " + strings.Join(args, " ")), Params: map[string]string{}}
-	defer removeBinaries()
-	res, err := writerStage(ctx, cfg, logger(out), env.Params)
-	return res, env, err
+type writerCmd struct {
+	Rows int `default:"100000" help:"Events in the pre-filled topic."`
 }
 
-var copyColumns = []string{
-	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
-	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
-	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
+func (writerCmd) Help() string { return writerSynopsis }
+
+func (c *writerCmd) Run(r *run) error {
+	return r.record(writerStage(r.ctx, c.Rows, r.logf, r.env.Params))
 }
 
-func copyRow(e *audit.Event) []any {
-	parent := pgtype.UUID{}
-	if e.ParentEventID != nil {
-		parent = pgtype.UUID{Bytes: *e.ParentEventID, Valid: true}
-	}
-	return []any{
-		[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
-		e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
-		parent, e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-	}
-}
-
-func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
-	if cfg.rows < 1 {
+func writerStage(ctx context.Context, rows int, logf func(string, ...any), params map[string]string) ([]Result, error) {
+	if rows < 1 {
 		return nil, fmt.Errorf("writer: need --rows >= 1")
 	}
-	params["writer_rows"] = strconv.Itoa(cfg.rows)
+	params["writer_rows"] = strconv.Itoa(rows)
 	if _, err := binaries(logf); err != nil {
 		return nil, err
 	}
@@ -82,7 +58,7 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 	defer st.Close()
 	params["stack"] = st.describe()
 
-	events := genEvents(cfg.rows, 2, true)
+	events := eventgen.Events(rows, eventgen.Options{Seed: 2, IDs: true})
 	start := time.Now()
 	avg, err := prefill(ctx, st, events)
 	if err != nil {
@@ -223,10 +199,10 @@ func rawCopy(ctx context.Context, dbURL string, events []audit.Event, batch int)
 		chunk := events[lo:min(lo+batch, len(events))]
 		rows := make([][]any, len(chunk))
 		for i := range chunk {
-			rows[i] = copyRow(&chunk[i])
+			rows[i] = store.EventRow(&chunk[i])
 		}
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, copyColumns, pgx.CopyFromRows(rows))
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), pgx.CopyFromRows(rows))
 			return err
 		}); err != nil {
 			return 0, fmt.Errorf("raw copy: %w", err)

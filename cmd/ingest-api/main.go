@@ -71,7 +71,8 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		return err
 	}
 	handler, err := api.NewHandler(api.Config{
-		Rules:                 cfg.Validation.Rules(cfg.MaxBatchSize),
+		Rules:                 cfg.Validation.Rules(),
+		MaxBatchSize:          cfg.MaxBatchSize,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		MaxBatchBodyBytes:     cfg.MaxBatchBodyBytes,
 		EventsTopic:           cfg.Kafka.EventsTopic,

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/service"
@@ -59,7 +58,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		BatchAge:           cfg.BatchAge,
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
-		Rules:              cfg.Validation.Rules(audit.DefaultMaxBatchSize),
+		Rules:              cfg.Validation.Rules(),
 	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err

@@ -35,7 +35,10 @@ type notificationReserver interface {
 
 // Config holds the request rules of the write API.
 type Config struct {
-	Rules                 audit.Rules
+	Rules audit.Rules
+	// MaxBatchSize is the most events in one batch request (default
+	// audit.DefaultMaxBatchSize).
+	MaxBatchSize          int
 	MaxBodyBytes          int64
 	MaxBatchBodyBytes     int64
 	EventsTopic           string
@@ -52,6 +55,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxBatchSize < 0 {
+		errs = append(errs, errors.New("api: max batch size must not be negative"))
 	}
 	if c.MaxBodyBytes <= 0 || c.MaxBatchBodyBytes <= 0 {
 		errs = append(errs, errors.New("api: body limits must be positive"))
@@ -94,6 +100,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if cfg.MaxBatchSize == 0 {
+		cfg.MaxBatchSize = audit.DefaultMaxBatchSize
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

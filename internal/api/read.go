@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/query"
 )
 
@@ -26,7 +27,16 @@ const (
 	maxLimit     = 1000
 )
 
-var outcomes = map[string]bool{"success": true, "failure": true, "pending": true}
+// filterFields are the event fields GET /api/v1/audit/events filters on.
+var filterFields = func() []audit.Field {
+	var out []audit.Field
+	for _, f := range audit.EventFields() {
+		if f.Filter {
+			out = append(out, f)
+		}
+	}
+	return out
+}()
 
 // AuditEventsQueryResponse is the answer to GET /api/v1/audit/events.
 type AuditEventsQueryResponse struct {
@@ -99,19 +109,17 @@ func readFailed(c *gin.Context, err error) {
 // name; nothing is clamped or guessed.
 func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
 	bad := map[string]string{}
-	f := query.Filter{
-		EventType:     c.Query("event_type"),
-		EventCategory: c.Query("event_category"),
-		EventOutcome:  c.Query("event_outcome"),
-		Severity:      c.Query("severity"),
-		CorrelationID: c.Query("correlation_id"),
-		ActorID:       c.Query("actor_id"),
-		ResourceType:  c.Query("resource_type"),
-		ResourceID:    c.Query("resource_id"),
-		Namespace:     c.Query("namespace"),
-	}
-	if f.EventOutcome != "" && !outcomes[f.EventOutcome] {
-		bad["event_outcome"] = "must be one of: success, failure, pending"
+	f := query.Filter{Equal: map[string]string{}}
+	for i := range filterFields {
+		field := &filterFields[i]
+		v := c.Query(field.Name)
+		if v == "" {
+			continue
+		}
+		if msg := field.FilterError(v); msg != "" {
+			bad[field.Name] = msg
+		}
+		f.Equal[field.Name] = v
 	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v, ok := c.GetQuery(name); ok {

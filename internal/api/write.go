@@ -105,7 +105,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		w.seed.Failed(telemetry.SeedEvent, 1)
 		return
 	}
-	events, err := w.cfg.Rules.ParseEventBatch(body, acceptedAt)
+	events, err := w.cfg.Rules.ParseEventBatch(body, acceptedAt, w.cfg.MaxBatchSize)
 	if err != nil {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return

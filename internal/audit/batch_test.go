@@ -14,13 +14,13 @@ func batch(elems ...string) []byte { return []byte("[" + strings.Join(elems, ","
 func TestParseEventBatch(t *testing.T) {
 	r := DefaultRules()
 	good := object(baseEvent, "", "")
-	evs, err := r.ParseEventBatch(batch(good, object(baseEvent, "version", `"2.0"`)), acceptedAt)
+	evs, err := r.ParseEventBatch(batch(good, object(baseEvent, "version", `"2.0"`)), acceptedAt, DefaultMaxBatchSize)
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
 	require.Equal(t, "1.0", evs[0].Version)
 	require.Equal(t, "2.0", evs[1].Version)
 
-	evs, err = r.ParseEventBatch([]byte(" [ "+good+" ] "), acceptedAt)
+	evs, err = r.ParseEventBatch([]byte(" [ "+good+" ] "), acceptedAt, DefaultMaxBatchSize)
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 }
@@ -37,7 +37,7 @@ func TestParseEventBatchFieldErrors(t *testing.T) {
 		`null`,
 		object(baseEvent, "actor_id", "\"\xff\""),
 	)
-	evs, err := r.ParseEventBatch(raw, acceptedAt)
+	evs, err := r.ParseEventBatch(raw, acceptedAt, DefaultMaxBatchSize)
 	require.Nil(t, evs)
 	var fes FieldErrors
 	require.ErrorAs(t, err, &fes)
@@ -58,7 +58,6 @@ func TestParseEventBatchFieldErrors(t *testing.T) {
 
 func TestParseEventBatchBodyErrors(t *testing.T) {
 	r := DefaultRules()
-	r.MaxBatchSize = 3
 	good := object(baseEvent, "", "")
 	cases := []struct {
 		name     string
@@ -76,7 +75,7 @@ func TestParseEventBatchBodyErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			evs, err := r.ParseEventBatch(tc.raw, acceptedAt)
+			evs, err := r.ParseEventBatch(tc.raw, acceptedAt, 3)
 			require.Nil(t, evs)
 			require.ErrorIs(t, err, tc.sentinel)
 			var be *BodyError
@@ -89,14 +88,14 @@ func TestParseEventBatchBodyErrors(t *testing.T) {
 func TestParseEventBatchMaxDefault(t *testing.T) {
 	r := DefaultRules()
 	good := object(baseEvent, "", "")
-	elems := make([]string, r.MaxBatchSize)
+	elems := make([]string, DefaultMaxBatchSize)
 	for i := range elems {
 		elems[i] = good
 	}
-	evs, err := r.ParseEventBatch(batch(elems...), acceptedAt)
+	evs, err := r.ParseEventBatch(batch(elems...), acceptedAt, DefaultMaxBatchSize)
 	require.NoError(t, err)
 	require.Len(t, evs, 5000)
-	_, err = r.ParseEventBatch(batch(append(elems, good)...), acceptedAt)
+	_, err = r.ParseEventBatch(batch(append(elems, good)...), acceptedAt, DefaultMaxBatchSize)
 	require.ErrorIs(t, err, ErrBatchTooLarge)
 	require.EqualError(t, err, "batch contains 5001 events; at most 5000 are allowed")
 }
@@ -107,7 +106,7 @@ func TestParseEventBatchErrorForEveryElement(t *testing.T) {
 	for i := range elems {
 		elems[i] = bad
 	}
-	_, err := DefaultRules().ParseEventBatch(batch(elems...), acceptedAt)
+	_, err := DefaultRules().ParseEventBatch(batch(elems...), acceptedAt, DefaultMaxBatchSize)
 	var fes FieldErrors
 	require.ErrorAs(t, err, &fes)
 	require.Len(t, fes, 12)

@@ -33,7 +33,7 @@ func BenchmarkParseEventBatch1000(b *testing.B) {
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
-		evs, err := r.ParseEventBatch(raw, acceptedAt)
+		evs, err := r.ParseEventBatch(raw, acceptedAt, DefaultMaxBatchSize)
 		if err != nil || len(evs) != 1000 {
 			b.Fatal(err)
 		}

@@ -2,6 +2,14 @@
 // pipeline, the validation rules shared by the HTTP API and the Kafka writer,
 // and event id derivation. It performs no I/O.
 //
+// # Fields
+//
+// [EventFields] is the event's field table, the one description of its
+// fields: the parser, the encoders ([Event.AppendJSON] for the Kafka record,
+// [Event.AppendStoredJSON] for reads), the store's COPY and the queries are
+// driven by it, one rule per [Kind]. Notifications, a smaller schema with a
+// staging-table insert of their own, are written out by hand.
+//
 // # Validation
 //
 // [Rules.ParseEvent], [Rules.ParseEventBatch] and [Rules.ParseNotification]

@@ -95,7 +95,8 @@ var (
 	ErrNUL = errors.New("NUL character")
 	// ErrEmptyBatch: a batch with no element.
 	ErrEmptyBatch = errors.New("empty batch")
-	// ErrBatchTooLarge: a batch with more elements than Rules.MaxBatchSize.
+	// ErrBatchTooLarge: a batch with more elements than ParseEventBatch's
+	// limit.
 	ErrBatchTooLarge = errors.New("batch too large")
 )
 

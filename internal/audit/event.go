@@ -30,6 +30,10 @@ type Event struct {
 	// EventData is the client's JSON object, compacted but otherwise as
 	// given. It does not alias the parsed input.
 	EventData json.RawMessage
+
+	// EventDate is the UTC date of EventTimestamp as PostgreSQL derives it
+	// (a generated column): set only on events read from the store.
+	EventDate time.Time
 }
 
 // timeLayout formats UTC times with up to microsecond digits; trailing zeros
@@ -40,11 +44,6 @@ func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	dst = t.UTC().AppendFormat(dst, timeLayout)
 	return append(dst, '"')
-}
-
-// EventDate returns the UTC date of EventTimestamp as YYYY-MM-DD.
-func (e *Event) EventDate() string {
-	return e.EventTimestamp.UTC().Format(time.DateOnly)
 }
 
 // MarshalJSON returns the canonical Kafka value: AuditEventRequest field
@@ -59,64 +58,86 @@ func (e Event) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends the MarshalJSON encoding of e to dst.
 func (e *Event) AppendJSON(dst []byte) []byte {
-	dst = append(dst, '{')
-	if e.EventID != uuid.Nil {
-		dst = append(dst, `"event_id":"`...)
-		dst = appendUUID(dst, e.EventID)
-		dst = append(dst, `",`...)
+	return e.appendJSON(dst, recordOrder, false)
+}
+
+// AppendStoredJSON appends e as reads return it (SPEC 2.5 AuditEvent): every
+// field of the table including those PostgreSQL computes, absent ones as
+// null, in the order of MarshalJSON. event_data is copied as the database
+// returned it (jsonb text has a space after each colon and comma); an
+// encoding/json encoder compacts it.
+func (e *Event) AppendStoredJSON(dst []byte) []byte {
+	return e.appendJSON(dst, storedOrder, true)
+}
+
+// appendJSON writes the fields in order; absent ones are omitted, or with
+// nulls written as null.
+func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
+	// Every member is written with a leading comma; the first one's becomes
+	// the opening brace.
+	open := len(dst)
+	for _, f := range order {
+		switch f.Kind {
+		case KindText, KindEnum:
+			dst = appendString(append(dst, f.key...), *f.Str(e))
+			continue
+		case KindOptText:
+			if s := *f.OptStr(e); s != nil {
+				dst = appendString(append(dst, f.key...), *s)
+				continue
+			}
+		case KindTimestamp:
+			dst = appendTime(append(dst, f.key...), *f.Time(e))
+			continue
+		case KindDate:
+			dst = append(append(dst, f.key...), '"')
+			dst = append(f.Time(e).AppendFormat(dst, time.DateOnly), '"')
+			continue
+		case KindID:
+			if id := *f.UUID(e); id != uuid.Nil {
+				dst = appendQuotedUUID(append(dst, f.key...), id)
+				continue
+			}
+		case KindOptUUID:
+			if id := *f.OptUUID(e); id != nil {
+				dst = appendQuotedUUID(append(dst, f.key...), *id)
+				continue
+			}
+		case KindOptCount:
+			if n := *f.OptInt(e); n != nil {
+				dst = strconv.AppendInt(append(dst, f.key...), *n, 10)
+				continue
+			}
+		case KindObject:
+			dst = append(dst, f.key...)
+			if raw := *f.Raw(e); len(raw) > 0 {
+				dst = append(dst, raw...)
+			} else {
+				dst = append(dst, "{}"...)
+			}
+			continue
+		default:
+			panic("audit: " + f.Name + ": the encoder has no rule for its kind")
+		}
+		// e has no value for f.
+		if nulls {
+			dst = append(append(dst, f.key...), "null"...)
+		}
 	}
-	dst = append(dst, `"version":`...)
-	dst = appendString(dst, e.Version)
-	dst = append(dst, `,"event_type":`...)
-	dst = appendString(dst, e.EventType)
-	dst = append(dst, `,"event_timestamp":`...)
-	dst = appendTime(dst, e.EventTimestamp)
-	dst = append(dst, `,"event_category":`...)
-	dst = appendString(dst, e.EventCategory)
-	dst = append(dst, `,"event_action":`...)
-	dst = appendString(dst, e.EventAction)
-	dst = append(dst, `,"event_outcome":`...)
-	dst = appendString(dst, e.EventOutcome)
-	dst = append(dst, `,"correlation_id":`...)
-	dst = appendString(dst, e.CorrelationID)
-	dst = appendOptString(dst, `,"actor_type":`, e.ActorType)
-	dst = appendOptString(dst, `,"actor_id":`, e.ActorID)
-	dst = appendOptString(dst, `,"resource_type":`, e.ResourceType)
-	dst = appendOptString(dst, `,"resource_id":`, e.ResourceID)
-	if e.ParentEventID != nil {
-		dst = append(dst, `,"parent_event_id":"`...)
-		dst = appendUUID(dst, *e.ParentEventID)
-		dst = append(dst, '"')
+	if len(dst) == open {
+		return append(dst, "{}"...)
 	}
-	dst = appendOptString(dst, `,"namespace":`, e.Namespace)
-	dst = appendOptString(dst, `,"cluster_name":`, e.ClusterName)
-	dst = appendOptString(dst, `,"severity":`, e.Severity)
-	if e.DurationMS != nil {
-		dst = append(dst, `,"duration_ms":`...)
-		dst = strconv.AppendInt(dst, *e.DurationMS, 10)
-	}
-	dst = append(dst, `,"event_data":`...)
-	if len(e.EventData) == 0 {
-		dst = append(dst, "{}"...)
-	} else {
-		dst = append(dst, e.EventData...)
-	}
+	dst[open] = '{'
 	return append(dst, '}')
 }
 
-func appendOptString(dst []byte, prefix string, s *string) []byte {
-	if s == nil {
-		return dst
-	}
-	dst = append(dst, prefix...)
-	return appendString(dst, *s)
-}
-
-func appendUUID(dst []byte, id uuid.UUID) []byte {
-	var buf [36]byte
+// appendQuotedUUID appends id as a JSON string.
+func appendQuotedUUID(dst []byte, id uuid.UUID) []byte {
+	var buf [38]byte
 	// uuid.UUID.MarshalText cannot fail; encode without allocating.
 	const hex = hexDigits
-	j := 0
+	buf[0], buf[37] = '"', '"'
+	j := 1
 	for i, b := range id {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			buf[j] = '-'

@@ -31,7 +31,7 @@ func FuzzParseEvent(f *testing.F) {
 		require.Equal(t, ev, again)
 
 		// The batch form of the same record agrees.
-		evs, err := r.ParseEventBatch([]byte("["+strings.TrimSpace(string(raw))+"]"), acceptedAt)
+		evs, err := r.ParseEventBatch([]byte("["+strings.TrimSpace(string(raw))+"]"), acceptedAt, DefaultMaxBatchSize)
 		require.NoError(t, err)
 		require.Equal(t, []Event{ev}, evs)
 	})

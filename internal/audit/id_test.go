@@ -47,7 +47,6 @@ func TestRulesValidate(t *testing.T) {
 		"empty category":     func(r *Rules) { r.Categories = []string{"a", ""} },
 		"duplicate category": func(r *Rules) { r.Categories = []string{"a", "a"} },
 		"zero data limit":    func(r *Rules) { r.MaxEventDataBytes = 0 },
-		"zero batch":         func(r *Rules) { r.MaxBatchSize = 0 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := DefaultRules()

@@ -72,3 +72,11 @@ func (n *Notification) AppendJSON(dst []byte) []byte {
 	}
 	return append(dst, '}')
 }
+
+func appendOptString(dst []byte, prefix string, s *string) []byte {
+	if s == nil {
+		return dst
+	}
+	dst = append(dst, prefix...)
+	return appendString(dst, *s)
+}

@@ -12,13 +12,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// Column sizes (SPEC 2.2, 2.4), in characters.
+// Notification column sizes (SPEC 2.4), in characters; the event's are in
+// its field table.
 const (
-	maxVersion        = 20
-	maxEventType      = 100
-	maxEventAction    = 50
-	maxSeverity       = 50
-	maxShort          = 255 // correlation_id, actor_*, resource_*, namespace, cluster_name, remediation_id, notification_id, delivery_status
+	maxShort          = 255 // remediation_id, notification_id, delivery_status
 	maxRecipient      = 500
 	maxLong           = 1000 // message_summary, error_message
 	maxEscalation     = 5
@@ -46,12 +43,13 @@ func (r Rules) ParseEvent(raw []byte, acceptedAt time.Time) (Event, error) {
 	return ev, nil
 }
 
-// ParseEventBatch validates a JSON array of 1..r.MaxBatchSize
-// AuditEventRequest objects, all or nothing: any invalid element makes it
-// return FieldErrors naming every bad field of every element as "[i].field".
-// Body-level problems (including an empty or oversized batch) are a
-// *BodyError.
-func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time) ([]Event, error) {
+// ParseEventBatch validates a JSON array of 1..maxEvents AuditEventRequest
+// objects, all or nothing: any invalid element makes it return FieldErrors
+// naming every bad field of every element as "[i].field". Body-level
+// problems (including an empty or oversized batch) are a *BodyError. The
+// limit is the API's (records reach the writer one by one), hence a
+// parameter rather than one of the Rules.
+func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) ([]Event, error) {
 	utf8OK, berr := prepare(raw, '[')
 	if berr != nil {
 		return nil, berr
@@ -61,8 +59,8 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time) ([]Event, error
 	if n == 0 {
 		return nil, bodyErr(ErrEmptyBatch, "batch must contain at least one event")
 	}
-	if n > r.MaxBatchSize {
-		return nil, bodyErr(ErrBatchTooLarge, "batch contains "+strconv.Itoa(n)+" events; at most "+strconv.Itoa(r.MaxBatchSize)+" are allowed")
+	if n > maxEvents {
+		return nil, bodyErr(ErrBatchTooLarge, "batch contains "+strconv.Itoa(n)+" events; at most "+strconv.Itoa(maxEvents)+" are allowed")
 	}
 	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK}
 	events := make([]Event, 0, n)
@@ -175,71 +173,6 @@ func jsonKind(c byte) string {
 	return "a number"
 }
 
-// Event fields, in the order errors are reported (SPEC 2.2 table order).
-const (
-	eVersion = iota
-	eEventType
-	eEventTimestamp
-	eEventCategory
-	eEventAction
-	eEventOutcome
-	eCorrelationID
-	eEventData
-	eActorType
-	eActorID
-	eResourceType
-	eResourceID
-	eParentEventID
-	eNamespace
-	eClusterName
-	eSeverity
-	eDurationMS
-	eEventID
-	nEventFields
-)
-
-func eventField(k []byte) int {
-	switch string(k) {
-	case "version":
-		return eVersion
-	case "event_type":
-		return eEventType
-	case "event_timestamp":
-		return eEventTimestamp
-	case "event_category":
-		return eEventCategory
-	case "event_action":
-		return eEventAction
-	case "event_outcome":
-		return eEventOutcome
-	case "correlation_id":
-		return eCorrelationID
-	case "event_data":
-		return eEventData
-	case "actor_type":
-		return eActorType
-	case "actor_id":
-		return eActorID
-	case "resource_type":
-		return eResourceType
-	case "resource_id":
-		return eResourceID
-	case "parent_event_id":
-		return eParentEventID
-	case "namespace":
-		return eNamespace
-	case "cluster_name":
-		return eClusterName
-	case "severity":
-		return eSeverity
-	case "duration_ms":
-		return eDurationMS
-	case "event_id":
-		return eEventID
-	}
-	return -1
-}
-
 // Notification fields, in the order errors are reported (SPEC 2.4 order).
 const (
 	nRemediationID = iota
@@ -323,41 +256,56 @@ func (p *parser) bodyFail(sentinel error, detail string) {
 // event validates one event object; ok is false if a field was rejected or
 // a body error was set.
 func (p *parser) event(obj []byte) (Event, bool) {
-	var v [nEventFields][]byte
-	p.collect(obj, eventField, v[:])
+	var v [len(eventFields)][]byte
+	p.collect(obj, requestField, v[:])
 	if p.body != nil {
 		return Event{}, false
 	}
 	before := len(p.errs)
 	var e Event
-	e.Version, _ = p.text("version", v[eVersion], true, maxVersion)
-	e.EventType, _ = p.text("event_type", v[eEventType], true, maxEventType)
-	e.EventTimestamp = p.dateTime("event_timestamp", v[eEventTimestamp], true, true)
-	e.EventCategory = p.enum("event_category", v[eEventCategory], p.rules.Categories)
-	e.EventAction, _ = p.text("event_action", v[eEventAction], true, maxEventAction)
-	e.EventOutcome = p.enum("event_outcome", v[eEventOutcome], eventOutcomes)
-	e.CorrelationID, _ = p.text("correlation_id", v[eCorrelationID], true, maxShort)
-	e.EventData = p.eventData(v[eEventData])
-	e.ActorType = p.optText("actor_type", v[eActorType], maxShort)
-	e.ActorID = p.optText("actor_id", v[eActorID], maxShort)
-	e.ResourceType = p.optText("resource_type", v[eResourceType], maxShort)
-	e.ResourceID = p.optText("resource_id", v[eResourceID], maxShort)
-	if id, ok := p.uuid("parent_event_id", v[eParentEventID]); ok {
-		e.ParentEventID = &id
-	}
-	e.Namespace = p.optText("namespace", v[eNamespace], maxShort)
-	e.ClusterName = p.optText("cluster_name", v[eClusterName], maxShort)
-	e.Severity = p.optText("severity", v[eSeverity], maxSeverity)
-	if d, ok := p.integer("duration_ms", v[eDurationMS], 0, 1<<63-1, msgIntNonNeg); ok {
-		e.DurationMS = &d
-	}
-	if id, ok := p.uuid("event_id", v[eEventID]); ok {
-		if id == uuid.Nil {
-			p.fail("event_id", ReasonFormat, msgNilUUID)
+	for i := range eventFields {
+		if f := &eventFields[i]; f.Source == Request {
+			p.field(f, v[i], &e)
 		}
-		e.EventID = id
 	}
 	return e, len(p.errs) == before
+}
+
+// field validates the raw value of f (nil when absent) and stores it in e.
+func (p *parser) field(f *Field, raw []byte, e *Event) {
+	switch f.Kind {
+	case KindText:
+		*f.Str(e), _ = p.text(f.Name, raw, true, f.MaxLen)
+	case KindOptText:
+		*f.OptStr(e) = p.optText(f.Name, raw, f.MaxLen)
+	case KindEnum:
+		allowed := f.Values
+		if allowed == nil {
+			allowed = p.rules.Categories
+		}
+		*f.Str(e) = p.enum(f.Name, raw, allowed)
+	case KindTimestamp:
+		*f.Time(e) = p.dateTime(f.Name, raw, true, true)
+	case KindID:
+		if id, ok := p.uuid(f.Name, raw); ok {
+			if id == uuid.Nil {
+				p.fail(f.Name, ReasonFormat, msgNilUUID)
+			}
+			*f.UUID(e) = id
+		}
+	case KindOptUUID:
+		if id, ok := p.uuid(f.Name, raw); ok {
+			*f.OptUUID(e) = &id
+		}
+	case KindOptCount:
+		if n, ok := p.integer(f.Name, raw, 0, 1<<63-1, msgIntNonNeg); ok {
+			*f.OptInt(e) = &n
+		}
+	case KindObject:
+		*f.Raw(e) = p.object(f.Name, raw)
+	default:
+		panic("audit: " + f.Name + ": the parser has no rule for its kind")
+	}
 }
 
 // collect stores the raw value of every known member of obj in vals (index
@@ -633,11 +581,10 @@ func parseJSONInt(raw []byte) (int64, intKind) {
 	return int64(v), intOK
 }
 
-// eventData validates event_data: a JSON object, valid UTF-8 without NUL or
-// unpaired surrogate escapes anywhere, at most MaxEventDataBytes compacted.
-// It returns the compacted copy.
-func (p *parser) eventData(raw []byte) json.RawMessage {
-	const name = "event_data"
+// object validates a required JSON object (event_data): valid UTF-8 without
+// NUL or unpaired surrogate escapes anywhere, at most MaxEventDataBytes
+// compacted. It returns the compacted copy.
+func (p *parser) object(name string, raw []byte) json.RawMessage {
 	if isNull(raw) {
 		p.fail(name, ReasonRequired, msgRequired)
 		return nil

@@ -295,7 +295,7 @@ func TestParseEventValues(t *testing.T) {
 	require.Equal(t, uuid.MustParse("0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"), ev.EventID)
 	require.Equal(t, time.Date(2025, 12, 12, 20, 30, 0, 123456000, time.UTC), ev.EventTimestamp)
 	require.Equal(t, time.UTC, ev.EventTimestamp.Location())
-	require.Equal(t, "2025-12-12", ev.EventDate())
+	require.Equal(t, "2025-12-12", ev.EventTimestamp.Format(time.DateOnly), "the UTC date, not the offset's")
 	require.Nil(t, ev.Namespace)
 	require.Equal(t, "cé/1", *ev.ClusterName)
 	require.Equal(t, "", *ev.Severity)
@@ -361,7 +361,7 @@ func TestParseEventAllErrorsReported(t *testing.T) {
 }
 
 func TestParseEventRulesConfigurable(t *testing.T) {
-	r := Rules{MaxFutureSkew: time.Hour, Categories: []string{"custom"}, MaxEventDataBytes: 10, MaxBatchSize: 1}
+	r := Rules{MaxFutureSkew: time.Hour, Categories: []string{"custom"}, MaxEventDataBytes: 10}
 	require.NoError(t, r.Validate())
 	raw := object(object2(baseEvent, map[string]string{
 		"event_category":  `"custom"`,

@@ -19,11 +19,9 @@ type Rules struct {
 	// MaxEventDataBytes limits the size of event_data once compacted (what
 	// is stored).
 	MaxEventDataBytes int
-	// MaxBatchSize limits the number of events in one batch.
-	MaxBatchSize int
 }
 
-// Defaults (SPEC 2.2, 2.3).
+// Defaults (SPEC 2.2, 2.3). The binaries' settings default to these.
 const (
 	// DefaultMaxFutureSkew tolerates producer clocks running a few minutes
 	// ahead without letting "future" events sort above genuinely new ones.
@@ -31,8 +29,8 @@ const (
 	// DefaultMaxEventDataBytes: 64 KiB keeps a single record far below the
 	// 1 MiB request and Kafka message limits.
 	DefaultMaxEventDataBytes = 64 << 10
-	// DefaultMaxBatchSize: 5000 events of typical size fit in the 16 MiB
-	// batch body limit.
+	// DefaultMaxBatchSize is the API's default limit of ParseEventBatch:
+	// 5000 events of typical size fit in the 16 MiB batch body limit.
 	DefaultMaxBatchSize = 5000
 )
 
@@ -54,11 +52,10 @@ func DefaultRules() Rules {
 		MaxFutureSkew:     DefaultMaxFutureSkew,
 		Categories:        DefaultCategories(),
 		MaxEventDataBytes: DefaultMaxEventDataBytes,
-		MaxBatchSize:      DefaultMaxBatchSize,
 	}
 }
 
-// Validate checks the configuration: non-negative skew, positive limits and
+// Validate checks the configuration: non-negative skew, a positive limit and
 // a non-empty set of distinct, non-empty, valid UTF-8 categories of at most
 // 255 characters.
 func (r Rules) Validate() error {
@@ -68,9 +65,6 @@ func (r Rules) Validate() error {
 	}
 	if r.MaxEventDataBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max event_data bytes must be > 0, got %d", r.MaxEventDataBytes))
-	}
-	if r.MaxBatchSize <= 0 {
-		errs = append(errs, fmt.Errorf("max batch size must be > 0, got %d", r.MaxBatchSize))
 	}
 	if len(r.Categories) == 0 {
 		errs = append(errs, errors.New("event categories must not be empty"))

@@ -69,9 +69,11 @@ func (k Kafka) Validate() error {
 
 // Postgres is the database connection.
 type Postgres struct {
-	URL      string `name:"database-url" env:"DATABASE_URL" placeholder:"postgres://..." help:"PostgreSQL connection string (URL or key=value DSN)."`
-	MaxConns int32  `name:"database-max-conns" env:"DATABASE_MAX_CONNS" default:"10" help:"Largest number of pooled connections."`
-	Migrate  bool   `name:"migrate" env:"MIGRATE" default:"true" negatable:"" help:"Apply the embedded schema migrations at start-up (under an advisory lock)."`
+	URL string `name:"database-url" env:"DATABASE_URL" placeholder:"postgres://..." help:"PostgreSQL connection string (URL or key=value DSN)."`
+	// The default is store.DefaultMaxConns (TestDefaultsAreTheOwners
+	// checks): a ${var} taken from store would link pgx into dlq-replayer.
+	MaxConns int32 `name:"database-max-conns" env:"DATABASE_MAX_CONNS" default:"10" help:"Largest number of pooled connections."`
+	Migrate  bool  `name:"migrate" env:"MIGRATE" default:"true" negatable:"" help:"Apply the embedded schema migrations at start-up (under an advisory lock)."`
 }
 
 // Validate reports settings that cannot work.
@@ -99,6 +101,7 @@ func Parse(cfg any, name, description string, args []string) *kong.Context {
 	parser, err := kong.New(cfg,
 		kong.Name(name),
 		kong.Description(description),
+		Vars(),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)

@@ -6,11 +6,14 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 func parse(t *testing.T, cfg any, args ...string) error {
 	t.Helper()
-	parser, err := kong.New(cfg, kong.Name("test"), kong.Exit(func(int) { t.Fatal("kong exited") }))
+	parser, err := kong.New(cfg, kong.Name("test"), Vars(), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	require.NoError(t, err)
 	_, err = parser.Parse(args)
 	return err
@@ -63,6 +66,26 @@ func TestValidateReportsEverySetting(t *testing.T) {
 			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "SHUTDOWN_DELAY"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
+		{"no credential source", []string{"--kafka-brokers", "k:1", "--database-url", "x"},
+			[]string{"no credential source", "AUTH_DISABLED=true"}},
+		{"disabled and a source", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled", "--auth-tokens-file", "t"},
+			[]string{"choose one"}},
+		{"issuer without audience", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--auth-oidc-issuer", "https://issuer"}, []string{"AUTH_OIDC_AUDIENCE is required"}},
+		{"JWKS URL alone", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-jwks-url", "https://issuer/keys"}, []string{"need AUTH_OIDC_ISSUER"}},
+		{"policy for nothing", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-policy-file", "p"}, []string{"AUTH_POLICY_FILE maps"}},
+		{"burst below a batch", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--rate-limit-burst", "10"}, []string{"RATE_LIMIT_BURST (10) must be at least MAX_BATCH_SIZE"}},
+		{"bad proxies", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--trusted-proxies", "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is neither`}},
+		{"TLS halves and mTLS without TLS", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--tls-cert-file", "c.pem", "--tls-client-ca-file", "ca.pem"}, []string{"go together"}},
+		{"mTLS without HTTPS", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--tls-client-ca-file", "ca.pem"},
+			[]string{"mutual TLS is HTTPS"}},
+		{"metrics on the API port", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled",
+			"--http-addr", ":8080", "--metrics-addr", ":8080"}, []string{"must not share"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,4 +106,33 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	var r Replayer
 	err = parse(t, &r, "--kafka-brokers", "k:1", "replay", "--older-than", "2h", "--newer-than", "1h")
 	require.ErrorContains(t, err, "select nothing")
+}
+
+// TestDefaultsAreTheOwners: the settings default to the values of the
+// packages that own them, so a change there reaches the binaries.
+func TestDefaultsAreTheOwners(t *testing.T) {
+	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit"}
+	var api IngestAPI
+	require.NoError(t, parse(t, &api, append(required, "--auth-tokens-file", "tokens.yaml")...))
+	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
+	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
+	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
+
+	var w Writer
+	require.NoError(t, parse(t, &w, required...))
+	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
+	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute:         "5m",
+		90 * time.Second:        "1m30s",
+		time.Hour:               "1h",
+		time.Hour + time.Minute: "1h1m",
+		2 * time.Second:         "2s",
+		1500 * time.Millisecond: "1.5s",
+	} {
+		require.Equal(t, want, shortDuration(d), d.String())
+	}
 }

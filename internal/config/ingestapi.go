@@ -24,7 +24,7 @@ type IngestAPI struct {
 	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
 	MaxBodyBytes      int64 `name:"max-body-bytes" env:"MAX_BODY_BYTES" default:"1048576" help:"Largest single-record request body (bytes); larger gets 413."`
 	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
-	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"5000" help:"Most events in one batch request."`
+	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
 
@@ -51,7 +51,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules(c.MaxBatchSize).Validate(),
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(),
 		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate()}
 	if c.HTTPAddr == "" || c.MetricsAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // Writer configures cmd/writer.
@@ -35,7 +33,7 @@ type Writer struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c Writer) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules(audit.DefaultMaxBatchSize).Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate()}
 	if c.MetricsAddr == "" {
 		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
 	}

@@ -10,9 +10,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // ErrNotFound is returned by Get for an unknown event_id.
@@ -31,9 +33,10 @@ var errBadCursor = errors.New("invalid cursor")
 
 // Filter selects events; zero fields do not filter. Bounds are inclusive.
 type Filter struct {
-	EventType, EventCategory, EventOutcome, Severity, CorrelationID string
-	ActorID, ResourceType, ResourceID, Namespace                    string
-	Since, Until                                                    time.Time
+	// Equal holds column = value conditions by field name, for the fields
+	// audit's table marks Filter; an empty value does not filter.
+	Equal        map[string]string
+	Since, Until time.Time
 }
 
 // Page selects a window of the newest-first order: Offset rows skipped, or,
@@ -72,29 +75,33 @@ func DecodeCursor(s string) (Cursor, error) {
 	return Cursor{Timestamp: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(), EventID: id}, nil
 }
 
-// Event is an audit event as stored (SPEC 2.5 AuditEvent): every request
-// field, nulls as null, plus event_date.
-type Event struct {
-	EventID        uuid.UUID       `json:"event_id"`
-	Version        string          `json:"version"`
-	EventType      string          `json:"event_type"`
-	EventTimestamp time.Time       `json:"event_timestamp"`
-	EventDate      string          `json:"event_date"`
-	EventCategory  string          `json:"event_category"`
-	EventAction    string          `json:"event_action"`
-	EventOutcome   string          `json:"event_outcome"`
-	ActorType      *string         `json:"actor_type"`
-	ActorID        *string         `json:"actor_id"`
-	ResourceType   *string         `json:"resource_type"`
-	ResourceID     *string         `json:"resource_id"`
-	CorrelationID  string          `json:"correlation_id"`
-	ParentEventID  *uuid.UUID      `json:"parent_event_id"`
-	Namespace      *string         `json:"namespace"`
-	ClusterName    *string         `json:"cluster_name"`
-	Severity       *string         `json:"severity"`
-	DurationMS     *int64          `json:"duration_ms"`
-	EventData      json.RawMessage `json:"event_data"`
+// Event is an audit event as stored (SPEC 2.5 AuditEvent): every field of
+// audit's table, absent ones as null.
+type Event audit.Event
+
+// MarshalJSON writes the AuditEvent form (audit.Event.AppendStoredJSON). A
+// value receiver, so that encoding/json uses it for an Event that is not
+// addressable too.
+func (e Event) MarshalJSON() ([]byte, error) {
+	ev := audit.Event(e)
+	return ev.AppendStoredJSON(make([]byte, 0, 512+len(e.EventData))), nil
 }
+
+// selectFields are the fields reads return, all of the table, and
+// selectColumns their select list; filterColumns are those a Filter may
+// name, in table order (the same filter always renders the same SQL).
+var selectFields, selectColumns, filterColumns = func() ([]audit.Field, string, []string) {
+	fields := audit.EventFields()
+	names := make([]string, len(fields))
+	var filters []string
+	for i, f := range fields {
+		names[i] = f.Name
+		if f.Filter {
+			filters = append(filters, f.Name)
+		}
+	}
+	return fields, strings.Join(names, ", "), filters
+}()
 
 // Result is one page.
 type Result struct {
@@ -134,13 +141,14 @@ func NewReader(pool *pgxpool.Pool, cfg Config) (*Reader, error) {
 	return &Reader{pool: pool, cfg: cfg}, nil
 }
 
-const selectColumns = `event_id, version, event_type, event_timestamp, event_date, event_category,
-	event_action, event_outcome, actor_type, actor_id, resource_type, resource_id, correlation_id,
-	parent_event_id, namespace, cluster_name, severity, duration_ms, event_data`
-
 // Query returns one page of the events matching f, newest first, and the
 // total, both from one snapshot.
 func (r *Reader) Query(ctx context.Context, f Filter, p Page) (Result, error) {
+	for name := range f.Equal {
+		if !slices.Contains(filterColumns, name) {
+			return Result{}, fmt.Errorf("query: %s is not a filter", name)
+		}
+	}
 	countCap := max(r.cfg.CountCap, p.Offset+p.Limit+1)
 	pageSQL, args, countSQL, countArgs := build(f, p, countCap)
 
@@ -226,21 +234,12 @@ func (r *Reader) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
 func (f Filter) where() (string, []any) {
 	var conds []string
 	var args []any
-	eq := func(col, v string) {
-		if v != "" {
+	for _, col := range filterColumns {
+		if v := f.Equal[col]; v != "" {
 			args = append(args, v)
 			conds = append(conds, fmt.Sprintf("%s = $%d", col, len(args)))
 		}
 	}
-	eq("event_type", f.EventType)
-	eq("event_category", f.EventCategory)
-	eq("event_outcome", f.EventOutcome)
-	eq("severity", f.Severity)
-	eq("correlation_id", f.CorrelationID)
-	eq("actor_id", f.ActorID)
-	eq("resource_type", f.ResourceType)
-	eq("resource_id", f.ResourceID)
-	eq("namespace", f.Namespace)
 	if !f.Since.IsZero() {
 		args = append(args, f.Since)
 		conds = append(conds, fmt.Sprintf("event_timestamp >= $%d", len(args)))
@@ -262,31 +261,51 @@ func appendCond(where, cond string) string {
 	return where + " AND " + cond
 }
 
+// scanEvent reads one row of selectColumns.
 func scanEvent(row pgx.CollectableRow) (Event, error) {
-	var (
-		e        Event
-		id       [16]byte
-		parent   pgtype.UUID
-		date     time.Time
-		rawData  []byte
-		duration pgtype.Int8
-	)
-	err := row.Scan(&id, &e.Version, &e.EventType, &e.EventTimestamp, &date, &e.EventCategory,
-		&e.EventAction, &e.EventOutcome, &e.ActorType, &e.ActorID, &e.ResourceType, &e.ResourceID,
-		&e.CorrelationID, &parent, &e.Namespace, &e.ClusterName, &e.Severity, &duration, &rawData)
-	if err != nil {
+	var e audit.Event
+	dest := make([]any, len(selectFields))
+	for i := range selectFields {
+		f := &selectFields[i]
+		switch f.Kind {
+		case audit.KindText, audit.KindEnum:
+			dest[i] = f.Str(&e)
+		case audit.KindOptText:
+			dest[i] = f.OptStr(&e)
+		case audit.KindTimestamp, audit.KindDate:
+			dest[i] = f.Time(&e)
+		case audit.KindID:
+			dest[i] = (*[16]byte)(f.UUID(&e))
+		case audit.KindOptUUID:
+			dest[i] = optUUID{f.OptUUID(&e)}
+		case audit.KindOptCount:
+			dest[i] = f.OptInt(&e)
+		case audit.KindObject:
+			dest[i] = (*[]byte)(f.Raw(&e))
+		default:
+			panic("query: " + f.Name + ": no scan rule for its kind")
+		}
+	}
+	if err := row.Scan(dest...); err != nil {
 		return Event{}, err
 	}
-	e.EventID = id
-	e.EventTimestamp = e.EventTimestamp.UTC()
-	e.EventDate = date.Format(time.DateOnly)
-	if parent.Valid {
-		u := uuid.UUID(parent.Bytes)
-		e.ParentEventID = &u
+	for i := range selectFields {
+		// pgx returns timestamptz in the local time zone.
+		if f := &selectFields[i]; f.Kind == audit.KindTimestamp {
+			*f.Time(&e) = f.Time(&e).UTC()
+		}
 	}
-	if duration.Valid {
-		e.DurationMS = &duration.Int64
+	return Event(e), nil
+}
+
+// optUUID scans a nullable uuid column into a *uuid.UUID field.
+type optUUID struct{ dst **uuid.UUID }
+
+func (o optUUID) ScanUUID(v pgtype.UUID) error {
+	*o.dst = nil
+	if v.Valid {
+		id := uuid.UUID(v.Bytes)
+		*o.dst = &id
 	}
-	e.EventData = rawData
-	return e, nil
+	return nil
 }

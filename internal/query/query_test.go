@@ -113,16 +113,19 @@ func TestPlansUseIndexes(t *testing.T) {
 		index string
 	}{
 		"none":           {Filter{}, "Index Scan"},
-		"event_type":     {Filter{EventType: "t1"}, "_event_type_event_times"},
-		"event_category": {Filter{EventCategory: "gateway"}, "Index Scan"},
-		"event_outcome":  {Filter{EventOutcome: "success"}, "Index Scan"},
-		"severity":       {Filter{Severity: "s1"}, "_severity_event_times"},
-		"correlation_id": {Filter{CorrelationID: "c1"}, "_correlation_id_event_times"},
-		"actor_id":       {Filter{ActorID: "a1"}, "_actor_id_event_times"},
-		"resource_type":  {Filter{ResourceType: "R1"}, "_resource_type_event_times"},
-		"resource_id":    {Filter{ResourceID: "r1"}, "_resource_id_event_times"},
-		"resource both":  {Filter{ResourceType: "R1", ResourceID: "r1"}, "_resource_"},
-		"namespace":      {Filter{Namespace: "n1"}, "_namespace_event_times"},
+		"event_type":     {Filter{Equal: map[string]string{"event_type": "t1"}}, "_event_type_event_times"},
+		"event_category": {Filter{Equal: map[string]string{"event_category": "gateway"}}, "Index Scan"},
+		"event_outcome":  {Filter{Equal: map[string]string{"event_outcome": "success"}}, "Index Scan"},
+		"severity":       {Filter{Equal: map[string]string{"severity": "s1"}}, "_severity_event_times"},
+		"correlation_id": {Filter{Equal: map[string]string{"correlation_id": "c1"}}, "_correlation_id_event_times"},
+		"actor_id":       {Filter{Equal: map[string]string{"actor_id": "a1"}}, "_actor_id_event_times"},
+		"resource_type":  {Filter{Equal: map[string]string{"resource_type": "R1"}}, "_resource_type_event_times"},
+		"resource_id":    {Filter{Equal: map[string]string{"resource_id": "r1"}}, "_resource_id_event_times"},
+		"resource both":  {Filter{Equal: map[string]string{"resource_type": "R1", "resource_id": "r1"}}, "_resource_"},
+		"namespace":      {Filter{Equal: map[string]string{"namespace": "n1"}}, "_namespace_event_times"},
+	}
+	for _, col := range filterColumns {
+		require.Contains(t, filters, col, "every filter of the field table is checked here (and has an index)")
 	}
 	for name, tc := range filters {
 		for _, variant := range []string{"plain", "since", "cursor"} {
@@ -183,6 +186,15 @@ func seed(t *testing.T, n int) []audit.Event {
 	_, err := db.Write(t.Context(), events, nil)
 	require.NoError(t, err)
 	return events
+}
+
+func TestQueryRejectsUnknownFilter(t *testing.T) {
+	r, err := NewReader(db.Pool(), Config{StatementTimeout: time.Second, CountCap: 100})
+	require.NoError(t, err)
+	for _, name := range []string{"event_data", "event_action", "event_type; DROP TABLE audit_events"} {
+		_, err = r.Query(t.Context(), Filter{Equal: map[string]string{name: "x"}}, Page{Limit: 1})
+		require.EqualError(t, err, "query: "+name+" is not a filter")
+	}
 }
 
 // TestStatementTimeout holds a lock that blocks the query: the statement

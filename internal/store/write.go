@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,12 +22,51 @@ type WriteResult struct {
 	NotificationDuplicates int
 }
 
-// eventColumns are the columns COPY fills; event_date is generated and
-// ingested_at defaults to now().
-var eventColumns = []string{
-	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
-	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
-	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
+// copyFields are the event fields COPY writes, the Request fields of the
+// table (PostgreSQL computes event_date, and ingested_at defaults to now()),
+// and eventColumns their columns.
+var copyFields, eventColumns = func() ([]audit.Field, []string) {
+	var fields []audit.Field
+	var columns []string
+	for _, f := range audit.EventFields() {
+		if f.Source == audit.Request {
+			fields = append(fields, f)
+			columns = append(columns, f.Name)
+		}
+	}
+	return fields, columns
+}()
+
+// EventColumns returns the audit_events columns that COPY fills, in the
+// order of EventRow's values.
+func EventColumns() []string { return slices.Clone(eventColumns) }
+
+// EventRow returns the values of e for EventColumns, typed as COPY encodes
+// them fastest.
+func EventRow(e *audit.Event) []any {
+	row := make([]any, len(copyFields))
+	for i := range copyFields {
+		f := &copyFields[i]
+		switch f.Kind {
+		case audit.KindText, audit.KindEnum:
+			row[i] = *f.Str(e)
+		case audit.KindOptText:
+			row[i] = *f.OptStr(e)
+		case audit.KindTimestamp:
+			row[i] = *f.Time(e)
+		case audit.KindID:
+			row[i] = [16]byte(*f.UUID(e))
+		case audit.KindOptUUID:
+			row[i] = nullableUUID(*f.OptUUID(e))
+		case audit.KindOptCount:
+			row[i] = *f.OptInt(e)
+		case audit.KindObject:
+			row[i] = []byte(*f.Raw(e))
+		default:
+			panic("store: " + f.Name + ": no COPY rule for its kind")
+		}
+	}
+	return row
 }
 
 var notificationColumns = []string{
@@ -160,11 +200,7 @@ func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, erro
 		if _, ok := isNew[e.EventID]; !ok {
 			continue
 		}
-		copyRows = append(copyRows, []any{
-			[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
-			e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
-			nullableUUID(e.ParentEventID), e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-		})
+		copyRows = append(copyRows, EventRow(e))
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
 	if err != nil {

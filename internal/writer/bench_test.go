@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,13 +40,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/eventgen"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -62,13 +61,6 @@ const (
 	benchBatchAge           = 100 * time.Millisecond
 )
 
-// benchEventColumns is store's column list for COPY into audit_events.
-var benchEventColumns = []string{
-	"event_id", "event_timestamp", "version", "event_type", "event_category", "event_action",
-	"event_outcome", "correlation_id", "actor_type", "actor_id", "resource_type", "resource_id",
-	"parent_event_id", "namespace", "cluster_name", "severity", "duration_ms", "event_data",
-}
-
 func benchRows(b *testing.B) int {
 	if s := os.Getenv("BENCH_WRITER_ROWS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -82,87 +74,6 @@ func benchRows(b *testing.B) int {
 
 // ---------------------------------------------------------------------------
 // Realistic events.
-
-// benchGenEvents returns n valid events as the API would publish them: a
-// UUIDv7 event_id assigned at acceptance, timestamps of the last minutes,
-// most optional fields set, event_data of a few hundred bytes; the canonical
-// JSON (MarshalJSON) is 500-700 bytes.
-func benchGenEvents(n int) []audit.Event {
-	r := rand.New(rand.NewPCG(1, 2))
-	categories := audit.DefaultCategories()
-	types := []string{"signal.received", "signal.deduplicated", "analysis.completed", "workflow.started",
-		"workflow.step.completed", "execution.started", "execution.completed", "notification.sent",
-		"orchestration.approved", "remediation.proposed"}
-	actions := []string{"received", "deduplicated", "completed", "started", "sent", "approved", "created", "updated"}
-	resources := []string{"Signal", "RemediationRequest", "WorkflowExecution", "AIAnalysis", "Notification", "Pod", "Deployment"}
-	namespaces := []string{"prod", "staging", "payments", "checkout", "kube-system", "monitoring", "search", "identity"}
-	clusters := []string{"eu-west-1", "us-east-1", "ap-south-1"}
-	severities := []string{"critical", "warning", "info"}
-	alerts := []string{"HighCPU", "HighMemory", "PodCrashLooping", "DiskPressure", "KubeletDown", "ErrorRateHigh"}
-	ptr := func(s string) *string { return &s }
-	now := time.Now().UTC()
-	events := make([]audit.Event, n)
-	var parent *uuid.UUID
-	for i := range events {
-		ts := now.Add(-time.Duration(r.Int64N(int64(10 * time.Minute)))).Truncate(time.Microsecond)
-		cat := categories[r.IntN(len(categories))]
-		outcome := "success"
-		switch x := r.IntN(100); {
-		case x < 7:
-			outcome = "failure"
-		case x < 10:
-			outcome = "pending"
-		}
-		corr := fmt.Sprintf("rr-2025-%06d", r.IntN(n/8+1)) // ~8 events per remediation
-		fp := fmt.Sprintf("fp-%010x", r.Uint64()>>24)
-		alert := alerts[r.IntN(len(alerts))]
-		ns := namespaces[r.IntN(len(namespaces))]
-		pod := fmt.Sprintf("%s-%05x-%05x", strings.ToLower(alert), r.IntN(1<<20), r.IntN(1<<20))
-		dur := r.Int64N(30_000)
-		data := fmt.Sprintf(`{"signal":{"fingerprint":%q,"labels":{"alertname":%q,"pod":%q},"value":%.2f},`+
-			`"source":"prometheus","message":"%s for %dm"}`,
-			fp, alert, pod, r.Float64()*100, alert, 1+r.IntN(30))
-		e := audit.Event{
-			EventID:        uuid.Must(uuid.NewV7()),
-			Version:        "1.0",
-			EventType:      cat + "." + types[r.IntN(len(types))],
-			EventTimestamp: ts,
-			EventCategory:  cat,
-			EventAction:    actions[r.IntN(len(actions))],
-			EventOutcome:   outcome,
-			CorrelationID:  corr,
-			ActorType:      ptr("service"),
-			ActorID:        ptr(cat + "-controller"),
-			ResourceType:   ptr(resources[r.IntN(len(resources))]),
-			ResourceID:     ptr(fp),
-			Namespace:      ptr(ns),
-			ClusterName:    ptr(clusters[r.IntN(len(clusters))]),
-			Severity:       ptr(severities[r.IntN(len(severities))]),
-			DurationMS:     &dur,
-			EventData:      []byte(data),
-		}
-		if parent != nil && r.IntN(2) == 0 {
-			e.ParentEventID = parent
-		}
-		id := e.EventID
-		parent = &id
-		events[i] = e
-	}
-	return events
-}
-
-// benchCopyRow is the row store.Write copies for e.
-func benchCopyRow(e *audit.Event) []any {
-	parent := pgtype.UUID{}
-	if e.ParentEventID != nil {
-		parent = pgtype.UUID{Bytes: *e.ParentEventID, Valid: true}
-	}
-	return []any{
-		[16]byte(e.EventID), e.EventTimestamp, e.Version, e.EventType, e.EventCategory, e.EventAction,
-		e.EventOutcome, e.CorrelationID, e.ActorType, e.ActorID, e.ResourceType, e.ResourceID,
-		parent, e.Namespace, e.ClusterName, e.Severity, e.DurationMS, []byte(e.EventData),
-	}
-}
 
 // ---------------------------------------------------------------------------
 // Services.
@@ -183,7 +94,9 @@ func benchStart(b *testing.B, prefill bool) *benchEnv {
 	b.Helper()
 	ctx := b.Context()
 	n := benchRows(b)
-	env := &benchEnv{events: benchGenEvents(n)}
+	// As the API publishes them: ids assigned at acceptance, timestamps of
+	// the last minutes, about half with a parent.
+	env := &benchEnv{events: eventgen.Events(n, eventgen.Options{Seed: 1, IDs: true, Spread: 10 * time.Minute, Parents: true})}
 	var err error
 	env.pg, err = testenv.StartPostgres(ctx)
 	if err != nil {
@@ -332,10 +245,10 @@ func (env *benchEnv) rawCopy(b *testing.B, batch int) benchLeg {
 		chunk := env.events[lo:min(lo+batch, len(env.events))]
 		rows := make([][]any, len(chunk))
 		for i := range chunk {
-			rows[i] = benchCopyRow(&chunk[i])
+			rows[i] = store.EventRow(&chunk[i])
 		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, pgx.CopyFromRows(rows))
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), pgx.CopyFromRows(rows))
 			return err
 		})
 		if err != nil {
@@ -842,24 +755,21 @@ func (benchNopStore) Write(_ context.Context, events []audit.Event, ns []audit.N
 // error); pool is the leg's pool, fresh for every leg.
 type benchSQLPath func(ctx context.Context, pool *pgxpool.Pool, st *store.Store, events []audit.Event) error
 
-const benchStageSQL = `CREATE TEMP TABLE IF NOT EXISTS audit_events_stage (
-	event_id uuid, event_timestamp timestamptz, version text, event_type text, event_category text,
-	event_action text, event_outcome text, correlation_id text, actor_type text, actor_id text,
-	resource_type text, resource_id text, parent_event_id uuid, namespace text, cluster_name text,
-	severity text, duration_ms bigint, event_data jsonb) ON COMMIT DELETE ROWS`
+// The staged path's temporary table has the columns of audit_events that
+// COPY fills, without their constraints and indexes.
+var (
+	benchStageSQL = `CREATE TEMP TABLE IF NOT EXISTS audit_events_stage ON COMMIT DELETE ROWS AS
+	SELECT ` + strings.Join(store.EventColumns(), ", ") + ` FROM audit_events WITH NO DATA`
 
-const benchInsertFromStageSQL = `WITH new_ids AS (
+	benchInsertFromStageSQL = `WITH new_ids AS (
 	INSERT INTO audit_event_ids (event_id, event_timestamp)
 	SELECT event_id, event_timestamp FROM audit_events_stage
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id)
-INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action,
-	event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id,
-	parent_event_id, namespace, cluster_name, severity, duration_ms, event_data)
-SELECT s.event_id, s.event_timestamp, s.version, s.event_type, s.event_category, s.event_action,
-	s.event_outcome, s.correlation_id, s.actor_type, s.actor_id, s.resource_type, s.resource_id,
-	s.parent_event_id, s.namespace, s.cluster_name, s.severity, s.duration_ms, s.event_data
+INSERT INTO audit_events (` + strings.Join(store.EventColumns(), ", ") + `)
+SELECT s.` + strings.Join(store.EventColumns(), ", s.") + `
 FROM audit_events_stage s JOIN new_ids USING (event_id)`
+)
 
 // Step timings of the staged path (benchStagedTimed), nanoseconds.
 var benchStep struct{ stage, copy, insert, commit atomic.Int64 }
@@ -867,7 +777,7 @@ var benchStep struct{ stage, copy, insert, commit atomic.Int64 }
 func benchCopyRows(events []audit.Event) pgx.CopyFromSource {
 	rows := make([][]any, len(events))
 	for i := range events {
-		rows[i] = benchCopyRow(&events[i])
+		rows[i] = store.EventRow(&events[i])
 	}
 	return pgx.CopyFromRows(rows)
 }
@@ -884,7 +794,7 @@ func benchStagedTimed(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, e
 		return err
 	}
 	t1 := time.Now()
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events_stage"}, benchEventColumns, benchCopyRows(events)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events_stage"}, store.EventColumns(), benchCopyRows(events)); err != nil {
 		return err
 	}
 	t2 := time.Now()
@@ -914,7 +824,7 @@ func benchCopyBoth(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, even
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_event_ids"}, []string{"event_id", "event_timestamp"}, pgx.CopyFromRows(ids)); err != nil {
 			return err
 		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(events))
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(events))
 		return err
 	})
 }
@@ -960,7 +870,7 @@ func benchIDsThenCopy(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, e
 				}
 			}
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(keep))
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(keep))
 		return err
 	})
 }
@@ -983,7 +893,7 @@ func benchStoreWrite(ctx context.Context, _ *pgxpool.Pool, st *store.Store, even
 
 func benchRawEvents(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, events []audit.Event) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, benchEventColumns, benchCopyRows(events))
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, store.EventColumns(), benchCopyRows(events))
 		return err
 	})
 }
