@@ -120,7 +120,7 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/query"
 )
 
 // publicRoute marks a route that needs no credential.
@@ -214,6 +215,35 @@ func (a *access) mayWriteUnscoped(c *gin.Context) bool {
 		return true
 	}
 	a.forbidNamespace(c, p, "Notification records carry no namespace, so a credential limited to namespaces may not write them; nothing was accepted.")
+	return false
+}
+
+// restrictReads narrows a query to the principal's namespaces. Naming
+// another namespace is answered 403 rather than an empty page: the
+// decision follows from the credential alone, so it tells nothing about
+// the data, and it tells the caller its query can never match.
+func (a *access) restrictReads(c *gin.Context, f *query.Filter) bool {
+	p, _ := auth.PrincipalFrom(c.Request.Context())
+	if !p.Restricted() {
+		return true
+	}
+	if ns := f.Equal["namespace"]; ns != "" && !p.MayUseNamespace(ns) {
+		a.forbidNamespace(c, p, fmt.Sprintf("This credential may only read namespaces %s; namespace=%s is outside them.",
+			strings.Join(p.Namespaces, ", "), ns))
+		return false
+	}
+	f.Namespaces = p.Namespaces
+	return true
+}
+
+// mayRead reports whether the principal may see a stored event of
+// namespace ns (nil: none).
+func (a *access) mayRead(c *gin.Context, ns *string) bool {
+	p, _ := auth.PrincipalFrom(c.Request.Context())
+	if !p.Restricted() || (ns != nil && p.MayUseNamespace(*ns)) {
+		return true
+	}
+	a.deny(c, p.Name, reasonNamespace, nil)
 	return false
 }
 

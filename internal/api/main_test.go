@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,6 +106,13 @@ type fixtureOption func(*api.Config, *api.Deps)
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
+	return newFixtureServing(t, nil, opts...)
+}
+
+// newFixtureServing is newFixture serving HTTPS with tc when it is not
+// nil (f.url is then https://).
+func newFixtureServing(t testing.TB, tc *tls.Config, opts ...fixtureOption) *fixture {
+	t.Helper()
 	n := topicSeq.Add(1)
 	f := &fixture{
 		t:                  t,
@@ -126,13 +134,10 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		DuplicateCheckTimeout: 2 * time.Second,
 	}
 	writeTokens(t, f.tokensFile, auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes})
-	authn, err := auth.New(auth.Config{TokensFile: f.tokensFile, FileCheckInterval: time.Millisecond}, zap.NewNop(), f.registry)
-	require.NoError(t, err)
 	deps := api.Deps{
 		Publisher:     shared.producer,
 		Notifications: shared.db,
 		Events:        shared.reader,
-		Auth:          authn,
 		Health:        f.health,
 		Log:           zap.NewNop(),
 		Registerer:    f.registry,
@@ -140,11 +145,25 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
+	if deps.Auth == nil {
+		authn, err := auth.New(auth.Config{TokensFile: f.tokensFile, FileCheckInterval: time.Millisecond}, zap.NewNop(), f.registry)
+		require.NoError(t, err)
+		deps.Auth = authn
+	}
 	h, err := api.NewHandler(cfg, deps)
 	require.NoError(t, err)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if tc != nil {
+		// Our configuration as is: httptest's StartTLS would add its own
+		// certificate.
+		srv.Listener = tls.NewListener(srv.Listener, tc)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
+	if tc != nil {
+		f.url = "https://" + srv.Listener.Addr().String()
+	}
 	metrics := httptest.NewServer(telemetry.OpsMux(deps.Health, f.registry))
 	t.Cleanup(metrics.Close)
 	f.metricsURL = metrics.URL
@@ -190,18 +209,39 @@ func (f *fixture) do(method, path, contentType string, body []byte, header ...st
 		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	return f.send(http.DefaultClient, req)
+}
+
+// send sends req with client, reads the answer and checks it against the
+// OpenAPI document.
+func (f *fixture) send(client *http.Client, req *http.Request) response {
+	f.t.Helper()
+	r, err := f.trySend(client, req)
 	require.NoError(f.t, err)
+	return r
+}
+
+// trySend is send for requests that may fail below HTTP (a refused TLS
+// handshake).
+func (f *fixture) trySend(client *http.Client, req *http.Request) (response, error) {
+	f.t.Helper()
+	res, err := client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	require.NoError(f.t, err)
+	if err != nil {
+		return response{}, err
+	}
 	r := response{status: res.StatusCode, header: res.Header, body: b}
+	method, path := req.Method, req.URL.Path
 	// Routes the document does not describe (404s, 405s) have no contract.
 	if _, err := openapitest.Operation(shared.doc, method, path); err == nil {
 		require.NoError(f.t, openapitest.ValidateResponse(shared.doc, method, path, r.status, r.header, r.body),
 			"response to %s %s does not match the OpenAPI document: %d %s", method, path, r.status, r.body)
 	}
-	return r
+	return r, nil
 }
 
 func (f *fixture) postJSON(path string, body any) response {
