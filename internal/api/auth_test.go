@@ -595,7 +595,7 @@ func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, c clai
 // clock is a real clock that a test can move forward.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func jwtFixture(t *testing.T, is *issuer, clk *clock, s *spies, policyFile string) *fixture {
