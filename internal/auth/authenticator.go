@@ -61,6 +61,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Authenticator
 	}, []string{"file", "result"})
 	a := &Authenticator{certs: cfg.ClientCertificates}
 	watch := func(kind, path string) (func(), func(error)) {
+		// Both series exist from the start, so rates and alerts work.
 		ok, failed := reloads.WithLabelValues(kind, "ok"), reloads.WithLabelValues(kind, "error")
 		return func() {
 				ok.Inc()
