@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -63,10 +64,22 @@ func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, rep
 		return err
 	}
 	defer os.RemoveAll(filepath.Dir(tokensFile))
+	// The key that proves submitted_by, shared by ingest-api and the
+	// writer, is made for this run and removed with it.
+	secrets, err := os.MkdirTemp("", "devstack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(secrets)
+	sourceKeys := filepath.Join(secrets, "source-keys.yaml")
+	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
+		return fmt.Errorf("source keys: %w", err)
+	}
 
 	common := []string{
 		"KAFKA_BROKERS=" + strings.Join(broker.Brokers(), ","),
 		"DATABASE_URL=" + db.URL(),
+		"SOURCE_KEYS_FILE=" + sourceKeys,
 		"LOG_FORMAT=console",
 	}
 	services := []service{
@@ -105,6 +118,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
                   (every scope; tokens file %s)
   writer          http://%s/metrics   health http://%s/health
   dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
+  source keys     %s   (signs submitted_by; removed on exit)
 
 Try:
   export AUDITSTREAM_TOKEN=%s
@@ -125,7 +139,7 @@ Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
 `, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, token, tokensFile,
-		metricsAddr, metricsAddr, replayerAddr, replayerAddr, token, base,
+		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, token, base,
 		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, binDir, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
@@ -50,6 +51,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
+
 	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
@@ -65,6 +71,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Health:        health,
 		Log:           log,
 		Registerer:    reg,
+		Signer:        source,
 	}
 	authn, err := wireAuth(cfg, log, reg, health, &deps)
 	if err != nil {

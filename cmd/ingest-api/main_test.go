@@ -38,10 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 // TestRunAsAUserWould starts the real binary with only KAFKA_BROKERS,
-// DATABASE_URL, HTTP_ADDR, METRICS_ADDR and AUTH_TOKENS_FILE set (plus a
-// short SHUTDOWN_DELAY), writes an event through it with a token made as
-// auditctl makes them, and stops it with SIGTERM: readiness turns 503 while
-// it keeps serving, then it exits 0.
+// DATABASE_URL, SOURCE_KEYS_FILE, HTTP_ADDR, METRICS_ADDR and
+// AUTH_TOKENS_FILE set (plus a short SHUTDOWN_DELAY), writes an event
+// through it with a token made as auditctl makes them, and stops it with
+// SIGTERM: readiness turns 503 while it keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
 	addr, metricsAddr := testenv.NewAddr(t), testenv.NewAddr(t)
 	token, entry, err := auth.NewToken("process-test", []auth.Scope{auth.ScopeWrite}, nil)
@@ -54,6 +54,7 @@ func TestRunAsAUserWould(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"HTTP_ADDR="+addr,
 		"METRICS_ADDR="+metricsAddr,
 		"AUTH_TOKENS_FILE="+tokensFile,
@@ -140,6 +141,7 @@ func TestStartupFailuresExit(t *testing.T) {
 			code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
 				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 				"DATABASE_URL="+tt.URL,
+				"SOURCE_SIGNING_DISABLED=true",
 				"HTTP_ADDR="+testenv.NewAddr(t),
 				"METRICS_ADDR="+testenv.NewAddr(t),
 				"AUTH_DISABLED=true")
@@ -159,6 +161,7 @@ func TestRefusesToStartWithoutCredentials(t *testing.T) {
 	code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_SIGNING_DISABLED=true",
 		"HTTP_ADDR="+testenv.NewAddr(t),
 		"METRICS_ADDR="+testenv.NewAddr(t))
 	require.Equal(t, 2, code, "a usage error; stderr:\n%s", stderr)
@@ -170,6 +173,7 @@ func TestRefusesToStartWithoutCredentials(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_SIGNING_DISABLED=true",
 		"HTTP_ADDR="+addr,
 		"METRICS_ADDR="+testenv.NewAddr(t),
 		"AUTH_DISABLED=true",

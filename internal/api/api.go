@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -87,6 +88,10 @@ type Deps struct {
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
+	// Signer signs each record's principal header (SOURCE_KEYS_FILE); nil
+	// sends the name unsigned, which the writer stores as an unverified
+	// kafka:<name> (SOURCE_SIGNING_DISABLED).
+	Signer principalSigner
 }
 
 // NewHandler builds the router with every route of the API.
@@ -100,6 +105,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.Signer == nil {
+		deps.Signer = (*provenance.Keys)(nil)
 	}
 	if cfg.MaxBatchSize == 0 {
 		cfg.MaxBatchSize = audit.DefaultMaxBatchSize

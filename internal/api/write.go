@@ -31,6 +31,7 @@ type writeHandlers struct {
 	now     func() time.Time
 	headers []kafka.Header
 	access  *access
+	signer  principalSigner
 }
 
 func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
@@ -42,6 +43,7 @@ func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 		log:    deps.Log,
 		seed:   telemetry.NewSeedMetrics(deps.Registerer),
 		now:    deps.Now,
+		signer: deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
@@ -87,7 +89,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -120,12 +122,13 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	}
 	records := make([]kafka.Record, len(events))
 	ids := make([]uuid.UUID, len(events))
+	principal := w.principalOf(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = w.eventRecord(&events[i])
+		records[i] = w.eventRecord(principal, &events[i])
 	}
 	if !w.publish(c, telemetry.SeedEvent, records, ids) {
 		return
@@ -175,7 +178,8 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
+	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
+		Headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
 	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
 		return
 	}
@@ -196,9 +200,11 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
-// a request), keyed by correlation_id.
-func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: ev.AppendJSON(nil), Headers: w.headers}
+// a request), keyed by correlation_id, with principal signed on it.
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) kafka.Record {
+	value := ev.AppendJSON(nil)
+	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: value,
+		Headers: w.recordHeaders(principal, ev.EventID.String(), value)}
 }
 
 // publish sends the records and answers 503 when Kafka did not take all of

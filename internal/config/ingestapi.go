@@ -27,6 +27,7 @@ type IngestAPI struct {
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
+	Source     Source     `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -51,7 +52,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(),
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(),
 		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate()}
 	if c.HTTPAddr == "" || c.MetricsAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
