@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -369,13 +367,9 @@ func (v *jwtVerifier) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error) 
 func issuerClient(caFile string) (*http.Client, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := loadCAs(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("JWT: read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("JWT: CA file %s holds no PEM certificate", caFile)
+			return nil, fmt.Errorf("JWT: CA file: %w", err)
 		}
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -3,10 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
-
-	"sigs.k8s.io/yaml"
 )
 
 // PolicyFile is the YAML document of AUTH_POLICY_FILE: which scopes and
@@ -39,13 +36,9 @@ const (
 type policy struct{ rules []PolicyRule }
 
 func loadPolicy(p string) (*policy, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("read policy file: %w", err)
-	}
 	var f PolicyFile
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return nil, fmt.Errorf("policy file %s: %w", p, err)
+	if err := readYAML(p, "policy", &f); err != nil {
+		return nil, err
 	}
 	var errs []error
 	for i, r := range f.Rules {

@@ -111,16 +111,24 @@ type tokenSet struct {
 	principals []Principal
 }
 
-func loadTokens(path string) (*tokenSet, error) {
+// readYAML decodes the YAML file at path into dst, strictly: a misspelt
+// "namespace:" is an error instead of a grant that silently lost its
+// restriction.
+func readYAML(path, what string, dst any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read tokens file: %w", err)
+		return fmt.Errorf("read %s file: %w", what, err)
 	}
+	if err := yaml.UnmarshalStrict(b, dst); err != nil {
+		return fmt.Errorf("%s file %s: %w", what, path, err)
+	}
+	return nil
+}
+
+func loadTokens(path string) (*tokenSet, error) {
 	var f TokensFile
-	// Strict, so a misspelt "namespace:" is an error instead of a key
-	// that silently lost its restriction.
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return nil, fmt.Errorf("tokens file %s: %w", path, err)
+	if err := readYAML(path, "tokens", &f); err != nil {
+		return nil, err
 	}
 	set := &tokenSet{}
 	names := map[string]bool{}
