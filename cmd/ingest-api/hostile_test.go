@@ -28,7 +28,7 @@ import (
 func TestHostileRequestsThroughTheBinary(t *testing.T) {
 	_, err := store.Migrate(t.Context(), shared.pg.URL(), zap.NewNop())
 	require.NoError(t, err)
-	api := startAPI(t, "DATABASE_URL="+shared.pg.URL(), "MAX_BODY_BYTES=65536")
+	api := startAPI(t, "DATABASE_URL="+shared.pg.URL(), "MAX_BODY_BYTES=65536", "AUTH_DISABLED=true", "SOURCE_SIGNING_DISABLED=true")
 
 	event := func(over map[string]any) map[string]any {
 		ev := map[string]any{"version": "1.0", "event_type": "gateway.signal.received",
@@ -125,7 +125,8 @@ func TestOpenHealthNamesNoAddresses(t *testing.T) {
 	k := testenv.NewKafka(t, nil)
 	pg := testenv.NewPostgres(t)
 	require.NoError(t, pg.Stop(t.Context()))
-	api := startAPI(t, "KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "DATABASE_URL="+pg.URL(), "MIGRATE=false")
+	api := startAPI(t, "KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "DATABASE_URL="+pg.URL(), "MIGRATE=false",
+		"AUTH_DISABLED=true", "SOURCE_SIGNING_DISABLED=true")
 	require.NoError(t, k.Close())
 
 	var body string
@@ -140,7 +141,7 @@ func TestOpenHealthNamesNoAddresses(t *testing.T) {
 		return strings.Contains(body, `"kafka":"down"`) && strings.Contains(body, `"postgresql":"down"`), body
 	})
 	require.JSONEq(t, `{"status":"unhealthy","error":"unavailable: kafka, postgresql (the service log has the details)",
-		"checks":{"kafka":"down","postgresql":"down"}}`, body)
+		"checks":{"kafka":"down","postgresql":"down"},"auth":"disabled"}`, body)
 	conn, err := pgconn.ParseConfig(pg.URL())
 	require.NoError(t, err)
 	for _, addr := range append(k.Brokers(), fmt.Sprintf("%s:%d", conn.Host, conn.Port), fmt.Sprint(conn.Port), "user=") {

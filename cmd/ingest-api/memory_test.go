@@ -41,7 +41,7 @@ func TestStalledReadersDoNotExhaustMemory(t *testing.T) {
 		       'corr-' || i, jsonb_build_object('blob', repeat(md5(i::text), 2048))
 		FROM generate_series(1, 1000) AS i`))
 
-	api := startAPI(t, "DATABASE_URL="+pg.URL(), "MIGRATE=false",
+	api := startAPI(t, "DATABASE_URL="+pg.URL(), "MIGRATE=false", "AUTH_DISABLED=true", "SOURCE_SIGNING_DISABLED=true",
 		"DATABASE_MAX_CONNS=20", // every client streams at once
 		"HTTP_WRITE_TIMEOUT=3s", "PUBLISH_TIMEOUT=1s", "DUPLICATE_CHECK_TIMEOUT=1s", "QUERY_TIMEOUT=1s",
 		"QUERY_MAX_PAGE_BYTES=134217728")
@@ -67,7 +67,7 @@ func TestStalledReadersDoNotExhaustMemory(t *testing.T) {
 	// Until the API has given up on every stalled client (or its memory
 	// has passed the bound, which fails below).
 	testenv.Await(t, 90*time.Second, "the stalled requests cut off", func() (bool, string) {
-		done := answered(t, api.base, `auditstream_http_requests_total{code="200",method="GET",route="/api/v1/audit/events"}`)
+		done := answered(t, api.metrics, `auditstream_http_requests_total{code="200",method="GET",route="/api/v1/audit/events"}`)
 		peak := peakRSS(t, pid)
 		return done == 1+clients || peak > limitRSS, fmt.Sprintf("%d of %d requests done, peak RSS %d MiB", done, 1+clients, peak>>20)
 	})

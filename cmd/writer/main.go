@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
@@ -49,6 +50,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
 		EventsTopic:        cfg.Kafka.EventsTopic,
@@ -59,6 +64,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
+		Submitters:         source,
 	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err

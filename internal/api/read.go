@@ -54,6 +54,7 @@ type Pagination struct {
 type readHandlers struct {
 	events       eventReader
 	now          func() time.Time
+	access       *access
 	maxOffset    int
 	maxPageBytes int
 	writeTimeout time.Duration
@@ -63,6 +64,9 @@ func (h *readHandlers) queryEvents(c *gin.Context) {
 	f, p, bad := h.parseQuery(c, h.now())
 	if len(bad) > 0 {
 		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
+		return
+	}
+	if !h.access.restrictReads(c, &f) {
 		return
 	}
 	w := &pageWriter{c: c, maxBytes: h.maxPageBytes, writeTimeout: h.writeTimeout}
@@ -91,7 +95,9 @@ func (h *readHandlers) getEvent(c *gin.Context) {
 		return
 	}
 	ev, err := h.events.Get(c.Request.Context(), id)
-	if errors.Is(err, query.ErrNotFound) {
+	// An event outside the principal's namespaces is answered exactly as
+	// one that does not exist: its existence is not the caller's to know.
+	if errors.Is(err, query.ErrNotFound) || (err == nil && !h.access.mayRead(c, ev.Namespace)) {
 		abortProblem(c, probNotFound, fmt.Sprintf("No audit event with event_id %s is stored (yet: a just-accepted event appears once the writer has stored it).", id))
 		return
 	}

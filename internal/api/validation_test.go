@@ -191,6 +191,7 @@ func TestBodyLimitsAnswer413(t *testing.T) {
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+"/api/v1/audit/events", struct{ *bytes.Reader }{bytes.NewReader(b)})
 	require.NoError(t, err)
 	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+fullAccessToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -287,11 +288,4 @@ func TestContentEncoding(t *testing.T) {
 	var value map[string]any
 	require.NoError(t, json.Unmarshal(rec.Value, &value))
 	require.Equal(t, "rr-2025-001", value["correlation_id"], "a decoded body is published like a plain one")
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	return b
 }

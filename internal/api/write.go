@@ -31,16 +31,20 @@ type writeHandlers struct {
 	seed    *telemetry.SeedMetrics
 	now     func() time.Time
 	headers []kafka.Header
+	access  *access
+	signer  principalSigner
 }
 
-func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
+func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 	return &writeHandlers{
-		cfg:   cfg,
-		pub:   deps.Publisher,
-		notif: deps.Notifications,
-		log:   deps.Log,
-		seed:  telemetry.NewSeedMetrics(deps.Registerer),
-		now:   deps.Now,
+		access: a,
+		cfg:    cfg,
+		pub:    deps.Publisher,
+		notif:  deps.Notifications,
+		log:    deps.Log,
+		seed:   telemetry.NewSeedMetrics(deps.Registerer),
+		now:    deps.Now,
+		signer: deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
@@ -80,10 +84,13 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
+	if !w.access.mayWrite(c, []*string{ev.Namespace}) {
+		return
+	}
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) != nil {
+	if w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) != nil {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -106,14 +113,23 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
+	namespaces := make([]*string, len(events))
+	for i := range events {
+		namespaces[i] = events[i].Namespace
+	}
+	// The request paid one token on arrival; a batch costs one per event.
+	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
+		return
+	}
 	records := make([]kafka.Record, len(events))
 	ids := make([]uuid.UUID, len(events))
+	principal := w.principalOf(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = w.eventRecord(&events[i])
+		records[i] = w.eventRecord(principal, &events[i])
 	}
 	if w.publish(c, telemetry.SeedEvent, records, ids) != nil {
 		return
@@ -140,6 +156,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedNotification, err)
 		return
 	}
+	if !w.access.mayWriteUnscoped(c) {
+		return
+	}
 
 	// Identity and timestamps belong to the service, whatever the client
 	// sent. The reservation hands out the id, and for a retry of a record
@@ -149,7 +168,8 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.ID = 0
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
 	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
-	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(), n.CreatedAt)
+	principal := w.principalOf(c)
+	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(principal), n.CreatedAt)
 	cancel()
 	if checkErr == nil {
 		switch res.State {
@@ -167,7 +187,8 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
+	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
+		Headers: w.recordHeaders(principal, n.NotificationID, value)}
 	if err := w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil); err != nil {
 		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
 			w.release(c, n.NotificationID, n.ID)
@@ -212,9 +233,11 @@ func (w *writeHandlers) release(c *gin.Context, notificationID string, id int64)
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
-// a request), keyed by correlation_id.
-func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: ev.AppendJSON(nil), Headers: w.headers}
+// a request), keyed by correlation_id, with principal signed on it.
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) kafka.Record {
+	value := ev.AppendJSON(nil)
+	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: value,
+		Headers: w.recordHeaders(principal, ev.EventID.String(), value)}
 }
 
 // publish sends the records and answers 503 when Kafka did not take all of

@@ -25,6 +25,10 @@ type Notification struct {
 	// CreatedAt and UpdatedAt are assigned by the API; zero = not assigned:
 	// omitted from JSON. UTC, truncated to microseconds.
 	CreatedAt, UpdatedAt time.Time
+	// SubmittedBy is decided by the writer, as Event.SubmittedBy; it is
+	// neither parsed nor written to JSON (the record's value and the 201
+	// answer).
+	SubmittedBy *string
 }
 
 // MarshalJSON returns the NotificationAuditResponse shape: the
@@ -82,14 +86,17 @@ func appendOptString(dst []byte, prefix string, s *string) []byte {
 	return appendString(dst, *s)
 }
 
-// ContentDigest is the SHA-256 of n's canonical record without the values
-// the API assigns (id, created_at, updated_at): two requests carry the same
+// ContentDigest is the SHA-256 of who submits n (the principal stored as
+// submitted_by) and n's canonical record without the values the API
+// assigns (id, created_at, updated_at): two requests carry the same
 // notification exactly when their digests are equal, however their JSON
-// was spaced or ordered.
-func (n *Notification) ContentDigest() [sha256.Size]byte {
+// was spaced or ordered. The same record from another principal is another
+// notification, since what is stored would differ.
+func (n *Notification) ContentDigest(submittedBy string) [sha256.Size]byte {
 	client := *n
 	client.ID, client.CreatedAt, client.UpdatedAt = 0, time.Time{}, time.Time{}
-	return sha256.Sum256(client.AppendJSON(make([]byte, 0, 512)))
+	b := append(append(make([]byte, 0, 512), submittedBy...), 0)
+	return sha256.Sum256(client.AppendJSON(b))
 }
 
 // ReservationState is what reserving a notification_id found.

@@ -15,6 +15,12 @@ type IngestAPI struct {
 	// moment it starts streaming. A client that stops reading is cut off
 	// then and its database connection freed.
 	HTTPWriteTimeout time.Duration `name:"http-write-timeout" env:"HTTP_WRITE_TIMEOUT" default:"20s" help:"Longest time to write a response (a query page: from its first byte); a client that stops reading is cut off."`
+	// Metrics have their own listener so that they are never exposed on
+	// the API port by accident (SPEC 8.1), as in the writer and replayer.
+	MetricsAddr string `name:"metrics-addr" env:"METRICS_ADDR" default:":9090" help:"Address serving /metrics and the health endpoints, apart from the API."`
+
+	Auth Auth    `embed:""`
+	TLS  HTTPTLS `embed:""`
 
 	Kafka    Kafka    `embed:""`
 	Postgres Postgres `embed:""`
@@ -27,6 +33,7 @@ type IngestAPI struct {
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
+	Source     Source     `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -65,9 +72,13 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate()}
-	if c.HTTPAddr == "" {
-		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(),
+		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate()}
+	if c.HTTPAddr == "" || c.MetricsAddr == "" {
+		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
+	}
+	if c.HTTPAddr == c.MetricsAddr {
+		errs = append(errs, fmt.Errorf("HTTP_ADDR and METRICS_ADDR are both %s: metrics must not share the API's port", c.HTTPAddr))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))

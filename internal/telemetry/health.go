@@ -32,6 +32,11 @@ type Health struct {
 	timeout time.Duration
 	log     *zap.Logger
 
+	// notes are facts about the process's configuration that /health
+	// reports beside the status (such as "auth": "disabled"); set while
+	// wiring, before serving.
+	notes map[string]string
+
 	mu   sync.Mutex
 	down map[string]bool // each component's state at the last probe
 }
@@ -58,6 +63,16 @@ func NewHealth(checks map[string]Check, opts ...HealthOption) *Health {
 	}
 	h.SetNotReady("starting")
 	return h
+}
+
+// Note makes /health report key: value beside its status, for settings an
+// operator must see at a glance (SPEC 8.2: "auth": "disabled"). Call it
+// before the health endpoints are served.
+func (h *Health) Note(key, value string) {
+	if h.notes == nil {
+		h.notes = map[string]string{}
+	}
+	h.notes[key] = value
 }
 
 // SetReady marks the process as able to take traffic.

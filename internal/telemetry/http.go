@@ -46,12 +46,20 @@ const (
 	stateDown = "down"
 )
 
-// healthBody is the open /health answer: SPEC 2.6's status and error, and
-// each component's state. error names the failing components only.
-type healthBody struct {
-	Status string            `json:"status"`
-	Error  string            `json:"error,omitempty"`
-	Checks map[string]string `json:"checks"`
+// healthBody is the open /health answer: SPEC 2.6's status and error, each
+// component's state, and the notes. error names the failing components
+// only.
+func (h *Health) healthBody(status, errText string, checks any) map[string]any {
+	m := make(map[string]any, len(h.notes)+3)
+	for k, v := range h.notes {
+		m[k] = v
+	}
+	m["status"] = status
+	if errText != "" {
+		m["error"] = errText
+	}
+	m["checks"] = checks
+	return m
 }
 
 // HealthHandler serves /health: 200 when every dependency check passes,
@@ -61,22 +69,21 @@ type healthBody struct {
 // detail.
 func (h *Health) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := healthBody{Status: "healthy", Checks: map[string]string{}}
+		checks := map[string]string{}
 		var failing []string
 		for _, res := range h.Report(r.Context()) {
-			body.Checks[res.Name] = stateOK
+			checks[res.Name] = stateOK
 			if res.Err != nil {
-				body.Checks[res.Name] = stateDown
+				checks[res.Name] = stateDown
 				failing = append(failing, res.Name)
 			}
 		}
 		if len(failing) > 0 {
-			body.Status = "unhealthy"
-			body.Error = "unavailable: " + strings.Join(failing, ", ") + " (the service log has the details)"
-			writeJSON(w, http.StatusServiceUnavailable, body)
+			errText := "unavailable: " + strings.Join(failing, ", ") + " (the service log has the details)"
+			writeJSON(w, http.StatusServiceUnavailable, h.healthBody("unhealthy", errText, checks))
 			return
 		}
-		writeJSON(w, http.StatusOK, body)
+		writeJSON(w, http.StatusOK, h.healthBody("healthy", "", checks))
 	})
 }
 
@@ -87,7 +94,7 @@ type detailedCheck struct {
 }
 
 // DetailsHandler serves the detailed health report: /health's answer with
-// each failing component's own error. Those errors name connection details,
+// each failing component's own error in its check. Those errors name connection details,
 // so mount it only behind authentication (never next to the open /health).
 func (h *Health) DetailsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,10 +108,7 @@ func (h *Health) DetailsHandler() http.Handler {
 			checks[res.Name] = detailedCheck{Status: stateDown, Error: res.Err.Error()}
 			code, status = http.StatusServiceUnavailable, "unhealthy"
 		}
-		writeJSON(w, code, struct {
-			Status string                   `json:"status"`
-			Checks map[string]detailedCheck `json:"checks"`
-		}{status, checks})
+		writeJSON(w, code, h.healthBody(status, "", checks))
 	})
 }
 

@@ -39,6 +39,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -66,6 +67,10 @@ type Config struct {
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
 	Rules        audit.Rules
+	// Submitters verify the principal the API signed on each record
+	// (SOURCE_KEYS_FILE); nil verifies none, and every record is stored
+	// with an unverified kafka:<name> (SOURCE_SIGNING_DISABLED).
+	Submitters submitters
 }
 
 // Validate reports settings that cannot work.
@@ -113,6 +118,9 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	consumer, err := kafka.NewConsumer(kcfg, cfg.Group)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Submitters == nil {
+		cfg.Submitters = (*provenance.Keys)(nil)
 	}
 	return &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
 }
