@@ -244,7 +244,7 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		NotificationsTopic:    "audit.notifications",
 		DuplicateCheckTimeout: 2 * time.Second,
 	}, api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Health:        health,

@@ -65,7 +65,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
 	}, api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Health:        health,

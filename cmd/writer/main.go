@@ -37,8 +37,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	// Dead letters go through the same acknowledged producer as the API's
-	// records: the DLQ must have a record before its offset is committed.
+	// Dead letters go through the same acknowledged producer, behind the
+	// same watermill Publisher, as the API's records: the DLQ must have a
+	// record before its offset is committed.
 	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
-	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
 	}

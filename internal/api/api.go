@@ -10,21 +10,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
-	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
-
-// publisher takes records and returns once Kafka has acknowledged all of
-// them; any error means the client must be told 503.
-type publisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
-}
 
 // notificationReserver looks a notification_id up in PostgreSQL and takes
 // the id the stored row will carry, in one round trip.
@@ -68,7 +62,11 @@ func (c Config) Validate() error {
 
 // Deps are the collaborators of the handlers.
 type Deps struct {
-	Publisher     publisher
+	// Publisher returns once Kafka has acknowledged every message of a
+	// call (kafka.Publisher, or a decorator of it); any error means the
+	// client is told 503. It is watermill's interface so that decorators
+	// (a spool, a circuit breaker) wrap it without knowing Kafka.
+	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
 	Health        *telemetry.Health

@@ -115,7 +115,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		DuplicateCheckTimeout: 2 * time.Second,
 	}
 	deps := api.Deps{
-		Publisher:     shared.producer,
+		Publisher:     kafka.NewPublisher(shared.producer),
 		Notifications: shared.db,
 		Events:        shared.reader,
 		Health:        f.health,

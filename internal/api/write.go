@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -23,13 +24,14 @@ import (
 const retryAfterSeconds = "5"
 
 type writeHandlers struct {
-	cfg     Config
-	pub     publisher
-	notif   notificationReserver
-	log     *zap.Logger
-	seed    *telemetry.SeedMetrics
-	now     func() time.Time
-	headers []kafka.Header
+	cfg   Config
+	pub   message.Publisher
+	notif notificationReserver
+	log   *zap.Logger
+	seed  *telemetry.SeedMetrics
+	now   func() time.Time
+	// headers are the headers of every record (SPEC 3), encoded once.
+	headers kafka.EncodedHeaders
 }
 
 func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
@@ -40,11 +42,19 @@ func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
 		log:   deps.Log,
 		seed:  telemetry.NewSeedMetrics(deps.Registerer),
 		now:   deps.Now,
-		headers: []kafka.Header{
+		headers: kafka.EncodeHeaders([]kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
-		},
+		}),
 	}
+}
+
+// outgoing is one record a request publishes.
+type outgoing struct {
+	// id names the message (the event or notification id); it is not
+	// published.
+	id         string
+	key, value []byte
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -82,7 +92,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -105,16 +115,16 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
-	records := make([]kafka.Record, len(events))
+	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = w.eventRecord(&events[i])
+		records[i] = eventRecord(&events[i])
 	}
-	if !w.publish(c, telemetry.SeedEvent, records, ids) {
+	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
@@ -158,9 +168,8 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
 	n.UpdatedAt = n.CreatedAt
 
-	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
-	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
+	rec := outgoing{id: n.NotificationID, key: []byte(n.NotificationID), value: n.AppendJSON(nil)}
+	if !w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
@@ -181,16 +190,23 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
 // a request), keyed by correlation_id.
-func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: ev.AppendJSON(nil), Headers: w.headers}
+func eventRecord(ev *audit.Event) outgoing {
+	return outgoing{id: ev.EventID.String(), key: []byte(ev.CorrelationID), value: ev.AppendJSON(nil)}
 }
 
-// publish sends the records and answers 503 when Kafka did not take all of
-// them. The event ids travel with the 503 so that a retry carrying them is
-// idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) bool {
+// publish sends the records to topic, as watermill messages of one Publish
+// call, and answers 503 when Kafka did not take all of them. The event ids
+// travel with the 503 so that a retry carrying them is idempotent even if
+// some records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) bool {
 	start := time.Now()
-	err := w.pub.Publish(c.Request.Context(), records)
+	ctx := c.Request.Context()
+	msgs := make([]*message.Message, len(records))
+	for i, r := range records {
+		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, w.headers)
+		msgs[i].SetContext(ctx)
+	}
+	err := w.pub.Publish(topic, msgs...)
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
 		return true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -190,26 +191,24 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 		return nil
 	}
 	now := w.now().UTC()
-	records := make([]kafka.Record, len(dead))
+	msgs := make([]*message.Message, len(dead))
 	for i, d := range dead {
 		letter := dlq.Failure(d.msg, d.class, d.reason, now)
-		records[i] = kafka.Record{
-			Topic:   w.cfg.DLQTopic,
-			Key:     d.msg.Key,
-			Value:   d.msg.Value,
-			Headers: letter.Headers(d.msg.Headers),
-		}
+		// The original key, value and headers byte for byte (SPEC 6.1):
+		// the headers travel encoded, in order, never as watermill
+		// metadata entries of their own.
+		msgs[i] = kafka.NewMessage(d.msg.Coordinates(), d.msg.Key, d.msg.Value, kafka.EncodeHeaders(letter.Headers(d.msg.Headers)))
 	}
 	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
-		err := w.dlq.Publish(sess.Context(), records)
+		err := w.dlq.Publish(w.cfg.DLQTopic, msgs...)
 		if err == nil {
 			break
 		}
 		if final {
 			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
-		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(records)),
+		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(msgs)),
 			zap.Duration("backoff", retry.Next()), zap.Error(err))
 		if !retry.Wait(sess.Context()) {
 			return fmt.Errorf("%w: %w", errAbandoned, err)

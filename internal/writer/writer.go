@@ -6,10 +6,13 @@
 // marks the offsets.
 //
 // It consumes through internal/kafka's consumer group (sarama's) rather
-// than watermill's Kafka subscriber: watermill hands over one message per
-// partition and waits for its ack before the next, so it cannot gather a
+// than watermill-kafka's subscriber (v3.1.4): that hands over one message
+// per partition and waits for its ack before the next (batch consumption
+// is only in the unmerged watermill-kafka PR #29), so it cannot gather a
 // batch while keeping at-least-once delivery (acking early would lose
-// records on a crash).
+// records on a crash). Dead letters go out as the API's records do,
+// through watermill's message.Publisher (kafka.Publisher), all of a batch
+// in one call.
 //
 // Error classes (SPEC 5), decided once by the store on the SQLSTATE and
 // carried on its errors (errclass):
@@ -34,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -48,9 +52,11 @@ type rowStore interface {
 	Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (store.WriteResult, error)
 }
 
-// deadLetterPublisher returns once Kafka has acknowledged every record.
+// deadLetterPublisher is the part of watermill's message.Publisher the
+// writer uses, as the API does: it returns once Kafka has acknowledged
+// every message of a call (kafka.Publisher).
 type deadLetterPublisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
+	Publish(topic string, messages ...*message.Message) error
 }
 
 // Config is the writer's behaviour.
