@@ -71,8 +71,11 @@ type Deps struct {
 	Events        eventReader
 	Health        *telemetry.Health
 	Log           *zap.Logger
-	Registerer    prometheus.Registerer
-	Gatherer      prometheus.Gatherer
+	// Tracing, when enabled, traces requests (otelgin) and publishes, and
+	// puts the trace context in the record headers; nil is off.
+	Tracing    *telemetry.Tracing
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
@@ -97,6 +100,10 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	if deps.Tracing.Enabled() {
+		// Outermost, so that the access log (observe) sees the span.
+		r.Use(traceRequests(deps.Tracing))
+	}
 	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
 	w := newWriteHandlers(cfg, deps)

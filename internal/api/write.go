@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -30,23 +35,34 @@ type writeHandlers struct {
 	log   *zap.Logger
 	seed  *telemetry.SeedMetrics
 	now   func() time.Time
-	// headers are the headers of every record (SPEC 3), encoded once.
-	headers kafka.EncodedHeaders
+	// headers are the headers of every record (SPEC 3); encoded once, for
+	// when tracing is off.
+	headers []kafka.Header
+	encoded kafka.EncodedHeaders
+	// tracer is nil when tracing is off.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
 func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
-	return &writeHandlers{
+	w := &writeHandlers{
 		cfg:   cfg,
 		pub:   deps.Publisher,
 		notif: deps.Notifications,
 		log:   deps.Log,
 		seed:  telemetry.NewSeedMetrics(deps.Registerer),
 		now:   deps.Now,
-		headers: kafka.EncodeHeaders([]kafka.Header{
+		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
-		}),
+		},
 	}
+	w.encoded = kafka.EncodeHeaders(w.headers)
+	if deps.Tracing.Enabled() {
+		w.tracer = deps.Tracing.Tracer("github.com/auditstream/auditstream/internal/api")
+		w.propagator = deps.Tracing.Propagator()
+	}
+	return w
 }
 
 // outgoing is one record a request publishes.
@@ -201,12 +217,27 @@ func eventRecord(ev *audit.Event) outgoing {
 func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) bool {
 	start := time.Now()
 	ctx := c.Request.Context()
+	headers := w.encoded
+	var span trace.Span
+	if w.tracer != nil {
+		ctx, span = w.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", topic),
+				attribute.Int("messaging.batch.message_count", len(records)),
+			))
+		defer span.End()
+		headers = w.tracedHeaders(ctx)
+	}
 	msgs := make([]*message.Message, len(records))
 	for i, r := range records {
-		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, w.headers)
+		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, headers)
 		msgs[i].SetContext(ctx)
 	}
 	err := w.pub.Publish(topic, msgs...)
+	if span != nil && err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
 		return true
@@ -230,6 +261,14 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 	c.Header("Retry-After", retryAfterSeconds)
 	abortProblem(c, probKafka, detail, withEventIDs(ids))
 	return false
+}
+
+// tracedHeaders are the record headers with the trace context of ctx
+// after them, encoded: once per request, shared by its records.
+func (w *writeHandlers) tracedHeaders(ctx context.Context) kafka.EncodedHeaders {
+	hs := slices.Clone(w.headers)
+	w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&hs))
+	return kafka.EncodeHeaders(hs)
 }
 
 // rejectInvalid answers 400 for a record or batch that failed validation,

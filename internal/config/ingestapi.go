@@ -13,6 +13,7 @@ type IngestAPI struct {
 	Kafka    Kafka    `embed:""`
 	Postgres Postgres `embed:""`
 	Log      Log      `embed:""`
+	Tracing  Tracing  `embed:""`
 
 	// SPEC 2.1: 1 MiB fits any single record whose event_data respects its
 	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
@@ -45,7 +46,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Tracing.Validate()}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
@@ -58,6 +59,8 @@ type Producer struct {
 
 	conn      atomic.Pointer[connection]
 	closeOnce sync.Once
+	// tracer wraps the sarama producer when tracing is on (WithOTELTracer).
+	tracer wmkafka.SaramaTracer
 
 	connected *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
@@ -70,7 +73,7 @@ type connection struct {
 }
 
 // NewProducer validates the configuration; it does not connect.
-func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer) (*Producer, error) {
+func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer, opts ...ProducerOption) (*Producer, error) {
 	sc, err := producerConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -79,7 +82,7 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 		return nil, errors.New("kafka: publish timeout must be positive")
 	}
 	f := promauto.With(reg)
-	return &Producer{
+	p := &Producer{
 		cfg:    cfg,
 		sc:     sc,
 		topics: topics,
@@ -97,7 +100,11 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 			Name: "auditstream_kafka_published_records_total",
 			Help: "Records handed to Kafka, by topic and result (acked, failed).",
 		}, []string{"topic", "result"}),
-	}, nil
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
 }
 
 // Connect dials the brokers, creates missing topics and starts the producer,
@@ -132,6 +139,9 @@ func (p *Producer) ConnectOnce() error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("kafka producer: %w", err), client.Close())
 	}
+	if p.tracer != nil {
+		producer = p.tracer.WrapSyncProducer(p.sc, producer)
+	}
 	p.conn.Store(&connection{client: client, producer: producer})
 	p.connected.WithLabelValues().Set(1)
 	return nil
@@ -153,12 +163,13 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	}
 	msgs := make([]*sarama.ProducerMessage, len(records))
 	// The records of one call usually share one header list (the API puts
-	// the same two headers on every record): it is converted once, and
-	// sarama only reads it.
+	// the same headers on every record): it is converted once, and sarama
+	// only reads it. The tracer writes each record's traceparent in place,
+	// so then every record gets a list of its own.
 	var from []Header
 	var headers []sarama.RecordHeader
 	for i, r := range records {
-		if !sameList(r.Headers, from) {
+		if p.tracer != nil || !sameList(r.Headers, from) {
 			from, headers = r.Headers, recordHeaders(r.Headers)
 		}
 		msgs[i] = &sarama.ProducerMessage{

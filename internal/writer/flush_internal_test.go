@@ -110,13 +110,17 @@ func (s *fakeSession) marked() []string {
 	return slices.Clone(s.marks)
 }
 
-func newTestWriter(t *testing.T, st rowStore, pub deadLetterPublisher, size int, age time.Duration) *Writer {
+func newTestWriter(t *testing.T, st rowStore, pub deadLetterPublisher, size int, age time.Duration, opts ...func(*Config)) *Writer {
 	t.Helper()
-	w, err := New(Config{
+	cfg := Config{
 		Group: "g", EventsTopic: "ev", NotificationsTopic: "no", DLQTopic: "dlq",
 		BatchSize: size, BatchAge: age, MaxBackoff: 20 * time.Millisecond, WriteTimeout: time.Second,
 		Rules: audit.DefaultRules(),
-	}, kafka.Config{Brokers: []string{"127.0.0.1:1"}, Version: "3.6.0"}, st, pub, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := New(cfg, kafka.Config{Brokers: []string{"127.0.0.1:1"}, Version: "3.6.0"}, st, pub, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	return w
 }

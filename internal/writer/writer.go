@@ -38,12 +38,15 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
 // rowStore stores a batch in one transaction, skipping what is already
@@ -72,6 +75,9 @@ type Config struct {
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
 	Rules        audit.Rules
+	// Tracing, when enabled, gives every batch a span linked to the traces
+	// of its records; nil is off.
+	Tracing *telemetry.Tracing
 }
 
 // Validate reports settings that cannot work.
@@ -102,6 +108,9 @@ type Writer struct {
 	log      *zap.Logger
 	metrics  *metrics
 	now      func() time.Time
+	// tracer is a no-op one when tracing is off, and propagator nil.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 
 	group  atomic.Pointer[kafka.ConsumerGroup]
 	outage atomic.Bool
@@ -120,7 +129,12 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
+	w := &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now,
+		tracer: cfg.Tracing.Tracer("github.com/auditstream/auditstream/internal/writer")}
+	if cfg.Tracing.Enabled() {
+		w.propagator = cfg.Tracing.Propagator()
+	}
+	return w, nil
 }
 
 // Run joins the consumer group and consumes until ctx ends; then the last
