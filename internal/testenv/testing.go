@@ -54,3 +54,11 @@ func NewAddr(t TB) string {
 	}
 	return addr
 }
+
+// NewOTLPReceiver starts a receiver that keeps every span (see
+// StartOTLPReceiver) and stops it when the test ends.
+func NewOTLPReceiver(t TB) *OTLPReceiver {
+	r := StartOTLPReceiver(true)
+	t.Cleanup(r.Close)
+	return r
+}
