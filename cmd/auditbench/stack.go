@@ -132,9 +132,10 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// startIngestAPI starts the real ingest-api on a free port against dbURL
-// and waits until it is ready; it returns the process and its base URL.
-func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(string, ...any)) (*proc, string, error) {
+// startIngestAPI starts the real ingest-api on a free port against dbURL,
+// with env added, and waits until it is ready; it returns the process and
+// its base URL.
+func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(string, ...any), env ...string) (*proc, string, error) {
 	dir, err := binaries(logf)
 	if err != nil {
 		return nil, "", err
@@ -143,7 +144,7 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(stri
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr, "SHUTDOWN_DELAY=0s")...)
+	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(append(s.env(dbURL), "HTTP_ADDR="+addr, "SHUTDOWN_DELAY=0s"), env...)...)
 	if err != nil {
 		return nil, "", err
 	}
