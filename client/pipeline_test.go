@@ -53,6 +53,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		// Credentials (required from issue 17 on) are not what this
 		// test is about.
 		"AUTH_DISABLED=true",
+		"SOURCE_KEYS_FILE=" + testenv.NewSourceKeys(t),
 	}
 	writerMetrics := testenv.NewAddr(t)
 	writer := startProcess(t, filepath.Join(bin, "writer"), append(env, "METRICS_ADDR="+writerMetrics)...)

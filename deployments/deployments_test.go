@@ -251,6 +251,7 @@ type composeService struct {
 		Condition string `json:"condition"`
 	} `json:"depends_on"`
 	Ports           []json.RawMessage `json:"ports"`
+	Volumes         []json.RawMessage `json:"volumes"`
 	Restart         string            `json:"restart"`
 	StopGracePeriod string            `json:"stop_grace_period"`
 	Healthcheck     *struct {
@@ -327,10 +328,31 @@ func TestComposeFile(t *testing.T) {
 			if b.acceptedEnv()["DATABASE_URL"] {
 				require.Equal(t, "service_healthy", svc.DependsOn["postgres"].Condition)
 			}
+			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
+				// The API and the writer share one key: the file
+				// source-keys-init writes into the volume both mount.
+				require.Equal(t, "/run/auditstream/source-keys/source-keys.yaml", env["SOURCE_KEYS_FILE"])
+				require.Contains(t, volumes(svc), "source-keys:/run/auditstream/source-keys:ro")
+				require.Equal(t, "service_completed_successfully", svc.DependsOn["source-keys-init"].Condition)
+			}
 		})
 	}
 	require.Equal(t, map[string]bool{"ingest-api": true, "writer": true, "dlq-replayer run": true}, ran,
 		"compose runs the three binaries (the replayer as the `run` daemon)")
+	require.Contains(t, volumes(p.Services["source-keys-init"]), "source-keys:/run/auditstream/source-keys:rw")
+}
+
+// volumes lists a service's volume mounts as `docker-compose config`
+// writes them (source:target:mode).
+func volumes(svc composeService) []string {
+	out := make([]string, 0, len(svc.Volumes))
+	for _, v := range svc.Volumes {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // composeEnv reads the environment compose gives service, straight from the
@@ -488,6 +510,9 @@ func TestKustomizeBase(t *testing.T) {
 					require.NotNil(t, e.ValueFrom.SecretKeyRef, "DATABASE_URL holds a password: from a Secret")
 				}
 			}
+			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
+				requireSecretMount(t, pod, c, filepath.Dir(env["SOURCE_KEYS_FILE"]), "auditstream-source-keys")
+			}
 			delete(env, "GOMEMLIMIT")
 			cfg := b.parseConfig(t, env)
 			port, drain := listenPortAndDrain(t, cfg)
@@ -536,6 +561,29 @@ func TestKustomizeBase(t *testing.T) {
 	// Only the stateless API autoscales.
 	require.Len(t, hpas, 1)
 	require.Equal(t, "ingest-api", hpas[0].Spec.ScaleTargetRef.Name)
+}
+
+// requireSecretMount checks that container c of pod mounts the Secret
+// secret, required, read-only at dir.
+func requireSecretMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, dir, secret string) {
+	t.Helper()
+	var volume string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == dir {
+			require.True(t, m.ReadOnly, "%s is mounted read-only", dir)
+			volume = m.Name
+		}
+	}
+	require.NotEmpty(t, volume, "a volume is mounted at %s", dir)
+	for _, v := range pod.Volumes {
+		if v.Name == volume {
+			require.NotNil(t, v.Secret, "%s is a Secret", volume)
+			require.Equal(t, secret, v.Secret.SecretName)
+			require.True(t, v.Secret.Optional == nil || !*v.Secret.Optional, "%s is required", secret)
+			return
+		}
+	}
+	t.Errorf("volume %s is not defined", volume)
 }
 
 // ---------------------------------------------------------------------------
@@ -749,6 +797,7 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	kafka := testenv.NewKafka(t, map[string]int32{"audit.events": 3, "audit.notifications": 3, "audit.dlq": 1, "audit.dlq.parked": 1})
 	pg := testenv.NewPostgres(t)
 	brokers := strings.Join(kafka.Brokers(), ",")
+	sourceKeys := testenv.NewSourceKeys(t)
 
 	// Each binary runs with the environment docker-compose gives it, pointed
 	// at the test's services and sped up.
@@ -757,6 +806,9 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		env["KAFKA_BROKERS"] = brokers
 		if _, ok := env["DATABASE_URL"]; ok {
 			env["DATABASE_URL"] = pg.URL()
+		}
+		if _, ok := env["SOURCE_KEYS_FILE"]; ok {
+			env["SOURCE_KEYS_FILE"] = sourceKeys
 		}
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)

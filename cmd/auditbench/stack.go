@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -25,6 +26,9 @@ type stack struct {
 	kafka  *testenv.Kafka
 	pg     *testenv.Postgres
 	topics topicNames
+	// keysDir holds the source key file, so the API signs and the writer
+	// verifies submitted_by as in production.
+	keysDir string
 }
 
 type topicNames struct{ events, notifications, dlq, parked string }
@@ -38,6 +42,7 @@ func (s *stack) env(dbURL string) []string {
 		"NOTIFICATIONS_TOPIC=" + s.topics.notifications,
 		"DLQ_TOPIC=" + s.topics.dlq,
 		"PARKED_TOPIC=" + s.topics.parked,
+		"SOURCE_KEYS_FILE=" + filepath.Join(s.keysDir, "source-keys.yaml"),
 		"LOG_LEVEL=warn",
 	}
 }
@@ -73,6 +78,13 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 		return nil, err
 	}
 	s := &stack{kafka: k, pg: pg, topics: t}
+	if s.keysDir, err = os.MkdirTemp("", "auditbench-keys-"); err == nil {
+		err = keyring.Generate(filepath.Join(s.keysDir, "source-keys.yaml"), "bench")
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	logf("stack: %s, ready in %s", s.describe(), time.Since(start).Round(time.Millisecond))
 	return s, nil
 }
@@ -80,6 +92,9 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 func (s *stack) Close() {
 	_ = s.kafka.Close()
 	_ = s.pg.Close()
+	if s.keysDir != "" {
+		_ = os.RemoveAll(s.keysDir)
+	}
 }
 
 // freshDB creates a migrated database on the stack's server and returns

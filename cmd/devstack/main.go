@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -56,9 +57,22 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string
 	}
 	defer db.Close()
 
+	// The key that proves submitted_by, shared by ingest-api and the
+	// writer, is made for this run and removed with it.
+	secrets, err := os.MkdirTemp("", "devstack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(secrets)
+	sourceKeys := filepath.Join(secrets, "source-keys.yaml")
+	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
+		return fmt.Errorf("source keys: %w", err)
+	}
+
 	common := []string{
 		"KAFKA_BROKERS=" + strings.Join(broker.Brokers(), ","),
 		"DATABASE_URL=" + db.URL(),
+		"SOURCE_KEYS_FILE=" + sourceKeys,
 		"LOG_FORMAT=console",
 	}
 	services := []service{
@@ -94,6 +108,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
   OpenAPI         %s/openapi.yaml
   writer          http://%s/metrics   health http://%s/health
   dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
+  source keys     %s   (signs submitted_by; removed on exit)
 
 Try:
   curl -i -X POST %s/api/v1/audit/events -H 'Content-Type: application/json' -d '{
@@ -109,7 +124,7 @@ Then see it stored:
 Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, base,
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, base,
 		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error

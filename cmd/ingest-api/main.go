@@ -16,6 +16,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
@@ -57,6 +58,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
+
 	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
@@ -82,6 +88,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Tracing:       tracing,
 		Registerer:    reg,
 		Gatherer:      reg,
+		Signer:        source,
 	})
 	if err != nil {
 		return err

@@ -35,9 +35,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestRunAsAUserWould starts the real binary with only KAFKA_BROKERS,
-// DATABASE_URL and HTTP_ADDR set (plus a short SHUTDOWN_DELAY), writes an
-// event through it, and stops it with SIGTERM: readiness turns 503 while it
-// keeps serving, then it exits 0.
+// DATABASE_URL, SOURCE_KEYS_FILE and HTTP_ADDR set (plus a short
+// SHUTDOWN_DELAY), writes an event through it, and stops it with SIGTERM:
+// readiness turns 503 while it keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
 	addr := testenv.NewAddr(t)
 
@@ -46,6 +46,7 @@ func TestRunAsAUserWould(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"HTTP_ADDR="+addr,
 		"SHUTDOWN_DELAY=1s",
 	)
@@ -113,6 +114,7 @@ func TestStartupFailuresExit(t *testing.T) {
 			code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
 				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 				"DATABASE_URL="+tt.URL,
+				"SOURCE_SIGNING_DISABLED=true",
 				"HTTP_ADDR="+testenv.NewAddr(t))
 			require.Equal(t, 1, code, "exit status; stderr:\n%s", stderr)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")

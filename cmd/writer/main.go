@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
@@ -56,6 +57,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
 		EventsTopic:        cfg.Kafka.EventsTopic,
@@ -67,6 +72,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
 		Tracing:            tracing,
+		Submitters:         source,
 	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err

@@ -154,6 +154,8 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
 		"BATCH_SIZE="+strconv.Itoa(batchSize),
 		"BATCH_AGE="+batchAge.String(),
+		// submitted_by is the e2e tests' concern.
+		"SOURCE_SIGNING_DISABLED=true",
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)

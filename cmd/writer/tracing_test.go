@@ -29,9 +29,12 @@ func TestTraceFromRequestToBatchSpan(t *testing.T) {
 	otlp := testenv.NewOTLPReceiver(t)
 	// A short export delay so the spans arrive while the test waits.
 	tracing := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL(), "OTEL_BSP_SCHEDULE_DELAY=50"}
-	w := startWriter(t, p, "traced", append(tracing, "LOG_LEVEL=debug")...)
+	// Signed principals, so the test also shows that the trace headers,
+	// added after the signature, leave submitted_by verified.
+	keys := "SOURCE_KEYS_FILE=" + testenv.NewSourceKeys(t)
+	w := startWriter(t, p, "traced", append(tracing, "LOG_LEVEL=debug", keys, "SOURCE_SIGNING_DISABLED=false")...)
 	w.awaitReady(30 * time.Second)
-	api, apiOut := startAPI(t, p, tracing...)
+	api, apiOut := startAPI(t, p, append(tracing, keys)...)
 
 	traceID := strings.ReplaceAll(uuid.NewString(), "-", "")
 	event := fmt.Sprintf(`{"version":"1.0","event_type":%q,"event_timestamp":%q,"event_category":"gateway",
@@ -83,6 +86,10 @@ func TestTraceFromRequestToBatchSpan(t *testing.T) {
 		}
 		return false, "not yet"
 	})
+
+	var submittedBy string
+	require.NoError(t, shared.db.QueryRow(t.Context(), "SELECT submitted_by FROM audit_events WHERE event_type = $1", p.tag).Scan(&submittedBy))
+	require.Equal(t, "anonymous", submittedBy, "the principal's signature verified")
 
 	require.Contains(t, apiOut.String(), `"trace_id":"`+traceID+`"`, "the access log names the request's trace")
 	testenv.Await(t, 5*time.Second, "the writer's batch log line", func() (bool, string) {

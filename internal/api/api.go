@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -79,6 +80,14 @@ type Deps struct {
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
+	// Principal names the authenticated caller of a request, whose name
+	// every record of the request carries as submitted_by; nil, or an
+	// empty name, is "anonymous".
+	Principal func(ctx context.Context) string
+	// Signer signs each record's principal header (SOURCE_KEYS_FILE); nil
+	// sends the name unsigned, which the writer stores as an unverified
+	// kafka:<name> (SOURCE_SIGNING_DISABLED).
+	Signer principalSigner
 }
 
 // NewHandler builds the router with every route of the API.
@@ -92,6 +101,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.Signer == nil {
+		deps.Signer = (*provenance.Keys)(nil)
 	}
 	if cfg.MaxBatchSize == 0 {
 		cfg.MaxBatchSize = audit.DefaultMaxBatchSize

@@ -230,6 +230,15 @@ func validNotification(id string) map[string]any {
 	}
 }
 
+// headerKeys lists the record's header names, in order.
+func headerKeys(r *kgo.Record) []string {
+	keys := make([]string, len(r.Headers))
+	for i, h := range r.Headers {
+		keys[i] = h.Key
+	}
+	return keys
+}
+
 func header(r *kgo.Record, key string) (string, bool) {
 	for _, h := range r.Headers {
 		if h.Key == key {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -29,16 +28,15 @@ import (
 const retryAfterSeconds = "5"
 
 type writeHandlers struct {
-	cfg   Config
-	pub   message.Publisher
-	notif notificationReserver
-	log   *zap.Logger
-	seed  *telemetry.SeedMetrics
-	now   func() time.Time
-	// headers are the headers of every record (SPEC 3); encoded once, for
-	// when tracing is off.
-	headers []kafka.Header
-	encoded kafka.EncodedHeaders
+	cfg       Config
+	pub       message.Publisher
+	notif     notificationReserver
+	log       *zap.Logger
+	seed      *telemetry.SeedMetrics
+	now       func() time.Time
+	headers   []kafka.Header
+	principal func(context.Context) string
+	signer    principalSigner
 	// tracer is nil when tracing is off.
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
@@ -52,12 +50,15 @@ func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
 		log:   deps.Log,
 		seed:  telemetry.NewSeedMetrics(deps.Registerer),
 		now:   deps.Now,
+		// Deps.Principal is read at each request: an authenticator may be
+		// wired after the handlers.
+		principal: deps.Principal,
+		signer:    deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
 		},
 	}
-	w.encoded = kafka.EncodeHeaders(w.headers)
 	if deps.Tracing.Enabled() {
 		w.tracer = deps.Tracing.Tracer("github.com/auditstream/auditstream/internal/api")
 		w.propagator = deps.Tracing.Propagator()
@@ -71,6 +72,7 @@ type outgoing struct {
 	// published.
 	id         string
 	key, value []byte
+	headers    []kafka.Header
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -108,7 +110,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -133,12 +135,13 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	}
 	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
+	principal := w.principalOf(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = eventRecord(&events[i])
+		records[i] = w.eventRecord(principal, &events[i])
 	}
 	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) {
 		return
@@ -184,7 +187,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
 	n.UpdatedAt = n.CreatedAt
 
-	rec := outgoing{id: n.NotificationID, key: []byte(n.NotificationID), value: n.AppendJSON(nil)}
+	value := n.AppendJSON(nil)
+	rec := outgoing{id: n.NotificationID, key: []byte(n.NotificationID), value: value,
+		headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
 	if !w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil) {
 		return
 	}
@@ -205,9 +210,10 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
-// a request), keyed by correlation_id.
-func eventRecord(ev *audit.Event) outgoing {
-	return outgoing{id: ev.EventID.String(), key: []byte(ev.CorrelationID), value: ev.AppendJSON(nil)}
+// a request), keyed by correlation_id, with principal signed on it.
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing {
+	id, value := ev.EventID.String(), ev.AppendJSON(nil)
+	return outgoing{id: id, key: []byte(ev.CorrelationID), value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
 // publish sends the records to topic, as watermill messages of one Publish
@@ -217,7 +223,7 @@ func eventRecord(ev *audit.Event) outgoing {
 func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) bool {
 	start := time.Now()
 	ctx := c.Request.Context()
-	headers := w.encoded
+	var traceHeaders []kafka.Header
 	var span trace.Span
 	if w.tracer != nil {
 		ctx, span = w.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
@@ -227,11 +233,13 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 				attribute.Int("messaging.batch.message_count", len(records)),
 			))
 		defer span.End()
-		headers = w.tracedHeaders(ctx)
+		w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&traceHeaders))
 	}
 	msgs := make([]*message.Message, len(records))
 	for i, r := range records {
-		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, headers)
+		// The trace context goes last, after the headers the principal's
+		// signature was computed with.
+		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, kafka.EncodeHeaders(append(r.headers, traceHeaders...)))
 		msgs[i].SetContext(ctx)
 	}
 	err := w.pub.Publish(topic, msgs...)
@@ -261,14 +269,6 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 	c.Header("Retry-After", retryAfterSeconds)
 	abortProblem(c, probKafka, detail, withEventIDs(ids))
 	return false
-}
-
-// tracedHeaders are the record headers with the trace context of ctx
-// after them, encoded: once per request, shared by its records.
-func (w *writeHandlers) tracedHeaders(ctx context.Context) kafka.EncodedHeaders {
-	hs := slices.Clone(w.headers)
-	w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&hs))
-	return kafka.EncodeHeaders(hs)
 }
 
 // rejectInvalid answers 400 for a record or batch that failed validation,

@@ -22,6 +22,7 @@ type IngestAPI struct {
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
+	Source     Source     `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -46,7 +47,7 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Tracing.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Tracing.Validate()}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
 	}

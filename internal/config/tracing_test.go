@@ -38,6 +38,8 @@ func TestTracingFromTheStandardVariables(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("KAFKA_BROKERS", "k:9092")
 			t.Setenv("DATABASE_URL", "postgres://db/audit")
+			t.Setenv("SOURCE_SIGNING_DISABLED", "true")
+			t.Setenv("SOURCE_SIGNING_DISABLED", "true")
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
@@ -68,6 +70,7 @@ func TestTracingRefusesWhatCannotWork(t *testing.T) {
 	}
 	t.Setenv("KAFKA_BROKERS", "k:9092")
 	t.Setenv("DATABASE_URL", "postgres://db/audit")
+	t.Setenv("SOURCE_SIGNING_DISABLED", "true")
 	var w Writer
 	require.ErrorContains(t, parse(t, &w, "--otel-exporter-otlp-protocol", "grpc"), "http/protobuf")
 	var api IngestAPI

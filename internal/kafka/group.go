@@ -15,9 +15,9 @@ var ErrClosedConsumerGroup = sarama.ErrClosedConsumerGroup
 // NewConsumer checks the configuration without connecting; Join connects,
 // once, so that the caller decides how long to retry.
 type Consumer struct {
-	brokers []string
-	group   string
-	sc      *sarama.Config
+	cfg   Config
+	group string
+	sc    *sarama.Config
 }
 
 // NewConsumer checks cfg for a member of group.
@@ -26,15 +26,15 @@ func NewConsumer(cfg Config, group string) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{brokers: cfg.Brokers, group: group, sc: sc}, nil
+	return &Consumer{cfg: cfg, group: group, sc: sc}, nil
 }
 
 // Join connects to the cluster as a member of the group; sessions start
 // with Consume.
 func (c *Consumer) Join() (*ConsumerGroup, error) {
-	g, err := sarama.NewConsumerGroup(c.brokers, c.group, c.sc)
+	g, err := sarama.NewConsumerGroup(c.cfg.Brokers, c.group, c.sc)
 	if err != nil {
-		return nil, fmt.Errorf("join consumer group %s: %w", c.group, err)
+		return nil, fmt.Errorf("join consumer group %s: %w", c.group, explain(err, c.cfg))
 	}
 	return &ConsumerGroup{g: g}, nil
 }

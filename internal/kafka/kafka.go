@@ -1,6 +1,6 @@
 // Package kafka owns auditstream's side of Kafka, and is the only package
 // that speaks sarama: the configuration every client shares (baseConfig,
-// where transport security will be set, once, for every client), topic
+// which sets transport security, TLS and SASL, once for every client), topic
 // creation at start-up, the record and header types the other packages use,
 // and every client:
 //   - Producer, acknowledged, that the replayer moves records with, and
@@ -53,10 +53,15 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// Header names set by the ingest API (SPEC 3).
+// Header names set by the ingest API (SPEC 3, 8.3).
 const (
 	HeaderContentType = "content-type"
 	HeaderSource      = "auditstream-source"
+	// HeaderPrincipal is the authenticated caller the API published a
+	// record for; HeaderPrincipalSig proves that the API set it
+	// (internal/provenance).
+	HeaderPrincipal    = "auditstream-principal"
+	HeaderPrincipalSig = "auditstream-principal-sig"
 )
 
 // Config is the connection shared by producers, consumers and admin clients.
@@ -66,6 +71,9 @@ type Config struct {
 	ClientID string
 	// PublishTimeout bounds a Publish call end to end.
 	PublishTimeout time.Duration
+	// TLS and SASL secure every connection of every client.
+	TLS  TLS
+	SASL SASL
 }
 
 // Topic is a topic the binaries create when it is missing.
@@ -75,9 +83,10 @@ type Topic struct {
 	ReplicationFactor int16
 }
 
-// baseConfig is what every client shares: protocol version, client id, and
-// network timeouts short enough that an unreachable broker turns into an
-// error within seconds instead of a hung call.
+// baseConfig is what every client shares: protocol version, client id,
+// transport security, and network timeouts short enough that an
+// unreachable broker turns into an error within seconds instead of a hung
+// call.
 func baseConfig(c Config) (*sarama.Config, error) {
 	version, err := sarama.ParseKafkaVersion(c.Version)
 	if err != nil {
@@ -92,6 +101,9 @@ func baseConfig(c Config) (*sarama.Config, error) {
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	sc.Metadata.Timeout = 5 * time.Second
+	if err := applySecurity(sc, c); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 

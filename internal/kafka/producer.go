@@ -130,7 +130,7 @@ func (p *Producer) Connect(ctx context.Context) error {
 func (p *Producer) ConnectOnce() error {
 	client, err := sarama.NewClient(p.cfg.Brokers, p.sc)
 	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
+		return fmt.Errorf("kafka client: %w", explain(err, p.cfg))
 	}
 	if err := ensureTopics(client, p.topics); err != nil {
 		return errors.Join(err, client.Close())

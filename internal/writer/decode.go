@@ -34,6 +34,7 @@ func (w *Writer) decode(msg *kafka.Message) item {
 			it.poison = reason("invalid audit event", err)
 			return it
 		}
+		ev.SubmittedBy = w.submittedBy(msg, signedID(ev.EventID))
 		if ev.EventID == [16]byte{} {
 			// Derived from where the record was first produced, so every
 			// redelivery and every replay of it gets the same id.
@@ -47,6 +48,7 @@ func (w *Writer) decode(msg *kafka.Message) item {
 			it.poison = reason("invalid notification audit record", err)
 			return it
 		}
+		n.SubmittedBy = w.submittedBy(msg, n.NotificationID)
 		it.notification = &n
 	default:
 		it.poison = fmt.Sprintf("record from unexpected topic %q", msg.Topic)

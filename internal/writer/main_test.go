@@ -20,6 +20,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 	"github.com/auditstream/auditstream/internal/testenv/testmain"
@@ -92,6 +93,8 @@ type rigOptions struct {
 	maxBackoff time.Duration
 	dbURL      string
 	brokers    []string // default: the shared broker
+	// submitters verify the principal headers; nil verifies none.
+	submitters *provenance.Keys
 }
 
 // rig is one writer running in-process (writer.New(...).Run in a
@@ -141,6 +144,7 @@ func startWriter(t *testing.T, tp topics, opt rigOptions) *rig {
 		MaxBackoff:         opt.maxBackoff,
 		WriteTimeout:       5 * time.Second,
 		Rules:              audit.DefaultRules(),
+		Submitters:         opt.submitters,
 	}, kcfg, st, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	require.NoError(t, err)
 

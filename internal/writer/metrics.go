@@ -19,6 +19,7 @@ type metrics struct {
 	lag          *prometheus.GaugeVec
 	outage       prometheus.Gauge
 	outagesTotal prometheus.Counter
+	submitters   *prometheus.CounterVec
 	seed         *telemetry.SeedMetrics
 }
 
@@ -60,6 +61,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_outages_total",
 			Help: "Database outages the writer has entered.",
 		}),
+		submitters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_writer_submitters_total",
+			Help: "Valid records by how their submitted_by was decided: verified (the API's signature checks out), unverified (kafka:<claimed name>), unknown (kafka:unknown).",
+		}, []string{"result"}),
 		seed: telemetry.NewSeedMetrics(reg),
 	}}
 }

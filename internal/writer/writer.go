@@ -45,6 +45,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
@@ -75,6 +76,10 @@ type Config struct {
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
 	Rules        audit.Rules
+	// Submitters verify the principal the API signed on each record
+	// (SOURCE_KEYS_FILE); nil verifies none, and every record is stored
+	// with an unverified kafka:<name> (SOURCE_SIGNING_DISABLED).
+	Submitters submitters
 	// Tracing, when enabled, gives every batch a span linked to the traces
 	// of its records; nil is off.
 	Tracing *telemetry.Tracing
@@ -128,6 +133,9 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	consumer, err := kafka.NewConsumer(kcfg, cfg.Group)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Submitters == nil {
+		cfg.Submitters = (*provenance.Keys)(nil)
 	}
 	w := &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now,
 		tracer: cfg.Tracing.Tracer("github.com/auditstream/auditstream/internal/writer")}

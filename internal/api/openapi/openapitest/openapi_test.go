@@ -372,17 +372,18 @@ func TestSchemaRules(t *testing.T) {
 		s(name)
 	}
 
-	// AuditEvent: every request field plus event_id and event_date, all
-	// always present; the optional ones nullable.
+	// AuditEvent: every request field plus event_id, event_date and
+	// submitted_by, all always present; the optional ones nullable.
 	ae := s("AuditEvent")
 	var reqFields []string
 	for name := range s("AuditEventRequest").Properties {
 		reqFields = append(reqFields, name)
 	}
-	assert.ElementsMatch(t, append(reqFields, "event_date"), ae.Required)
+	assert.ElementsMatch(t, append(reqFields, "event_date", "submitted_by"), ae.Required)
 	assert.Len(t, ae.Properties, len(ae.Required))
+	assert.NotContains(t, reqFields, "submitted_by", "never from the request")
 	for _, field := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-		"namespace", "cluster_name", "severity", "duration_ms"} {
+		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"} {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
@@ -804,6 +805,7 @@ const sampleQueryResponse = `{
       "cluster_name": null,
       "severity": null,
       "duration_ms": null,
+      "submitted_by": "kafka:unknown",
       "event_data": {}
     },
     {
@@ -825,6 +827,7 @@ const sampleQueryResponse = `{
       "cluster_name": "prod-eu-1",
       "severity": "critical",
       "duration_ms": 1,
+      "submitted_by": null,
       "event_data": {"signal_name": "HighCPUUsage", "labels": {"pod": "xyz"}, "values": [1, 2.5, null]}
     }
   ],
