@@ -70,9 +70,10 @@ func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
 type outgoing struct {
 	// id names the message (the event or notification id); it is not
 	// published.
-	id         string
-	key, value []byte
-	headers    []kafka.Header
+	id      string
+	key     string
+	value   []byte
+	headers []kafka.Header
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -188,7 +189,7 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := outgoing{id: n.NotificationID, key: []byte(n.NotificationID), value: value,
+	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
 		headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
 	if !w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil) {
 		return
@@ -213,7 +214,7 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 // a request), keyed by correlation_id, with principal signed on it.
 func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing {
 	id, value := ev.EventID.String(), ev.AppendJSON(nil)
-	return outgoing{id: id, key: []byte(ev.CorrelationID), value: value, headers: w.recordHeaders(principal, id, value)}
+	return outgoing{id: id, key: ev.CorrelationID, value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
 // publish sends the records to topic, as watermill messages of one Publish
@@ -239,7 +240,7 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 	for i, r := range records {
 		// The trace context goes last, after the headers the principal's
 		// signature was computed with.
-		msgs[i] = kafka.NewMessage(r.id, r.key, r.value, kafka.EncodeHeaders(append(r.headers, traceHeaders...)))
+		msgs[i] = kafka.NewMessage(r.id, []byte(r.key), r.value, append(r.headers, traceHeaders...))
 		msgs[i].SetContext(ctx)
 	}
 	err := w.pub.Publish(topic, msgs...)

@@ -31,10 +31,14 @@
 //     and writes Metadata, a map, as headers in map order, one per key,
 //     with no null values, while SPEC 3 fixes the API's headers and SPEC
 //     6.1 keeps a dead letter's headers byte for byte, in order, repeated
-//     keys included. Ours carries the key and the ordered header list
-//     (EncodedHeaders) in two metadata entries of its own, so a decorator
-//     that stores messages keeps the record by keeping the metadata; the
+//     keys included. Ours carries the key and the ordered header list,
+//     encoded, in one metadata entry of its own, so a decorator that
+//     stores messages keeps the record by keeping the metadata; the
 //     message UUID (the event id) is not published.
+//   - With tracing on, watermill-kafka's OpenTelemetry sarama tracer
+//     (NewOTELSaramaTracer, github.com/dnwe/otelsarama) wraps the API's
+//     producer (WithOTELTracer); not the writer's, whose dead letters keep
+//     the original traceparent byte for byte.
 //   - Reading stays on sarama: the writer's consumer group and the
 //     replayer's Reader. watermill-kafka's subscriber hands over one
 //     message per partition and waits for its ack before the next (batch

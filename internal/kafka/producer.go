@@ -156,16 +156,10 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	conn := p.conn.Load()
-	if conn == nil {
-		p.count(records, nil, true)
-		return &PublishError{Total: len(records), Failed: len(records), Err: errors.New("not connected to kafka")}
-	}
 	msgs := make([]*sarama.ProducerMessage, len(records))
-	// The records of one call usually share one header list (the API puts
-	// the same headers on every record): it is converted once, and sarama
-	// only reads it. The tracer writes each record's traceparent in place,
-	// so then every record gets a list of its own.
+	// Records of one call may share one header list: it is then converted
+	// once, and sarama only reads it. The tracer writes each record's
+	// traceparent in place, so then every record gets a list of its own.
 	var from []Header
 	var headers []sarama.RecordHeader
 	for i, r := range records {
@@ -179,6 +173,17 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 			Headers: headers,
 		}
 	}
+	return p.send(msgs)
+}
+
+// send is Publish of messages already built: Publish's and the watermill
+// Publisher's.
+func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
+	conn := p.conn.Load()
+	if conn == nil {
+		p.count(msgs, nil, true)
+		return &PublishError{Total: len(msgs), Failed: len(msgs), Err: errors.New("not connected to kafka")}
+	}
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- conn.producer.SendMessages(msgs) }()
@@ -190,23 +195,23 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			n := len(records)
+			n := len(msgs)
 			if errors.As(err, &failed) {
 				n = len(failed)
 				err = failed[0].Err
 			}
-			perr = &PublishError{Total: len(records), Failed: n, Err: err}
+			perr = &PublishError{Total: len(msgs), Failed: n, Err: err}
 		}
 	case <-timer.C:
-		perr = &PublishError{Total: len(records), Failed: len(records), Uncertain: true,
+		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
 	}
 	result := "acked"
 	if perr != nil {
 		result = "failed"
 	}
-	p.duration.WithLabelValues(topicLabel(records), result).Observe(time.Since(start).Seconds())
-	p.count(records, failed, perr != nil && failed == nil)
+	p.duration.WithLabelValues(topicLabel(msgs), result).Observe(time.Since(start).Seconds())
+	p.count(msgs, failed, perr != nil && failed == nil)
 	if perr != nil {
 		return perr
 	}
@@ -218,15 +223,15 @@ func sameList(a, b []Header) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// count adds each record to the counter of its own topic: failed when it
+// count adds each message to the counter of its own topic: failed when it
 // is one of failed, or when allFailed; acked otherwise.
-func (p *Producer) count(records []Record, failed sarama.ProducerErrors, allFailed bool) {
+func (p *Producer) count(msgs []*sarama.ProducerMessage, failed sarama.ProducerErrors, allFailed bool) {
 	total := make(map[string]int)
 	bad := make(map[string]int)
-	for _, r := range records {
-		total[r.Topic]++
+	for _, m := range msgs {
+		total[m.Topic]++
 		if allFailed {
-			bad[r.Topic]++
+			bad[m.Topic]++
 		}
 	}
 	for _, f := range failed {
@@ -243,11 +248,11 @@ func (p *Producer) count(records []Record, failed sarama.ProducerErrors, allFail
 }
 
 // topicLabel is the topic of a publish for the latency histogram: the
-// records' topic, or "mixed" when a call spans several (the replayer's).
-func topicLabel(records []Record) string {
-	t := records[0].Topic
-	for _, r := range records[1:] {
-		if r.Topic != t {
+// messages' topic, or "mixed" when a call spans several (the replayer's).
+func topicLabel(msgs []*sarama.ProducerMessage) string {
+	t := msgs[0].Topic
+	for _, m := range msgs[1:] {
+		if m.Topic != t {
 			return "mixed"
 		}
 	}

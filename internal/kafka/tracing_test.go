@@ -63,8 +63,7 @@ func TestOTELTracerSpansEveryRecord(t *testing.T) {
 	parentCtx, parent := tp.Tracer("test").Start(t.Context(), "request")
 	hs := []Header{{Key: []byte(HeaderSource), Value: []byte("ingest-api")}}
 	otel.GetTextMapPropagator().Inject(parentCtx, (*HeaderCarrier)(&hs))
-	shared := EncodeHeaders(hs)
-	require.NoError(t, pub.Publish("traced", NewMessage("1", []byte("k"), []byte("1"), shared), NewMessage("2", []byte("k"), []byte("2"), shared)))
+	require.NoError(t, pub.Publish("traced", NewMessage("1", []byte("k"), []byte("1"), hs), NewMessage("2", []byte("k"), []byte("2"), hs)))
 	parent.End()
 
 	recs, err := testenv.ConsumeAll(ctx, k.Brokers(), "traced", 2)

@@ -5,146 +5,144 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"unsafe"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// The metadata entries of a message that NewMessage builds. They are not
-// headers: they carry the record's key and its ordered header list, which
-// watermill's Metadata (a map) cannot hold as entries of its own.
-const (
-	metadataKey     = "_auditstream_kafka_key"
-	metadataHeaders = "_auditstream_kafka_headers"
-)
+// metadataRecord is the metadata entry of a message that NewMessage
+// builds: the record's key and its ordered header list, encoded
+// (encodeRecord), which watermill's Metadata, a map, cannot hold as entries
+// of its own.
+const metadataRecord = "_auditstream_kafka_record"
 
-// EncodedHeaders is a header list in the form a watermill message carries
-// it (EncodeHeaders): in order, repeated keys kept, a null value told from
-// an empty one. A request encodes its list once and every message of the
-// request shares the string.
-type EncodedHeaders string
+// NewMessage returns the watermill message of one record: value is its
+// payload; key (nil for a record without key) and headers (in order,
+// repeated keys kept, a null value told from an empty one) travel in one
+// metadata entry of ours, so that a decorator of the Publisher that stores
+// or forwards the message keeps them by keeping its metadata. uuid names
+// the message in logs (the API uses the event id); it is not published.
+func NewMessage(uuid string, key, value []byte, headers []Header) *message.Message {
+	// NewMessage would also make the two acknowledgement channels, which
+	// only subscribers use; Ack and Nack make them when needed.
+	return &message.Message{UUID: uuid, Metadata: message.Metadata{metadataRecord: encodeRecord(key, headers)}, Payload: value}
+}
 
-// EncodeHeaders encodes hs: for the key and then the value of each header,
-// a zig-zag varint length (-1 for nil) and the bytes.
-func EncodeHeaders(hs []Header) EncodedHeaders {
-	n := 0
-	for _, h := range hs {
+// encodeRecord writes the key, the number of headers, then the key and
+// value of each header: bytes as a zig-zag varint length (-1 for nil) and
+// the bytes. It builds the string in place: one allocation.
+func encodeRecord(key []byte, headers []Header) string {
+	n := len(key) + 2*binary.MaxVarintLen32
+	for _, h := range headers {
 		n += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
 	}
-	b := make([]byte, 0, n)
-	for _, h := range hs {
-		b = appendBytes(appendBytes(b, h.Key), h.Value)
+	var b strings.Builder
+	b.Grow(n)
+	var scratch [binary.MaxVarintLen64]byte
+	put := func(v []byte) {
+		if v == nil {
+			b.Write(binary.AppendVarint(scratch[:0], -1))
+			return
+		}
+		b.Write(binary.AppendVarint(scratch[:0], int64(len(v))))
+		b.Write(v)
 	}
-	return EncodedHeaders(b)
+	put(key)
+	b.Write(binary.AppendUvarint(scratch[:0], uint64(len(headers))))
+	for _, h := range headers {
+		put(h.Key)
+		put(h.Value)
+	}
+	return b.String()
 }
 
-func appendBytes(b, v []byte) []byte {
-	if v == nil {
-		return binary.AppendVarint(b, -1)
-	}
-	return append(binary.AppendVarint(b, int64(len(v))), v...)
-}
+var errBadRecord = errors.New("malformed record metadata")
 
-// decode returns the header list; the bytes are one copy of e, shared by
-// every header.
-func (e EncodedHeaders) decode() ([]Header, error) {
-	if e == "" {
-		return nil, nil
+// decodeRecord reads what encodeRecord wrote; the key and every header
+// share b. header is called for each header, in order, after n tells how
+// many there are.
+func decodeRecord(b []byte, n func(int), header func(k, v []byte)) (key []byte, err error) {
+	if key, b, err = cutBytes(b); err != nil {
+		return nil, err
 	}
-	b := []byte(e)
-	var hs []Header
-	for len(b) > 0 {
-		var h Header
-		var err error
-		if h.Key, b, err = cutBytes(b); err != nil {
+	count, size := binary.Uvarint(b)
+	if size <= 0 || count > uint64(len(b)) {
+		return nil, errBadRecord
+	}
+	b = b[size:]
+	n(int(count))
+	for range count {
+		var k, v []byte
+		if k, b, err = cutBytes(b); err != nil {
 			return nil, err
 		}
-		if h.Value, b, err = cutBytes(b); err != nil {
+		if v, b, err = cutBytes(b); err != nil {
 			return nil, err
 		}
-		hs = append(hs, h)
+		header(k, v)
 	}
-	return hs, nil
+	if len(b) > 0 {
+		return nil, errBadRecord
+	}
+	return key, nil
 }
-
-var errBadHeaders = errors.New("malformed encoded headers")
 
 func cutBytes(b []byte) (v, rest []byte, err error) {
 	n, size := binary.Varint(b)
 	switch {
 	case size <= 0 || n < -1 || n > int64(len(b)-size):
-		return nil, nil, errBadHeaders
+		return nil, nil, errBadRecord
 	case n == -1:
 		return nil, b[size:], nil
 	}
 	end := size + int(n)
-	// Capped, so that appending to one header's bytes cannot overwrite the
-	// next header's.
+	// Capped, so that appending to one's bytes cannot overwrite the next.
 	return b[size:end:end], b[end:], nil
 }
 
-// NewMessage returns the watermill message of one record: value is its
-// payload, key (nil for a record without key) and headers travel in
-// metadata entries of ours, so that a decorator of the Publisher that
-// stores or forwards the message keeps them by keeping its metadata. uuid
-// names the message in logs (the API uses the event id); it is not
-// published.
-func NewMessage(uuid string, key, value []byte, headers EncodedHeaders) *message.Message {
-	md := make(message.Metadata, 2)
-	if key != nil {
-		md[metadataKey] = string(key)
+// recordParts returns the encoded record of msg: ok is false for a message
+// without one (a record with neither key nor headers). Metadata of any
+// other kind is refused: it would have to become headers in some order of
+// our choosing, published differently from what the caller meant.
+func recordParts(msg *message.Message) (encoded string, ok bool, err error) {
+	encoded, ok = msg.Metadata[metadataRecord]
+	known := 0
+	if ok {
+		known = 1
 	}
-	if headers != "" {
-		md[metadataHeaders] = string(headers)
+	if len(msg.Metadata) > known {
+		var extra []string
+		for k := range msg.Metadata {
+			if k != metadataRecord {
+				extra = append(extra, k)
+			}
+		}
+		slices.Sort(extra)
+		return "", false, fmt.Errorf("message %s: metadata %q has no place in a Kafka record: build messages with kafka.NewMessage", msg.UUID, extra)
 	}
-	// NewMessage would also make the two acknowledgement channels, which
-	// only subscribers use; Ack and Nack make them when needed.
-	return &message.Message{UUID: uuid, Metadata: md, Payload: value}
+	return encoded, ok, nil
 }
 
 // RecordOf returns the record msg stands for on topic: the inverse of
 // NewMessage.
 func RecordOf(topic string, msg *message.Message) (Record, error) {
-	var d recordDecoder
-	return d.record(topic, msg)
-}
-
-// recordDecoder turns messages into records, decoding a header list once
-// for a run of messages that share it (the messages of one request).
-type recordDecoder struct {
-	encoded EncodedHeaders
-	headers []Header
-}
-
-func (d *recordDecoder) record(topic string, msg *message.Message) (Record, error) {
 	r := Record{Topic: topic, Value: msg.Payload}
-	known := 0
-	if key, ok := msg.Metadata[metadataKey]; ok {
-		r.Key = []byte(key)
-		known++
+	encoded, ok, err := recordParts(msg)
+	if err != nil || !ok {
+		return r, err
 	}
-	if encoded, ok := msg.Metadata[metadataHeaders]; ok {
-		known++
-		if EncodedHeaders(encoded) != d.encoded {
-			hs, err := EncodedHeaders(encoded).decode()
-			if err != nil {
-				return Record{}, fmt.Errorf("message %s: %w", msg.UUID, err)
+	// A copy: the caller owns the record and may change its bytes.
+	r.Key, err = decodeRecord([]byte(encoded),
+		func(n int) {
+			if n > 0 {
+				r.Headers = make([]Header, 0, n)
 			}
-			d.encoded, d.headers = EncodedHeaders(encoded), hs
-		}
-		r.Headers = d.headers
-	}
-	if len(msg.Metadata) > known {
-		// Anything else would have to become a header in some order of
-		// our choosing: refused rather than published differently from
-		// what the caller meant.
-		var extra []string
-		for k := range msg.Metadata {
-			if k != metadataKey && k != metadataHeaders {
-				extra = append(extra, k)
-			}
-		}
-		slices.Sort(extra)
-		return Record{}, fmt.Errorf("message %s: metadata %q has no place in a Kafka record: build messages with kafka.NewMessage", msg.UUID, extra)
+		},
+		func(k, v []byte) { r.Headers = append(r.Headers, Header{Key: k, Value: v}) })
+	if err != nil {
+		return Record{}, fmt.Errorf("message %s: %w", msg.UUID, err)
 	}
 	return r, nil
 }
@@ -172,18 +170,43 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	records := make([]Record, len(msgs))
-	var d recordDecoder
+	out := make([]*sarama.ProducerMessage, len(msgs))
 	for i, msg := range msgs {
-		r, err := d.record(topic, msg)
+		pm, err := producerMessage(topic, msg)
 		if err != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		records[i] = r
+		out[i] = pm
 	}
-	// The messages of one call share the request's context; the Producer
-	// bounds the wait itself.
-	return p.producer.Publish(msgs[0].Context(), records)
+	return p.producer.send(out)
+}
+
+// producerMessage is the sarama message of msg, decoded straight into
+// sarama's types, each message with a header list of its own (the tracer
+// rewrites traceparent in place). The key and header bytes are the
+// metadata string's own, not a copy: this runs for every record the API
+// publishes, and sarama only reads them (the sub-slices are capped, so an
+// append cannot write into the string either).
+func producerMessage(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	pm := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(msg.Payload)}
+	encoded, ok, err := recordParts(msg)
+	if err != nil || !ok {
+		return pm, err
+	}
+	key, err := decodeRecord(unsafe.Slice(unsafe.StringData(encoded), len(encoded)),
+		func(n int) {
+			if n > 0 {
+				pm.Headers = make([]sarama.RecordHeader, 0, n)
+			}
+		},
+		func(k, v []byte) { pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: k, Value: v}) })
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
+	}
+	if key != nil {
+		pm.Key = sarama.ByteEncoder(key)
+	}
+	return pm, nil
 }
 
 // Close closes the producer (Producer.Close may be called as well).

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -37,7 +38,7 @@ func TestMessageCarriesTheRecordByteForByte(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			value := []byte(`{"a":1}`)
-			msg := NewMessage("id-1", tt.key, value, EncodeHeaders(tt.headers))
+			msg := NewMessage("id-1", tt.key, value, tt.headers)
 			require.Equal(t, "id-1", msg.UUID)
 			r, err := RecordOf("t", msg)
 			require.NoError(t, err)
@@ -60,28 +61,35 @@ func TestRecordOfRefusesWhatIsNotARecord(t *testing.T) {
 	_, err := RecordOf("t", plain)
 	require.ErrorContains(t, err, `metadata ["handler_name"] has no place in a Kafka record`)
 
-	broken := NewMessage("broken", nil, nil, EncodedHeaders([]byte{0x7f}))
-	_, err = RecordOf("t", broken)
-	require.ErrorIs(t, err, errBadHeaders)
-
-	truncated := NewMessage("cut", nil, nil, EncodeHeaders([]Header{{Key: []byte("k"), Value: []byte("value")}})[:4])
-	_, err = RecordOf("t", truncated)
-	require.ErrorIs(t, err, errBadHeaders)
+	for name, encoded := range map[string]string{
+		"bad varint":       "\x7f",
+		"truncated":        encodeRecord([]byte("k"), []Header{{Key: []byte("k"), Value: []byte("value")}})[:6],
+		"trailing bytes":   encodeRecord(nil, nil) + "x",
+		"too many headers": encodeRecord(nil, nil)[:1] + "\x05",
+	} {
+		msg := NewMessage(name, nil, nil, nil)
+		msg.Metadata[metadataRecord] = encoded
+		_, err := RecordOf("t", msg)
+		require.ErrorIs(t, err, errBadRecord, name)
+		_, err = producerMessage("t", msg)
+		require.ErrorIs(t, err, errBadRecord, name)
+	}
 }
 
-func TestRecordDecoderSharesOneListAcrossAMessageRun(t *testing.T) {
-	shared := EncodeHeaders([]Header{{Key: []byte("a"), Value: []byte("1")}})
-	other := EncodeHeaders([]Header{{Key: []byte("b"), Value: []byte("2")}})
-	var d recordDecoder
-	r1, err := d.record("t", NewMessage("1", nil, nil, shared))
+func TestProducerMessageIsTheRecord(t *testing.T) {
+	headers := []Header{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("a"), Value: nil}}
+	msg := NewMessage("1", []byte("k"), []byte("v"), headers)
+	pm, err := producerMessage("t", msg)
 	require.NoError(t, err)
-	r2, err := d.record("t", NewMessage("2", nil, nil, shared))
+	require.Equal(t, "t", pm.Topic)
+	require.Equal(t, sarama.ByteEncoder("k"), pm.Key)
+	require.Equal(t, sarama.ByteEncoder("v"), pm.Value)
+	require.Equal(t, []sarama.RecordHeader{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("a"), Value: nil}}, pm.Headers)
+
+	bare, err := producerMessage("t", NewMessage("2", nil, []byte("v"), nil))
 	require.NoError(t, err)
-	r3, err := d.record("t", NewMessage("3", nil, nil, other))
-	require.NoError(t, err)
-	require.True(t, sameList(r1.Headers, r2.Headers), "the producer converts a shared list once")
-	require.False(t, sameList(r2.Headers, r3.Headers))
-	require.Equal(t, "b", string(r3.Headers[0].Key))
+	require.Nil(t, bare.Key, "no key: sarama sends a null key")
+	require.Nil(t, bare.Headers)
 }
 
 // TestPublisherSendsACallTogether: the messages of one Publish reach the
@@ -96,15 +104,15 @@ func TestPublisherSendsACallTogether(t *testing.T) {
 	pub := NewPublisher(p)
 	t.Cleanup(func() { require.NoError(t, pub.Close()) })
 
-	hs := EncodeHeaders([]Header{
+	hs := []Header{
 		{Key: []byte(HeaderContentType), Value: []byte("application/json")},
 		{Key: []byte(HeaderSource), Value: []byte("ingest-api")},
 		{Key: []byte(HeaderContentType), Value: nil},
-	})
+	}
 	msgs := []*message.Message{
 		NewMessage("1", []byte("k1"), []byte("v1"), hs),
 		NewMessage("2", nil, []byte("v2"), hs),
-		NewMessage("3", []byte("k1"), []byte("v3"), ""),
+		NewMessage("3", []byte("k1"), []byte("v3"), nil),
 	}
 	err = pub.Publish("w", msgs...)
 	var perr *PublishError
@@ -138,7 +146,7 @@ func TestPublisherSendsACallTogether(t *testing.T) {
 	// anything is sent: it is not a Kafka outage.
 	plain := message.NewMessage("plain", []byte("v"))
 	plain.Metadata.Set("correlation_id", "c")
-	err = pub.Publish("w", NewMessage("ok", nil, []byte("v"), ""), plain)
+	err = pub.Publish("w", NewMessage("ok", nil, []byte("v"), nil), plain)
 	require.Error(t, err)
 	require.NotErrorIs(t, err, ErrUnavailable)
 	require.Equal(t, uint64(1), publishCalls(t, reg))

@@ -255,7 +255,7 @@ func (w *Writer) deadLetter(ctx context.Context, sess session, dead []deadLetter
 		// The original key, value and headers byte for byte (SPEC 6.1):
 		// the headers travel encoded, in order, never as watermill
 		// metadata entries of their own.
-		msgs[i] = kafka.NewMessage(d.msg.Coordinates(), d.msg.Key, d.msg.Value, kafka.EncodeHeaders(letter.Headers(d.msg.Headers)))
+		msgs[i] = kafka.NewMessage(d.msg.Coordinates(), d.msg.Key, d.msg.Value, letter.Headers(d.msg.Headers))
 	}
 	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
