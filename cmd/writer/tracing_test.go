@@ -108,6 +108,9 @@ func startAPI(t *testing.T, p pipeline, env ...string) (string, *testenv.Output)
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
 		"HTTP_ADDR="+addr,
+		"METRICS_ADDR="+testenv.NewAddr(t),
+		// Access control is the API tests' subject, not this one's.
+		"AUTH_DISABLED=true",
 		"EVENTS_TOPIC="+p.events,
 		"NOTIFICATIONS_TOPIC="+p.notifications,
 		"DLQ_TOPIC="+p.dlq,

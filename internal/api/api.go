@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -38,6 +39,10 @@ type Config struct {
 	EventsTopic           string
 	NotificationsTopic    string
 	DuplicateCheckTimeout time.Duration
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed for
+	// the client address in logs (TRUSTED_PROXIES); none by default, so a
+	// client cannot choose the address it is logged with.
+	TrustedProxies []string
 }
 
 // Validate reports settings that cannot work.
@@ -70,20 +75,20 @@ type Deps struct {
 	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
-	Health        *telemetry.Health
-	Log           *zap.Logger
+	// Auth names the principal of each /api/v1 request (auth.Disabled
+	// when AUTH_DISABLED=true).
+	Auth authenticator
+	// Limiter rate-limits each principal; nil: no limit.
+	Limiter rateLimiter
+	Health  *telemetry.Health
+	Log     *zap.Logger
 	// Tracing, when enabled, traces requests (otelgin) and publishes, and
 	// puts the trace context in the record headers; nil is off.
 	Tracing    *telemetry.Tracing
 	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
-	// Principal names the authenticated caller of a request, whose name
-	// every record of the request carries as submitted_by; nil, or an
-	// empty name, is "anonymous".
-	Principal func(ctx context.Context) string
 	// Signer signs each record's principal header (SOURCE_KEYS_FILE); nil
 	// sends the name unsigned, which the writer stores as an unverified
 	// kafka:<name> (SOURCE_SIGNING_DISABLED).
@@ -95,8 +100,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Health == nil || deps.Log == nil ||
-		deps.Registerer == nil || deps.Gatherer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
+		deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
@@ -112,25 +117,29 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("api: trusted proxies: %w", err)
+	}
 	if deps.Tracing.Enabled() {
 		// Outermost, so that the access log (observe) sees the span.
 		r.Use(traceRequests(deps.Tracing))
 	}
 	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
-	w := newWriteHandlers(cfg, deps)
-	v1 := r.Group("/api/v1/audit")
+	guard := newAccess(deps.Auth, deps.Limiter, deps.Log, deps.Registerer)
+	w := newWriteHandlers(cfg, deps, guard)
+	v1 := r.Group("/api/v1/audit", guard.authorize)
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))
 	r.GET("/health/ready", gin.WrapH(deps.Health.ReadyHandler()))
-	r.GET("/metrics", gin.WrapH(telemetry.MetricsHandler(deps.Gatherer)))
 	spec := openapi.YAML()
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", spec) })
 
@@ -140,5 +149,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.NoMethod(func(c *gin.Context) {
 		abortProblem(c, probMethod, "Method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path+".")
 	})
+	if err := checkRoutes(r.Routes()); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

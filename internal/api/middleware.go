@@ -110,16 +110,13 @@ func observe(log *zap.Logger, m *httpMetrics) gin.HandlerFunc {
 
 // traceRequests is otelgin's middleware: a server span per request, a
 // child of the caller's traceparent when it sent one (else a new trace),
-// named after the route. Probes and scrapes (/health*, /metrics) are not
-// traced: they would drown the requests in spans.
+// named after the route. Probes (/health*) are not traced: they would
+// drown the requests in spans.
 func traceRequests(t *telemetry.Tracing) gin.HandlerFunc {
 	return otelgin.Middleware("ingest-api",
 		otelgin.WithTracerProvider(t.Provider()),
 		otelgin.WithPropagators(t.Propagator()),
-		otelgin.WithGinFilter(func(c *gin.Context) bool {
-			route := c.FullPath()
-			return route != "/metrics" && !strings.HasPrefix(route, "/health")
-		}),
+		otelgin.WithGinFilter(func(c *gin.Context) bool { return !strings.HasPrefix(c.FullPath(), "/health") }),
 	)
 }
 

@@ -25,8 +25,7 @@ import (
 func TestSeedClientReadsWhatItWrote(t *testing.T) {
 	f := newFixture(t)
 	runWriter(t, f)
-	client, err := seedclient.NewClientWithResponses(f.url)
-	require.NoError(t, err)
+	client := f.seedClient()
 	ctx := t.Context()
 
 	correlation := "pipeline-" + uuid.NewString()

@@ -28,32 +28,30 @@ import (
 const retryAfterSeconds = "5"
 
 type writeHandlers struct {
-	cfg       Config
-	pub       message.Publisher
-	notif     notificationReserver
-	log       *zap.Logger
-	seed      *telemetry.SeedMetrics
-	now       func() time.Time
-	headers   []kafka.Header
-	principal func(context.Context) string
-	signer    principalSigner
+	cfg     Config
+	pub     message.Publisher
+	notif   notificationReserver
+	log     *zap.Logger
+	seed    *telemetry.SeedMetrics
+	now     func() time.Time
+	headers []kafka.Header
+	access  *access
+	signer  principalSigner
 	// tracer is nil when tracing is off.
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 }
 
-func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
+func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 	w := &writeHandlers{
-		cfg:   cfg,
-		pub:   deps.Publisher,
-		notif: deps.Notifications,
-		log:   deps.Log,
-		seed:  telemetry.NewSeedMetrics(deps.Registerer),
-		now:   deps.Now,
-		// Deps.Principal is read at each request: an authenticator may be
-		// wired after the handlers.
-		principal: deps.Principal,
-		signer:    deps.Signer,
+		access: a,
+		cfg:    cfg,
+		pub:    deps.Publisher,
+		notif:  deps.Notifications,
+		log:    deps.Log,
+		seed:   telemetry.NewSeedMetrics(deps.Registerer),
+		now:    deps.Now,
+		signer: deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
@@ -108,6 +106,9 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
+	if !w.access.mayWrite(c, []*string{ev.Namespace}) {
+		return
+	}
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
@@ -132,6 +133,14 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	events, err := w.cfg.Rules.ParseEventBatch(body, acceptedAt, w.cfg.MaxBatchSize)
 	if err != nil {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
+		return
+	}
+	namespaces := make([]*string, len(events))
+	for i := range events {
+		namespaces[i] = events[i].Namespace
+	}
+	// The request paid one token on arrival; a batch costs one per event.
+	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
 		return
 	}
 	records := make([]outgoing, len(events))
@@ -167,6 +176,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n, err := w.cfg.Rules.ParseNotification(body, acceptedAt)
 	if err != nil {
 		w.rejectInvalid(c, telemetry.SeedNotification, err)
+		return
+	}
+	if !w.access.mayWriteUnscoped(c) {
 		return
 	}
 
