@@ -250,7 +250,7 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		// API refuses it.
 		MaxOffset: (pageDepth - 1) * pageLimit,
 	}, api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Health:        health,

@@ -34,6 +34,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("ingest-api"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns,
 		ReservationTTL: cfg.NotificationReservationTTL, Log: log.Named("store")})
@@ -42,7 +47,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
+	var traced []kafka.ProducerOption
+	if tracing.Enabled() {
+		traced = append(traced, kafka.WithOTELTracer())
+	}
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg, traced...)
 	if err != nil {
 		return err
 	}
@@ -66,11 +75,12 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		"postgresql": db.Ping,
 	}, telemetry.WithLogger(log.Named("health")))
 	deps := api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Health:        health,
 		Log:           log,
+		Tracing:       tracing,
 		Registerer:    reg,
 		Signer:        source,
 	}

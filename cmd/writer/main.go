@@ -31,6 +31,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store")})
 	if err != nil {
@@ -38,8 +43,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	// Dead letters go through the same acknowledged producer as the API's
-	// records: the DLQ must have a record before its offset is committed.
+	// Dead letters go through the same acknowledged producer, behind the
+	// same watermill Publisher, as the API's records: the DLQ must have a
+	// record before its offset is committed. It has no sarama tracer: that
+	// would rewrite the traceparent a dead letter keeps byte for byte.
 	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 	if err != nil {
 		return err
@@ -64,8 +71,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
+		Tracing:            tracing,
 		Submitters:         source,
-	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
 	}

@@ -12,22 +12,16 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
-	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
-
-// publisher takes records and returns once Kafka has acknowledged all of
-// them; any error means the client must be told 503.
-type publisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
-}
 
 // notificationReserver holds a notification_id in PostgreSQL for one
 // record (by content digest) and takes the id the stored row will carry,
@@ -100,16 +94,23 @@ func (c Config) Validate() error {
 
 // Deps are the collaborators of the handlers.
 type Deps struct {
-	Publisher     publisher
+	// Publisher returns once Kafka has acknowledged every message of a
+	// call (kafka.Publisher, or a decorator of it); any error means the
+	// client is told 503. It is watermill's interface so that decorators
+	// (a spool, a circuit breaker) wrap it without knowing Kafka.
+	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
 	// Auth names the principal of each /api/v1 request (auth.Disabled
 	// when AUTH_DISABLED=true).
 	Auth authenticator
 	// Limiter rate-limits each principal; nil: no limit.
-	Limiter    rateLimiter
-	Health     *telemetry.Health
-	Log        *zap.Logger
+	Limiter rateLimiter
+	Health  *telemetry.Health
+	Log     *zap.Logger
+	// Tracing, when enabled, traces requests (otelgin) and publishes, and
+	// puts the trace context in the record headers; nil is off.
+	Tracing    *telemetry.Tracing
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
@@ -154,6 +155,10 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: trusted proxies: %w", err)
+	}
+	if deps.Tracing.Enabled() {
+		// Outermost, so that the access log (observe) sees the span.
+		r.Use(traceRequests(deps.Tracing))
 	}
 	r.Use(requestID(), cutOff(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
@@ -32,7 +33,6 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/auth"
-	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -43,16 +43,16 @@ type spies struct {
 	published, queried, reserved atomic.Int64
 }
 
+// spyPublisher is a decorator of the API's watermill publisher, as a
+// spool would be.
 type spyPublisher struct {
-	s    *spies
-	next interface {
-		Publish(context.Context, []kafka.Record) error
-	}
+	s *spies
+	message.Publisher
 }
 
-func (p spyPublisher) Publish(ctx context.Context, recs []kafka.Record) error {
-	p.s.published.Add(int64(len(recs)))
-	return p.next.Publish(ctx, recs)
+func (p spyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.s.published.Add(int64(len(msgs)))
+	return p.Publisher.Publish(topic, msgs...)
 }
 
 type spyReader struct {
@@ -83,7 +83,7 @@ func (r spyReserver) ReleaseNotification(ctx context.Context, id string, reserve
 
 func withSpies(s *spies) fixtureOption {
 	return func(_ *api.Config, d *api.Deps) {
-		d.Publisher = spyPublisher{s: s, next: d.Publisher}
+		d.Publisher = spyPublisher{s: s, Publisher: d.Publisher}
 		d.Events = spyReader{s: s, next: shared.reader}
 		d.Notifications = spyReserver{s: s}
 	}

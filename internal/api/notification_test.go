@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -88,7 +89,7 @@ func TestNotificationAfterA503IsNotPoisoned(t *testing.T) {
 	down, err := newProducer(shared.kafka.Brokers(), time.Second)
 	require.NoError(t, err) // never connected: every publish fails outright
 	nid := "after-503-" + uuid.NewString()
-	broken := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = down })
+	broken := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = kafka.NewPublisher(down) })
 	res := broken.postJSON("/api/v1/audit/notifications", validNotification(nid))
 	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
 

@@ -108,7 +108,7 @@ func (w *pageWriter) abort(err error) {
 // cutKey marks a request whose response must not be completed.
 const cutKey = "cut_response"
 
-// cutOff, the outermost handler but requestID, cuts the connection of a
+// cutOff, outside every handler but tracing and requestID, cuts the connection of a
 // request marked with cutKey, after the handlers (and the access log) are
 // done: http.ErrAbortHandler makes net/http drop the connection without
 // completing the response (over HTTP/1.1 without the last chunk, over

@@ -10,8 +10,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -25,7 +30,7 @@ const retryAfterSeconds = "5"
 
 type writeHandlers struct {
 	cfg     Config
-	pub     publisher
+	pub     message.Publisher
 	notif   notificationReserver
 	log     *zap.Logger
 	seed    *telemetry.SeedMetrics
@@ -33,10 +38,13 @@ type writeHandlers struct {
 	headers []kafka.Header
 	access  *access
 	signer  principalSigner
+	// tracer is nil when tracing is off.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
 func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
-	return &writeHandlers{
+	w := &writeHandlers{
 		access: a,
 		cfg:    cfg,
 		pub:    deps.Publisher,
@@ -50,6 +58,21 @@ func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
 		},
 	}
+	if deps.Tracing.Enabled() {
+		w.tracer = deps.Tracing.Tracer("github.com/auditstream/auditstream/internal/api")
+		w.propagator = deps.Tracing.Propagator()
+	}
+	return w
+}
+
+// outgoing is one record a request publishes.
+type outgoing struct {
+	// id names the message (the event or notification id); it is not
+	// published.
+	id      string
+	key     string
+	value   []byte
+	headers []kafka.Header
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -90,7 +113,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) != nil {
+	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) != nil {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -121,7 +144,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
 		return
 	}
-	records := make([]kafka.Record, len(events))
+	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
 	principal := w.principalOf(c)
 	for i := range events {
@@ -131,7 +154,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(principal, &events[i])
 	}
-	if w.publish(c, telemetry.SeedEvent, records, ids) != nil {
+	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) != nil {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
@@ -187,9 +210,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
-		Headers: w.recordHeaders(principal, n.NotificationID, value)}
-	if err := w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil); err != nil {
+	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
+		headers: w.recordHeaders(principal, n.NotificationID, value)}
+	if err := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil); err != nil {
 		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
 			w.release(c, n.NotificationID, n.ID)
 		}
@@ -234,18 +257,41 @@ func (w *writeHandlers) release(c *gin.Context, notificationID string, id int64)
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
 // a request), keyed by correlation_id, with principal signed on it.
-func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) kafka.Record {
-	value := ev.AppendJSON(nil)
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: value,
-		Headers: w.recordHeaders(principal, ev.EventID.String(), value)}
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing {
+	id, value := ev.EventID.String(), ev.AppendJSON(nil)
+	return outgoing{id: id, key: ev.CorrelationID, value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
-// publish sends the records and answers 503 when Kafka did not take all of
-// them, returning why. The event ids travel with the 503 so that a retry
-// carrying them is idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) error {
+// publish sends the records to topic, as watermill messages of one Publish
+// call, and answers 503 when Kafka did not take all of them, returning why.
+// The event ids travel with the 503 so that a retry carrying them is
+// idempotent even if some records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) error {
 	start := time.Now()
-	err := w.pub.Publish(c.Request.Context(), records)
+	ctx := c.Request.Context()
+	var traceHeaders []kafka.Header
+	var span trace.Span
+	if w.tracer != nil {
+		ctx, span = w.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", topic),
+				attribute.Int("messaging.batch.message_count", len(records)),
+			))
+		defer span.End()
+		w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&traceHeaders))
+	}
+	msgs := make([]*message.Message, len(records))
+	for i, r := range records {
+		// The trace context goes last, after the headers the principal's
+		// signature was computed with.
+		msgs[i] = kafka.NewMessage(r.id, []byte(r.key), r.value, append(r.headers, traceHeaders...))
+		msgs[i].SetContext(ctx)
+	}
+	err := w.pub.Publish(topic, msgs...)
+	if span != nil && err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
 		return nil

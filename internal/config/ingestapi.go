@@ -25,6 +25,7 @@ type IngestAPI struct {
 	Kafka    Kafka    `embed:""`
 	Postgres Postgres `embed:""`
 	Log      Log      `embed:""`
+	Tracing  Tracing  `embed:""`
 
 	// SPEC 2.1: 1 MiB fits any single record whose event_data respects its
 	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
@@ -73,7 +74,7 @@ type IngestAPI struct {
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
 	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(),
-		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate()}
+		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate(), c.Tracing.Validate()}
 	if c.HTTPAddr == "" || c.MetricsAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
 	}
