@@ -156,7 +156,10 @@ func randomID() string {
 
 // startIngestAPI starts the real ingest-api on a free port against dbURL
 // and waits until it is ready; it returns the process and its base URL.
-func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(string, ...any)) (*proc, string, error) {
+// authEnv are its credential settings, and any other it should run with;
+// nil runs it with AUTH_DISABLED, the figures without access control. Rate limits are off: one principal
+// sends all the load.
+func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []string, logf func(string, ...any)) (*proc, string, error) {
 	dir, err := binaries(logf)
 	if err != nil {
 		return nil, "", err
@@ -165,7 +168,15 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(stri
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr, "SHUTDOWN_DELAY=0s")...)
+	metricsAddr, err := testenv.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	if authEnv == nil {
+		authEnv = []string{"AUTH_DISABLED=true"}
+	}
+	env := append(s.env(dbURL), "HTTP_ADDR="+addr, "METRICS_ADDR="+metricsAddr, "SHUTDOWN_DELAY=0s", "RATE_LIMIT_RPS=0")
+	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(env, authEnv...)...)
 	if err != nil {
 		return nil, "", err
 	}

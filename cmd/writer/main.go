@@ -34,6 +34,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	chainKeys, signer, err := integrityKeys(cfg.Integrity, log)
 	if err != nil {
@@ -46,10 +51,12 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	// Dead letters and checkpoints go through the same acknowledged
-	// producer as the API's records: the DLQ must have a record before its
-	// offset is committed, the topic a checkpoint before it counts as
-	// published.
+	// Dead letters go through the same acknowledged producer, behind the
+	// same watermill Publisher, as the API's records: the DLQ must have a
+	// record before its offset is committed. It has no sarama tracer: that
+	// would rewrite the traceparent a dead letter keeps byte for byte.
+	// Checkpoints go through it too: one counts as published once the
+	// topic has acknowledged it.
 	topics := cfg.Kafka.TopicSpecs()
 	if signer != nil {
 		topics = append(topics, cfg.Integrity.CheckpointsTopicSpec(cfg.Kafka.TopicReplication))
@@ -78,8 +85,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
+		Tracing:            tracing,
 		Submitters:         source,
-	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -97,7 +105,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
 		"writer":     w.Check,
-	})
+	}, telemetry.WithLogger(log.Named("health")))
 	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 
 	// Run stops each part when ctx ends; the HTTP server keeps serving

@@ -46,11 +46,13 @@ var shared struct {
 	bin string
 	// replayer is the dlq-replayer binary, for the replay of a dead letter.
 	replayer string
-	kafka    *testenv.Kafka
-	pg       *testenv.Postgres
-	db       *pgxpool.Pool
-	kcl      *kgo.Client
-	adm      *kadm.Client
+	// apiBin is ingest-api, for the tests that follow a request through.
+	apiBin string
+	kafka  *testenv.Kafka
+	pg     *testenv.Postgres
+	db     *pgxpool.Pool
+	kcl    *kgo.Client
+	adm    *kadm.Client
 	// keys are every writer's integrity keys, unless a test gives its
 	// own: the chains of all tests verify with them.
 	keys testenv.IntegrityKeys
@@ -88,6 +90,9 @@ func TestMain(m *testing.M) {
 		}
 		e.Cleanup(func() { _ = os.RemoveAll(keysDir) })
 		if shared.keys, err = testenv.GenerateIntegrityKeys(keysDir); err != nil {
+			return err
+		}
+		if shared.apiBin, err = e.Build(ctx, "ingest-api"); err != nil {
 			return err
 		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {

@@ -1,10 +1,17 @@
 package api_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/api/openapi"
@@ -74,9 +81,14 @@ func TestMetricsExposeTheSeedNames(t *testing.T) {
 	delete(bad, "version")
 	require.Equal(t, http.StatusBadRequest, f.postJSON("/api/v1/audit/events", bad).status)
 
-	res := f.do(http.MethodGet, "/metrics", "", nil)
-	require.Equal(t, http.StatusOK, res.status)
-	text := string(res.body)
+	require.Equal(t, http.StatusNotFound, f.do(http.MethodGet, "/metrics", "", nil).status, "not on the API port")
+	res, err := http.Get(f.metricsURL + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	text := string(b)
 	for _, want := range []string{
 		`datastorage_audit_traces_total{service="event",status="success"} 1`,
 		`datastorage_audit_traces_total{service="event",status="failure"} 1`,
@@ -102,4 +114,53 @@ func openStore(t *testing.T, url string) *store.Store {
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	return db
+}
+
+// TestHealthNamesNoConnectionDetails: with PostgreSQL and Kafka down, the
+// open /health names the components and their states, not the database
+// user, database, host:port or broker addresses their errors carry; those
+// go to the log, once per change of state.
+func TestHealthNamesNoConnectionDetails(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	db := openStore(t, pg.URL())
+	require.NoError(t, pg.Stop(t.Context()))
+	k := testenv.NewKafka(t, nil)
+	producer, err := newProducer(k.Brokers(), time.Second)
+	require.NoError(t, err)
+	require.NoError(t, producer.Connect(t.Context()))
+	t.Cleanup(func() { _ = producer.Close() })
+	require.NoError(t, k.Close())
+
+	core, logs := observer.New(zap.InfoLevel)
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) {
+		d.Health = telemetry.NewHealth(map[string]telemetry.Check{"postgresql": db.Ping, "kafka": producer.Check},
+			telemetry.WithLogger(zap.New(core)))
+		d.Health.SetReady()
+	})
+	conn, err := pgconn.ParseConfig(pg.URL())
+	require.NoError(t, err)
+	// pgx names the user and database as user=... database=...; their
+	// values (postgres, for the embedded server) are part of a component's
+	// name, so the exact body below is what shows they are not there.
+	secrets := append([]string{"user=", "database=", fmt.Sprintf("%s:%d", conn.Host, conn.Port), fmt.Sprint(conn.Port)}, k.Brokers()...)
+
+	for range 3 {
+		res := f.do(http.MethodGet, "/health", "", nil)
+		require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+		for _, s := range secrets {
+			require.NotContains(t, string(res.body), s)
+		}
+		require.Equal(t, map[string]any{
+			"status": "unhealthy",
+			"error":  "unavailable: kafka, postgresql (the service log has the details)",
+			"checks": map[string]any{"kafka": "down", "postgresql": "down"},
+		}, res.json(t))
+	}
+	failing := logs.FilterMessage("dependency check failing").AllUntimed()
+	require.Len(t, failing, 2, "one line per component that went down, not one per probe")
+	var logged strings.Builder
+	for _, e := range failing {
+		logged.WriteString(fmt.Sprint(e.ContextMap()))
+	}
+	require.Contains(t, logged.String(), fmt.Sprint(conn.Port), "the log has the detail")
 }

@@ -3,12 +3,9 @@ package api
 import (
 	"context"
 
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/kafka"
 )
-
-// anonymous is the principal of a request nobody authenticated: every
-// request until an authenticator names its caller (AUTH_DISABLED).
-const anonymous = "anonymous"
 
 // principalSigner puts the caller's name on a record so that the writer
 // can tell the API's records from a direct producer's (internal/provenance).
@@ -16,15 +13,14 @@ type principalSigner interface {
 	AppendHeaders(hs []kafka.Header, principal, id string, value []byte) []kafka.Header
 }
 
-// principalOf names the authenticated caller of a request, or anonymous.
+// principalOf names the caller the authorize middleware authenticated
+// (auth.Anonymous with AUTH_DISABLED). Every write route passes the
+// middleware, so the fallback only names a request that did not.
 func (w *writeHandlers) principalOf(ctx context.Context) string {
-	if w.principal == nil {
-		return anonymous
+	if p, ok := auth.PrincipalFrom(ctx); ok {
+		return p.Name
 	}
-	if p := w.principal(ctx); p != "" {
-		return p
-	}
-	return anonymous
+	return auth.AnonymousName
 }
 
 // recordHeaders are the headers of one record: the API's own, then the

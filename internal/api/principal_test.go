@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/provenance"
@@ -26,10 +26,10 @@ func kafkaHeaders(r *kgo.Record) []kafka.Header {
 }
 
 // TestRecordsCarryTheSignedPrincipal: every record of a request (single,
-// batch, notification) names its caller in auditstream-principal, signed
-// for that record's id and value so that the writer believes it; with no
-// principal function the caller is anonymous, and without keys the name
-// goes unsigned.
+// batch, notification) names its authenticated caller (the name of its
+// API key) in auditstream-principal, signed for that record's id and value
+// so that the writer believes it; with access control disabled the caller
+// is anonymous, and without keys the name goes unsigned.
 func TestRecordsCarryTheSignedPrincipal(t *testing.T) {
 	key, err := keyring.NewKey("source-1")
 	require.NoError(t, err)
@@ -38,20 +38,21 @@ func TestRecordsCarryTheSignedPrincipal(t *testing.T) {
 	keys := provenance.New(ring)
 
 	tests := []struct {
-		name      string
-		principal func(context.Context) string
-		signer    *provenance.Keys
-		want      string // submitted_by the writer decides
+		name     string
+		disabled bool // AUTH_DISABLED
+		signer   *provenance.Keys
+		want     string // submitted_by the writer decides
 	}{
-		{"authenticated", func(context.Context) string { return "svc-gateway" }, keys, "svc-gateway"},
-		{"nobody authenticated", nil, keys, "anonymous"},
-		{"empty name", func(context.Context) string { return "" }, keys, "anonymous"},
-		{"signing disabled", func(context.Context) string { return "svc-gateway" }, nil, "kafka:svc-gateway"},
+		{"authenticated", false, keys, "fixture"},
+		{"access control disabled", true, keys, "anonymous"},
+		{"signing disabled", false, nil, "kafka:fixture"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, func(_ *api.Config, d *api.Deps) {
-				d.Principal = tt.principal
+				if tt.disabled {
+					d.Auth = auth.Disabled{}
+				}
 				if tt.signer != nil {
 					d.Signer = tt.signer
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/require"
 
+	apipkg "github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
@@ -32,6 +33,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	t.Setenv("MAX_FUTURE_SKEW", "1m")
 	t.Setenv("EVENT_CATEGORIES", "gateway,billing")
 	t.Setenv("BATCH_SIZE", "123")
+	t.Setenv("AUTH_TOKENS_FILE", "/etc/auditstream/tokens.yaml")
+	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")
 	t.Setenv("SOURCE_KEYS_FILE", "/run/secrets/source-keys.yaml")
 	t.Setenv("INTEGRITY_KEYS_FILE", "/run/secrets/integrity-keys.yaml")
 	t.Setenv("CHECKPOINT_SIGNING_KEY_FILE", "/run/secrets/checkpoint.pem")
@@ -45,6 +48,9 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.Equal(t, time.Minute, api.Validation.MaxFutureSkew)
 	require.Equal(t, []string{"gateway", "billing"}, api.Validation.EventCategories)
 	require.Equal(t, 5*time.Second, api.ShutdownDelay, "default")
+	require.Equal(t, "/etc/auditstream/tokens.yaml", api.Auth.TokensFile)
+	require.Equal(t, []string{"10.0.0.0/8", "192.0.2.7"}, api.Auth.TrustedProxies)
+	require.Equal(t, ":9090", api.MetricsAddr, "default")
 
 	var w Writer
 	require.NoError(t, parse(t, &w))
@@ -69,10 +75,40 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	}{
 		{"missing connections", nil, []string{"KAFKA_BROKERS", "DATABASE_URL"}},
 		{"bad limits", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-batch-size", "0",
-			"--max-body-bytes", "10", "--query-count-cap", "0", "--shutdown-delay=-1s"},
-			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "SHUTDOWN_DELAY"}},
+			"--max-body-bytes", "10", "--query-count-cap", "0", "--query-max-offset", "0", "--shutdown-delay=-1s",
+			"--notification-reservation-ttl", "1s"},
+			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "QUERY_MAX_OFFSET", "SHUTDOWN_DELAY", "NOTIFICATION_RESERVATION_TTL"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
+		{"write timeout shorter than the answers it must write", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--http-write-timeout", "11s", "--query-max-page-bytes", "100"},
+			[]string{"HTTP_WRITE_TIMEOUT (11s) must exceed PUBLISH_TIMEOUT + DUPLICATE_CHECK_TIMEOUT and QUERY_TIMEOUT (12s)", "QUERY_MAX_PAGE_BYTES"}},
+		{"write timeout longer than the drain", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--http-write-timeout", "30s", "--shutdown-timeout", "25s"},
+			[]string{"HTTP_WRITE_TIMEOUT (30s) must not exceed SHUTDOWN_TIMEOUT (25s)"}},
+		{"category longer than its column", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--event-categories", "gateway," + strings.Repeat("c", 101)},
+			[]string{"at most 100 characters"}},
+		{"no credential source", []string{"--kafka-brokers", "k:1", "--database-url", "x"},
+			[]string{"no credential source", "AUTH_DISABLED=true"}},
+		{"disabled and a source", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled", "--auth-tokens-file", "t"},
+			[]string{"choose one"}},
+		{"issuer without audience", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--auth-oidc-issuer", "https://issuer"}, []string{"AUTH_OIDC_AUDIENCE is required"}},
+		{"JWKS URL alone", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-jwks-url", "https://issuer/keys"}, []string{"need AUTH_OIDC_ISSUER"}},
+		{"policy for nothing", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-policy-file", "p"}, []string{"AUTH_POLICY_FILE maps"}},
+		{"burst below a batch", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--rate-limit-burst", "10"}, []string{"RATE_LIMIT_BURST (10) must be at least MAX_BATCH_SIZE"}},
+		{"bad proxies", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--trusted-proxies", "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is neither`}},
+		{"TLS halves and mTLS without TLS", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--tls-cert-file", "c.pem", "--tls-client-ca-file", "ca.pem"}, []string{"go together"}},
+		{"mTLS without HTTPS", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--tls-client-ca-file", "ca.pem"},
+			[]string{"mutual TLS is HTTPS"}},
+		{"metrics on the API port", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled",
+			"--http-addr", ":8080", "--metrics-addr", ":8080"}, []string{"must not share"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +145,7 @@ func TestKafkaSecurity(t *testing.T) {
 		t.Setenv("KAFKA_SASL_USERNAME", "writer")
 		t.Setenv("KAFKA_SASL_PASSWORD_FILE", "/run/secrets/kafka")
 		t.Setenv("SOURCE_SIGNING_DISABLED", "true")
+		t.Setenv("AUTH_DISABLED", "true")
 		var api IngestAPI
 		var w Writer
 		var r Replayer
@@ -164,7 +201,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	require.NotContains(t, help.String(), password)
 
 	require.NoError(t, parse(t, &api, "--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled",
-		"--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u"))
+		"--auth-disabled", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u"))
 	require.Equal(t, kafka.Secret(password), api.Kafka.SASLPassword, "the password is read")
 	js, err := json.Marshal(api)
 	require.NoError(t, err)
@@ -177,6 +214,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 // TestSourceKeysRequired: ingest-api and the writer start only with a
 // source key file or with signing disabled explicitly, not both.
 func TestSourceKeysRequired(t *testing.T) {
+	t.Setenv("AUTH_DISABLED", "true") // ingest-api's other requirement; the writer ignores it
 	base := []string{"--kafka-brokers", "k:1", "--database-url", "x"}
 	tests := []struct {
 		name string
@@ -249,10 +287,14 @@ func TestIntegrityKeysRequired(t *testing.T) {
 func TestDefaultsAreTheOwners(t *testing.T) {
 	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit", "--source-signing-disabled"}
 	var api IngestAPI
-	require.NoError(t, parse(t, &api, required...))
+	require.NoError(t, parse(t, &api, append(required, "--auth-tokens-file", "tokens.yaml")...))
 	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
 	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
 	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
+	require.Equal(t, apipkg.DefaultMaxOffset, api.QueryMaxOffset)
+	require.Equal(t, store.DefaultReservationTTL, api.NotificationReservationTTL)
+	require.Equal(t, apipkg.DefaultMaxPageBytes, api.QueryMaxPageBytes)
+	require.Equal(t, apipkg.DefaultWriteTimeout, api.HTTPWriteTimeout)
 
 	var w Writer
 	require.NoError(t, parse(t, &w, append(required, "--integrity-disabled")...))

@@ -13,6 +13,7 @@ type Writer struct {
 	Kafka      Kafka      `embed:""`
 	Postgres   Postgres   `embed:""`
 	Log        Log        `embed:""`
+	Tracing    Tracing    `embed:""`
 	Validation Validation `embed:""`
 	Source     Source     `embed:""`
 	Integrity  Integrity  `embed:""`
@@ -35,7 +36,8 @@ type Writer struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c Writer) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Integrity.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Tracing.Validate(),
+		c.Integrity.Validate()}
 	if c.MetricsAddr == "" {
 		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
 	}

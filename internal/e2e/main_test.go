@@ -92,6 +92,11 @@ func run(t *testing.T, name string, args []string, env ...string) (code int, std
 
 // httpDo sends one request with a JSON body (none when empty).
 func httpDo(method, url, body string) (int, string, error) {
+	return httpDoAs("", method, url, body)
+}
+
+// httpDoAs is httpDo with token as the bearer credential (none when empty).
+func httpDoAs(token, method, url, body string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -104,6 +109,9 @@ func httpDo(method, url, body string) (int, string, error) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

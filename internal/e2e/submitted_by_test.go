@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +14,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
 // TestSubmittedByThroughTheAPI: an event and a notification posted to the
-// API are stored with the caller's name as submitted_by, whatever the body
+// API with an API key are stored with the key's name as submitted_by, whatever the body
 // claims, when the writer shares the API's source key; a writer with
 // another key stores the same records as unverified claims.
 func TestSubmittedByThroughTheAPI(t *testing.T) {
@@ -26,29 +28,32 @@ func TestSubmittedByThroughTheAPI(t *testing.T) {
 		writerKeys func(apiKeys string) string
 		want       string
 	}{
-		{"shared key", func(apiKeys string) string { return apiKeys }, "anonymous"},
-		{"another key", func(string) string { return testenv.NewSourceKeys(t) }, "kafka:anonymous"},
+		{"shared key", func(apiKeys string) string { return apiKeys }, "svc-gateway"},
+		{"another key", func(string) string { return testenv.NewSourceKeys(t) }, "kafka:svc-gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := testenv.NewKafka(t, nil)
 			pg := testenv.NewPostgres(t)
 			apiKeys := testenv.NewSourceKeys(t)
-			// The principal is "anonymous" until a credential names the
-			// caller: the API's own tests cover authentication.
-			env := append(k.Env(), "DATABASE_URL="+pg.URL(), "AUTH_DISABLED=true")
+			// The caller is the API key's principal.
+			token, entry, err := auth.NewToken("svc-gateway", []auth.Scope{auth.ScopeWrite, auth.ScopeRead}, nil)
+			require.NoError(t, err)
+			tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
+			require.NoError(t, auth.TokensFile{Tokens: []auth.TokenEntry{entry}}.WriteFile(tokensFile))
+			env := append(k.Env(), "DATABASE_URL="+pg.URL())
 			writer := start(t, "writer", append(env, "SOURCE_KEYS_FILE="+tt.writerKeys(apiKeys))...)
-			api := start(t, "ingest-api", append(env, "SOURCE_KEYS_FILE="+apiKeys)...)
+			api := start(t, "ingest-api", append(env, "SOURCE_KEYS_FILE="+apiKeys, "AUTH_TOKENS_FILE="+tokensFile)...)
 			writer.awaitReady(t)
 			api.awaitReady(t)
 
 			id := uuid.NewString()
 			body := strings.Replace(eventJSON(id, "e2e-submitted-by"), `"event_id"`, `"submitted_by":"mallory","event_id"`, 1)
-			code, resp, err := httpDo(http.MethodPost, "http://"+api.addr+"/api/v1/audit/events", body)
+			code, resp, err := httpDoAs(token, http.MethodPost, "http://"+api.addr+"/api/v1/audit/events", body)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusCreated, code, resp)
 			notificationID := "e2e-" + uuid.NewString()
-			code, resp, err = httpDo(http.MethodPost, "http://"+api.addr+"/api/v1/audit/notifications", fmt.Sprintf(
+			code, resp, err = httpDoAs(token, http.MethodPost, "http://"+api.addr+"/api/v1/audit/notifications", fmt.Sprintf(
 				`{"remediation_id":"r-1","notification_id":%q,"recipient":"sre@example.com","channel":"email",
 				"message_summary":"e2e","status":"sent","sent_at":%q,"submitted_by":"mallory"}`,
 				notificationID, time.Now().UTC().Format(time.RFC3339)))
@@ -58,7 +63,7 @@ func TestSubmittedByThroughTheAPI(t *testing.T) {
 
 			var stored map[string]any
 			testenv.Await(t, 30*time.Second, "the event served", func() (bool, string) {
-				code, body, err := httpDo(http.MethodGet, "http://"+api.addr+"/api/v1/audit/events/"+id, "")
+				code, body, err := httpDoAs(token, http.MethodGet, "http://"+api.addr+"/api/v1/audit/events/"+id, "")
 				if err != nil || code != http.StatusOK {
 					return false, fmt.Sprint(code, body, err)
 				}

@@ -114,3 +114,11 @@ func NewIntegrityKeys(t TB) IntegrityKeys {
 	}
 	return k
 }
+
+// NewOTLPReceiver starts a receiver that keeps every span (see
+// StartOTLPReceiver) and stops it when the test ends.
+func NewOTLPReceiver(t TB) *OTLPReceiver {
+	r := StartOTLPReceiver(true)
+	t.Cleanup(r.Close)
+	return r
+}

@@ -51,19 +51,18 @@ func TestOperations(t *testing.T) {
 	}
 	want := []op{
 		{http.MethodPost, "/api/v1/audit/events", "createAuditEvent", "Audit Write API",
-			[]string{"201", "202", "400", "413", "415", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/events", "queryAuditEvents", "Audit Write API",
-			[]string{"200", "400", "500", "503"}},
+			[]string{"200", "400", "401", "403", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/events/{event_id}", "getAuditEvent", "Audit Write API",
-			[]string{"200", "400", "404", "500", "503"}},
+			[]string{"200", "400", "401", "403", "404", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
-			[]string{"201", "400", "413", "415", "500", "503"}},
+			[]string{"201", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
-			[]string{"201", "202", "400", "409", "413", "415", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
-		{http.MethodGet, "/metrics", "getMetrics", "Operations", []string{"200"}},
 		{http.MethodGet, "/openapi.yaml", "getOpenAPIDocument", "Operations", []string{"200"}},
 	}
 
@@ -182,6 +181,12 @@ func TestReadOperations(t *testing.T) {
 	assert.Equal(t, 0.0, *offset.Min)
 	assert.Nil(t, offset.Max)
 	assert.EqualValues(t, 0, offset.Default)
+	for _, words := range []string{"`QUERY_MAX_OFFSET`", "10000", "`cursor`", "400"} {
+		assert.Contains(t, params["offset"].Description, words)
+	}
+	for _, words := range []string{"`QUERY_MAX_PAGE_BYTES`", "8 MiB", "`has_more`", "`next_cursor`", "fewer than `limit`", "`HTTP_WRITE_TIMEOUT`"} {
+		assert.Contains(t, q.Description, words)
+	}
 	for _, name := range []string{"since", "until"} {
 		d := params[name].Description
 		for _, form := range []string{"30m", "24h", "7d", "1.5d", "RFC 3339", "`2006-01-02T15:04:05`", "`2006-01-02`", "UTC", "midnight", "inclusive"} {
@@ -323,7 +328,8 @@ func TestResponseDetails(t *testing.T) {
 	assert.Equal(t, schemas+"AuditEventResponse", schemaRef("POST", "/api/v1/audit/events", "202", "application/json"))
 	assert.Equal(t, schemas+"BatchAuditEventResponse", schemaRef("POST", "/api/v1/audit/events/batch", "201", "application/json"))
 	assert.Equal(t, schemas+"NotificationAuditResponse", schemaRef("POST", "/api/v1/audit/notifications", "201", "application/json"))
-	assert.Equal(t, "", schemaRef("GET", "/metrics", "200", "text/plain"))
+	_, err := Operation(doc, "GET", "/metrics")
+	assert.ErrorContains(t, err, "not documented", "/metrics is served on METRICS_ADDR, not by this API")
 	assert.Equal(t, "", schemaRef("GET", "/openapi.yaml", "200", openapi.ContentType))
 
 	// 503 on write endpoints carries Retry-After (integer seconds).
@@ -629,8 +635,10 @@ func TestRequestBodies(t *testing.T) {
 		{"minimal event", events, patch(t, seedEvent, map[string]any{"actor_type": nil, "actor_id": nil,
 			"resource_type": nil, "resource_id": nil, "parent_event_id": nil, "namespace": nil,
 			"cluster_name": nil, "severity": nil, "duration_ms": nil})},
+		{"leap second", events, patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:60.5Z"})},
 		{"batch of one", batch, []byte("[" + seedEvent + "]")},
 		{"seed notification", notifications, []byte(seedNotification)},
+		{"notification at a leap second", notifications, patch(t, seedNotification, map[string]any{"sent_at": "2016-12-31T15:59:60-08:00"})},
 		{"notification with nulls", notifications, patch(t, seedNotification, map[string]any{
 			"delivery_status": jsonNull, "error_message": jsonNull, "escalation_level": 5})},
 	}
@@ -651,6 +659,9 @@ func TestRequestBodies(t *testing.T) {
 		{"empty version", events, "version", patch(t, seedEvent, map[string]any{"version": ""})},
 		{"long version", events, "version", patch(t, seedEvent, map[string]any{"version": strings.Repeat("1", 21)})},
 		{"timestamp without offset", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00"})},
+		{"offset +24:00", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00+24:00"})},
+		{"second 61", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:61Z"})},
+		{"sent_at offset +24:00", notifications, "sent_at", patch(t, seedNotification, map[string]any{"sent_at": "2025-11-03T12:00+24:00"})},
 		{"date-only timestamp", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13"})},
 		{"negative duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": -1})},
 		{"fractional duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": 1.5})},
@@ -707,8 +718,14 @@ func TestValidateResponse(t *testing.T) {
 		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "Retry-After", "5"), problem503))
 	assert.NoError(t, ValidateResponse(doc, "GET", "/health/live", 200,
 		hdr("Content-Type", "application/json", "X-Request-ID", "abc"), []byte(`{"status":"alive"}`)))
-	assert.NoError(t, ValidateResponse(doc, "GET", "/metrics", 200,
-		hdr("Content-Type", "text/plain; version=0.0.4; charset=utf-8", "X-Request-ID", "abc"), []byte("# HELP x\n")))
+	problem401 := []byte(`{"type":"https://auditstream.dev/problems/unauthenticated","title":"Unauthenticated","status":401,"detail":"x","instance":"/api/v1/audit/events"}`)
+	assert.NoError(t, ValidateResponse(doc, "GET", events, 401,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "WWW-Authenticate", `Bearer realm="auditstream"`), problem401))
+	assert.Error(t, ValidateResponse(doc, "GET", events, 401,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc"), problem401), "a 401 without its challenge")
+	problem429 := []byte(`{"type":"https://auditstream.dev/problems/rate-limited","title":"Too many requests","status":429,"detail":"x","instance":"/api/v1/audit/events"}`)
+	assert.Error(t, ValidateResponse(doc, "POST", events, 429,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc"), problem429), "a 429 without Retry-After")
 	assert.NoError(t, ValidateResponse(doc, "GET", "/openapi.yaml", 200,
 		hdr("Content-Type", openapi.ContentType, "X-Request-ID", "abc"), openapi.YAML()))
 	assert.NoError(t, ValidateResponse(doc, "POST", "/api/v1/audit/notifications", 201,
