@@ -276,8 +276,17 @@ func (w *writerProc) awaitReady(d time.Duration) {
 }
 
 // metric returns the sum of every series of the named metric (all label
-// values) on /metrics.
+// values) on /metrics; the writer must expose it.
 func (w *writerProc) metric(name string) float64 {
+	w.t.Helper()
+	sum, found := w.metricIfExposed(name)
+	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
+	return sum
+}
+
+// metricIfExposed is metric for a series that may not exist yet (a
+// counter with labels appears at its first increment): 0, false then.
+func (w *writerProc) metricIfExposed(name string) (float64, bool) {
 	w.t.Helper()
 	code, body, err := w.get("/metrics")
 	require.NoError(w.t, err, "scrape writer %s", w.name)
@@ -294,8 +303,7 @@ func (w *writerProc) metric(name string) float64 {
 		sum += v
 		found = true
 	}
-	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
-	return sum
+	return sum, found
 }
 
 // stream produces audit events to a topic in the background, paced in
