@@ -104,11 +104,7 @@ func SignCheckpoint(s *Signer, c Checkpoint) (*SignedCheckpoint, error) {
 	for i, h := range c.Heads {
 		doc.Heads[i] = documentHead{CorrelationID: h.CorrelationID, ChainSeq: h.Seq, EventHash: hex.EncodeToString(h.Hash)}
 	}
-	unsigned, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("encode checkpoint: %w", err)
-	}
-	signed, err := AppendCanonicalJSON(nil, unsigned)
+	signed, err := signedBytes(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode checkpoint: %w", err)
 	}
@@ -166,18 +162,22 @@ func ParseCheckpoint(data []byte) (*SignedCheckpoint, error) {
 		c.Heads[i] = CheckpointHead{CorrelationID: h.CorrelationID, Head: Head{Seq: h.ChainSeq, Hash: hash}}
 	}
 	delete(members, "signature")
-	unsigned, err := json.Marshal(members)
-	if err != nil {
+	if c.signed, err = signedBytes(members); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	signed, err := AppendCanonicalJSON(nil, unsigned)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	sum := sha256.Sum256(signed)
+	sum := sha256.Sum256(c.signed)
 	c.Hash = sum[:]
-	c.signed = signed
 	return c, nil
+}
+
+// signedBytes are what a checkpoint's signature covers: the canonical JSON
+// of the document without its signature (doc has none).
+func signedBytes(doc any) ([]byte, error) {
+	unsigned, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return AppendCanonicalJSON(nil, unsigned)
 }
 
 // Verify checks the signature with pub.

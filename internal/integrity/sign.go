@@ -22,16 +22,21 @@ type Signer struct {
 // LoadSigner reads a PEM "PRIVATE KEY" block holding a PKCS#8 Ed25519
 // key, as `openssl genpkey -algorithm ed25519` and `auditctl keys` write
 // it. Errors name the file, never the key.
-func LoadSigner(path string) (*Signer, error) {
+func LoadSigner(path string) (*Signer, error) { return loadPEM(path, "signing key", ParseSigner) }
+
+// loadPEM reads the key file at path with parse; errors say what the file
+// is (what) and name it, never its content.
+func loadPEM[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return zero, fmt.Errorf("%s: %w", what, err)
 	}
-	s, err := ParseSigner(data)
+	k, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
+		return zero, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return s, nil
+	return k, nil
 }
 
 // ParseSigner is LoadSigner for a key file's contents.
@@ -92,15 +97,7 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 
 // LoadPublicKey reads ParsePublicKey's format from a file.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("public key: %w", err)
-	}
-	pub, err := ParsePublicKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
-	}
-	return pub, nil
+	return loadPEM(path, "public key", ParsePublicKey)
 }
 
 // KeyFingerprint names a public key: the lowercase hex SHA-256 of its 32
