@@ -172,6 +172,7 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 		maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
+	v1.GET("/health", gin.WrapH(deps.Health.DetailsHandler()))
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/api/openapi"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -163,4 +164,36 @@ func TestHealthNamesNoConnectionDetails(t *testing.T) {
 		logged.WriteString(fmt.Sprint(e.ContextMap()))
 	}
 	require.Contains(t, logged.String(), fmt.Sprint(conn.Port), "the log has the detail")
+}
+
+// TestHealthDetailsNeedAdmin: the detailed report, with each component's
+// own error, is served to audit:admin only.
+func TestHealthDetailsNeedAdmin(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	db := openStore(t, pg.URL())
+	require.NoError(t, pg.Stop(t.Context()))
+	f := newFixture(t, withHealthChecks(map[string]telemetry.Check{"postgresql": db.Ping, "kafka": shared.producer.Check}))
+	writeTokens(t, f.tokensFile,
+		auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes},
+		auth.TokenEntry{Name: "reader", SHA256: auth.TokenSHA256("ast_reader"), Scopes: []auth.Scope{auth.ScopeRead}})
+	conn, err := pgconn.ParseConfig(pg.URL())
+	require.NoError(t, err)
+
+	res := f.do(http.MethodGet, "/api/v1/audit/health", "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+	checks := res.json(t)["checks"].(map[string]any)
+	require.Equal(t, map[string]any{"status": "ok"}, checks["kafka"])
+	down := checks["postgresql"].(map[string]any)
+	require.Equal(t, "down", down["status"])
+	require.Contains(t, down["error"], fmt.Sprint(conn.Port), "the detail names where the database is")
+
+	testenv.Await(t, 5*time.Second, "the reader's token is loaded", func() (bool, string) {
+		res = f.do(http.MethodGet, "/api/v1/audit/health", "", nil, "Authorization", "Bearer ast_reader")
+		return res.status == http.StatusForbidden, fmt.Sprint(res.status)
+	})
+	require.Contains(t, res.json(t)["detail"], string(auth.ScopeAdmin))
+	require.NotContains(t, string(res.body), fmt.Sprint(conn.Port))
+
+	res = f.do(http.MethodGet, "/api/v1/audit/health", "", nil, "Authorization", "")
+	require.Equal(t, http.StatusUnauthorized, res.status)
 }

@@ -60,6 +60,7 @@ func TestOperations(t *testing.T) {
 			[]string{"201", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
 			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/health", "getHealthDetails", "Operations", []string{"200", "401", "403", "429", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
