@@ -164,10 +164,8 @@ var errFirstRowRefused = errors.New("query: emit refused the first row of a page
 // at it. An error from emit ends the page and is returned; the query is
 // then cancelled rather than read to its end.
 func (r *Reader) Stream(ctx context.Context, f Filter, p Page, emit func(*Event) (bool, error)) (Summary, error) {
-	for name := range f.Equal {
-		if !slices.Contains(filterColumns, name) {
-			return Summary{}, fmt.Errorf("query: %s is not a filter", name)
-		}
+	if err := f.check(); err != nil {
+		return Summary{}, err
 	}
 	countCap := max(r.cfg.CountCap, p.Offset+p.Limit+1)
 	pageSQL, args, countSQL, countArgs := build(f, p, countCap)
@@ -282,6 +280,16 @@ func setStatementTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error 
 	ms := strconv.FormatInt(d.Milliseconds(), 10)
 	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
 		return fmt.Errorf("set statement timeout: %w", err)
+	}
+	return nil
+}
+
+// check reports a filter naming a field that is not one.
+func (f Filter) check() error {
+	for name := range f.Equal {
+		if !slices.Contains(filterColumns, name) {
+			return fmt.Errorf("query: %s is not a filter", name)
+		}
 	}
 	return nil
 }
