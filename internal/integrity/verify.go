@@ -135,6 +135,14 @@ func NewLinkVerifier(correlationID string) *ChainVerifier {
 	return &ChainVerifier{correlationID: correlationID}
 }
 
+// Anchored replaces the anchors given to NewChainVerifier, for a caller
+// that learns them only once it reads the chain (in its snapshot); call it
+// before the first Check.
+func (v *ChainVerifier) Anchored(anchors []Head) *ChainVerifier {
+	v.anchors = anchors
+	return v
+}
+
 // Subset says that the events are some of the chain's, not all (a
 // filtered export): a chain_seq skipped between two of them is counted in
 // Summary.Skipped, not reported, and the event after it is linked to the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/verify/verifytest"
 )
 
 // chainStore opens a store on the package's database that links chains,
@@ -106,39 +106,17 @@ func TestReadChainState(t *testing.T) {
 	}
 	require.Empty(t, state.Dropped)
 
-	// What retention records for the chain, in the lifecycle schema
-	// (migration 000007, created here when this database predates it).
-	require.NoError(t, execSQL(ctx, `CREATE TABLE IF NOT EXISTS retention_drops (
-		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, partition text NOT NULL, period_start timestamptz NOT NULL,
-		period_end timestamptz NOT NULL, dropped_at timestamptz NOT NULL DEFAULT now(), events bigint NOT NULL,
-		default_days integer NOT NULL, event_id uuid NOT NULL UNIQUE)`))
-	require.NoError(t, execSQL(ctx, `CREATE TABLE IF NOT EXISTS retention_dropped_chains (
-		correlation_id varchar(255) NOT NULL, drop_id bigint NOT NULL REFERENCES retention_drops (id), events bigint NOT NULL,
-		first_timestamp timestamptz NOT NULL, last_timestamp timestamptz NOT NULL, min_chain_seq bigint, max_chain_seq bigint,
-		PRIMARY KEY (correlation_id, drop_id))`))
-	for i, seqs := range [][2]*int64{{ptr(int64(7)), ptr(int64(9))}, {ptr(int64(1)), ptr(int64(3))}, {nil, nil}} {
-		require.NoError(t, execSQL(ctx, fmt.Sprintf(`WITH d AS (INSERT INTO retention_drops (partition, period_start, period_end, events, default_days, event_id)
-			VALUES ('audit_events_p20190%[1]d', now(), now(), 10, 30, '%[2]s') RETURNING id)
-			INSERT INTO retention_dropped_chains SELECT '%[3]s', id, 2, now(), now(), %[4]s, %[5]s FROM d`,
-			i+1, uuid.New(), corr, sqlInt(seqs[0]), sqlInt(seqs[1]))))
-	}
+	// What retention records for the chain, and a drop from before
+	// chains, which has no chain_seq range.
+	require.NoError(t, verifytest.RecordRetention(ctx, db.Pool(), corr, 7, 9, 2))
+	require.NoError(t, verifytest.RecordRetention(ctx, db.Pool(), corr, 1, 3, 2))
+	require.NoError(t, verifytest.Exec(ctx, db.Pool(), `WITH d AS (
+		INSERT INTO retention_drops (partition, period_start, period_end, events, default_days, event_id)
+		VALUES ('audit_events_p201801', now(), now(), 4, 30, gen_random_uuid()) RETURNING id)
+		INSERT INTO retention_dropped_chains SELECT $1, id, 4, now(), now(), NULL, NULL FROM d`, corr))
 	state, _ = readState(t, r, corr)
 	require.Equal(t, []integrity.Dropped{{MinSeq: 1, MaxSeq: 3, Events: 2}, {MinSeq: 7, MaxSeq: 9, Events: 2}}, state.Dropped,
 		"ordered by chain_seq, without drops from before chains")
-}
-
-func ptr[T any](v T) *T { return &v }
-
-func sqlInt(n *int64) string {
-	if n == nil {
-		return "NULL"
-	}
-	return fmt.Sprint(*n)
-}
-
-func execSQL(ctx context.Context, sql string) error {
-	_, err := db.Pool().Exec(ctx, sql)
-	return err
 }
 
 func newReader(t *testing.T) *Reader {
@@ -158,7 +136,8 @@ func TestExport(t *testing.T) {
 	base := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
 	run := uuid.NewString()
 	a, b := "export-a-"+run, "export-b-"+run
-	prod, staging := ptr("prod-"+run), ptr("staging-"+run)
+	prodNS, stagingNS := "prod-"+run, "staging-"+run
+	prod, staging := &prodNS, &stagingNS
 
 	// Unchained (INTEGRITY_DISABLED) events first, then chains written out
 	// of time order, b before a.
