@@ -26,17 +26,21 @@ const publicRoute auth.Scope = ""
 // a router with an /api/v1 route missing here, so a new route cannot ship
 // open by accident: add its line when you add the route.
 //
-// Still to come, with their features: POST /api/v1/audit/verify-chain,
-// GET /api/v1/audit/export and GET /api/v1/audit/legal-hold (audit:read);
-// POST /api/v1/audit/legal-hold and DELETE
-// /api/v1/audit/legal-hold/:correlation_id (audit:admin); and
-// GET /api/v1/audit/checkpoints/public-key, public by nature (publicRoute).
+// Still to come, with their features: GET /api/v1/audit/legal-hold
+// (audit:read); POST /api/v1/audit/legal-hold and DELETE
+// /api/v1/audit/legal-hold/:correlation_id (audit:admin).
 var routeScopes = map[string]auth.Scope{
 	"POST /api/v1/audit/events":          auth.ScopeWrite,
 	"POST /api/v1/audit/events/batch":    auth.ScopeWrite,
 	"POST /api/v1/audit/notifications":   auth.ScopeWrite,
 	"GET /api/v1/audit/events":           auth.ScopeRead,
 	"GET /api/v1/audit/events/:event_id": auth.ScopeRead,
+	// A restricted principal verifies and exports only within its
+	// namespaces (integrityHandlers.visible, restrictReads).
+	"POST /api/v1/audit/verify-chain": auth.ScopeRead,
+	"GET /api/v1/audit/export":        auth.ScopeRead,
+	// Whoever verifies a checkpoint needs its key, credential or not.
+	"GET /api/v1/audit/checkpoints/public-key": publicRoute,
 	// The detailed health report names hosts, ports, users and brokers:
 	// operators only (the open /health names components and states).
 	"GET /api/v1/audit/health": auth.ScopeAdmin,

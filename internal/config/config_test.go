@@ -295,6 +295,9 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultReservationTTL, api.NotificationReservationTTL)
 	require.Equal(t, apipkg.DefaultMaxPageBytes, api.QueryMaxPageBytes)
 	require.Equal(t, apipkg.DefaultWriteTimeout, api.HTTPWriteTimeout)
+	require.Equal(t, apipkg.DefaultVerifyTimeout, api.Integrity.VerifyTimeout)
+	require.Equal(t, apipkg.DefaultExportMaxDuration, api.Integrity.ExportMaxDuration)
+	require.Equal(t, apipkg.DefaultMaxConcurrentExports, api.Integrity.MaxConcurrentExports)
 
 	var w Writer
 	require.NoError(t, parse(t, &w, append(required, "--integrity-disabled")...))

@@ -61,6 +61,10 @@ func TestOperations(t *testing.T) {
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
 			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/health", "getHealthDetails", "Operations", []string{"200", "401", "403", "429", "503"}},
+		{http.MethodPost, "/api/v1/audit/verify-chain", "verifyChain", "Integrity",
+			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/export", "exportAuditEvents", "Integrity", []string{"200", "400", "401", "403", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/checkpoints/public-key", "getCheckpointPublicKey", "Integrity", []string{"200", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
@@ -359,7 +363,7 @@ func TestResponseDetails(t *testing.T) {
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
 		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
-		"internal-error", "invalid-query-parameter", "database-unavailable",
+		"internal-error", "invalid-query-parameter", "database-unavailable", "integrity-not-configured", "export-busy",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
 	}
