@@ -17,13 +17,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/testenv"
 	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 var bin string
 
+// shared is the broker the verify tests publish checkpoints to; each of
+// them has a database of its own, whose chains it verifies whole.
+var shared struct {
+	kafka *testenv.Kafka
+}
+
 func TestMain(m *testing.M) {
-	os.Exit(testmain.Main(m, "auditctl tests", 0, func(ctx context.Context, s *testmain.Shared) error {
+	os.Exit(testmain.Main(m, "auditctl tests", testmain.Kafka, func(ctx context.Context, s *testmain.Shared) error {
+		shared.kafka = s.Kafka
 		var err error
 		bin, err = s.Build(ctx, "auditctl")
 		return err

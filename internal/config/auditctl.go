@@ -7,11 +7,12 @@ import (
 	"github.com/auditstream/auditstream/internal/auth"
 )
 
-// Auditctl configures cmd/auditctl: one struct per subcommand (issue 11
-// adds keys, verify and verify-export next to token).
+// Auditctl configures cmd/auditctl: one struct per subcommand.
 type Auditctl struct {
-	Token AuditctlToken `cmd:"" help:"Create an API key: print the token once and its AUTH_TOKENS_FILE entry."`
-	Keys  AuditctlKeys  `cmd:"" help:"Generate integrity keys: an HMAC key for INTEGRITY_KEYS_FILE and an Ed25519 key pair for CHECKPOINT_SIGNING_KEY_FILE or EXPORT_SIGNING_KEY_FILE."`
+	Token        AuditctlToken        `cmd:"" help:"Create an API key: print the token once and its AUTH_TOKENS_FILE entry."`
+	Keys         AuditctlKeys         `cmd:"" help:"Generate integrity keys: an HMAC key for INTEGRITY_KEYS_FILE and an Ed25519 key pair for CHECKPOINT_SIGNING_KEY_FILE or EXPORT_SIGNING_KEY_FILE."`
+	Verify       AuditctlVerify       `cmd:"" help:"Verify the stored hash chains against the database and the signed checkpoints of the checkpoints topic."`
+	VerifyExport AuditctlVerifyExport `cmd:"" name:"verify-export" help:"Verify an export file offline: its signature, its bytes and every chain in it."`
 }
 
 // AuditctlToken creates an API key.

@@ -299,6 +299,7 @@ const (
 	ExportKey        = "key"        // signed by a key not given
 	ExportIncomplete = "incomplete" // the service ended the export early
 	ExportCount      = "count"      // the metadata's counts differ from the file's
+	ExportTampered   = "tampered"   // the exporter found broken chains in what it exported
 )
 
 // ExportProblem is something wrong with an export file as a whole.
@@ -330,7 +331,8 @@ type ExportReport struct {
 	MoreBreaks int64         `json:"more_breaks"`
 }
 
-// Valid reports an export that is signed, whole, complete and unbroken.
+// Valid reports an export that is signed, whole, complete and unbroken,
+// by the exporter's signed check as well as by this one.
 func (r *ExportReport) Valid() bool {
 	return len(r.Problems) == 0 && len(r.Breaks) == 0 && r.MoreBreaks == 0
 }
@@ -523,6 +525,14 @@ func (v *exportVerifier) trailer(doc []byte, pub *PublicKeys) {
 	}
 	if !meta.Complete {
 		r.problem(ExportIncomplete, "the service ended the export early after %d event(s): %s", meta.TotalEvents, meta.IncompleteReason)
+	}
+	if s := r.Server; s != nil && s.BrokenChainEvents > 0 {
+		first := ""
+		if len(s.Breaks) > 0 {
+			b := s.Breaks[0]
+			first = fmt.Sprintf("; the first: %s chain_seq %d (%s): %s", b.CorrelationID, b.ChainSeq, b.Kind, b.Message)
+		}
+		r.problem(ExportTampered, "the service found %d exported event(s) whose chain is broken%s", s.BrokenChainEvents, first)
 	}
 }
 

@@ -162,7 +162,8 @@ func TestExportChains(t *testing.T) {
 
 	r := verifyExport(t, data, pub, keys)
 	require.False(t, r.Valid())
-	require.Empty(t, r.Problems, "the file is what the service signed")
+	require.Equal(t, []string{integrity.ExportTampered}, problemKinds(r), "the file is what the service signed, and it says what it found")
+	require.Contains(t, r.Problems[0].Message, "c-1 chain_seq 2 (altered)")
 	require.Len(t, r.Breaks, 1)
 	require.Equal(t, integrity.ExportBreak{CorrelationID: "c-1", EventID: events[1].EventID, ChainSeq: 2, Kind: integrity.BreakAltered,
 		Message: r.Breaks[0].Message}, r.Breaks[0])
@@ -177,6 +178,7 @@ func TestExportChains(t *testing.T) {
 	r = verifyExport(t, data, pub, nil)
 	require.Empty(t, r.Breaks)
 	require.False(t, r.Keyed)
+	require.Equal(t, []string{integrity.ExportTampered}, problemKinds(r), "the service's signed check still tells")
 
 	filtered := chain(t, keys, "c-9", 5)
 	r = verifyExport(t, exportOf(t, integrity.ExportJSON, signer, keys, []audit.Event{filtered[0], filtered[2], filtered[4]}, ""), pub, keys)
@@ -200,6 +202,7 @@ func TestExportBreaksAreBounded(t *testing.T) {
 	r := verifyExport(t, exportOf(t, integrity.ExportNDJSON, signer, keys, events, ""), pub, keys)
 	require.Len(t, r.Breaks, 10)
 	require.Equal(t, int64(140), r.MoreBreaks)
+	require.Equal(t, []string{integrity.ExportTampered}, problemKinds(r))
 	require.Len(t, r.Server.Breaks, 100)
 	require.Len(t, r.Server.TamperedEventIDs, 150)
 }
