@@ -224,7 +224,7 @@ func (b *queryBench) analyzeIfNeeded(ctx context.Context, db *store.Store) error
 // serveAPI serves the real handler on a loopback listener. The write side
 // is wired but idle: a Kafka producer that is never connected (writes are
 // not measured here) and the store for notification checks.
-func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
+func serveAPI(db *store.Store, opts ...func(*api.Config, *api.Deps)) (baseURL string, stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	producer, err := kafka.NewProducer(kafka.Config{
 		Brokers: []string{"127.0.0.1:9"}, Version: "3.6.0", ClientID: "auditbench", PublishTimeout: time.Second,
@@ -238,7 +238,7 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 	}
 	health := telemetry.NewHealth(map[string]telemetry.Check{"postgresql": db.Ping})
 	health.SetReady()
-	handler, err := api.NewHandler(api.Config{
+	cfg := api.Config{
 		Rules:                 audit.DefaultRules(),
 		MaxBodyBytes:          1 << 20,
 		MaxBatchBodyBytes:     16 << 20,
@@ -249,7 +249,8 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		// page1000_offset still shows what a deep offset costs: why the
 		// API refuses it.
 		MaxOffset: (pageDepth - 1) * pageLimit,
-	}, api.Deps{
+	}
+	deps := api.Deps{
 		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
@@ -259,7 +260,11 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		// Reads are measured here, not access control (see the api
 		// stage's auth figures).
 		Auth: auth.Disabled{},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	handler, err := api.NewHandler(cfg, deps)
 	if err != nil {
 		return "", nil, err
 	}
