@@ -31,10 +31,7 @@ func TestIntegrityThroughTheBinaries(t *testing.T) {
 	dir := t.TempDir()
 	keys := testenv.NewIntegrityKeys(t)
 	sourceKeys := testenv.NewSourceKeys(t)
-	exportPriv, exportPub := integrity.GenerateSigningKey()
-	exportKey, exportPubFile := filepath.Join(dir, "export.pem"), filepath.Join(dir, "export.pub.pem")
-	require.NoError(t, os.WriteFile(exportKey, exportPriv, 0o600))
-	require.NoError(t, os.WriteFile(exportPubFile, exportPub, 0o644))
+	exportPubFile := keys.ExportPublicKeyFile
 	token, entry, err := auth.NewToken("auditor", []auth.Scope{auth.ScopeWrite, auth.ScopeRead}, nil)
 	require.NoError(t, err)
 	tokensFile := filepath.Join(dir, "tokens.yaml")
@@ -42,8 +39,7 @@ func TestIntegrityThroughTheBinaries(t *testing.T) {
 
 	env := append(k.Env(), "DATABASE_URL="+pg.URL(), "SOURCE_KEYS_FILE="+sourceKeys)
 	writer := start(t, "writer", append(env, append(keys.Env(), "CHECKPOINT_INTERVAL=1s")...)...)
-	api := start(t, "ingest-api", append(env, "AUTH_TOKENS_FILE="+tokensFile, "INTEGRITY_KEYS_FILE="+keys.KeysFile,
-		"CHECKPOINT_PUBLIC_KEY_FILE="+keys.PublicKeyFile, "EXPORT_SIGNING_KEY_FILE="+exportKey)...)
+	api := start(t, "ingest-api", append(append(env, "AUTH_TOKENS_FILE="+tokensFile), keys.APIEnv()...)...)
 	writer.awaitReady(t)
 	api.awaitReady(t)
 	base := "http://" + api.addr
