@@ -43,8 +43,16 @@ const DefaultMaxConcurrentExports = 2
 // exportResults are the result label values of auditstream_exports_total.
 var exportResults = []string{"complete", "incomplete", "aborted", "failed", "busy"}
 
-// exportFilterParams are the fields an export filters on by equality.
-var exportFilterParams = []string{"correlation_id", "event_category", "namespace"}
+// exportFields are the fields an export filters on by equality (SPEC 9.4).
+var exportFields = func() []audit.Field {
+	var out []audit.Field
+	for _, f := range filterFields {
+		if slices.Contains([]string{"correlation_id", "event_category", "namespace"}, f.Name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}()
 
 func (h *integrityHandlers) export(c *gin.Context) {
 	d := h.deps
@@ -146,37 +154,15 @@ func parseExport(c *gin.Context, now time.Time) (query.Filter, integrity.ExportI
 	bad := map[string]string{}
 	f := query.Filter{Equal: map[string]string{}}
 	info := integrity.ExportInfo{Format: integrity.ExportNDJSON, Time: now}
-	for i := range filterFields {
-		field := &filterFields[i]
-		v := c.Query(field.Name)
-		if !slices.Contains(exportFilterParams, field.Name) || v == "" {
-			continue
-		}
-		if msg := field.FilterError(v); msg != "" {
-			bad[field.Name] = msg
-		}
-		f.Equal[field.Name] = v
-	}
+	parseEquals(c, exportFields, &f, bad)
+	parseTimeRange(c, now, "start_time", "end_time", &f, bad)
 	info.Filters.CorrelationID, info.Filters.EventCategory, info.Filters.Namespace =
 		f.Equal["correlation_id"], f.Equal["event_category"], f.Equal["namespace"]
-	for name, dst := range map[string]*time.Time{"start_time": &f.Since, "end_time": &f.Until} {
-		if v, ok := c.GetQuery(name); ok {
-			t, err := query.ParseTimeBound(v, now)
-			if err != nil {
-				bad[name] = err.Error()
-				continue
-			}
-			*dst = t
-		}
-	}
 	if !f.Since.IsZero() {
 		info.Filters.StartTime = &f.Since
 	}
 	if !f.Until.IsZero() {
 		info.Filters.EndTime = &f.Until
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
-		bad["start_time"] = "must not be after end_time"
 	}
 	if v, ok := c.GetQuery("format"); ok {
 		switch v {

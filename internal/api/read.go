@@ -116,13 +116,11 @@ func readFailed(c *gin.Context, err error) {
 	abortProblem(c, probDatabase, "The query could not be served by PostgreSQL (unreachable, or it ran past the statement timeout: narrow the filters or the time range). Retry later.")
 }
 
-// parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
-// name; nothing is clamped or guessed.
-func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
-	bad := map[string]string{}
-	f := query.Filter{Equal: map[string]string{}}
-	for i := range filterFields {
-		field := &filterFields[i]
+// parseEquals reads the equality filters of fields into f, reporting each
+// value no stored one can equal in bad.
+func parseEquals(c *gin.Context, fields []audit.Field, f *query.Filter, bad map[string]string) {
+	for i := range fields {
+		field := &fields[i]
 		v := c.Query(field.Name)
 		if v == "" {
 			continue
@@ -132,7 +130,13 @@ func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, 
 		}
 		f.Equal[field.Name] = v
 	}
-	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+}
+
+// parseTimeRange reads the inclusive bounds named since and until (the
+// forms of query.ParseTimeBound) into f, reporting each bad one, and a
+// range that ends before it starts, in bad.
+func parseTimeRange(c *gin.Context, now time.Time, since, until string, f *query.Filter, bad map[string]string) {
+	for name, dst := range map[string]*time.Time{since: &f.Since, until: &f.Until} {
 		if v, ok := c.GetQuery(name); ok {
 			t, err := query.ParseTimeBound(v, now)
 			if err != nil {
@@ -143,8 +147,17 @@ func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, 
 		}
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
-		bad["since"] = "must not be after until"
+		bad[since] = "must not be after " + until
 	}
+}
+
+// parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
+// name; nothing is clamped or guessed.
+func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
+	bad := map[string]string{}
+	f := query.Filter{Equal: map[string]string{}}
+	parseEquals(c, filterFields, &f, bad)
+	parseTimeRange(c, now, "since", "until", &f, bad)
 	p := query.Page{Limit: defaultLimit}
 	if v, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(v)
