@@ -43,12 +43,15 @@ import (
 // its own topics, consumer group and event_type tag, so tests never see each
 // other's records.
 var shared struct {
-	bin   string
-	kafka *testenv.Kafka
-	pg    *testenv.Postgres
-	db    *pgxpool.Pool
-	kcl   *kgo.Client
-	adm   *kadm.Client
+	bin string
+	// faultBin is the writer built with the faultinject tag
+	// (store.FaultUnencodable).
+	faultBin string
+	kafka    *testenv.Kafka
+	pg       *testenv.Postgres
+	db       *pgxpool.Pool
+	kcl      *kgo.Client
+	adm      *kadm.Client
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -72,6 +75,9 @@ func TestMain(m *testing.M) {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		var err error
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
+			return err
+		}
+		if shared.faultBin, err = e.BuildTagged(ctx, "writer", "faultinject"); err != nil {
 			return err
 		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
@@ -132,8 +138,14 @@ type writerProc struct {
 // ends, and its output is logged if the test failed.
 func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerProc {
 	t.Helper()
+	return startWriterBin(t, shared.bin, p, name, env...)
+}
+
+// startWriterBin is startWriter for the binary at bin.
+func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...string) *writerProc {
+	t.Helper()
 	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &testenv.Output{}, exited: make(chan struct{})}
-	w.cmd = exec.Command(shared.bin)
+	w.cmd = exec.Command(bin)
 	// Later entries win, so these override whatever the test's own
 	// environment holds.
 	w.cmd.Env = append(os.Environ(),

@@ -88,6 +88,12 @@ var (
 // server, from their type. Write classifies its errors with it; other
 // callers (the read path) use it to tell a retryable error.
 //
+// A row that pgx could not encode (a *rowError, found after a failed COPY)
+// is Poison: the client refused it before PostgreSQL saw it, so splitting
+// the batch isolates it and the rest is stored. It is checked first, since
+// the COPY it aborted reports SQLSTATE 57014 (query_canceled), an outage
+// code.
+//
 // Errors while connecting are outages whatever their SQLSTATE: until the
 // connection works no record can be judged. Any other error without a
 // SQLSTATE (network, EOF, closed connection, context cancellation or
@@ -97,6 +103,10 @@ var (
 func Classify(err error) errclass.Class {
 	if err == nil {
 		return errclass.None
+	}
+	var rowErr *rowError
+	if errors.As(err, &rowErr) {
+		return errclass.Poison
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {

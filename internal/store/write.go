@@ -200,10 +200,15 @@ func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, erro
 		if _, ok := isNew[e.EventID]; !ok {
 			continue
 		}
-		copyRows = append(copyRows, EventRow(e))
+		row := EventRow(e)
+		injectRowFault(e, row)
+		copyRows = append(copyRows, row)
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
 	if err != nil {
+		if rerr := unencodable(copyRows, eventColumns, eventOIDs); rerr != nil {
+			err = rerr
+		}
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
 	return int(n), nil
@@ -223,6 +228,9 @@ func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) 
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"notification_audit_stage"}, notificationColumns, pgx.CopyFromRows(rows)); err != nil {
+		if rerr := unencodable(rows, notificationColumns, notificationStageOIDs); rerr != nil {
+			err = rerr
+		}
 		return 0, fmt.Errorf("copy notifications: %w", err)
 	}
 	tag, err := tx.Exec(ctx, insertNotifications)
