@@ -6,11 +6,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/store"
@@ -39,6 +41,72 @@ func TestUnencodableRowIsIsolated(t *testing.T) {
 	require.Contains(t, string(dead[0].Value), store.FaultUnencodable)
 	awaitCaughtUp(t, p, 9)
 	require.Zero(t, w.metric("auditstream_writer_outages_total"), "an unencodable row taken for a database outage")
+}
+
+// TestReusedEventIDWithOtherContent: a record that reuses a stored
+// event_id with other content is dead-lettered as a conflict naming the id
+// and both digests, across batches and inside one; a true redelivery stays
+// a silent duplicate; a row stored before content digests existed takes a
+// repeat of its id as an unverified duplicate. Nothing different is
+// dropped unseen.
+func TestReusedEventIDWithOtherContent(t *testing.T) {
+	p := newPipeline(t)
+	w := startWriter(t, p, "conflicts")
+	w.awaitReady(30 * time.Second)
+
+	x := uuid.New()
+	first := eventRecord(p.tag, 1, x)
+	produce(t, p.events, first)
+	awaitCaughtUp(t, p, 1)
+
+	// Across batches: the same id with other content, then the first
+	// record again (a redelivery).
+	produce(t, p.events, eventRecord(p.tag, 2, x))
+	dead := deadLetters(t, p, 1)
+	require.Equal(t, "conflict", header(dead[0], "dlq-error-class"))
+	require.Contains(t, header(dead[0], "dlq-error"), "event_id "+x.String()+" is stored with other content")
+	produce(t, p.events, &kgo.Record{Key: first.Key, Value: first.Value, Headers: first.Headers})
+	testenv.Await(t, catchUpTimeout, "the redelivery counted as a duplicate", func() (bool, string) {
+		n := w.metric(duplicatesMetric)
+		return n == 1, fmt.Sprintf("%v duplicates", n)
+	})
+
+	// Inside one batch: one key, so one partition, in order.
+	y := uuid.New()
+	c, d := eventRecord(p.tag, 3, y), eventRecord(p.tag, 4, y)
+	d.Key = c.Key
+	produce(t, p.events, c, d)
+
+	// A row registered before migration 000003, without a digest.
+	old := uuid.New()
+	_, err := shared.db.Exec(t.Context(), `INSERT INTO audit_event_ids (event_id, event_timestamp) VALUES ($1, now())`, old)
+	require.NoError(t, err)
+	produce(t, p.events, eventRecord(p.tag, 5, old))
+
+	awaitCaughtUp(t, p, 2)
+	testenv.Await(t, catchUpTimeout, "the unverified duplicate counted", func() (bool, string) {
+		n := w.metric("auditstream_writer_unverified_duplicates_total")
+		return n == 1, fmt.Sprintf("%v unverified duplicates", n)
+	})
+	dead = deadLetters(t, p, 2)
+	require.Equal(t, "conflict", header(dead[1], "dlq-error-class"))
+	require.Contains(t, header(dead[1], "dlq-error"), "event_id "+y.String()+" was just stored from an earlier record of the same batch")
+	require.Equal(t, string(d.Value), string(dead[1].Value), "the later record is the conflict")
+	require.Equal(t, int64(2), dlqDepth(t, p), "exactly the two conflicts were dead-lettered")
+	require.Equal(t, 2.0, w.metric(duplicatesMetric))
+}
+
+// dlqDepth is the number of records in the pipeline's DLQ.
+func dlqDepth(t *testing.T, p pipeline) int64 {
+	t.Helper()
+	ends, err := shared.adm.ListEndOffsets(t.Context(), p.dlq)
+	require.NoError(t, err)
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		require.NoError(t, o.Err)
+		n += o.Offset
+	})
+	return n
 }
 
 // produce publishes recs to topic and waits for the acknowledgements.

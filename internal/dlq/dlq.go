@@ -47,7 +47,8 @@ type Letter struct {
 	OriginalTopic     string
 	OriginalPartition int32
 	OriginalOffset    int64
-	// Class is errclass.Poison or errclass.Failed, as the writer decided.
+	// Class is errclass.Poison, errclass.Failed or errclass.Conflict, as
+	// the writer decided.
 	Class         errclass.Class
 	Error         string
 	FirstFailedAt time.Time

@@ -135,7 +135,10 @@ func Decide(r Record, o Options, now time.Time) Decision {
 		}
 		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
 	}
-	if !fromParked && r.Letter.Attempts >= o.MaxAttempts {
+	// A conflict never clears by replaying: the stored event it clashes
+	// with is never replaced. It waits in the parked topic for a person
+	// (docs/runbooks/dlq.md) instead of cycling through its attempts.
+	if !fromParked && (r.Letter.Attempts >= o.MaxAttempts || r.Letter.Class == errclass.Conflict) {
 		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
 	}
 	return Decision{Record: r, Action: ActionReplay, To: r.Letter.OriginalTopic}

@@ -11,15 +11,18 @@ import (
 type Metrics struct{ m *metrics }
 
 type metrics struct {
-	rows         *prometheus.CounterVec
-	duplicates   *prometheus.CounterVec
-	deadLetters  *prometheus.CounterVec
-	batchSize    prometheus.Histogram
-	flush        *prometheus.HistogramVec
-	lag          *prometheus.GaugeVec
-	outage       prometheus.Gauge
-	outagesTotal prometheus.Counter
-	seed         *telemetry.SeedMetrics
+	rows       *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	// unverifiedDuplicates counts the event duplicates of rows stored
+	// without a content digest (before migration 000003).
+	unverifiedDuplicates prometheus.Counter
+	deadLetters          *prometheus.CounterVec
+	batchSize            prometheus.Histogram
+	flush                *prometheus.HistogramVec
+	lag                  *prometheus.GaugeVec
+	outage               prometheus.Gauge
+	outagesTotal         prometheus.Counter
+	seed                 *telemetry.SeedMetrics
 }
 
 // NewMetrics registers the writer's metrics on reg.
@@ -34,9 +37,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_duplicates_total",
 			Help: "Records skipped because their event_id / notification_id was already stored, by table.",
 		}, []string{"table"}),
+		unverifiedDuplicates: f.NewCounter(prometheus.CounterOpts{
+			Name: "auditstream_writer_unverified_duplicates_total",
+			Help: "Of the audit_events duplicates, those whose stored row has no content digest to compare with (stored before migration 000003): skipped unchecked.",
+		}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditstream_writer_dead_letters_total",
-			Help: "Records sent to the DLQ, by error class (poison, failed).",
+			Help: "Records sent to the DLQ, by error class (poison, failed, conflict).",
 		}, []string{"class"}),
 		batchSize: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "auditstream_writer_batch_records",

@@ -20,7 +20,10 @@
 //   - outage (database unreachable, timeouts, serialization failures):
 //     nothing is dead-lettered; fetching pauses and the batch is retried
 //     with capped exponential backoff until the database is back;
-//   - a record already stored is counted as a duplicate and skipped.
+//   - a record already stored is counted as a duplicate and skipped; one
+//     whose event_id is stored with other content (the store compares
+//     content digests) is a conflict: dead-lettered with both digests,
+//     the stored event kept as it is.
 //
 // Offsets are marked only after the batch's transaction has committed and
 // its dead letters are acknowledged by Kafka; a crash at any point replays
