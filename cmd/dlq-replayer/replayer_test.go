@@ -32,6 +32,7 @@ import (
 var dlqHeaders = []string{
 	dlq.HeaderOriginalTopic, dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderErrorClass,
 	dlq.HeaderError, dlq.HeaderFirstFailedAt, dlq.HeaderFailedAt, dlq.HeaderAttempts,
+	dlq.HeaderOriginalTopicID, dlq.HeaderOriginalTimestamp,
 }
 
 // nonDLQ returns the headers that are not dlq-*, in order.
@@ -69,6 +70,8 @@ func requireEnvelope(t *testing.T, orig, r *kgo.Record, class string, wantAttemp
 	offset, _ := header(r, dlq.HeaderOriginalOffset)
 	require.Equal(t, []string{orig.Topic, strconv.Itoa(int(orig.Partition)), strconv.FormatInt(orig.Offset, 10)},
 		[]string{topic, partition, offset}, "dlq-original-* name the first production")
+	ts, _ := header(r, dlq.HeaderOriginalTimestamp)
+	require.Equal(t, strconv.FormatInt(orig.Timestamp.UnixMilli(), 10), ts, "dlq-original-timestamp is the first production's")
 	cls, _ := header(r, dlq.HeaderErrorClass)
 	require.Equal(t, class, cls)
 	require.Equal(t, wantAttempts, attempts(t, r))

@@ -110,6 +110,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 		health.SetReady()
 		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr))
+		producer.KeepTopics(ctx, cfg.Kafka.TopicCheckInterval)
 		return nil
 	})
 	return g.Wait()

@@ -7,12 +7,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/internal/store"
@@ -107,6 +110,103 @@ func dlqDepth(t *testing.T, p pipeline) int64 {
 		n += o.Offset
 	})
 	return n
+}
+
+// TestBrokerResetStoresNewRecords: records produced without event_id get
+// an id that tells a redelivery (the same record read again: the same id,
+// a duplicate) from a new record at a reused offset. After the cluster is
+// rebuilt empty (a fresh broker on the same address, creating topics on
+// first use with 10 partitions), the writer creates its topics again with
+// TOPIC_PARTITIONS, and five records at offsets 0..4 of the new topic, with
+// the keys, values and timestamps of five stored ones, are five new rows.
+func TestBrokerResetStoresNewRecords(t *testing.T) {
+	k := testenv.NewKafka(t, nil)
+	p := newPipelineOn(t, k)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.ProducerLinger(0))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	env := []string{"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "TOPIC_CHECK_INTERVAL=500ms", "MAX_BACKOFF=1s"}
+	w := startWriter(t, p, "reset-1", env...)
+	w.awaitReady(30 * time.Second)
+
+	first := make([]*kgo.Record, 5)
+	for i := range first {
+		first[i] = eventRecord(p.tag, i, uuid.Nil)
+		first[i].Topic, first[i].Key = p.events, []byte("reset")
+	}
+	require.NoError(t, cl.ProduceSync(t.Context(), first...).FirstErr())
+	part := first[0].Partition
+	for i, r := range first {
+		require.Equal(t, [2]int64{int64(part), int64(i)}, [2]int64{int64(r.Partition), r.Offset}, "one partition, from offset 0")
+	}
+	awaitStored(t, p, 5)
+
+	// A redelivery: the group rewound to 0 reads the same records again.
+	w.signal(syscall.SIGTERM)
+	code, ok := exitCode(w.waitExit(gracePeriod))
+	require.True(t, ok && code == 0, "writer exits 0 on SIGTERM")
+	rewind, err := adm.CommitOffsets(t.Context(), p.group, kadm.Offsets{p.events: {part: {Topic: p.events, Partition: part, At: 0, LeaderEpoch: -1}}})
+	require.NoError(t, err)
+	require.NoError(t, rewind.Error())
+	w = startWriter(t, p, "reset-2", env...)
+	testenv.Await(t, catchUpTimeout, "the redelivered records counted as duplicates", func() (bool, string) {
+		code, body, err := w.get("/metrics")
+		if err != nil || code != 200 || !strings.Contains(body, duplicatesMetric+"{") {
+			return false, fmt.Sprintf("metrics: %d %v", code, err)
+		}
+		n := w.metric(duplicatesMetric)
+		return n == 5, fmt.Sprintf("%v duplicates", n)
+	})
+	require.Equal(t, 5, storedCount(t, p))
+
+	require.NoError(t, k.Reset(kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(10)))
+	testenv.Await(t, catchUpTimeout, "the writer to create its topics again", func() (bool, string) {
+		details, err := k.Topics(t.Context(), p.events, p.notifications, p.dlq, p.parked)
+		if err != nil {
+			return false, err.Error()
+		}
+		var status []string
+		done := true
+		for _, name := range []string{p.events, p.notifications, p.dlq, p.parked} {
+			d, ok := details[name]
+			if !ok || d.Err != nil {
+				done = false
+				status = append(status, name+" missing")
+				continue
+			}
+			status = append(status, fmt.Sprintf("%s: %d partitions", name, len(d.Partitions)))
+			done = done && len(d.Partitions) == partitions
+		}
+		return done, strings.Join(status, ", ")
+	})
+
+	again := make([]*kgo.Record, len(first))
+	for i, r := range first {
+		again[i] = &kgo.Record{Topic: p.events, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+	}
+	// A producer of the new cluster (this client would keep the old topic
+	// ids).
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.ProducerLinger(0))
+	require.NoError(t, err)
+	t.Cleanup(cl2.Close)
+	require.NoError(t, cl2.ProduceSync(t.Context(), again...).FirstErr())
+	for i, r := range again {
+		require.Equal(t, int64(i), r.Offset, "the offsets start again at 0")
+	}
+	awaitStored(t, p, 10)
+	ends, err := kadm.NewClient(cl2).ListEndOffsets(t.Context(), p.dlq)
+	require.NoError(t, err)
+	ends.Each(func(o kadm.ListedOffset) { require.Zero(t, o.Offset, "nothing dead-lettered") })
+}
+
+// awaitStored waits until the pipeline has want rows.
+func awaitStored(t *testing.T, p pipeline, want int) {
+	t.Helper()
+	testenv.Await(t, catchUpTimeout, fmt.Sprintf("%d rows stored", want), func() (bool, string) {
+		n := storedCount(t, p)
+		return n == want, fmt.Sprintf("%d rows stored", n)
+	})
 }
 
 // produce publishes recs to topic and waits for the acknowledgements.

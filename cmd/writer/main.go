@@ -102,6 +102,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		if gctx.Err() == nil {
 			health.SetReady()
 		}
+		g.Go(func() error {
+			producer.KeepTopics(gctx, cfg.Kafka.TopicCheckInterval)
+			return nil
+		})
 		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
 		return w.Run(gctx)

@@ -103,6 +103,12 @@ type pipeline struct {
 
 func newPipeline(t *testing.T) pipeline {
 	t.Helper()
+	return newPipelineOn(t, shared.kafka)
+}
+
+// newPipelineOn is newPipeline on the cluster k.
+func newPipelineOn(t *testing.T, k *testenv.Kafka) pipeline {
+	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	suffix := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	base := name + "-" + suffix
@@ -114,7 +120,7 @@ func newPipeline(t *testing.T) pipeline {
 		group:         base + ".writer",
 		tag:           base,
 	}
-	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{
+	require.NoError(t, k.CreateTopics(t.Context(), map[string]int32{
 		p.events: partitions, p.notifications: partitions, p.dlq: 1, p.parked: 1,
 	}))
 	return p
@@ -287,7 +293,7 @@ func (w *writerProc) metric(name string) float64 {
 // stream produces audit events to a topic in the background, paced in
 // chunks so that a writer is consuming while records still arrive. Every
 // other record has a client event_id; the rest get their deterministic id
-// from the coordinates Kafka acknowledged.
+// from where Kafka acknowledged them and from the record.
 type stream struct {
 	total int
 	sent  atomic.Int64
@@ -305,6 +311,8 @@ func startStream(t *testing.T, p pipeline, total, chunk int, pause time.Duration
 		kgo.DefaultProduceTopic(p.events),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
+	require.NoError(t, err)
+	topicID, err := shared.kafka.TopicID(t.Context(), p.events)
 	require.NoError(t, err)
 	s := &stream{total: total, done: make(chan struct{}), ids: make([]uuid.UUID, 0, total)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -338,7 +346,8 @@ func startStream(t *testing.T, p pipeline, total, chunk int, pause time.Duration
 			for i, r := range recs {
 				id := clientIDs[i]
 				if id == uuid.Nil {
-					id = audit.DeterministicEventID(r.Topic, r.Partition, r.Offset)
+					id = audit.DeterministicEventIDV2(audit.RecordOrigin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition,
+						Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(), Key: r.Key, Value: r.Value})
 				}
 				s.ids = append(s.ids, id)
 			}

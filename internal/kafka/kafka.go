@@ -17,7 +17,6 @@
 package kafka
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,6 +62,12 @@ func baseConfig(c Config) (*sarama.Config, error) {
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	sc.Metadata.Timeout = 5 * time.Second
+	// A metadata request must never create a topic: the broker would make
+	// it with its own defaults (num.partitions) while every binary here
+	// creates a missing topic with the configured partition count
+	// (ensureTopics), which could never be changed back without moving
+	// keys between partitions.
+	sc.Metadata.AllowAutoTopicCreation = false
 	return sc, nil
 }
 
@@ -125,33 +130,4 @@ func consumerConfig(c Config) (*sarama.Config, error) {
 		return nil, fmt.Errorf("sarama consumer config: %w", err)
 	}
 	return sc, nil
-}
-
-// ensureTopics creates the topics that do not exist yet; existing ones are
-// left as they are (partition counts are never changed behind an operator's
-// back, since that would move keys between partitions).
-func ensureTopics(client sarama.Client, topics []Topic) error {
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return fmt.Errorf("cluster admin: %w", err)
-	}
-	// Closing the admin would close the shared client, so it is not closed.
-	existing, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
-	}
-	var errs []error
-	for _, t := range topics {
-		if _, ok := existing[t.Name]; ok {
-			continue
-		}
-		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{
-			NumPartitions:     t.Partitions,
-			ReplicationFactor: t.ReplicationFactor,
-		}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -58,6 +58,8 @@ type Producer struct {
 
 	conn      atomic.Pointer[connection]
 	closeOnce sync.Once
+	// topicsMissing wakes KeepTopics (one pending signal at most).
+	topicsMissing chan struct{}
 
 	connected *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
@@ -80,10 +82,11 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 	}
 	f := promauto.With(reg)
 	return &Producer{
-		cfg:    cfg,
-		sc:     sc,
-		topics: topics,
-		log:    log,
+		cfg:           cfg,
+		sc:            sc,
+		topics:        topics,
+		log:           log,
+		topicsMissing: make(chan struct{}, 1),
 		connected: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditstream_kafka_producer_connected",
 			Help: "1 while the producer is connected to Kafka, else 0.",
@@ -125,7 +128,7 @@ func (p *Producer) ConnectOnce() error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	if err := ensureTopics(client, p.topics); err != nil {
+	if _, err := ensureTopics(client, p.topics); err != nil {
 		return errors.Join(err, client.Close())
 	}
 	producer, err := sarama.NewSyncProducerFromClient(client)
@@ -197,6 +200,7 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	p.duration.WithLabelValues(topicLabel(records), result).Observe(time.Since(start).Seconds())
 	p.count(records, failed, perr != nil && failed == nil)
 	if perr != nil {
+		p.noteUnknownTopic(perr.Err)
 		return perr
 	}
 	return nil
