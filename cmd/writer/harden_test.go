@@ -7,7 +7,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,6 +200,66 @@ func TestBrokerResetStoresNewRecords(t *testing.T) {
 	ends, err := kadm.NewClient(cl2).ListEndOffsets(t.Context(), p.dlq)
 	require.NoError(t, err)
 	ends.Each(func(o kadm.ListedOffset) { require.Zero(t, o.Offset, "nothing dead-lettered") })
+}
+
+// TestStalledWriterReportsUnhealthy: a writer that cannot get a consumer
+// group session (here another member holds the group with a balancer the
+// writer does not speak, so every join is refused) reports /health 503
+// once GROUP_STALL_TIMEOUT has passed with records waiting, and exports the
+// committed offset and high-water mark of every partition, although it
+// owns none. When the group lets it in, it catches up and is healthy.
+func TestStalledWriterReportsUnhealthy(t *testing.T) {
+	p := newPipeline(t)
+	squatter, err := kgo.NewClient(kgo.SeedBrokers(shared.kafka.Brokers()...), kgo.ConsumerGroup(p.group),
+		kgo.ConsumeTopics(p.events, p.notifications), kgo.Balancers(kgo.RoundRobinBalancer()), kgo.DisableAutoCommit())
+	require.NoError(t, err)
+	closeSquatter := sync.OnceFunc(squatter.Close)
+	t.Cleanup(closeSquatter)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		// Polling joins the group; it ends when the client closes.
+		for !squatter.PollFetches(context.Background()).IsClientClosed() {
+		}
+	}()
+	testenv.Await(t, 30*time.Second, "the other member to hold the group", func() (bool, string) {
+		state, owned, err := assignment(t, p)
+		return err == nil && state == "Stable" && len(owned) == 1, fmt.Sprintf("%s %v %v", state, owned, err)
+	})
+
+	for i := range 10 {
+		produce(t, p.events, eventRecord(p.tag, i, uuid.Nil))
+	}
+	w := startWriter(t, p, "stalled", "GROUP_STALL_TIMEOUT=3s", "GROUP_POLL_INTERVAL=200ms")
+	w.awaitReady(30 * time.Second)
+	testenv.Await(t, 30*time.Second, "/health unhealthy", func() (bool, string) {
+		code, body, err := w.get("/health")
+		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "no consumer group session"),
+			fmt.Sprintf("%d %s %v", code, body, err)
+	})
+	_, body, err := w.get("/metrics")
+	require.NoError(t, err)
+	for i := range partitions {
+		for _, topic := range []string{p.events, p.notifications} {
+			require.Contains(t, body, fmt.Sprintf("auditstream_writer_partition_committed_offset{partition=\"%d\",topic=\"%s\"} 0", i, topic))
+			require.Contains(t, body, fmt.Sprintf("auditstream_writer_partition_high_watermark{partition=\"%d\",topic=\"%s\"}", i, topic))
+		}
+	}
+	require.Equal(t, 10.0, w.metric("auditstream_writer_partition_high_watermark")-w.metric("auditstream_writer_partition_committed_offset"),
+		"the waiting records, in partitions the writer does not own")
+	require.Zero(t, w.metric("auditstream_writer_group_session"))
+	testenv.Await(t, 10*time.Second, "the stall logged", func() (bool, string) {
+		return strings.Contains(w.out.String(), `"msg":"writer stalled"`), "not logged"
+	})
+
+	closeSquatter()
+	<-polled
+	awaitCaughtUp(t, p, 10)
+	testenv.Await(t, 30*time.Second, "/health healthy again", func() (bool, string) {
+		code, body, err := w.get("/health")
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
+	})
+	require.Equal(t, 1.0, w.metric("auditstream_writer_group_session"))
 }
 
 // awaitStored waits until the pipeline has want rows.

@@ -58,6 +58,8 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		BatchAge:           cfg.BatchAge,
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
+		GroupStallTimeout:  cfg.GroupStallTimeout,
+		GroupPollInterval:  cfg.GroupPollInterval,
 		Rules:              cfg.Validation.Rules(),
 	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {

@@ -48,12 +48,13 @@ func (c *Consumer) Join() (*ConsumerGroup, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("cluster admin: %w", err), g.Close(), client.Close())
 	}
-	return &ConsumerGroup{g: g, client: client, admin: admin}, nil
+	return &ConsumerGroup{g: g, group: c.group, client: client, admin: admin}, nil
 }
 
 // ConsumerGroup is a joined member of a consumer group.
 type ConsumerGroup struct {
 	g      sarama.ConsumerGroup
+	group  string
 	client sarama.Client
 	// admin shares client; closing it would close the client.
 	admin sarama.ClusterAdmin

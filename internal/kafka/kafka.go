@@ -126,6 +126,16 @@ func consumerConfig(c Config) (*sarama.Config, error) {
 	sc.Consumer.Fetch.Max = 16 << 20
 	sc.ChannelBufferSize = 256
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	// A rebalance gives each member this long to end its session (the
+	// writer's last flush, bounded by its WRITE_TIMEOUT of 20 s, and the
+	// commit) and to join again. The coordinator holds a JoinGroup request
+	// until the group has formed, up to this long, so the network read
+	// timeout must outlast it, as the Java client allows it 5 s more: with
+	// a shorter one every join of a group waiting for a dead member timed
+	// out, was retried and timed out again, and the member never got a
+	// session (IBM/sarama#2820).
+	sc.Consumer.Group.Rebalance.Timeout = 30 * time.Second
+	sc.Net.ReadTimeout = sc.Consumer.Group.Rebalance.Timeout + 5*time.Second
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama consumer config: %w", err)
 	}

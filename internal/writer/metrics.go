@@ -22,7 +22,11 @@ type metrics struct {
 	lag                  *prometheus.GaugeVec
 	outage               prometheus.Gauge
 	outagesTotal         prometheus.Counter
-	seed                 *telemetry.SeedMetrics
+	// groupSession, committedOffset and highWatermark: group.go.
+	groupSession    prometheus.Gauge
+	committedOffset *prometheus.GaugeVec
+	highWatermark   *prometheus.GaugeVec
+	seed            *telemetry.SeedMetrics
 }
 
 // NewMetrics registers the writer's metrics on reg.
@@ -63,6 +67,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_outage",
 			Help: "1 while PostgreSQL is unreachable and the writer is paused, retrying; else 0.",
 		}),
+		groupSession: f.NewGauge(prometheus.GaugeOpts{
+			Name: "auditstream_writer_group_session",
+			Help: "1 while the writer is in a consumer group session (owning its share of the partitions), else 0.",
+		}),
+		committedOffset: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_writer_partition_committed_offset",
+			Help: "The consumer group's committed offset (the partition's oldest when it has none), for every partition of the writer's topics, owned or not; polled by each writer.",
+		}, []string{"topic", "partition"}),
+		highWatermark: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_writer_partition_high_watermark",
+			Help: "The offset the partition's next record will get, for every partition of the writer's topics; minus the committed offset, the records waiting.",
+		}, []string{"topic", "partition"}),
 		outagesTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "auditstream_writer_outages_total",
 			Help: "Database outages the writer has entered.",

@@ -56,6 +56,17 @@ type deadLetterPublisher interface {
 	Publish(ctx context.Context, records []kafka.Record) error
 }
 
+// Defaults of Config fields left zero.
+const (
+	// DefaultGroupStallTimeout: well above a rebalance (members have the
+	// consumer's 30 s rebalance timeout to end their sessions and join
+	// again), well below the time a backlog takes to matter.
+	DefaultGroupStallTimeout = time.Minute
+	// DefaultGroupPollInterval: offsets move every second under load; a
+	// scrape every 15 to 30 s needs no fresher figures.
+	DefaultGroupPollInterval = 15 * time.Second
+)
+
 // Config is the writer's behaviour.
 type Config struct {
 	Group              string
@@ -68,7 +79,13 @@ type Config struct {
 	// WriteTimeout bounds one transaction, including the last flush of a
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
-	Rules        audit.Rules
+	// GroupStallTimeout is how long the writer may be without a consumer
+	// group session while records wait before Check fails; GroupPollInterval
+	// is how often it reads the group's offsets (group.go). Zero: the
+	// defaults above.
+	GroupStallTimeout time.Duration
+	GroupPollInterval time.Duration
+	Rules             audit.Rules
 }
 
 // Validate reports settings that cannot work.
@@ -80,8 +97,8 @@ func (c Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchAge <= 0 {
 		errs = append(errs, errors.New("writer: batch size and age must be positive"))
 	}
-	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 {
-		errs = append(errs, errors.New("writer: backoff and timeouts must be positive"))
+	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 || c.GroupStallTimeout <= 0 || c.GroupPollInterval <= 0 {
+		errs = append(errs, errors.New("writer: backoff, timeouts and intervals must be positive"))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -106,10 +123,18 @@ type Writer struct {
 	// outage because a new session resumes fetching while the outage lasts
 	// (see resumeForSession).
 	paused atomic.Bool
+	// groupState is what Check knows of the consumer group (group.go).
+	groupState
 }
 
 // New checks the configuration; it does not connect.
 func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, log *zap.Logger, m *Metrics) (*Writer, error) {
+	if cfg.GroupStallTimeout == 0 {
+		cfg.GroupStallTimeout = DefaultGroupStallTimeout
+	}
+	if cfg.GroupPollInterval == 0 {
+		cfg.GroupPollInterval = DefaultGroupPollInterval
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -117,7 +142,9 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
+	w := &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}
+	w.groupState.init(w.now())
+	return w, nil
 }
 
 // Run joins the consumer group and consumes until ctx ends; then the last
@@ -131,7 +158,15 @@ func (w *Writer) Run(ctx context.Context) error {
 		return err
 	}
 	w.group.Store(group)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		w.watchGroup(watchCtx, group)
+	}()
 	defer func() {
+		stopWatch()
+		<-watched
 		if err := group.Close(); err != nil {
 			w.log.Error("close consumer group", zap.Error(err))
 		}
@@ -180,12 +215,13 @@ func (w *Writer) connect(ctx context.Context) (*kafka.ConsumerGroup, error) {
 }
 
 // Check is the health probe: it fails while PostgreSQL is unreachable and
-// the writer is holding a batch, retrying.
+// the writer is holding a batch, retrying, and when the writer has had no
+// consumer group session for GroupStallTimeout while records wait.
 func (w *Writer) Check(context.Context) error {
 	if w.outage.Load() {
 		return errors.New("database outage: writer paused, retrying with backoff")
 	}
-	return nil
+	return w.stalled(w.now())
 }
 
 // setOutage records the outage state: metric and log on a change, and
