@@ -556,7 +556,7 @@ func TestDaemonTickMovesWhatWasThere(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	producer, err := newProducer(cfg, zap.NewNop(), reg)
 	require.NoError(t, err)
-	s, err := connect(cfg, producer)
+	s, err := connect(cfg, producer, cfg.Kafka.DLQTopic, zap.NewNop())
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -762,7 +762,7 @@ func grepLines(s, substr string) string {
 func TestReadsOfOnePartitionBackToBack(t *testing.T) {
 	e := newEnv(t, 1)
 	seed(t, e, e.dlq, 0)
-	sess, err := connect(e.cfg(t, "list"), nil)
+	sess, err := connect(e.cfg(t, "list"), nil, "", nil)
 	require.NoError(t, err)
 	defer sess.close()
 	for i := range 5 {
@@ -793,7 +793,7 @@ func TestRecordWithoutEnvelopeIsParked(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	producer, err := newProducer(cfg, zap.NewNop(), reg)
 	require.NoError(t, err)
-	s, err := connect(cfg, producer)
+	s, err := connect(cfg, producer, cfg.Kafka.DLQTopic, zap.NewNop())
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -823,7 +823,7 @@ func TestDaemonConnectRetriesWithOneProducer(t *testing.T) {
 	producer, err := newProducer(bad, zap.NewNop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	for range 3 {
-		_, err := connect(bad, producer)
+		_, err := connect(bad, producer, bad.Kafka.DLQTopic, zap.NewNop())
 		require.ErrorContains(t, err, "cannot reach Kafka")
 	}
 }

@@ -123,8 +123,11 @@ func (ReplayerRun) Help() string {
 the tick started, adding 1 to its dlq-attempts header; a record whose attempts
 reached --max-attempts goes to the parked topic instead, and so does a
 conflict (a reused event_id) at once, since replaying it can only repeat the
-clash. Serves /metrics,
-/health, /health/live and /health/ready on --metrics-addr.
+clash. Serves /metrics, /health, /health/live and /health/ready on
+--metrics-addr.
+
+Several daemons may run: each joins the consumer group (--consumer-group) and
+moves only the DLQ partitions it is given.
 
 Examples:
   dlq-replayer run
@@ -135,9 +138,11 @@ Examples:
 func (ReplayerReplay) Help() string {
 	return `Moves the selected records now and prints each one and a summary. Records the
 filters do not select stay in the DLQ (re-appended at its end, headers and
-value unchanged). Every record is acknowledged by Kafka before its DLQ offset
-is committed: an interrupted replay loses nothing, and the writer absorbs a
-record sent twice.
+value unchanged). Like the daemon it joins the consumer group and moves only
+the partitions it is given: next to a running daemon, its share (it says
+which partitions the daemon keeps). Every record is acknowledged by Kafka
+before its DLQ offset is committed: an interrupted replay loses nothing, and
+the writer absorbs a record sent twice.
 
 Examples:
   dlq-replayer replay --dry-run

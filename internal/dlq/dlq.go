@@ -6,9 +6,9 @@
 //
 // It does no I/O: headers in, Letter out, and back. The replay engine
 // (Replay, DryRun, Measure, List) decides what to do with each dead letter
-// and reads and moves records through small interfaces that internal/kafka's
-// Reader and Producer satisfy, rather than through watermill's Kafka
-// subscriber and publisher: a pass must read exactly the records present
+// and reads and moves records through small interfaces that
+// internal/kafka's Reader, group Member and Producer satisfy, rather than
+// through watermill's Kafka subscriber and publisher: a pass must read exactly the records present
 // when it starts (offsets up to the high-water mark) without committing
 // anything when it only lists, publish each record byte for byte
 // (watermill's marshaler adds its own metadata header), and send a

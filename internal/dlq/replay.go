@@ -78,7 +78,8 @@ type Reader interface {
 }
 
 // Source is a Reader that also records how far the group has handled a
-// partition (kafka.Reader).
+// partition (the replayer's kafka.Reader over the partitions its group
+// member holds, committing through the member's kafka.Claims).
 type Source interface {
 	Reader
 	Commit(topic string, partition int32, offset int64) error

@@ -74,7 +74,7 @@ type GroupHandler interface {
 // rebalance, when ctx ends, or with ErrClosedConsumerGroup once Close was
 // called. Call it in a loop to stay in the group.
 func (g *ConsumerGroup) Consume(ctx context.Context, topics []string, h GroupHandler) error {
-	return g.g.Consume(ctx, topics, &groupHandler{h: h, admin: g.admin})
+	return g.g.Consume(ctx, topics, &groupHandler{h: h, group: g})
 }
 
 // Errors delivers the errors of the background work (fetches, commits,
@@ -98,7 +98,7 @@ func (g *ConsumerGroup) Close() error { return errors.Join(g.g.Close(), g.client
 // claimed again by a new session.
 type groupHandler struct {
 	h     GroupHandler
-	admin sarama.ClusterAdmin
+	group *ConsumerGroup
 	// sessions maps sarama's session to ours, from Setup to Cleanup.
 	sessions sync.Map
 }
@@ -108,11 +108,11 @@ func (a *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	for t := range s.Claims() {
 		topics = append(topics, t)
 	}
-	ids, err := topicIDs(a.admin, topics)
+	ids, err := topicIDs(a.group.admin, topics)
 	if err != nil {
 		return err
 	}
-	sess := &Session{s: s, topicIDs: ids}
+	sess := &Session{s: s, group: a.group, topicIDs: ids}
 	a.sessions.Store(s, sess)
 	return a.h.Setup(sess)
 }
@@ -135,7 +135,8 @@ func (a *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 // Session is one generation of the group: the partitions claimed from one
 // rebalance to the next.
 type Session struct {
-	s sarama.ConsumerGroupSession
+	s     sarama.ConsumerGroupSession
+	group *ConsumerGroup
 	// topicIDs are the ids of the claimed topics ("" where the broker has
 	// none), as of the session's start.
 	topicIDs map[string]string

@@ -6,7 +6,9 @@
 //   - Producer, acknowledged, that the API publishes through, the writer
 //     dead-letters through and the replayer moves records with;
 //   - Consumer and ConsumerGroup, the writer's group membership;
-//   - Reader, the replayer's bounded reads and explicit commits.
+//   - Reader, the replayer's bounded reads, and Member, its consumer group
+//     membership: each daemon or replay moves only the partitions it is
+//     given, and commits them fenced by its generation.
 //
 // The API publishes with sarama's SyncProducer directly rather than through
 // watermill's Kafka publisher: watermill sends the messages of one Publish

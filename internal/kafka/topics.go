@@ -63,6 +63,10 @@ func ensureTopics(client sarama.Client, topics []Topic) ([]string, error) {
 // topicIDs returns the id of each of topics, "" where the broker assigns
 // none (before Kafka 2.8, or a protocol version below metadata v10).
 func topicIDs(admin sarama.ClusterAdmin, topics []string) (map[string]string, error) {
+	if len(topics) == 0 {
+		// An empty list would ask for every topic of the cluster.
+		return nil, nil
+	}
 	described, err := admin.DescribeTopics(topics)
 	if err != nil {
 		return nil, fmt.Errorf("topic ids: %w", err)
