@@ -21,7 +21,7 @@ test: vet
 
 ## vet: static checks
 vet:
-	@unformatted="$$(gofmt -l cmd internal deployments)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@unformatted="$$(gofmt -l client cmd internal deployments)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 ## bench-api: single-event and batch POST throughput next to a bare gin handler
@@ -42,7 +42,7 @@ bench-writer:
 	$(GO) test ./internal/writer/ -run '^$$' -bench 'WriterDrain$$' -benchtime 3x -timeout 60m
 
 fmt:
-	gofmt -w cmd internal deployments
+	gofmt -w client cmd internal deployments
 
 clean:
 	rm -rf $(BIN)

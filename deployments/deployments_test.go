@@ -27,6 +27,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -50,6 +52,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -61,6 +64,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -199,22 +203,34 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-// listenPort is the port the parsed config serves HTTP on, and the most a
-// clean shutdown takes after SIGTERM.
-func listenPortAndDrain(t *testing.T, cfg any) (int, time.Duration) {
+// servedPorts are the ports the parsed config serves HTTP on (health
+// first), the one serving /metrics, and the most a clean shutdown takes
+// after SIGTERM.
+func servedPorts(t *testing.T, cfg any) (ports []int, metrics int, drain time.Duration) {
 	t.Helper()
 	switch c := cfg.(type) {
 	case *config.IngestAPI:
-		return portOf(t, c.HTTPAddr), c.ShutdownDelay + c.ShutdownTimeout
+		// Metrics apart from the API (SPEC 8.1); they outlive its drain.
+		m := portOf(t, c.MetricsAddr)
+		return []int{portOf(t, c.HTTPAddr), m}, m, c.ShutdownDelay + c.ShutdownTimeout
 	case *config.Writer:
 		// Last flush, then the metrics server's 5 s drain.
-		return portOf(t, c.MetricsAddr), c.WriteTimeout + 5*time.Second
+		m := portOf(t, c.MetricsAddr)
+		return []int{m}, m, c.WriteTimeout + 5*time.Second
 	case *config.Replayer:
-		return portOf(t, c.Run.MetricsAddr), 5 * time.Second
+		m := portOf(t, c.Run.MetricsAddr)
+		return []int{m}, m, 5 * time.Second
 	}
 	t.Fatalf("unknown config %T", cfg)
-	return 0, 0
+	return nil, 0, 0
 }
+
+// composeTokensFile is the compose stack's tokens file and the documented
+// development key whose hash it holds.
+const (
+	composeTokensFile = repoRoot + "/deployments/compose/tokens.yaml"
+	composeToken      = "ast_compose-local-development-key"
+)
 
 // ---------------------------------------------------------------------------
 // Dockerfile
@@ -251,6 +267,7 @@ type composeService struct {
 		Condition string `json:"condition"`
 	} `json:"depends_on"`
 	Ports           []json.RawMessage `json:"ports"`
+	Volumes         []json.RawMessage `json:"volumes"`
 	Restart         string            `json:"restart"`
 	StopGracePeriod string            `json:"stop_grace_period"`
 	Healthcheck     *struct {
@@ -316,9 +333,22 @@ func TestComposeFile(t *testing.T) {
 			checkEnv(t, "docker-compose.yml service "+name, b, env)
 			cfg := b.parseConfig(t, env)
 
-			port, drain := listenPortAndDrain(t, cfg)
-			require.Len(t, svc.Ports, 1)
-			require.Contains(t, string(svc.Ports[0]), fmt.Sprintf("%d", port), "published port is the one the binary listens on")
+			ports, _, drain := servedPorts(t, cfg)
+			require.Len(t, svc.Ports, len(ports))
+			for i, port := range ports {
+				require.Contains(t, string(svc.Ports[i]), fmt.Sprintf(":%d", port), "published ports are the ones the binary listens on")
+			}
+			if api, ok := cfg.(*config.IngestAPI); ok {
+				// The shipped key works: the file mounted as a secret
+				// loads, and the documented key is in it.
+				require.Equal(t, "/run/secrets/auditstream-api-tokens", api.Auth.TokensFile)
+				a, err := auth.New(auth.Config{TokensFile: composeTokensFile, FileCheckInterval: time.Second}, zap.NewNop(), prometheus.NewRegistry())
+				require.NoError(t, err)
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				req.Header.Set("Authorization", "Bearer "+composeToken)
+				_, err = a.Authenticate(req)
+				require.NoError(t, err, "the development key of docker-compose.yml")
+			}
 			grace, err := time.ParseDuration(svc.StopGracePeriod)
 			require.NoError(t, err, "stop_grace_period")
 			require.Greater(t, grace, drain, "stop_grace_period must outlast the shutdown (compose's default 10 s is too short)")
@@ -327,10 +357,31 @@ func TestComposeFile(t *testing.T) {
 			if b.acceptedEnv()["DATABASE_URL"] {
 				require.Equal(t, "service_healthy", svc.DependsOn["postgres"].Condition)
 			}
+			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
+				// The API and the writer share one key: the file
+				// source-keys-init writes into the volume both mount.
+				require.Equal(t, "/run/auditstream/source-keys/source-keys.yaml", env["SOURCE_KEYS_FILE"])
+				require.Contains(t, volumes(svc), "source-keys:/run/auditstream/source-keys:ro")
+				require.Equal(t, "service_completed_successfully", svc.DependsOn["source-keys-init"].Condition)
+			}
 		})
 	}
 	require.Equal(t, map[string]bool{"ingest-api": true, "writer": true, "dlq-replayer run": true}, ran,
 		"compose runs the three binaries (the replayer as the `run` daemon)")
+	require.Contains(t, volumes(p.Services["source-keys-init"]), "source-keys:/run/auditstream/source-keys:rw")
+}
+
+// volumes lists a service's volume mounts as `docker-compose config`
+// writes them (source:target:mode).
+func volumes(svc composeService) []string {
+	out := make([]string, 0, len(svc.Volumes))
+	for _, v := range svc.Volumes {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // composeEnv reads the environment compose gives service, straight from the
@@ -488,15 +539,32 @@ func TestKustomizeBase(t *testing.T) {
 					require.NotNil(t, e.ValueFrom.SecretKeyRef, "DATABASE_URL holds a password: from a Secret")
 				}
 			}
+			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
+				requireSecretMount(t, pod, c, filepath.Dir(env["SOURCE_KEYS_FILE"]), "auditstream-source-keys")
+			}
 			delete(env, "GOMEMLIMIT")
 			cfg := b.parseConfig(t, env)
-			port, drain := listenPortAndDrain(t, cfg)
+			ports, metrics, drain := servedPorts(t, cfg)
 
-			// The container port, probes and prometheus annotation agree with
-			// the address the binary listens on.
-			require.Len(t, c.Ports, 1)
-			require.EqualValues(t, port, c.Ports[0].ContainerPort)
-			require.Equal(t, strconv.Itoa(port), d.Spec.Template.Annotations["prometheus.io/port"])
+			// The container ports, probes and prometheus annotation agree
+			// with the addresses the binary listens on.
+			require.Len(t, c.Ports, len(ports))
+			for i, port := range ports {
+				require.EqualValues(t, port, c.Ports[i].ContainerPort)
+			}
+			require.Equal(t, strconv.Itoa(metrics), d.Spec.Template.Annotations["prometheus.io/port"])
+			if api, ok := cfg.(*config.IngestAPI); ok {
+				// The tokens file comes from a Secret volume.
+				var fromSecret bool
+				for _, m := range c.VolumeMounts {
+					if strings.HasPrefix(api.Auth.TokensFile, m.MountPath+"/") {
+						for _, v := range pod.Volumes {
+							fromSecret = fromSecret || (v.Name == m.Name && v.Secret != nil)
+						}
+					}
+				}
+				require.True(t, fromSecret, "AUTH_TOKENS_FILE %s is mounted from a Secret", api.Auth.TokensFile)
+			}
 			for probe, wantPath := range map[*corev1.Probe]string{c.ReadinessProbe: "/health/ready", c.LivenessProbe: "/health/live", c.StartupProbe: "/health/live"} {
 				require.NotNil(t, probe)
 				require.NotNil(t, probe.HTTPGet)
@@ -536,6 +604,29 @@ func TestKustomizeBase(t *testing.T) {
 	// Only the stateless API autoscales.
 	require.Len(t, hpas, 1)
 	require.Equal(t, "ingest-api", hpas[0].Spec.ScaleTargetRef.Name)
+}
+
+// requireSecretMount checks that container c of pod mounts the Secret
+// secret, required, read-only at dir.
+func requireSecretMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, dir, secret string) {
+	t.Helper()
+	var volume string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == dir {
+			require.True(t, m.ReadOnly, "%s is mounted read-only", dir)
+			volume = m.Name
+		}
+	}
+	require.NotEmpty(t, volume, "a volume is mounted at %s", dir)
+	for _, v := range pod.Volumes {
+		if v.Name == volume {
+			require.NotNil(t, v.Secret, "%s is a Secret", volume)
+			require.Equal(t, secret, v.Secret.SecretName)
+			require.True(t, v.Secret.Optional == nil || !*v.Secret.Optional, "%s is required", secret)
+			return
+		}
+	}
+	t.Errorf("volume %s is not defined", volume)
 }
 
 // ---------------------------------------------------------------------------
@@ -749,6 +840,7 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	kafka := testenv.NewKafka(t, map[string]int32{"audit.events": 3, "audit.notifications": 3, "audit.dlq": 1, "audit.dlq.parked": 1})
 	pg := testenv.NewPostgres(t)
 	brokers := strings.Join(kafka.Brokers(), ",")
+	sourceKeys := testenv.NewSourceKeys(t)
 
 	// Each binary runs with the environment docker-compose gives it, pointed
 	// at the test's services and sped up.
@@ -758,10 +850,15 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		if _, ok := env["DATABASE_URL"]; ok {
 			env["DATABASE_URL"] = pg.URL()
 		}
+		if _, ok := env["SOURCE_KEYS_FILE"]; ok {
+			env["SOURCE_KEYS_FILE"] = sourceKeys
+		}
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)
 	}
-	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "PUBLISH_TIMEOUT": "2s"})
+	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "METRICS_ADDR": testenv.NewAddr(t),
+		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s"})
+	api.token = composeToken
 	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms"})
 	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
 	for _, p := range []*process{api, writer, replayer} {
@@ -780,6 +877,9 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	api.post(t, "/api/v1/audit/events", event, http.StatusCreated) // the writer skips the duplicate
 	api.post(t, "/api/v1/audit/events/batch", "["+strings.Replace(event, eventID, uuid.NewString(), 1)+"]", http.StatusCreated)
 	api.post(t, "/api/v1/audit/events", `{}`, http.StatusBadRequest)
+	api.token = ""
+	api.post(t, "/api/v1/audit/events", event, http.StatusUnauthorized)
+	api.token = composeToken
 	api.post(t, "/api/v1/audit/notifications", fmt.Sprintf(`{"remediation_id":"r-1","notification_id":%q,"recipient":"sre@example.com",
 		"channel":"email","message_summary":"deployments test","status":"sent","sent_at":%q}`, uuid.NewString(), now), http.StatusCreated)
 	api.get(t, "/api/v1/audit/events?limit=5", http.StatusOK)
@@ -905,20 +1005,22 @@ func produce(t *testing.T, brokers []string, topic, key, value string) {
 
 // process is one running binary.
 type process struct {
-	name string
-	addr string // HTTP_ADDR or METRICS_ADDR
-	cmd  *exec.Cmd
-	log  *testenv.Output
-	done chan error
-	once sync.Once
+	name    string
+	addr    string // HTTP_ADDR or METRICS_ADDR
+	metrics string // METRICS_ADDR
+	token   string // sent as a bearer token when set
+	cmd     *exec.Cmd
+	log     *testenv.Output
+	done    chan error
+	once    sync.Once
 }
 
 func startProcess(t *testing.T, path string, args []string, env map[string]string) *process {
 	t.Helper()
 	p := &process{name: filepath.Base(path), log: &testenv.Output{}, done: make(chan error, 1)}
-	p.addr = env["HTTP_ADDR"]
+	p.addr, p.metrics = env["HTTP_ADDR"], env["METRICS_ADDR"]
 	if p.addr == "" {
-		p.addr = env["METRICS_ADDR"]
+		p.addr = p.metrics
 	}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = []string{"PATH=/usr/bin:/bin"}
@@ -965,10 +1067,23 @@ func (p *process) waitReady(t *testing.T, timeout time.Duration) {
 	t.Fatalf("%s not ready after %s\n%s", p.name, timeout, p.log)
 }
 
+// request sends a request with the process's token.
+func (p *process) request(t *testing.T, method, path string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, p.url(path), body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
 func (p *process) post(t *testing.T, path, body string, want int) {
 	t.Helper()
-	resp, err := http.Post(p.url(path), "application/json", strings.NewReader(body))
-	require.NoError(t, err)
+	resp := p.request(t, http.MethodPost, path, strings.NewReader(body))
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
 	require.Equal(t, want, resp.StatusCode, "POST %s: %s", path, got)
@@ -976,8 +1091,7 @@ func (p *process) post(t *testing.T, path, body string, want int) {
 
 func (p *process) get(t *testing.T, path string, want int) {
 	t.Helper()
-	resp, err := http.Get(p.url(path))
-	require.NoError(t, err)
+	resp := p.request(t, http.MethodGet, path, nil)
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
 	require.Equal(t, want, resp.StatusCode, "GET %s: %s", path, got)
@@ -985,7 +1099,7 @@ func (p *process) get(t *testing.T, path string, want int) {
 
 func (p *process) scrape(t *testing.T) scrape {
 	t.Helper()
-	resp, err := http.Get(p.url("/metrics"))
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

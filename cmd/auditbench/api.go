@@ -29,8 +29,21 @@ after --warmup:
   single       POST /api/v1/audit/events (published to Kafka, acks=all)
   batch100     POST /api/v1/audit/events/batch, 100 events
   batch1000    POST /api/v1/audit/events/batch, 1,000 events
+  single_token single, with access control on and an API key (AUTH_TOKENS_FILE)
+  single_jwt   single, with access control on and a JWT of an OIDC issuer
+               served by auditbench over TLS (one token per client, reused
+               as real clients do until it expires)
+  traced.*     single and batch100 again, against a second ingest-api with
+               tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), exporting every
+               span to a local OTLP/HTTP sink in this process; the ratios
+               to the untraced cases are the cost of tracing
 
-Target: single req/s >= 0.5 x bare_gin req/s (same run).`
+single, batch100 and batch1000 run with AUTH_DISABLED; the two auth cases
+run against a second ingest-api with a tokens file and the issuer, rate
+limits off in both.
+
+Targets: single req/s >= 0.5 x bare_gin req/s; single_token and single_jwt
+req/s >= 0.9 x single req/s (access control costs under 10 %), same run.`
 
 // apiConfig are the flags of the api stage (also of all, prefixed api-).
 type apiConfig struct {
@@ -92,7 +105,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if err := waitHTTP(ctx, "http://"+ginAddr+"/health", gp, 30*time.Second); err != nil {
 		return nil, 0, err
 	}
-	ap, base, err := st.startIngestAPI(ctx, dbURL, logf)
+	ap, base, err := st.startIngestAPI(ctx, dbURL, nil, logf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -114,9 +127,9 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	b100, b1000 := batch(100), batch(1000)
 
 	var results []Result
-	run := func(name, url string, per int, body func(w, i int) []byte) (loadResult, error) {
+	run := func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error) {
 		logf("api %-9s %d clients, %s warm-up + %s ...", name, cfg.Concurrency, cfg.Warmup, cfg.Duration)
-		r := closedLoop(ctx, url, cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
+		r := closedLoop(ctx, url, authorization, cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
@@ -141,7 +154,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		}
 	}
 	var errRate *Target
-	ginRes, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	ginRes, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
 	if err != nil {
 		return results, 0, err
 	}
@@ -149,7 +162,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events")})
 	results = append(results, latRows("api.bare_gin", ginRes)...)
 
-	sRes, err := run("single", base+"/api/v1/audit/events", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	sRes, err := run("single", base+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
 	if err != nil {
 		return results, 0, err
 	}
@@ -164,14 +177,18 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if errRate != nil {
 		results = append(results, Result{Name: "api.single.errors", Value: float64(sRes.errors), Unit: "req", Target: errRate, Notes: sRes.firstErr})
 	}
+	var b100Res loadResult
 	for _, c := range []struct {
 		n    int
 		body []byte
 	}{{100, b100}, {1000, b1000}} {
 		name := fmt.Sprintf("batch%d", c.n)
-		r, err := run(name, base+"/api/v1/audit/events/batch", c.n, func(int, int) []byte { return c.body })
+		r, err := run(name, base+"/api/v1/audit/events/batch", "", c.n, func(int, int) []byte { return c.body })
 		if err != nil {
 			return results, 0, err
+		}
+		if c.n == 100 {
+			b100Res = r
 		}
 		eps := r.rate() * float64(c.n)
 		results = append(results,
@@ -183,6 +200,16 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 			results = append(results, Result{Name: "api." + name + ".errors", Value: float64(r.errors), Unit: "req", Target: Below(1), Notes: r.firstErr})
 		}
 	}
+	authResults, err := authCases(ctx, st, dbURL, logf, sRes, run, func(w, i int) []byte { return single[(w*7919+i)%len(single)] }, note)
+	results = append(results, authResults...)
+	if err != nil {
+		return results, 0, err
+	}
+	traced, err := tracedCases(ctx, st, dbURL, logf, run, note, single, b100, sRes, b100Res)
+	results = append(results, traced...)
+	if err != nil {
+		return results, 0, err
+	}
 	if err := ap.stop(); err != nil {
 		return results, 0, err
 	}
@@ -193,6 +220,83 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		params["loadavg_after_api"] = strings.Join(strings.Fields(string(la))[:3], " ")
 	}
 	return results, sRes.rate(), nil
+}
+
+// authCases measures single-event POSTs with access control on, an API key
+// and a JWT, next to the single case without it (sRes, same run).
+func authCases(ctx context.Context, st *stack, dbURL string, logf func(string, ...any), sRes loadResult,
+	run func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error),
+	body func(w, i int) []byte, note func(loadResult, string) string) ([]Result, error) {
+	creds, err := newBenchCredentials()
+	if err != nil {
+		return nil, err
+	}
+	defer creds.Close()
+	p, base, err := st.startIngestAPI(ctx, dbURL, creds.env, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	var results []Result
+	for _, c := range []struct{ name, authorization, what string }{
+		{"single_token", "Bearer " + creds.apiKey, "API key from AUTH_TOKENS_FILE (SHA-256, constant-time look-up)"},
+		{"single_jwt", "Bearer " + creds.jwt, "ES256 JWT of an OIDC issuer (discovery + JWKS over TLS), verified once, then cached until exp"},
+	} {
+		r, err := run(c.name, base+"/api/v1/audit/events", c.authorization, 1, body)
+		if err != nil {
+			return results, err
+		}
+		results = append(results,
+			Result{Name: "api." + c.name + ".req_per_s", Value: r.rate(), Unit: "req/s",
+				Notes: note(r, "real ingest-api with access control on, POST /api/v1/audit/events, "+c.what)},
+			Result{Name: "api.ratio." + c.name + "_vs_single", Value: r.rate() / sRes.rate(), Unit: "x",
+				Target: AtLeast(0.9), Notes: "api." + c.name + ".req_per_s / api.single.req_per_s (AUTH_DISABLED), same run: access control costs under 10 %"},
+		)
+		if r.errors > 0 {
+			results = append(results, Result{Name: "api." + c.name + ".errors", Value: float64(r.errors), Unit: "req", Target: Below(1), Notes: r.firstErr})
+		}
+	}
+	return results, p.stop()
+}
+
+// tracedCases runs the single and batch100 cases against an ingest-api
+// with tracing on, exporting to a sink, and reports them next to the
+// untraced figures of the same run (sRes, b100Res).
+func tracedCases(ctx context.Context, st *stack, dbURL string, logf func(string, ...any),
+	run func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error),
+	note func(loadResult, string) string, single [][]byte, b100 []byte, sRes, b100Res loadResult,
+) ([]Result, error) {
+	// The sink reads and drops the exports: decoding them would take CPU
+	// from the measured API on this machine.
+	sink := testenv.StartOTLPReceiver(false)
+	defer sink.Close()
+	tp, base, err := st.startIngestAPI(ctx, dbURL,
+		[]string{"AUTH_DISABLED=true", "OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_SERVICE_NAME=ingest-api-bench"}, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tp.stop() }()
+	const what = "ingest-api with tracing on (OTLP/HTTP to a local sink; spans past the SDK's batch queue are dropped, as they would be in production)"
+	sr, err := run("traced.single", base+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	if err != nil {
+		return nil, err
+	}
+	br, err := run("traced.batch100", base+"/api/v1/audit/events/batch", "", 100, func(int, int) []byte { return b100 })
+	if err != nil {
+		return nil, err
+	}
+	if err := tp.stop(); err != nil {
+		return nil, err
+	}
+	exports, bytes := sink.Received()
+	return []Result{
+		{Name: "api.traced.single.req_per_s", Value: sr.rate(), Unit: "req/s", Notes: note(sr, what+", POST /api/v1/audit/events")},
+		{Name: "api.traced.single.p99", Value: ms(sr.lat.quantile(0.99)), Unit: "ms"},
+		{Name: "api.traced.ratio.single", Value: sr.rate() / sRes.rate(), Unit: "x", Notes: "api.traced.single.req_per_s / api.single.req_per_s (same run)"},
+		{Name: "api.traced.batch100.events_per_s", Value: br.rate() * 100, Unit: "events/s", Notes: note(br, what+", POST /events/batch of 100")},
+		{Name: "api.traced.ratio.batch100", Value: br.rate() / b100Res.rate(), Unit: "x", Notes: "api.traced.batch100.events_per_s / api.batch100.events_per_s (same run)"},
+		{Name: "api.traced.exported_bytes", Value: float64(bytes) / (1 << 20), Unit: "MiB", Notes: fmt.Sprintf("OTLP bodies the sink received in %d exports", exports)},
+	}, nil
 }
 
 // bareGinEnv, when set to an address, makes this binary serve the bare gin

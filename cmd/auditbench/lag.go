@@ -75,7 +75,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 		return nil, err
 	}
 	defer wp.stop()
-	ap, base, err := st.startIngestAPI(ctx, dbURL, logf)
+	ap, base, err := st.startIngestAPI(ctx, dbURL, nil, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 		for i := range templates {
 			bodies[i] = templates[i].AppendJSON(nil)
 		}
-		r := closedLoop(ctx, base+"/api/v1/audit/events", 32, time.Second, cfg.Ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
+		r := closedLoop(ctx, base+"/api/v1/audit/events", "", 32, time.Second, cfg.Ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
 		if r.requests == 0 {
 			return nil, fmt.Errorf("lag ramp: no request succeeded (%s)", r.firstErr)
 		}

@@ -31,10 +31,11 @@ func newLoadClient(conc int) *http.Client {
 }
 
 // closedLoop runs conc keep-alive clients, each POSTing body(i) to url
-// back to back, for warmup (unmeasured) then duration, and returns the
-// completed requests, errors and every measured latency (request sent to
-// body read). Only 201 counts as success.
-func closedLoop(ctx context.Context, url string, conc int, warmup, duration time.Duration, body func(worker, i int) []byte) loadResult {
+// back to back (with authorization as the Authorization header, when set),
+// for warmup (unmeasured) then duration, and returns the completed
+// requests, errors and every measured latency (request sent to body read).
+// Only 201 counts as success.
+func closedLoop(ctx context.Context, url, authorization string, conc int, warmup, duration time.Duration, body func(worker, i int) []byte) loadResult {
 	client := newLoadClient(conc)
 	defer client.CloseIdleConnections()
 	var (
@@ -54,7 +55,7 @@ func closedLoop(ctx context.Context, url string, conc int, warmup, duration time
 			for i := 0; !stop.Load() && ctx.Err() == nil; i++ {
 				b := body(w, i)
 				start := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(b))
+				resp, err := post(client, url, authorization, b)
 				status := 0
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -93,6 +94,18 @@ func closedLoop(ctx context.Context, url string, conc int, warmup, duration time
 	res.elapsed = time.Since(start)
 	wg.Wait()
 	return res
+}
+
+func post(client *http.Client, url, authorization string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	return client.Do(req)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

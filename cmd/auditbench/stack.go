@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -25,6 +26,9 @@ type stack struct {
 	kafka  *testenv.Kafka
 	pg     *testenv.Postgres
 	topics topicNames
+	// keysDir holds the source key file, so the API signs and the writer
+	// verifies submitted_by as in production.
+	keysDir string
 }
 
 type topicNames struct{ events, notifications, dlq, parked string }
@@ -38,6 +42,7 @@ func (s *stack) env(dbURL string) []string {
 		"NOTIFICATIONS_TOPIC=" + s.topics.notifications,
 		"DLQ_TOPIC=" + s.topics.dlq,
 		"PARKED_TOPIC=" + s.topics.parked,
+		"SOURCE_KEYS_FILE=" + filepath.Join(s.keysDir, "source-keys.yaml"),
 		"LOG_LEVEL=warn",
 	}
 }
@@ -73,6 +78,13 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 		return nil, err
 	}
 	s := &stack{kafka: k, pg: pg, topics: t}
+	if s.keysDir, err = os.MkdirTemp("", "auditbench-keys-"); err == nil {
+		err = keyring.Generate(filepath.Join(s.keysDir, "source-keys.yaml"), "bench")
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	logf("stack: %s, ready in %s", s.describe(), time.Since(start).Round(time.Millisecond))
 	return s, nil
 }
@@ -80,6 +92,9 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 func (s *stack) Close() {
 	_ = s.kafka.Close()
 	_ = s.pg.Close()
+	if s.keysDir != "" {
+		_ = os.RemoveAll(s.keysDir)
+	}
 }
 
 // freshDB creates a migrated database on the stack's server and returns
@@ -134,7 +149,10 @@ func randomID() string {
 
 // startIngestAPI starts the real ingest-api on a free port against dbURL
 // and waits until it is ready; it returns the process and its base URL.
-func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(string, ...any)) (*proc, string, error) {
+// authEnv are its credential settings, and any other it should run with;
+// nil runs it with AUTH_DISABLED, the figures without access control. Rate limits are off: one principal
+// sends all the load.
+func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []string, logf func(string, ...any)) (*proc, string, error) {
 	dir, err := binaries(logf)
 	if err != nil {
 		return nil, "", err
@@ -143,7 +161,15 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, logf func(stri
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(s.env(dbURL), "HTTP_ADDR="+addr, "SHUTDOWN_DELAY=0s")...)
+	metricsAddr, err := testenv.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	if authEnv == nil {
+		authEnv = []string{"AUTH_DISABLED=true"}
+	}
+	env := append(s.env(dbURL), "HTTP_ADDR="+addr, "METRICS_ADDR="+metricsAddr, "SHUTDOWN_DELAY=0s", "RATE_LIMIT_RPS=0")
+	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(env, authEnv...)...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/keyring"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
@@ -26,11 +28,12 @@ func main() {
 	httpAddr := flag.String("http-addr", "127.0.0.1:8080", "address of the ingest API")
 	metricsAddr := flag.String("writer-metrics-addr", "127.0.0.1:9090", "metrics and health address of the writer")
 	replayerAddr := flag.String("replayer-metrics-addr", "127.0.0.1:9091", "metrics and health address of the dlq-replayer daemon")
+	apiMetricsAddr := flag.String("api-metrics-addr", "127.0.0.1:9092", "metrics and health address of the ingest API")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *binDir, *httpAddr, *metricsAddr, *replayerAddr); err != nil {
+	if err := run(ctx, *binDir, *httpAddr, *apiMetricsAddr, *metricsAddr, *replayerAddr); err != nil {
 		fmt.Fprintf(os.Stderr, "devstack: %v\n", err)
 		os.Exit(1)
 	}
@@ -43,7 +46,7 @@ type service struct {
 	env  []string
 }
 
-func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string) error {
+func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, replayerAddr string) error {
 	topics := map[string]int32{"audit.events": 3, "audit.notifications": 3, "audit.dlq": 1, "audit.dlq.parked": 1}
 	broker, err := testenv.StartKafka(ctx, topics)
 	if err != nil {
@@ -56,13 +59,32 @@ func run(ctx context.Context, binDir, httpAddr, metricsAddr, replayerAddr string
 	}
 	defer db.Close()
 
+	token, tokensFile, err := devToken()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(tokensFile))
+	// The key that proves submitted_by, shared by ingest-api and the
+	// writer, is made for this run and removed with it.
+	secrets, err := os.MkdirTemp("", "devstack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(secrets)
+	sourceKeys := filepath.Join(secrets, "source-keys.yaml")
+	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
+		return fmt.Errorf("source keys: %w", err)
+	}
+
 	common := []string{
 		"KAFKA_BROKERS=" + strings.Join(broker.Brokers(), ","),
 		"DATABASE_URL=" + db.URL(),
+		"SOURCE_KEYS_FILE=" + sourceKeys,
 		"LOG_FORMAT=console",
 	}
 	services := []service{
-		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "SHUTDOWN_DELAY=0s"}, common...)},
+		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "METRICS_ADDR=" + apiMetricsAddr,
+			"AUTH_TOKENS_FILE=" + tokensFile, "SHUTDOWN_DELAY=0s"}, common...)},
 		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
 		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}
@@ -89,14 +111,18 @@ auditstream dev stack is running (Ctrl-C stops it all)
 
   Kafka brokers   %s   (embedded broker: records live in memory only)
   PostgreSQL      %s
-  ingest API      %s
-  metrics         %s/metrics      health %s/health
+  ingest API      %s              health %s/health
+  API metrics     http://%s/metrics
   OpenAPI         %s/openapi.yaml
+  API token       %s
+                  (every scope; tokens file %s)
   writer          http://%s/metrics   health http://%s/health
   dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
+  source keys     %s   (signs submitted_by; removed on exit)
 
 Try:
-  curl -i -X POST %s/api/v1/audit/events -H 'Content-Type: application/json' -d '{
+  export AUDITSTREAM_TOKEN=%s
+  curl -i -X POST %s/api/v1/audit/events -H "Authorization: Bearer $AUDITSTREAM_TOKEN" -H 'Content-Type: application/json' -d '{
     "version": "1.0", "event_type": "gateway.signal.received",
     "event_timestamp": "%s", "event_category": "gateway",
     "event_action": "received", "event_outcome": "success",
@@ -104,13 +130,17 @@ Try:
 
 Then see it stored:
   psql '%s' -c 'SELECT event_id, event_type, event_timestamp FROM audit_events'
-  curl -s '%s/api/v1/audit/events?correlation_id=rr-2025-001'
+  curl -s -H "Authorization: Bearer $AUDITSTREAM_TOKEN" '%s/api/v1/audit/events?correlation_id=rr-2025-001'
+
+More keys (add the printed entry to the tokens file; it is reloaded by itself):
+  %s/auditctl token --name my-service --scopes audit:write
 
 Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, base, base, metricsAddr, metricsAddr, replayerAddr, replayerAddr, base,
-		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, strings.Join(broker.Brokers(), ","), binDir)
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, token, tokensFile,
+		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, token, base,
+		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, binDir, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error
 	select {
@@ -120,6 +150,25 @@ Dead letters:
 	}
 	stopAll(procs)
 	return runErr
+}
+
+// devToken writes a tokens file with one development key holding every
+// scope and returns the key: the dev stack runs with access control on,
+// as production does, and prints the key to use.
+func devToken() (token, path string, err error) {
+	dir, err := os.MkdirTemp("", "auditstream-dev-")
+	if err != nil {
+		return "", "", err
+	}
+	token, entry, err := auth.NewToken("developer", auth.AllScopes, nil)
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "tokens.yaml")
+	if err := (auth.TokensFile{Tokens: []auth.TokenEntry{entry}}).WriteFile(path); err != nil {
+		return "", "", fmt.Errorf("write the development tokens file: %w", err)
+	}
+	return token, path, nil
 }
 
 // stopAll sends SIGTERM so each binary drains and commits, then waits a

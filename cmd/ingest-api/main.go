@@ -10,12 +10,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
@@ -31,6 +34,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("ingest-api"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns})
 	if err != nil {
@@ -38,7 +46,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
+	var traced []kafka.ProducerOption
+	if tracing.Enabled() {
+		traced = append(traced, kafka.WithOTELTracer())
+	}
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg, traced...)
 	if err != nil {
 		return err
 	}
@@ -48,6 +60,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
+
 	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
@@ -56,6 +73,20 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
 	})
+	deps := api.Deps{
+		Publisher:     kafka.NewPublisher(producer),
+		Notifications: db,
+		Events:        reader,
+		Health:        health,
+		Log:           log,
+		Tracing:       tracing,
+		Registerer:    reg,
+		Signer:        source,
+	}
+	authn, err := wireAuth(cfg, log, reg, health, &deps)
+	if err != nil {
+		return err
+	}
 	handler, err := api.NewHandler(api.Config{
 		Rules:                 cfg.Validation.Rules(),
 		MaxBatchSize:          cfg.MaxBatchSize,
@@ -64,15 +95,8 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		EventsTopic:           cfg.Kafka.EventsTopic,
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
-	}, api.Deps{
-		Publisher:     producer,
-		Notifications: db,
-		Events:        reader,
-		Health:        health,
-		Log:           log,
-		Registerer:    reg,
-		Gatherer:      reg,
-	})
+		TrustedProxies:        cfg.Auth.TrustedProxies,
+	}, deps)
 	if err != nil {
 		return err
 	}
@@ -83,9 +107,24 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	if cfg.TLS.Enabled() {
+		if srv.TLSConfig, err = auth.ServerTLS(auth.TLSConfig{
+			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile,
+			CheckInterval: cfg.Auth.FileCheckInterval,
+		}, log.Named("tls")); err != nil {
+			return err
+		}
+	}
+	metrics := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 
+	// Metrics keep being served until the API has drained, so the last
+	// requests are counted where Prometheus can still scrape them.
+	metricsCtx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMetrics()
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.ServeHTTP(metricsCtx, metrics, health, log, 0, 5*time.Second) })
 	g.Go(func() error {
+		defer stopMetrics()
 		return service.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
 	})
 	if cfg.Postgres.Migrate {
@@ -94,6 +133,17 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 			// a failure that no retry heals ends it.
 			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
 				return err
+			}
+			return nil
+		})
+	}
+	if authn != nil {
+		g.Go(func() error {
+			// An issuer that cannot be reached now is not fatal (its keys
+			// are fetched again when a JWT arrives), but the operator
+			// hears of it.
+			if err := authn.Refresh(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("JWT issuer keys not fetched at start; JWTs are refused until they are", zap.Error(err))
 			}
 			return nil
 		})
@@ -109,9 +159,35 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 			return err
 		}
 		health.SetReady()
-		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr))
+		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr), zap.String("metrics_addr", cfg.MetricsAddr),
+			zap.Bool("https", cfg.TLS.Enabled()))
 		producer.KeepTopics(ctx, cfg.Kafka.TopicCheckInterval)
 		return nil
 	})
 	return g.Wait()
+}
+
+// wireAuth sets the authenticator and the rate limiter of deps: access
+// control is on unless AUTH_DISABLED=true said otherwise, which is logged
+// and shown on /health (the authenticator is then nil).
+func wireAuth(cfg config.IngestAPI, log *zap.Logger, reg prometheus.Registerer, health *telemetry.Health, deps *api.Deps) (*auth.Authenticator, error) {
+	if cfg.Auth.RateLimitRPS > 0 {
+		limiter, err := auth.NewLimiter(cfg.Auth.RateLimitRPS, cfg.Auth.RateLimitBurst)
+		if err != nil {
+			return nil, err
+		}
+		deps.Limiter = limiter
+	}
+	if cfg.Auth.Disabled {
+		log.Warn("access control is disabled (AUTH_DISABLED=true): every request acts as 'anonymous' with every scope; never run like this where the API is reachable by others")
+		health.Note("auth", "disabled")
+		deps.Auth = auth.Disabled{}
+		return nil, nil
+	}
+	authn, err := auth.New(cfg.Auth.Authenticator(cfg.TLS.ClientCAFile != ""), log.Named("auth"), reg)
+	if err != nil {
+		return nil, err
+	}
+	deps.Auth = authn
+	return authn, nil
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/testenv"
 	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
@@ -35,18 +38,26 @@ func TestMain(m *testing.M) {
 }
 
 // TestRunAsAUserWould starts the real binary with only KAFKA_BROKERS,
-// DATABASE_URL and HTTP_ADDR set (plus a short SHUTDOWN_DELAY), writes an
-// event through it, and stops it with SIGTERM: readiness turns 503 while it
-// keeps serving, then it exits 0.
+// DATABASE_URL, SOURCE_KEYS_FILE, HTTP_ADDR, METRICS_ADDR and
+// AUTH_TOKENS_FILE set (plus a short SHUTDOWN_DELAY), writes an event
+// through it with a token made as auditctl makes them, and stops it with
+// SIGTERM: readiness turns 503 while it keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
-	addr := testenv.NewAddr(t)
+	addr, metricsAddr := testenv.NewAddr(t), testenv.NewAddr(t)
+	token, entry, err := auth.NewToken("process-test", []auth.Scope{auth.ScopeWrite}, nil)
+	require.NoError(t, err)
+	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, auth.TokensFile{Tokens: []auth.TokenEntry{entry}}.WriteFile(tokensFile))
 
 	var out testenv.Output
 	cmd := exec.Command(shared.bin)
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"HTTP_ADDR="+addr,
+		"METRICS_ADDR="+metricsAddr,
+		"AUTH_TOKENS_FILE="+tokensFile,
 		"SHUTDOWN_DELAY=1s",
 	)
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -70,10 +81,27 @@ func TestRunAsAUserWould(t *testing.T) {
 	event := fmt.Sprintf(`{"version":"1.0","event_type":"gateway.signal.received","event_timestamp":%q,
 		"event_category":"gateway","event_action":"received","event_outcome":"success",
 		"correlation_id":"rr-2025-001","event_data":{"signal":"cpu-high"}}`, time.Now().UTC().Format(time.RFC3339))
-	res, err := http.Post(base+"/api/v1/audit/events", "application/json", strings.NewReader(event))
+	post := func(token string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/api/v1/audit/events", strings.NewReader(event))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, post(""), "secure by default")
+	require.Equal(t, http.StatusCreated, post(token))
+
+	code, err := get("http://" + metricsAddr + "/metrics")
 	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, http.StatusCreated, res.StatusCode)
+	require.Equal(t, http.StatusOK, code, "metrics on METRICS_ADDR")
+	code, err = get(base + "/metrics")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, code, "never on the API port")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	testenv.Await(t, 5*time.Second, "readiness 503 while still serving", func() (bool, string) {
@@ -113,7 +141,10 @@ func TestStartupFailuresExit(t *testing.T) {
 			code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
 				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 				"DATABASE_URL="+tt.URL,
-				"HTTP_ADDR="+testenv.NewAddr(t))
+				"SOURCE_SIGNING_DISABLED=true",
+				"HTTP_ADDR="+testenv.NewAddr(t),
+				"METRICS_ADDR="+testenv.NewAddr(t),
+				"AUTH_DISABLED=true")
 			require.Equal(t, 1, code, "exit status; stderr:\n%s", stderr)
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			last := lines[len(lines)-1]
@@ -121,4 +152,51 @@ func TestStartupFailuresExit(t *testing.T) {
 			require.Contains(t, last, tt.Reason)
 		})
 	}
+}
+
+// TestRefusesToStartWithoutCredentials: with no credential source and no
+// AUTH_DISABLED the API does not start (SPEC 8.2, secure by default); with
+// AUTH_DISABLED=true it warns and says so on /health.
+func TestRefusesToStartWithoutCredentials(t *testing.T) {
+	code, stderr := testenv.RunUntilExit(t, 30*time.Second, shared.bin,
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_SIGNING_DISABLED=true",
+		"HTTP_ADDR="+testenv.NewAddr(t),
+		"METRICS_ADDR="+testenv.NewAddr(t))
+	require.Equal(t, 2, code, "a usage error; stderr:\n%s", stderr)
+	require.Contains(t, stderr, "no credential source")
+
+	addr := testenv.NewAddr(t)
+	var out testenv.Output
+	cmd := exec.Command(shared.bin)
+	cmd.Env = append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"DATABASE_URL="+shared.pg.URL(),
+		"SOURCE_SIGNING_DISABLED=true",
+		"HTTP_ADDR="+addr,
+		"METRICS_ADDR="+testenv.NewAddr(t),
+		"AUTH_DISABLED=true",
+		"SHUTDOWN_DELAY=0s",
+	)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	var body string
+	testenv.Await(t, 30*time.Second, "/health answers", func() (bool, string) {
+		res, err := http.Get("http://" + addr + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		body = string(b)
+		return res.StatusCode == http.StatusOK, body
+	})
+	require.Contains(t, body, `"auth":"disabled"`)
+	require.Contains(t, out.String(), "access control is disabled")
 }

@@ -35,6 +35,10 @@ func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 		"EVENTS_TOPIC="+topic,
 		"TOPIC_PARTITIONS=4",
 		"TOPIC_CHECK_INTERVAL=500ms",
+		"METRICS_ADDR="+testenv.NewAddr(t),
+		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
+		// Not a test of access control.
+		"AUTH_DISABLED=true",
 	)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
@@ -30,6 +31,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store")})
 	if err != nil {
@@ -37,8 +43,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	// Dead letters go through the same acknowledged producer as the API's
-	// records: the DLQ must have a record before its offset is committed.
+	// Dead letters go through the same acknowledged producer, behind the
+	// same watermill Publisher, as the API's records: the DLQ must have a
+	// record before its offset is committed. It has no sarama tracer: that
+	// would rewrite the traceparent a dead letter keeps byte for byte.
 	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 	if err != nil {
 		return err
@@ -49,6 +57,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		}
 	}()
 
+	source, err := provenance.Open(cfg.Source.KeysFile, log)
+	if err != nil {
+		return err
+	}
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
 		EventsTopic:        cfg.Kafka.EventsTopic,
@@ -61,7 +73,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		GroupStallTimeout:  cfg.GroupStallTimeout,
 		GroupPollInterval:  cfg.GroupPollInterval,
 		Rules:              cfg.Validation.Rules(),
-	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+		Tracing:            tracing,
+		Submitters:         source,
+	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
 	}

@@ -47,11 +47,13 @@ var shared struct {
 	// faultBin is the writer built with the faultinject tag
 	// (store.FaultUnencodable).
 	faultBin string
-	kafka    *testenv.Kafka
-	pg       *testenv.Postgres
-	db       *pgxpool.Pool
-	kcl      *kgo.Client
-	adm      *kadm.Client
+	// apiBin is ingest-api, for the tests that follow a request through.
+	apiBin string
+	kafka  *testenv.Kafka
+	pg     *testenv.Postgres
+	db     *pgxpool.Pool
+	kcl    *kgo.Client
+	adm    *kadm.Client
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -78,6 +80,9 @@ func TestMain(m *testing.M) {
 			return err
 		}
 		if shared.faultBin, err = e.BuildTagged(ctx, "writer", "faultinject"); err != nil {
+			return err
+		}
+		if shared.apiBin, err = e.Build(ctx, "ingest-api"); err != nil {
 			return err
 		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {
@@ -167,6 +172,8 @@ func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...st
 		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
 		"BATCH_SIZE="+strconv.Itoa(batchSize),
 		"BATCH_AGE="+batchAge.String(),
+		// submitted_by is the e2e tests' concern.
+		"SOURCE_SIGNING_DISABLED=true",
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)

@@ -26,6 +26,7 @@ func TestStartupFailuresExit(t *testing.T) {
 			code, stderr := testenv.RunUntilExit(t, startupDeadline, shared.bin,
 				"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 				"DATABASE_URL="+tt.URL,
+				"SOURCE_SIGNING_DISABLED=true",
 				"METRICS_ADDR="+testenv.NewAddr(t))
 			t.Logf("exited %d after %s", code, time.Since(start).Round(time.Millisecond))
 			require.Equal(t, 1, code, "exit status; stderr:\n%s", stderr)

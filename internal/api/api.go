@@ -7,24 +7,20 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
-	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
-
-// publisher takes records and returns once Kafka has acknowledged all of
-// them; any error means the client must be told 503.
-type publisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
-}
 
 // notificationReserver looks a notification_id up in PostgreSQL and takes
 // the id the stored row will carry, in one round trip.
@@ -43,6 +39,10 @@ type Config struct {
 	EventsTopic           string
 	NotificationsTopic    string
 	DuplicateCheckTimeout time.Duration
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed for
+	// the client address in logs (TRUSTED_PROXIES); none by default, so a
+	// client cannot choose the address it is logged with.
+	TrustedProxies []string
 }
 
 // Validate reports settings that cannot work.
@@ -68,16 +68,31 @@ func (c Config) Validate() error {
 
 // Deps are the collaborators of the handlers.
 type Deps struct {
-	Publisher     publisher
+	// Publisher returns once Kafka has acknowledged every message of a
+	// call (kafka.Publisher, or a decorator of it); any error means the
+	// client is told 503. It is watermill's interface so that decorators
+	// (a spool, a circuit breaker) wrap it without knowing Kafka.
+	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
-	Health        *telemetry.Health
-	Log           *zap.Logger
-	Registerer    prometheus.Registerer
-	Gatherer      prometheus.Gatherer
+	// Auth names the principal of each /api/v1 request (auth.Disabled
+	// when AUTH_DISABLED=true).
+	Auth authenticator
+	// Limiter rate-limits each principal; nil: no limit.
+	Limiter rateLimiter
+	Health  *telemetry.Health
+	Log     *zap.Logger
+	// Tracing, when enabled, traces requests (otelgin) and publishes, and
+	// puts the trace context in the record headers; nil is off.
+	Tracing    *telemetry.Tracing
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
+	// Signer signs each record's principal header (SOURCE_KEYS_FILE); nil
+	// sends the name unsigned, which the writer stores as an unverified
+	// kafka:<name> (SOURCE_SIGNING_DISABLED).
+	Signer principalSigner
 }
 
 // NewHandler builds the router with every route of the API.
@@ -85,12 +100,15 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Health == nil || deps.Log == nil ||
-		deps.Registerer == nil || deps.Gatherer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
+		deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.Signer == nil {
+		deps.Signer = (*provenance.Keys)(nil)
 	}
 	if cfg.MaxBatchSize == 0 {
 		cfg.MaxBatchSize = audit.DefaultMaxBatchSize
@@ -99,21 +117,29 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("api: trusted proxies: %w", err)
+	}
+	if deps.Tracing.Enabled() {
+		// Outermost, so that the access log (observe) sees the span.
+		r.Use(traceRequests(deps.Tracing))
+	}
 	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
-	w := newWriteHandlers(cfg, deps)
-	v1 := r.Group("/api/v1/audit")
+	guard := newAccess(deps.Auth, deps.Limiter, deps.Log, deps.Registerer)
+	w := newWriteHandlers(cfg, deps, guard)
+	v1 := r.Group("/api/v1/audit", guard.authorize)
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))
 	r.GET("/health/ready", gin.WrapH(deps.Health.ReadyHandler()))
-	r.GET("/metrics", gin.WrapH(telemetry.MetricsHandler(deps.Gatherer)))
 	spec := openapi.YAML()
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", spec) })
 
@@ -123,5 +149,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.NoMethod(func(c *gin.Context) {
 		abortProblem(c, probMethod, "Method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path+".")
 	})
+	if err := checkRoutes(r.Routes()); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

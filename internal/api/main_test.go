@@ -3,12 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/api/openapi/openapitest"
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/store"
@@ -79,11 +82,19 @@ func kafkaClientConfig(brokers []string) kafka.Config {
 
 var topicSeq atomic.Int64
 
+// fullAccessToken is the API key of every fixture's tokens file, with every
+// scope and no namespace restriction; do sends it unless a test says
+// otherwise.
+const fullAccessToken = "ast_fixture-full-access-token"
+
 // fixture is one API server on a real listener with topics of its own, so
-// what a test reads back from Kafka is exactly what it published.
+// what a test reads back from Kafka is exactly what it published. Its
+// metrics are served apart, as METRICS_ADDR serves them.
 type fixture struct {
 	t                  testing.TB
 	url                string
+	metricsURL         string
+	tokensFile         string
 	eventsTopic        string
 	notificationsTopic string
 	brokers            []string
@@ -95,6 +106,13 @@ type fixtureOption func(*api.Config, *api.Deps)
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
+	return newFixtureServing(t, nil, opts...)
+}
+
+// newFixtureServing is newFixture serving HTTPS with tc when it is not
+// nil (f.url is then https://).
+func newFixtureServing(t testing.TB, tc *tls.Config, opts ...fixtureOption) *fixture {
+	t.Helper()
 	n := topicSeq.Add(1)
 	f := &fixture{
 		t:                  t,
@@ -102,6 +120,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		notificationsTopic: fmt.Sprintf("test.notifications.%d", n),
 		brokers:            shared.kafka.Brokers(),
 		registry:           prometheus.NewRegistry(),
+		tokensFile:         filepath.Join(t.TempDir(), "tokens.yaml"),
 	}
 	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{f.eventsTopic: 3, f.notificationsTopic: 3}))
 	f.health = telemetry.NewHealth(map[string]telemetry.Check{"kafka": shared.producer.Check, "postgresql": shared.db.Ping})
@@ -114,24 +133,47 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		NotificationsTopic:    f.notificationsTopic,
 		DuplicateCheckTimeout: 2 * time.Second,
 	}
+	writeTokens(t, f.tokensFile, auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes})
 	deps := api.Deps{
-		Publisher:     shared.producer,
+		Publisher:     kafka.NewPublisher(shared.producer),
 		Notifications: shared.db,
 		Events:        shared.reader,
 		Health:        f.health,
 		Log:           zap.NewNop(),
 		Registerer:    f.registry,
-		Gatherer:      f.registry,
 	}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
+	if deps.Auth == nil {
+		authn, err := auth.New(auth.Config{TokensFile: f.tokensFile, FileCheckInterval: time.Millisecond}, zap.NewNop(), f.registry)
+		require.NoError(t, err)
+		deps.Auth = authn
+	}
 	h, err := api.NewHandler(cfg, deps)
 	require.NoError(t, err)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if tc != nil {
+		// Our configuration as is: httptest's StartTLS would add its own
+		// certificate.
+		srv.Listener = tls.NewListener(srv.Listener, tc)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
+	if tc != nil {
+		f.url = "https://" + srv.Listener.Addr().String()
+	}
+	metrics := httptest.NewServer(telemetry.OpsMux(deps.Health, f.registry))
+	t.Cleanup(metrics.Close)
+	f.metricsURL = metrics.URL
 	return f
+}
+
+// writeTokens writes a tokens file with entries.
+func writeTokens(t testing.TB, path string, entries ...auth.TokenEntry) {
+	t.Helper()
+	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(path))
 }
 
 // response is an answer read in full.
@@ -148,30 +190,58 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
-// do sends a request and checks the answer against the served OpenAPI
-// document, so every test also proves the document tells the truth.
+// do sends a request with the full-access token and checks the answer
+// against the served OpenAPI document, so every test also proves the
+// document tells the truth. header pairs override the defaults; an empty
+// value removes the header (an empty Authorization sends none).
 func (f *fixture) do(method, path, contentType string, body []byte, header ...string) response {
 	f.t.Helper()
 	req, err := http.NewRequestWithContext(f.t.Context(), method, f.url+path, bytes.NewReader(body))
 	require.NoError(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+fullAccessToken)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	return f.send(http.DefaultClient, req)
+}
+
+// send sends req with client, reads the answer and checks it against the
+// OpenAPI document.
+func (f *fixture) send(client *http.Client, req *http.Request) response {
+	f.t.Helper()
+	r, err := f.trySend(client, req)
 	require.NoError(f.t, err)
+	return r
+}
+
+// trySend is send for requests that may fail below HTTP (a refused TLS
+// handshake).
+func (f *fixture) trySend(client *http.Client, req *http.Request) (response, error) {
+	f.t.Helper()
+	res, err := client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	require.NoError(f.t, err)
+	if err != nil {
+		return response{}, err
+	}
 	r := response{status: res.StatusCode, header: res.Header, body: b}
+	method, path := req.Method, req.URL.Path
 	// Routes the document does not describe (404s, 405s) have no contract.
 	if _, err := openapitest.Operation(shared.doc, method, path); err == nil {
 		require.NoError(f.t, openapitest.ValidateResponse(shared.doc, method, path, r.status, r.header, r.body),
 			"response to %s %s does not match the OpenAPI document: %d %s", method, path, r.status, r.body)
 	}
-	return r
+	return r, nil
 }
 
 func (f *fixture) postJSON(path string, body any) response {
@@ -228,6 +298,15 @@ func validNotification(id string) map[string]any {
 		"delivery_status":  "200 OK",
 		"escalation_level": 1,
 	}
+}
+
+// headerKeys lists the record's header names, in order.
+func headerKeys(r *kgo.Record) []string {
+	keys := make([]string, len(r.Headers))
+	for i, h := range r.Headers {
+		keys[i] = h.Key
+	}
+	return keys
 }
 
 func header(r *kgo.Record, key string) (string, bool) {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"testing"
 
@@ -74,9 +75,14 @@ func TestMetricsExposeTheSeedNames(t *testing.T) {
 	delete(bad, "version")
 	require.Equal(t, http.StatusBadRequest, f.postJSON("/api/v1/audit/events", bad).status)
 
-	res := f.do(http.MethodGet, "/metrics", "", nil)
-	require.Equal(t, http.StatusOK, res.status)
-	text := string(res.body)
+	require.Equal(t, http.StatusNotFound, f.do(http.MethodGet, "/metrics", "", nil).status, "not on the API port")
+	res, err := http.Get(f.metricsURL + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	text := string(b)
 	for _, want := range []string{
 		`datastorage_audit_traces_total{service="event",status="success"} 1`,
 		`datastorage_audit_traces_total{service="event",status="failure"} 1`,

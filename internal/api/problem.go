@@ -5,6 +5,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
+	"github.com/auditstream/auditstream/internal/auth"
 )
 
 // problemBase prefixes every problem type. The URIs are stable identifiers
@@ -30,6 +32,10 @@ var (
 	probInternal   = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
 	probQueryParam = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
 	probDatabase   = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
+
+	probUnauthenticated = problemKind{"unauthenticated", "Unauthenticated", http.StatusUnauthorized}
+	probForbidden       = problemKind{"forbidden", "Forbidden", http.StatusForbidden}
+	probRateLimited     = problemKind{"rate-limited", "Too many requests", http.StatusTooManyRequests}
 )
 
 // Problem is an RFC 7807 problem document with auditstream's extensions.
@@ -43,6 +49,8 @@ type Problem struct {
 	// EventIDs lists the ids of a request answered 503, so a client that
 	// retries with them stays idempotent even when some records did land.
 	EventIDs []uuid.UUID `json:"event_ids,omitempty"`
+	// RequiredScope names the scope a 403 lacked.
+	RequiredScope string `json:"required_scope,omitempty"`
 	// RequestID ties the answer to the access log line.
 	RequestID string `json:"request_id,omitempty"`
 }
@@ -56,6 +64,10 @@ func withFieldErrors(fe map[string]string) problemOption {
 
 func withEventIDs(ids []uuid.UUID) problemOption {
 	return func(p *Problem) { p.EventIDs = ids }
+}
+
+func withRequiredScope(s auth.Scope) problemOption {
+	return func(p *Problem) { p.RequiredScope = string(s) }
 }
 
 // abortProblem answers with the problem and stops the handler chain.

@@ -59,12 +59,16 @@ type Pagination struct {
 type readHandlers struct {
 	events eventReader
 	now    func() time.Time
+	access *access
 }
 
 func (h *readHandlers) queryEvents(c *gin.Context) {
 	f, p, bad := parseQuery(c, h.now())
 	if len(bad) > 0 {
 		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
+		return
+	}
+	if !h.access.restrictReads(c, &f) {
 		return
 	}
 	res, err := h.events.Query(c.Request.Context(), f, p)
@@ -86,7 +90,9 @@ func (h *readHandlers) getEvent(c *gin.Context) {
 		return
 	}
 	ev, err := h.events.Get(c.Request.Context(), id)
-	if errors.Is(err, query.ErrNotFound) {
+	// An event outside the principal's namespaces is answered exactly as
+	// one that does not exist: its existence is not the caller's to know.
+	if errors.Is(err, query.ErrNotFound) || (err == nil && !h.access.mayRead(c, ev.Namespace)) {
 		abortProblem(c, probNotFound, fmt.Sprintf("No audit event with event_id %s is stored (yet: a just-accepted event appears once the writer has stored it).", id))
 		return
 	}

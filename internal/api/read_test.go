@@ -45,6 +45,9 @@ func readDataset() []audit.Event {
 			CorrelationID:  fmt.Sprintf("corr-%d", i%10),
 			EventData:      json.RawMessage(fmt.Sprintf(`{"n": %d, "nested": {"ok": true}}`, i)),
 		}
+		if i%3 == 0 {
+			ev.SubmittedBy = str([]string{"svc-gateway", "kafka:unknown"}[(i/3)%2])
+		}
 		if i%2 == 0 {
 			ev.Severity = str([]string{"info", "critical"}[(i/2)%2])
 			ev.ActorID = str(fmt.Sprintf("actor-%d", i%4))
@@ -276,7 +279,7 @@ func TestQueryEvents(t *testing.T) {
 	})
 
 	t.Run("event by id round-trips every field", func(t *testing.T) {
-		for _, i := range []int{0, 1, 5, 10} {
+		for _, i := range []int{0, 1, 3, 5, 10} {
 			ev := events[i]
 			res := f.do(http.MethodGet, "/api/v1/audit/events/"+ev.EventID.String(), "", nil)
 			require.Equal(t, http.StatusOK, res.status, "%s", res.body)
@@ -290,6 +293,11 @@ func TestQueryEvents(t *testing.T) {
 				if _, ok := want[k]; !ok {
 					want[k] = nil // absent optional fields come back as null
 				}
+			}
+			// Not in the record (the writer decides it), returned by reads.
+			want["submitted_by"] = nil
+			if ev.SubmittedBy != nil {
+				want["submitted_by"] = *ev.SubmittedBy
 			}
 			want["event_date"] = ev.EventTimestamp.UTC().Format(time.DateOnly)
 			require.Equal(t, want, got)

@@ -16,6 +16,18 @@ import (
 	"github.com/auditstream/auditstream/internal/seedclient"
 )
 
+// seedClient is the seed's generated client, used as generated, with the
+// one thing every client of the API now adds: its bearer token.
+func (f *fixture) seedClient() *seedclient.ClientWithResponses {
+	f.t.Helper()
+	client, err := seedclient.NewClientWithResponses(f.url, seedclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+fullAccessToken)
+		return nil
+	}))
+	require.NoError(f.t, err)
+	return client
+}
+
 // TestSeedGeneratedClient drives the server with a client generated from the
 // seed's Audit Write API (internal/seedclient), used exactly as generated:
 // SPEC 2 promises that such a client works against us unchanged. Each call
@@ -24,8 +36,7 @@ import (
 // TestSeedClientReadsWhatItWrote.
 func TestSeedGeneratedClient(t *testing.T) {
 	f := newFixture(t)
-	client, err := seedclient.NewClientWithResponses(f.url)
-	require.NoError(t, err)
+	client := f.seedClient()
 	ctx := t.Context()
 	acceptJSONOrProblem := accept("application/json, application/problem+json")
 

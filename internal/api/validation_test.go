@@ -165,6 +165,7 @@ func TestBodyLimitsAnswer413(t *testing.T) {
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+"/api/v1/audit/events", struct{ *bytes.Reader }{bytes.NewReader(b)})
 	require.NoError(t, err)
 	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+fullAccessToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

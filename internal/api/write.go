@@ -9,8 +9,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -24,27 +29,49 @@ const retryAfterSeconds = "5"
 
 type writeHandlers struct {
 	cfg     Config
-	pub     publisher
+	pub     message.Publisher
 	notif   notificationReserver
 	log     *zap.Logger
 	seed    *telemetry.SeedMetrics
 	now     func() time.Time
 	headers []kafka.Header
+	access  *access
+	signer  principalSigner
+	// tracer is nil when tracing is off.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
-func newWriteHandlers(cfg Config, deps Deps) *writeHandlers {
-	return &writeHandlers{
-		cfg:   cfg,
-		pub:   deps.Publisher,
-		notif: deps.Notifications,
-		log:   deps.Log,
-		seed:  telemetry.NewSeedMetrics(deps.Registerer),
-		now:   deps.Now,
+func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
+	w := &writeHandlers{
+		access: a,
+		cfg:    cfg,
+		pub:    deps.Publisher,
+		notif:  deps.Notifications,
+		log:    deps.Log,
+		seed:   telemetry.NewSeedMetrics(deps.Registerer),
+		now:    deps.Now,
+		signer: deps.Signer,
 		headers: []kafka.Header{
 			{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
 		},
 	}
+	if deps.Tracing.Enabled() {
+		w.tracer = deps.Tracing.Tracer("github.com/auditstream/auditstream/internal/api")
+		w.propagator = deps.Tracing.Propagator()
+	}
+	return w
+}
+
+// outgoing is one record a request publishes.
+type outgoing struct {
+	// id names the message (the event or notification id); it is not
+	// published.
+	id      string
+	key     string
+	value   []byte
+	headers []kafka.Header
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -79,10 +106,13 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
+	if !w.access.mayWrite(c, []*string{ev.Namespace}) {
+		return
+	}
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(&ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -105,16 +135,25 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedEvent, err)
 		return
 	}
-	records := make([]kafka.Record, len(events))
+	namespaces := make([]*string, len(events))
+	for i := range events {
+		namespaces[i] = events[i].Namespace
+	}
+	// The request paid one token on arrival; a batch costs one per event.
+	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
+		return
+	}
+	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
+	principal := w.principalOf(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
 		}
 		ids[i] = events[i].EventID
-		records[i] = w.eventRecord(&events[i])
+		records[i] = w.eventRecord(principal, &events[i])
 	}
-	if !w.publish(c, telemetry.SeedEvent, records, ids) {
+	if !w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
@@ -139,6 +178,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		w.rejectInvalid(c, telemetry.SeedNotification, err)
 		return
 	}
+	if !w.access.mayWriteUnscoped(c) {
+		return
+	}
 
 	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
 	exists, id, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID)
@@ -159,8 +201,9 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value, Headers: w.headers}
-	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
+	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
+		headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
+	if !w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
@@ -180,17 +223,42 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
-// a request), keyed by correlation_id.
-func (w *writeHandlers) eventRecord(ev *audit.Event) kafka.Record {
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: ev.AppendJSON(nil), Headers: w.headers}
+// a request), keyed by correlation_id, with principal signed on it.
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing {
+	id, value := ev.EventID.String(), ev.AppendJSON(nil)
+	return outgoing{id: id, key: ev.CorrelationID, value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
-// publish sends the records and answers 503 when Kafka did not take all of
-// them. The event ids travel with the 503 so that a retry carrying them is
-// idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) bool {
+// publish sends the records to topic, as watermill messages of one Publish
+// call, and answers 503 when Kafka did not take all of them. The event ids
+// travel with the 503 so that a retry carrying them is idempotent even if
+// some records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) bool {
 	start := time.Now()
-	err := w.pub.Publish(c.Request.Context(), records)
+	ctx := c.Request.Context()
+	var traceHeaders []kafka.Header
+	var span trace.Span
+	if w.tracer != nil {
+		ctx, span = w.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", topic),
+				attribute.Int("messaging.batch.message_count", len(records)),
+			))
+		defer span.End()
+		w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&traceHeaders))
+	}
+	msgs := make([]*message.Message, len(records))
+	for i, r := range records {
+		// The trace context goes last, after the headers the principal's
+		// signature was computed with.
+		msgs[i] = kafka.NewMessage(r.id, []byte(r.key), r.value, append(r.headers, traceHeaders...))
+		msgs[i].SetContext(ctx)
+	}
+	err := w.pub.Publish(topic, msgs...)
+	if span != nil && err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
 		return true

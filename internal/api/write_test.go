@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -37,6 +38,8 @@ func TestCreateEventPublishesRecord(t *testing.T) {
 	require.Equal(t, "application/json", ct)
 	src, _ := header(rec, "auditstream-source")
 	require.Equal(t, "ingest-api", src)
+	require.Equal(t, []string{kafka.HeaderContentType, kafka.HeaderSource, kafka.HeaderPrincipal}, headerKeys(rec),
+		"SPEC 3's headers and the (unsigned, here) principal, in order; no watermill metadata")
 
 	var value map[string]any
 	require.NoError(t, json.Unmarshal(rec.Value, &value))
@@ -174,7 +177,7 @@ func TestKafkaDownAnswers503AndAcceptsNothing(t *testing.T) {
 	require.NoError(t, k.Close())
 
 	f := newFixture(t, func(c *api.Config, d *api.Deps) {
-		d.Publisher = producer
+		d.Publisher = kafka.NewPublisher(producer)
 		c.EventsTopic, c.NotificationsTopic = "down.events", "down.notifications"
 	})
 	for _, tc := range []struct {
@@ -201,7 +204,7 @@ func TestKafkaDownAnswers503AndAcceptsNothing(t *testing.T) {
 func TestProducerNotConnectedAnswers503(t *testing.T) {
 	producer, err := newProducer(shared.kafka.Brokers(), time.Second)
 	require.NoError(t, err)
-	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = producer })
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = kafka.NewPublisher(producer) })
 	res := f.postJSON("/api/v1/audit/events", validEvent())
 	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
 	ids := res.json(t)["event_ids"].([]any)

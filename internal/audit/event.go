@@ -34,6 +34,12 @@ type Event struct {
 	// EventDate is the UTC date of EventTimestamp as PostgreSQL derives it
 	// (a generated column): set only on events read from the store.
 	EventDate time.Time
+
+	// SubmittedBy is who submitted the event (SPEC 8.3): the API's
+	// authenticated principal when its signature on the Kafka record
+	// verifies, else "kafka:" and the claimed name, or "kafka:unknown".
+	// The writer sets it; parsing never does.
+	SubmittedBy *string
 }
 
 // timeLayout formats UTC times with up to microsecond digits; trailing zeros

@@ -65,10 +65,6 @@ func (k Kind) Required() bool {
 }
 
 // Source says who sets a field, which decides where it appears.
-//
-// Part two adds fields the API sets (submitted_by: in the Kafka record, not
-// in the request) and fields the writer sets (the chain: copied, not in the
-// record); each becomes a Source here, decided once for all its fields.
 type Source uint8
 
 const (
@@ -79,6 +75,13 @@ const (
 	// Database: computed by PostgreSQL (a generated column); only returned
 	// by reads.
 	Database
+	// Writer: decided by the writer as it stores the record, never taken
+	// from a record's value, so a member of that name in a request body or
+	// a Kafka value is ignored like any unknown member (submitted_by comes
+	// from the record's signed headers, internal/provenance; the hash
+	// chain will be computed in the batch's transaction). Copied into its
+	// column and returned by reads; not in the canonical record.
+	Writer
 )
 
 // Field is one entry of the event's field table.
@@ -137,6 +140,10 @@ var eventFields = [...]Field{
 	{Name: "severity", Kind: KindOptText, MaxLen: 50, Filter: true, offset: unsafe.Offsetof(Event{}.Severity)},
 	{Name: "duration_ms", Kind: KindOptCount, offset: unsafe.Offsetof(Event{}.DurationMS)},
 	{Name: "event_id", Kind: KindID, offset: unsafe.Offsetof(Event{}.EventID)},
+	// MaxLen is provenance.MaxSubmittedBy ("kafka:" and a name of up to 512
+	// characters), which a test of that package checks. Null for events
+	// stored before identities were recorded (migration 000005).
+	{Name: "submitted_by", Kind: KindOptText, Source: Writer, MaxLen: 518, offset: unsafe.Offsetof(Event{}.SubmittedBy)},
 }
 
 // recordOrder and storedOrder are the fields the encoders write (the Request

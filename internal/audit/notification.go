@@ -24,6 +24,10 @@ type Notification struct {
 	// CreatedAt and UpdatedAt are assigned by the API; zero = not assigned:
 	// omitted from JSON. UTC, truncated to microseconds.
 	CreatedAt, UpdatedAt time.Time
+	// SubmittedBy is decided by the writer, as Event.SubmittedBy; it is
+	// neither parsed nor written to JSON (the record's value and the 201
+	// answer).
+	SubmittedBy *string
 }
 
 // MarshalJSON returns the NotificationAuditResponse shape: the

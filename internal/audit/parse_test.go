@@ -522,3 +522,22 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 		require.Equal(t, wantBack, back)
 	}
 }
+
+// TestSubmittedByNotFromTheBody: submitted_by is the writer's to decide;
+// a record that carries one, of any type, is parsed as if it had none, and
+// the canonical record never carries it.
+func TestSubmittedByNotFromTheBody(t *testing.T) {
+	r := DefaultRules()
+	for _, v := range []string{`"mallory"`, `null`, `42`, `{"name":"mallory"}`} {
+		ev, err := r.ParseEvent([]byte(object(baseEvent, "submitted_by", v)), acceptedAt)
+		require.NoError(t, err, v)
+		require.Nil(t, ev.SubmittedBy, v)
+		require.NotContains(t, string(ev.AppendJSON(nil)), "submitted_by")
+		n, err := r.ParseNotification([]byte(object(baseNotification, "submitted_by", v)), acceptedAt)
+		require.NoError(t, err, v)
+		require.Nil(t, n.SubmittedBy, v)
+	}
+	mallory := "mallory"
+	n := Notification{NotificationID: "n", SubmittedBy: &mallory}
+	require.NotContains(t, string(n.AppendJSON(nil)), "submitted_by")
+}

@@ -43,11 +43,63 @@ type Kafka struct {
 	// answered 503: long enough to ride out a leader election (a few seconds),
 	// short enough that clients do not time out first.
 	PublishTimeout time.Duration `name:"publish-timeout" env:"PUBLISH_TIMEOUT" default:"10s" help:"Longest wait for Kafka acknowledgements before a request is answered 503."`
+
+	KafkaSecurity `embed:""`
+}
+
+// KafkaSecurity is the transport security of every Kafka client (SPEC 8.5).
+// Off by default, as on a broker's plaintext listener; a production cluster
+// sets TLS and SASL here.
+type KafkaSecurity struct {
+	TLSEnabled    bool   `name:"kafka-tls" env:"KAFKA_TLS_ENABLED" help:"Connect to the brokers over TLS (1.2 or later)."`
+	TLSCAFile     string `name:"kafka-tls-ca-file" env:"KAFKA_TLS_CA_FILE" placeholder:"PATH" help:"PEM file of the authorities that sign the broker certificates (default: the system's roots)."`
+	TLSCertFile   string `name:"kafka-tls-cert-file" env:"KAFKA_TLS_CERT_FILE" placeholder:"PATH" help:"PEM client certificate, for brokers that require mutual TLS (with --kafka-tls-key-file); re-read at every new connection."`
+	TLSKeyFile    string `name:"kafka-tls-key-file" env:"KAFKA_TLS_KEY_FILE" placeholder:"PATH" help:"PEM private key of the client certificate."`
+	TLSServerName string `name:"kafka-tls-server-name" env:"KAFKA_TLS_SERVER_NAME" placeholder:"NAME" help:"Name the broker certificates must carry, when it differs from the host in KAFKA_BROKERS."`
+
+	SASLMechanism    string       `name:"kafka-sasl-mechanism" env:"KAFKA_SASL_MECHANISM" enum:",PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" default:"" help:"SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)."`
+	SASLUsername     string       `name:"kafka-sasl-username" env:"KAFKA_SASL_USERNAME" placeholder:"USER" help:"SASL user name."`
+	SASLPassword     kafka.Secret `name:"kafka-sasl-password" env:"KAFKA_SASL_PASSWORD" placeholder:"SECRET" help:"SASL password; prefer --kafka-sasl-password-file, since flags and environments are visible to other processes."`
+	SASLPasswordFile string       `name:"kafka-sasl-password-file" env:"KAFKA_SASL_PASSWORD_FILE" placeholder:"PATH" help:"File holding the SASL password (a mounted Secret); a trailing line break is ignored."`
+}
+
+// Validate reports combinations that cannot work or would silently do less
+// than asked: TLS files without TLS, SASL without its credentials.
+func (s KafkaSecurity) Validate() error {
+	var errs []error
+	if !s.TLSEnabled {
+		for name, v := range map[string]string{"KAFKA_TLS_CA_FILE": s.TLSCAFile, "KAFKA_TLS_CERT_FILE": s.TLSCertFile,
+			"KAFKA_TLS_KEY_FILE": s.TLSKeyFile, "KAFKA_TLS_SERVER_NAME": s.TLSServerName} {
+			if v != "" {
+				errs = append(errs, fmt.Errorf("%s is set but KAFKA_TLS_ENABLED is not true", name))
+			}
+		}
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		errs = append(errs, errors.New("KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE go together: set both or neither"))
+	}
+	hasPassword := s.SASLPassword != "" || s.SASLPasswordFile != ""
+	if s.SASLMechanism == "" {
+		if s.SASLUsername != "" || hasPassword {
+			errs = append(errs, errors.New("KAFKA_SASL_USERNAME or a password is set but KAFKA_SASL_MECHANISM is empty"))
+		}
+		return errors.Join(errs...)
+	}
+	if s.SASLUsername == "" {
+		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM %s needs KAFKA_SASL_USERNAME", s.SASLMechanism))
+	}
+	switch {
+	case !hasPassword:
+		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM %s needs KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE", s.SASLMechanism))
+	case s.SASLPassword != "" && s.SASLPasswordFile != "":
+		errs = append(errs, errors.New("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both"))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate reports settings that cannot work.
 func (k Kafka) Validate() error {
-	var errs []error
+	errs := []error{k.KafkaSecurity.Validate()}
 	if len(k.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS (--kafka-brokers) is required"))
 	}
@@ -129,7 +181,14 @@ func Parse(cfg any, name, description string, args []string) *kong.Context {
 
 // Client returns the connection settings of the Kafka clients.
 func (k Kafka) Client() kafka.Config {
-	return kafka.Config{Brokers: k.Brokers, Version: k.Version, ClientID: k.ClientID, PublishTimeout: k.PublishTimeout}
+	s := k.KafkaSecurity
+	return kafka.Config{
+		Brokers: k.Brokers, Version: k.Version, ClientID: k.ClientID, PublishTimeout: k.PublishTimeout,
+		TLS: kafka.TLS{Enabled: s.TLSEnabled, CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+			ServerName: s.TLSServerName},
+		SASL: kafka.SASL{Mechanism: s.SASLMechanism, Username: s.SASLUsername, Password: s.SASLPassword,
+			PasswordFile: s.SASLPasswordFile},
+	}
 }
 
 // TopicSpecs lists the topics every binary creates at start-up if missing.

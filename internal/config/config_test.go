@@ -1,6 +1,9 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/writer"
 )
@@ -29,6 +33,9 @@ func TestEnvironmentTwins(t *testing.T) {
 	t.Setenv("MAX_FUTURE_SKEW", "1m")
 	t.Setenv("EVENT_CATEGORIES", "gateway,billing")
 	t.Setenv("BATCH_SIZE", "123")
+	t.Setenv("AUTH_TOKENS_FILE", "/etc/auditstream/tokens.yaml")
+	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")
+	t.Setenv("SOURCE_KEYS_FILE", "/run/secrets/source-keys.yaml")
 
 	var api IngestAPI
 	require.NoError(t, parse(t, &api, "--http-addr", ":7777"))
@@ -38,11 +45,16 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.Equal(t, time.Minute, api.Validation.MaxFutureSkew)
 	require.Equal(t, []string{"gateway", "billing"}, api.Validation.EventCategories)
 	require.Equal(t, 5*time.Second, api.ShutdownDelay, "default")
+	require.Equal(t, "/etc/auditstream/tokens.yaml", api.Auth.TokensFile)
+	require.Equal(t, []string{"10.0.0.0/8", "192.0.2.7"}, api.Auth.TrustedProxies)
+	require.Equal(t, ":9090", api.MetricsAddr, "default")
 
 	var w Writer
 	require.NoError(t, parse(t, &w))
 	require.Equal(t, 123, w.BatchSize)
 	require.Equal(t, api.Validation, w.Validation, "the writer reads the API's validation settings")
+	require.Equal(t, "/run/secrets/source-keys.yaml", api.Source.KeysFile)
+	require.Equal(t, api.Source, w.Source, "the writer reads the API's source keys")
 
 	var r Replayer
 	require.NoError(t, parse(t, &r, "run"))
@@ -62,6 +74,26 @@ func TestValidateReportsEverySetting(t *testing.T) {
 			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "SHUTDOWN_DELAY"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
+		{"no credential source", []string{"--kafka-brokers", "k:1", "--database-url", "x"},
+			[]string{"no credential source", "AUTH_DISABLED=true"}},
+		{"disabled and a source", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled", "--auth-tokens-file", "t"},
+			[]string{"choose one"}},
+		{"issuer without audience", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--auth-oidc-issuer", "https://issuer"}, []string{"AUTH_OIDC_AUDIENCE is required"}},
+		{"JWKS URL alone", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-jwks-url", "https://issuer/keys"}, []string{"need AUTH_OIDC_ISSUER"}},
+		{"policy for nothing", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--auth-policy-file", "p"}, []string{"AUTH_POLICY_FILE maps"}},
+		{"burst below a batch", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--rate-limit-burst", "10"}, []string{"RATE_LIMIT_BURST (10) must be at least MAX_BATCH_SIZE"}},
+		{"bad proxies", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t",
+			"--trusted-proxies", "10.0.0.0/8,proxy.local"}, []string{`"proxy.local" is neither`}},
+		{"TLS halves and mTLS without TLS", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--tls-cert-file", "c.pem", "--tls-client-ca-file", "ca.pem"}, []string{"go together"}},
+		{"mTLS without HTTPS", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--tls-client-ca-file", "ca.pem"},
+			[]string{"mutual TLS is HTTPS"}},
+		{"metrics on the API port", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled",
+			"--http-addr", ":8080", "--metrics-addr", ":8080"}, []string{"must not share"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,12 +116,123 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	require.ErrorContains(t, err, "select nothing")
 }
 
+// TestKafkaSecurity: TLS and SASL settings reach the client configuration,
+// and combinations that would do less than asked are refused.
+func TestKafkaSecurity(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x"}
+	t.Run("reaches the client", func(t *testing.T) {
+		t.Setenv("KAFKA_TLS_ENABLED", "true")
+		t.Setenv("KAFKA_TLS_CA_FILE", "/ca.pem")
+		t.Setenv("KAFKA_TLS_CERT_FILE", "/c.pem")
+		t.Setenv("KAFKA_TLS_KEY_FILE", "/k.pem")
+		t.Setenv("KAFKA_TLS_SERVER_NAME", "kafka.internal")
+		t.Setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+		t.Setenv("KAFKA_SASL_USERNAME", "writer")
+		t.Setenv("KAFKA_SASL_PASSWORD_FILE", "/run/secrets/kafka")
+		t.Setenv("SOURCE_SIGNING_DISABLED", "true")
+		t.Setenv("AUTH_DISABLED", "true")
+		var api IngestAPI
+		var w Writer
+		var r Replayer
+		require.NoError(t, parse(t, &api, base...))
+		require.NoError(t, parse(t, &w, base...))
+		require.NoError(t, parse(t, &r, "--kafka-brokers", "k:1", "list"))
+		for _, k := range []Kafka{api.Kafka, w.Kafka, r.Kafka} {
+			c := k.Client()
+			require.Equal(t, kafka.TLS{Enabled: true, CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "kafka.internal"}, c.TLS)
+			require.Equal(t, kafka.SASL{Mechanism: "SCRAM-SHA-512", Username: "writer", PasswordFile: "/run/secrets/kafka"}, c.SASL)
+		}
+	})
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"TLS files without TLS", []string{"--kafka-tls-ca-file", "/ca.pem", "--kafka-tls-server-name", "k"},
+			[]string{"KAFKA_TLS_CA_FILE is set but KAFKA_TLS_ENABLED", "KAFKA_TLS_SERVER_NAME is set"}},
+		{"certificate without key", []string{"--kafka-tls", "--kafka-tls-cert-file", "/c.pem"},
+			[]string{"KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE go together"}},
+		{"mechanism without credentials", []string{"--kafka-sasl-mechanism", "PLAIN"},
+			[]string{"needs KAFKA_SASL_USERNAME", "needs KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE"}},
+		{"credentials without mechanism", []string{"--kafka-sasl-username", "u", "--kafka-sasl-password", "p"},
+			[]string{"KAFKA_SASL_MECHANISM is empty"}},
+		{"two passwords", []string{"--kafka-sasl-mechanism", "SCRAM-SHA-256", "--kafka-sasl-username", "u",
+			"--kafka-sasl-password", "p", "--kafka-sasl-password-file", "/f"}, []string{"not both"}},
+		{"unknown mechanism", []string{"--kafka-sasl-mechanism", "GSSAPI"}, []string{"must be one of"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var api IngestAPI
+			err := parse(t, &api, append(base, tc.args...)...)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
+}
+
+// TestSecretsNeverPrinted: the SASL password shows neither in --help nor
+// when the configuration is printed or encoded whole.
+func TestSecretsNeverPrinted(t *testing.T) {
+	const password = "s3cr3t-Pa55word"
+	t.Setenv("KAFKA_SASL_PASSWORD", password)
+	var api IngestAPI
+	var help strings.Builder
+	parser, err := kong.New(&api, kong.Name("ingest-api"), Vars(), kong.Writers(&help, &help), kong.Exit(func(int) {}))
+	require.NoError(t, err)
+	_, _ = parser.Parse([]string{"--help"})
+	require.Contains(t, help.String(), "KAFKA_SASL_PASSWORD")
+	require.NotContains(t, help.String(), password)
+
+	require.NoError(t, parse(t, &api, "--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled",
+		"--auth-disabled", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u"))
+	require.Equal(t, kafka.Secret(password), api.Kafka.SASLPassword, "the password is read")
+	js, err := json.Marshal(api)
+	require.NoError(t, err)
+	for _, out := range []string{fmt.Sprintf("%v", api), fmt.Sprintf("%+v", api), fmt.Sprintf("%#v", api), string(js)} {
+		require.NotContains(t, out, password)
+		require.Contains(t, out, "[redacted]")
+	}
+}
+
+// TestSourceKeysRequired: ingest-api and the writer start only with a
+// source key file or with signing disabled explicitly, not both.
+func TestSourceKeysRequired(t *testing.T) {
+	t.Setenv("AUTH_DISABLED", "true") // ingest-api's other requirement; the writer ignores it
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"neither", nil, "SOURCE_KEYS_FILE is required"},
+		{"both", []string{"--source-keys-file", "/k.yaml", "--source-signing-disabled"}, "contradict"},
+		{"key file", []string{"--source-keys-file", "/k.yaml"}, ""},
+		{"disabled", []string{"--source-signing-disabled"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var api IngestAPI
+			var w Writer
+			for _, cfg := range []any{&api, &w} {
+				err := parse(t, cfg, append(base, tt.args...)...)
+				if tt.want == "" {
+					require.NoError(t, err)
+				} else {
+					require.ErrorContains(t, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
 // TestDefaultsAreTheOwners: the settings default to the values of the
 // packages that own them, so a change there reaches the binaries.
 func TestDefaultsAreTheOwners(t *testing.T) {
-	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit"}
+	required := []string{"--kafka-brokers", "k:9092", "--database-url", "postgres://db/audit", "--source-signing-disabled"}
 	var api IngestAPI
-	require.NoError(t, parse(t, &api, required...))
+	require.NoError(t, parse(t, &api, append(required, "--auth-tokens-file", "tokens.yaml")...))
 	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
 	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
 	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)

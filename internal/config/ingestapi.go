@@ -9,10 +9,17 @@ import (
 // IngestAPI configures cmd/ingest-api.
 type IngestAPI struct {
 	HTTPAddr string `name:"http-addr" env:"HTTP_ADDR" default:":8080" help:"Address the HTTP API listens on."`
+	// Metrics have their own listener so that they are never exposed on
+	// the API port by accident (SPEC 8.1), as in the writer and replayer.
+	MetricsAddr string `name:"metrics-addr" env:"METRICS_ADDR" default:":9090" help:"Address serving /metrics and the health endpoints, apart from the API."`
+
+	Auth Auth    `embed:""`
+	TLS  HTTPTLS `embed:""`
 
 	Kafka    Kafka    `embed:""`
 	Postgres Postgres `embed:""`
 	Log      Log      `embed:""`
+	Tracing  Tracing  `embed:""`
 
 	// SPEC 2.1: 1 MiB fits any single record whose event_data respects its
 	// 64 KiB limit many times over; 16 MiB fits a full batch of 5,000.
@@ -21,6 +28,7 @@ type IngestAPI struct {
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
 	Validation Validation `embed:""`
+	Source     Source     `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -45,9 +53,13 @@ type IngestAPI struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate()}
-	if c.HTTPAddr == "" {
-		errs = append(errs, errors.New("HTTP_ADDR must not be empty"))
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(),
+		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate(), c.Tracing.Validate()}
+	if c.HTTPAddr == "" || c.MetricsAddr == "" {
+		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
+	}
+	if c.HTTPAddr == c.MetricsAddr {
+		errs = append(errs, fmt.Errorf("HTTP_ADDR and METRICS_ADDR are both %s: metrics must not share the API's port", c.HTTPAddr))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))

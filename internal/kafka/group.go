@@ -17,9 +17,9 @@ var ErrClosedConsumerGroup = sarama.ErrClosedConsumerGroup
 // NewConsumer checks the configuration without connecting; Join connects,
 // once, so that the caller decides how long to retry.
 type Consumer struct {
-	brokers []string
-	group   string
-	sc      *sarama.Config
+	cfg   Config
+	group string
+	sc    *sarama.Config
 }
 
 // NewConsumer checks cfg for a member of group.
@@ -28,7 +28,7 @@ func NewConsumer(cfg Config, group string) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{brokers: cfg.Brokers, group: group, sc: sc}, nil
+	return &Consumer{cfg: cfg, group: group, sc: sc}, nil
 }
 
 // Join connects to the cluster as a member of the group; sessions start
@@ -36,9 +36,9 @@ func NewConsumer(cfg Config, group string) (*Consumer, error) {
 func (c *Consumer) Join() (*ConsumerGroup, error) {
 	// A client of our own, not one the group makes for itself: each
 	// session looks up its topics' ids through it (topicIDs).
-	client, err := sarama.NewClient(c.brokers, c.sc)
+	client, err := sarama.NewClient(c.cfg.Brokers, c.sc)
 	if err != nil {
-		return nil, fmt.Errorf("join consumer group %s: %w", c.group, err)
+		return nil, fmt.Errorf("join consumer group %s: %w", c.group, explain(err, c.cfg))
 	}
 	g, err := sarama.NewConsumerGroupFromClient(c.group, client)
 	if err != nil {

@@ -34,7 +34,7 @@ func NewReader(cfg Config, group string) (*Reader, error) {
 	}
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return nil, fmt.Errorf("kafka client: %w", explain(err, cfg))
 	}
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {

@@ -37,6 +37,12 @@ type Filter struct {
 	// audit's table marks Filter; an empty value does not filter.
 	Equal        map[string]string
 	Since, Until time.Time
+	// Namespaces, when not empty, limits the rows to these namespace
+	// values: a principal's restriction (SPEC 8.1). It comes from the
+	// credential, never from a parameter, and holds on every page, so no
+	// parameter or cursor lifts it; rows without a namespace are outside
+	// it.
+	Namespaces []string
 }
 
 // Page selects a window of the newest-first order: Offset rows skipped, or,
@@ -239,6 +245,17 @@ func (f Filter) where() (string, []any) {
 			args = append(args, v)
 			conds = append(conds, fmt.Sprintf("%s = $%d", col, len(args)))
 		}
+	}
+	switch len(f.Namespaces) {
+	case 0:
+	case 1:
+		// Equality, unlike = ANY, lets the namespace index give the
+		// newest-first order: the common case of one team's credential.
+		args = append(args, f.Namespaces[0])
+		conds = append(conds, fmt.Sprintf("namespace = $%d", len(args)))
+	default:
+		args = append(args, f.Namespaces)
+		conds = append(conds, fmt.Sprintf("namespace = ANY($%d)", len(args)))
 	}
 	if !f.Since.IsZero() {
 		args = append(args, f.Since)

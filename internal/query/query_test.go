@@ -123,6 +123,9 @@ func TestPlansUseIndexes(t *testing.T) {
 		"resource_id":    {Filter{Equal: map[string]string{"resource_id": "r1"}}, "_resource_id_event_times"},
 		"resource both":  {Filter{Equal: map[string]string{"resource_type": "R1", "resource_id": "r1"}}, "_resource_"},
 		"namespace":      {Filter{Equal: map[string]string{"namespace": "n1"}}, "_namespace_event_times"},
+		// A principal restricted to one namespace reads through the same
+		// index, whatever else it filters on.
+		"restricted": {Filter{Namespaces: []string{"n1"}}, "_namespace_event_times"},
 	}
 	for _, col := range filterColumns {
 		require.Contains(t, filters, col, "every filter of the field table is checked here (and has an index)")
@@ -186,6 +189,43 @@ func seed(t *testing.T, n int) []audit.Event {
 	_, err := db.Write(t.Context(), events, nil)
 	require.NoError(t, err)
 	return events
+}
+
+// TestNamespaceRestriction: a restricted filter returns only rows of its
+// namespaces, never rows without one, and a namespace parameter outside
+// it finds nothing.
+func TestNamespaceRestriction(t *testing.T) {
+	ctx := t.Context()
+	r, err := NewReader(db.Pool(), Config{StatementTimeout: 5 * time.Second, CountCap: 100000})
+	require.NoError(t, err)
+	corr := "restricted-" + uuid.NewString()
+	ns := func(v string) *string { return &v }
+	var events []audit.Event
+	for i, n := range []*string{ns("team-a"), ns("team-b"), ns("team-c"), nil, ns("team-a")} {
+		events = append(events, audit.Event{
+			EventID: uuid.New(), Version: "1", EventType: "t", EventTimestamp: time.Now().UTC().Truncate(time.Microsecond).Add(-time.Duration(i) * time.Second),
+			EventCategory: "gateway", EventAction: "a", EventOutcome: "success", CorrelationID: corr, Namespace: n,
+			EventData: json.RawMessage(`{}`),
+		})
+	}
+	_, err = db.Write(ctx, events, nil)
+	require.NoError(t, err)
+
+	namespaces := func(f Filter) []string {
+		f.Equal = map[string]string{"correlation_id": corr, "namespace": f.Equal["namespace"]}
+		res, err := r.Query(ctx, f, Page{Limit: 100})
+		require.NoError(t, err)
+		require.Len(t, res.Events, int(res.Total), "total counts under the same restriction")
+		var out []string
+		for _, e := range res.Events {
+			out = append(out, *e.Namespace)
+		}
+		return out
+	}
+	require.Equal(t, []string{"team-a", "team-a"}, namespaces(Filter{Namespaces: []string{"team-a"}}))
+	require.Equal(t, []string{"team-a", "team-b", "team-a"}, namespaces(Filter{Namespaces: []string{"team-a", "team-b"}}))
+	require.Empty(t, namespaces(Filter{Namespaces: []string{"team-a"}, Equal: map[string]string{"namespace": "team-c"}}))
+	require.Equal(t, []string{"team-b"}, namespaces(Filter{Namespaces: []string{"team-a", "team-b"}, Equal: map[string]string{"namespace": "team-b"}}))
 }
 
 func TestQueryRejectsUnknownFilter(t *testing.T) {

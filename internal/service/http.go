@@ -18,7 +18,8 @@ import (
 // balancers see the 503 and stop sending requests before the listener
 // closes, and drains in-flight requests for at most drain.
 // The listener is bound before ServeHTTP returns control to the caller's
-// errgroup, so a bad address fails start-up at once.
+// errgroup, so a bad address fails start-up at once. With srv.TLSConfig set
+// it serves HTTPS only (its certificates come from that configuration).
 func ServeHTTP(ctx context.Context, srv *http.Server, h *telemetry.Health, log *zap.Logger, delay, drain time.Duration) error {
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
@@ -26,7 +27,13 @@ func ServeHTTP(ctx context.Context, srv *http.Server, h *telemetry.Health, log *
 	}
 	log.Info("http server listening", zap.String("addr", ln.Addr().String()))
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 
 	select {
 	case err := <-serveErr:

@@ -76,4 +76,5 @@ var eventOIDs = func() []uint32 {
 var notificationStageOIDs = []uint32{
 	pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 	pgtype.TimestamptzOID, pgtype.TextOID, pgtype.TextOID, pgtype.Int2OID, pgtype.TimestamptzOID, pgtype.TimestamptzOID,
+	pgtype.TextOID,
 }

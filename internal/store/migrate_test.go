@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -71,4 +73,61 @@ func TestMigrateRetryingRetriesAnUnreachableServer(t *testing.T) {
 	err := MigrateRetrying(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", zap.New(core))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.GreaterOrEqual(t, logs.FilterMessage("schema migration failed, retrying").Len(), 2)
+}
+
+// TestSubmittedByMigration: 000005 applies to a database that already
+// holds events and notifications, keeps them, and leaves their
+// submitted_by NULL (nobody recorded who submitted them); its down
+// migration removes the columns again.
+func TestSubmittedByMigration(t *testing.T) {
+	ctx := t.Context()
+	db := testenv.NewPostgres(t)
+	_, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`%s; UPDATE schema_migrations SET version = %d`, down, versionBefore(t, 5))))
+
+	s := openStore(t, db.URL())
+	before := testEvent("migration-000005", time.Now())
+	// As a binary of the version before 000005 stores them: no
+	// submitted_by column.
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
+		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
+		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
+			correlation_id, event_data) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', 'migration-000005', '{}');
+		INSERT INTO notification_audit (notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
+			VALUES ('migration-000005', 'r', 'x@example.com', 'email', 'm', 'sent', now())`, before.EventID)))
+
+	v, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.Equal(t, latestVersion, v)
+	var n int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_events WHERE correlation_id = 'migration-000005'
+		AND submitted_by IS NULL) + (SELECT count(*) FROM notification_audit WHERE notification_id = 'migration-000005'
+		AND submitted_by IS NULL)`).Scan(&n))
+	require.Equal(t, 2, n, "the rows stay, with no submitter")
+
+	after := testEvent("migration-000005", time.Now())
+	_, err = s.Write(ctx, []audit.Event{after}, nil)
+	require.NoError(t, err)
+	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
+}
+
+// versionBefore returns the newest embedded migration older than version,
+// where a test rolls a database back to, whatever migrations other issues
+// have added in between.
+func versionBefore(t *testing.T, version uint) uint {
+	t.Helper()
+	entries, err := migrationFiles.ReadDir("migrations")
+	require.NoError(t, err)
+	var before uint
+	for _, e := range entries {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v < version && v > before {
+			before = v
+		}
+	}
+	require.Positive(t, before, "a migration before %d", version)
+	return before
 }

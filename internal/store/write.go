@@ -29,14 +29,14 @@ type WriteResult struct {
 	NotificationDuplicates    int
 }
 
-// copyFields are the event fields COPY writes, the Request fields of the
-// table (PostgreSQL computes event_date, and ingested_at defaults to now()),
-// and eventColumns their columns.
+// copyFields are the event fields COPY writes, those of the request and
+// those the writer decides (PostgreSQL computes event_date, and ingested_at
+// defaults to now()), and eventColumns their columns.
 var copyFields, eventColumns = func() ([]audit.Field, []string) {
 	var fields []audit.Field
 	var columns []string
 	for _, f := range audit.EventFields() {
-		if f.Source == audit.Request {
+		if f.Source != audit.Database {
 			fields = append(fields, f)
 			columns = append(columns, f.Name)
 		}
@@ -78,7 +78,7 @@ func EventRow(e *audit.Event) []any {
 
 var notificationColumns = []string{
 	"id", "notification_id", "remediation_id", "recipient", "channel", "message_summary", "status",
-	"sent_at", "delivery_status", "error_message", "escalation_level", "created_at", "updated_at",
+	"sent_at", "delivery_status", "error_message", "escalation_level", "created_at", "updated_at", "submitted_by",
 }
 
 // Inserting the ids first (register.go), with ON CONFLICT DO NOTHING,
@@ -95,7 +95,8 @@ const (
 	createNotificationStage = `CREATE TEMP TABLE IF NOT EXISTS notification_audit_stage (
 		id bigint, notification_id text, remediation_id text, recipient text, channel text,
 		message_summary text, status text, sent_at timestamptz, delivery_status text,
-		error_message text, escalation_level smallint, created_at timestamptz, updated_at timestamptz)
+		error_message text, escalation_level smallint, created_at timestamptz, updated_at timestamptz,
+		submitted_by text)
 		ON COMMIT DELETE ROWS`
 
 	// Records published without the API's duplicate check (202) or by direct
@@ -104,10 +105,10 @@ const (
 	// not a silently dropped record.
 	insertNotifications = `INSERT INTO notification_audit (id, notification_id, remediation_id, recipient,
 		channel, message_summary, status, sent_at, delivery_status, error_message, escalation_level,
-		created_at, updated_at)
+		created_at, updated_at, submitted_by)
 	SELECT COALESCE(id, nextval('notification_audit_id_seq')), notification_id, remediation_id, recipient,
 		channel, message_summary, status, sent_at, delivery_status, error_message, escalation_level,
-		COALESCE(created_at, now()), COALESCE(updated_at, created_at, now())
+		COALESCE(created_at, now()), COALESCE(updated_at, created_at, now()), submitted_by
 	FROM notification_audit_stage
 	ON CONFLICT (notification_id) DO NOTHING`
 )
@@ -208,7 +209,7 @@ func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) 
 		rows[i] = []any{
 			nullableInt64(n.ID), n.NotificationID, n.RemediationID, n.Recipient, n.Channel, n.MessageSummary,
 			n.Status, n.SentAt, n.DeliveryStatus, n.ErrorMessage, n.EscalationLevel,
-			nullableTime(n.CreatedAt), nullableTime(n.UpdatedAt),
+			nullableTime(n.CreatedAt), nullableTime(n.UpdatedAt), n.SubmittedBy,
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"notification_audit_stage"}, notificationColumns, pgx.CopyFromRows(rows)); err != nil {

@@ -40,6 +40,7 @@ func testEvent(corr string, ts time.Time) audit.Event {
 		Severity:       ptr("info"),
 		DurationMS:     ptr(int64(12)),
 		EventData:      json.RawMessage(`{"a":1,"b":[true,null,"x"]}`),
+		SubmittedBy:    ptr("svc-store-test"),
 	}
 }
 
@@ -55,12 +56,13 @@ func testNotification(notificationID string) audit.Notification {
 		DeliveryStatus:  ptr("delivered"),
 		ErrorMessage:    nil,
 		EscalationLevel: ptr(int32(2)),
+		SubmittedBy:     ptr("kafka:unknown"),
 	}
 }
 
 const selectEventSQL = `SELECT event_id, version, event_type, event_timestamp, event_category, event_action,
 	event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id, parent_event_id,
-	namespace, cluster_name, severity, duration_ms, event_data
+	namespace, cluster_name, severity, duration_ms, event_data, submitted_by
 	FROM audit_events WHERE event_id = $1`
 
 func loadEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) audit.Event {
@@ -70,7 +72,7 @@ func loadEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) audit.Event {
 	require.NoError(t, pool.QueryRow(t.Context(), selectEventSQL, id).Scan(
 		&e.EventID, &e.Version, &e.EventType, &e.EventTimestamp, &e.EventCategory, &e.EventAction,
 		&e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ResourceType, &e.ResourceID,
-		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data))
+		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data, &e.SubmittedBy))
 	e.EventTimestamp = e.EventTimestamp.UTC()
 	e.EventData = data
 	return e
@@ -101,7 +103,7 @@ func TestWriteEventsDedup(t *testing.T) {
 	aAgain.EventAction = "changed" // same event_id, other content: the first wins, the other is a conflict
 	b := testEvent(corr, now.Add(-time.Minute))
 	b.ActorType, b.ActorID, b.ResourceType, b.ResourceID, b.ParentEventID = nil, nil, nil, nil, nil
-	b.Namespace, b.ClusterName, b.Severity, b.DurationMS = nil, nil, nil, nil
+	b.Namespace, b.ClusterName, b.Severity, b.DurationMS, b.SubmittedBy = nil, nil, nil, nil, nil
 	b.EventData = json.RawMessage(`{}`)
 	aConflict := Conflict{Index: 1, EventID: a.EventID, Stored: a.ContentDigest(), Got: aAgain.ContentDigest(), InBatch: true}
 
@@ -191,11 +193,13 @@ func TestWriteNotifications(t *testing.T) {
 	api.ID = assignedID
 	api.CreatedAt = time.Now().UTC().Add(-time.Second).Truncate(time.Microsecond)
 	api.UpdatedAt = api.CreatedAt.Add(time.Millisecond)
+	api.SubmittedBy = ptr("svc-notifier")
 
 	// As a direct producer publishes it: no id, no times.
 	direct := testNotification(prefix + "-direct")
 	direct.DeliveryStatus, direct.EscalationLevel = nil, nil
 	direct.ErrorMessage = ptr("smtp 550")
+	direct.SubmittedBy = nil // stored as NULL, as rows from before submitted_by are
 
 	// A second record with the API's notification_id: the first wins.
 	clash := testNotification(prefix + "-api")
@@ -238,10 +242,11 @@ func loadNotification(t *testing.T, pool *pgxpool.Pool, notificationID string) a
 	t.Helper()
 	var n audit.Notification
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT id, remediation_id, notification_id, recipient, channel,
-		message_summary, status, sent_at, delivery_status, error_message, escalation_level, created_at, updated_at
+		message_summary, status, sent_at, delivery_status, error_message, escalation_level, created_at, updated_at,
+		submitted_by
 		FROM notification_audit WHERE notification_id = $1`, notificationID).Scan(
 		&n.ID, &n.RemediationID, &n.NotificationID, &n.Recipient, &n.Channel, &n.MessageSummary, &n.Status,
-		&n.SentAt, &n.DeliveryStatus, &n.ErrorMessage, &n.EscalationLevel, &n.CreatedAt, &n.UpdatedAt))
+		&n.SentAt, &n.DeliveryStatus, &n.ErrorMessage, &n.EscalationLevel, &n.CreatedAt, &n.UpdatedAt, &n.SubmittedBy))
 	n.SentAt, n.CreatedAt, n.UpdatedAt = n.SentAt.UTC(), n.CreatedAt.UTC(), n.UpdatedAt.UTC()
 	return n
 }

@@ -21,6 +21,10 @@ type Health struct {
 	reason  atomic.Pointer[string]
 	checks  map[string]Check
 	timeout time.Duration
+	// notes are facts about the process's configuration that /health
+	// reports beside the status (such as "auth": "disabled"); set while
+	// wiring, before serving.
+	notes map[string]string
 }
 
 // NewHealth returns a Health that is not ready yet.
@@ -28,6 +32,16 @@ func NewHealth(checks map[string]Check) *Health {
 	h := &Health{checks: checks, timeout: 3 * time.Second}
 	h.SetNotReady("starting")
 	return h
+}
+
+// Note makes /health report key: value beside its status, for settings an
+// operator must see at a glance (SPEC 8.2: "auth": "disabled"). Call it
+// before the health endpoints are served.
+func (h *Health) Note(key, value string) {
+	if h.notes == nil {
+		h.notes = map[string]string{}
+	}
+	h.notes[key] = value
 }
 
 // SetReady marks the process as able to take traffic.

@@ -13,11 +13,27 @@ type statusBody struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func writeStatus(w http.ResponseWriter, code int, body statusBody) {
+func writeStatus(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// withNotes adds the health notes to a /health body.
+func (h *Health) withNotes(body statusBody) any {
+	if len(h.notes) == 0 {
+		return body
+	}
+	m := make(map[string]string, len(h.notes)+2)
+	for k, v := range h.notes {
+		m[k] = v
+	}
+	m["status"] = body.Status
+	if body.Error != "" {
+		m["error"] = body.Error
+	}
+	return m
 }
 
 // LiveHandler serves /health/live: 200 while the process runs.
@@ -43,10 +59,10 @@ func (h *Health) ReadyHandler() http.Handler {
 func (h *Health) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h.Check(r.Context()); err != nil {
-			writeStatus(w, http.StatusServiceUnavailable, statusBody{Status: "unhealthy", Error: err.Error()})
+			writeStatus(w, http.StatusServiceUnavailable, h.withNotes(statusBody{Status: "unhealthy", Error: err.Error()}))
 			return
 		}
-		writeStatus(w, http.StatusOK, statusBody{Status: "healthy"})
+		writeStatus(w, http.StatusOK, h.withNotes(statusBody{Status: "healthy"}))
 	})
 }
 

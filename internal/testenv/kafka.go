@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // EnvKafkaBrokers names the variable that points tests at an existing
@@ -25,10 +29,34 @@ const EnvKafkaBrokers = "KAFKA_BROKERS"
 type Kafka struct {
 	brokers []string
 	cluster *kfake.Cluster // nil for an external cluster
-	client  *kgo.Client    // backs admin
+	creds   *KafkaCredentials
+	tls     *tls.Config // the harness's own clients' side of creds
+	client  *kgo.Client // backs admin
 	admin   *kadm.Client
 
 	closeOnce sync.Once
+}
+
+// SecureKafka is the security a broker of StartSecureKafka requires.
+type SecureKafka struct {
+	// Dir receives the certificates: the CA's, the broker's and the
+	// client's (a test's TempDir).
+	Dir string
+	// Mechanism is the SASL mechanism clients must authenticate with:
+	// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string
+	// MutualTLS requires a client certificate signed by the broker's CA.
+	MutualTLS bool
+}
+
+// KafkaCredentials are what a client needs to connect to a secured broker.
+type KafkaCredentials struct {
+	// CAFile is the PEM certificate of the CA that signed the broker's.
+	CAFile string
+	// Client is the client certificate, with MutualTLS; else zero.
+	Client KeyPair
+	// Mechanism, Username and Password are the SASL user.
+	Mechanism, Username, Password string
 }
 
 // StartKafka returns a cluster with the given topics (name → partitions).
@@ -44,10 +72,42 @@ func StartKafka(ctx context.Context, topics map[string]int32) (*Kafka, error) {
 		}
 		return connectKafka(ctx, brokers, topics)
 	}
-	return startEmbeddedKafka(topics)
+	return startEmbeddedKafka(topics, nil, nil)
 }
 
-func startEmbeddedKafka(topics map[string]int32) (*Kafka, error) {
+// StartSecureKafka starts a one-broker kfake cluster that accepts TLS
+// connections only, with a certificate for the loopback addresses from a
+// CA made for it, and requires SASL (and a client certificate, with
+// MutualTLS). It is always embedded: KAFKA_BROKERS names a cluster whose
+// security the harness cannot choose.
+func StartSecureKafka(topics map[string]int32, sec SecureKafka) (*Kafka, error) {
+	ca, err := NewCA(sec.Dir, "kafka")
+	if err != nil {
+		return nil, err
+	}
+	server, err := ca.IssueServer("kafka-broker", Loopback...)
+	if err != nil {
+		return nil, err
+	}
+	creds := &KafkaCredentials{CAFile: ca.CertFile(), Mechanism: sec.Mechanism, Username: "auditstream", Password: randomHex(16)}
+	listen := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{server.TLS}}
+	dial := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool()}
+	if sec.MutualTLS {
+		if creds.Client, err = ca.IssueClient("kafka-client"); err != nil {
+			return nil, err
+		}
+		listen.ClientAuth, listen.ClientCAs = tls.RequireAndVerifyClientCert, ca.Pool()
+		dial.Certificates = []tls.Certificate{creds.Client.TLS}
+	}
+	k, err := startEmbeddedKafka(topics, creds, dial,
+		kfake.TLS(listen), kfake.EnableSASL(), kfake.Superuser(creds.Mechanism, creds.Username, creds.Password))
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func startEmbeddedKafka(topics map[string]int32, creds *KafkaCredentials, dial *tls.Config, extra ...kfake.Opt) (*Kafka, error) {
 	opts := []kfake.Opt{
 		// One broker: every partition has one leader and the outage a
 		// test simulates with Close is total, as a test expects.
@@ -59,13 +119,14 @@ func startEmbeddedKafka(topics map[string]int32) (*Kafka, error) {
 	for name, partitions := range topics {
 		opts = append(opts, kfake.SeedTopics(partitions, name))
 	}
+	opts = append(opts, extra...)
 	// With no Ports option kfake listens on 127.0.0.1:0, so the kernel
 	// picks a free port and parallel test binaries never collide.
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
-	k, err := newKafka(cluster.ListenAddrs(), cluster)
+	k, err := newKafka(&Kafka{brokers: cluster.ListenAddrs(), cluster: cluster, creds: creds, tls: dial})
 	if err != nil {
 		cluster.Close()
 		return nil, err
@@ -74,7 +135,7 @@ func startEmbeddedKafka(topics map[string]int32) (*Kafka, error) {
 }
 
 func connectKafka(ctx context.Context, brokers []string, topics map[string]int32) (*Kafka, error) {
-	k, err := newKafka(brokers, nil)
+	k, err := newKafka(&Kafka{brokers: brokers})
 	if err != nil {
 		return nil, err
 	}
@@ -85,22 +146,66 @@ func connectKafka(ctx context.Context, brokers []string, topics map[string]int32
 	return k, nil
 }
 
-func newKafka(brokers []string, cluster *kfake.Cluster) (*Kafka, error) {
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func newKafka(k *Kafka) (*Kafka, error) {
+	client, err := k.NewClient()
 	if err != nil {
-		return nil, fmt.Errorf("kafka admin client for %v: %w", brokers, err)
+		return nil, fmt.Errorf("kafka admin client for %v: %w", k.brokers, err)
 	}
-	return &Kafka{
-		brokers: brokers,
-		cluster: cluster,
-		client:  client,
-		admin:   kadm.NewClient(client),
-	}, nil
+	k.client, k.admin = client, kadm.NewClient(client)
+	return k, nil
 }
 
 // Brokers returns the bootstrap addresses (host:port).
 func (k *Kafka) Brokers() []string {
 	return append([]string(nil), k.brokers...)
+}
+
+// Credentials returns what a client needs to connect to a broker of
+// StartSecureKafka; nil for a plaintext one.
+func (k *Kafka) Credentials() *KafkaCredentials { return k.creds }
+
+// Env returns the settings of the binaries (KAFKA_BROKERS and, for a
+// secured broker, the KAFKA_TLS_* and KAFKA_SASL_* ones) that connect them
+// to this cluster, as NAME=value entries for a child's environment.
+func (k *Kafka) Env() []string {
+	env := []string{"KAFKA_BROKERS=" + strings.Join(k.brokers, ",")}
+	c := k.creds
+	if c == nil {
+		return env
+	}
+	env = append(env, "KAFKA_TLS_ENABLED=true", "KAFKA_TLS_CA_FILE="+c.CAFile,
+		"KAFKA_SASL_MECHANISM="+c.Mechanism, "KAFKA_SASL_USERNAME="+c.Username, "KAFKA_SASL_PASSWORD="+c.Password)
+	if c.Client.CertFile != "" {
+		env = append(env, "KAFKA_TLS_CERT_FILE="+c.Client.CertFile, "KAFKA_TLS_KEY_FILE="+c.Client.KeyFile)
+	}
+	return env
+}
+
+// NewClient returns a franz-go client of the cluster, with the credentials
+// a secured one needs, for a test that produces or reads records the way
+// an independent client does. The caller closes it.
+func (k *Kafka) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(k.clientOpts(), opts...)...)
+}
+
+func (k *Kafka) clientOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(k.brokers...)}
+	if c := k.creds; c != nil {
+		opts = append(opts, kgo.DialTLSConfig(k.tls.Clone()), kgo.SASL(saslMechanism(c.Mechanism, c.Username, c.Password)))
+	}
+	return opts
+}
+
+// saslMechanism is franz-go's client side of a kfake SASL user.
+func saslMechanism(name, user, password string) sasl.Mechanism {
+	switch name {
+	case "PLAIN":
+		return plain.Auth{User: user, Pass: password}.AsMechanism()
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: user, Pass: password}.AsSha512Mechanism()
+	default:
+		return scram.Auth{User: user, Pass: password}.AsSha256Mechanism()
+	}
 }
 
 // CreateTopics creates the given topics (name → partitions) with the
@@ -142,11 +247,20 @@ func (k *Kafka) Close() error {
 // ends, returning what it read so far with the context's error. It uses no
 // consumer group and commits nothing, so it never disturbs the code under test.
 func ConsumeAll(ctx context.Context, brokers []string, topic string, n int) ([]*kgo.Record, error) {
-	client, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+	return consumeAll(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, topic, n)
+}
+
+// ConsumeAll is the package's ConsumeAll on this cluster, with the
+// credentials a secured one needs.
+func (k *Kafka) ConsumeAll(ctx context.Context, topic string, n int) ([]*kgo.Record, error) {
+	return consumeAll(ctx, k.clientOpts(), topic, n)
+}
+
+func consumeAll(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*kgo.Record, error) {
+	client, err := kgo.NewClient(append(opts,
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("consume %q: %w", topic, err)
 	}

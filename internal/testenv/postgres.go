@@ -52,6 +52,10 @@ type Postgres struct {
 	port int                 // kept across Stop/Start so URL stays valid
 	cred *syscall.Credential // nil unless we run as root
 
+	// serverArgs are the embedded server's settings beyond the defaults
+	// of Start (TLS), kept for every restart.
+	serverArgs []string
+
 	// External server.
 	adminURL string // DATABASE_URL, for dropping the database
 	dbName   string
@@ -70,7 +74,18 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if dsn := os.Getenv(EnvDatabaseURL); dsn != "" {
 		return createDatabase(ctx, dsn)
 	}
-	return startEmbeddedPostgres(ctx)
+	return startEmbeddedPostgres(ctx, "")
+}
+
+// StartTLSPostgres starts a throwaway server that takes TCP connections
+// over TLS only: ssl=on with a certificate for the loopback addresses from
+// a CA made for it (written to dir), and a pg_hba.conf whose only TCP
+// entries are hostssl, so a plaintext connection is refused. URL verifies
+// the server's certificate and name (sslmode=verify-full) against that CA.
+// It is always embedded: DATABASE_URL names a server whose configuration
+// the harness cannot choose.
+func StartTLSPostgres(ctx context.Context, dir string) (*Postgres, error) {
+	return startEmbeddedPostgres(ctx, dir)
 }
 
 // URL returns a pgx/libpq connection string for the database.
@@ -200,7 +215,7 @@ func withDatabase(dsn, name string) (string, error) {
 	return dsn + " dbname=" + name, nil
 }
 
-func startEmbeddedPostgres(ctx context.Context) (_ *Postgres, err error) {
+func startEmbeddedPostgres(ctx context.Context, tlsDir string) (_ *Postgres, err error) {
 	bin, err := findPostgresBin()
 	if err != nil {
 		return nil, err
@@ -253,10 +268,72 @@ func startEmbeddedPostgres(ctx context.Context) (_ *Postgres, err error) {
 		return nil, err
 	}
 	p.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+	if tlsDir != "" {
+		if err := p.requireTLS(tlsDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.Start(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// tlsOnlyHBA lets the harness in through the socket and everyone in over
+// TCP with TLS; with no host (plaintext-or-TLS) line, a plaintext TCP
+// connection matches nothing and is refused (SQLSTATE 28000, "no
+// encryption").
+const tlsOnlyHBA = `local   all all              trust
+hostssl all all 127.0.0.1/32 trust
+hostssl all all ::1/128      trust
+`
+
+// requireTLS gives the server a certificate from a CA of its own (files in
+// dir), turns ssl on, replaces pg_hba.conf with tlsOnlyHBA, and points URL
+// at the server with verify-full against the CA.
+func (p *Postgres) requireTLS(dir string) error {
+	ca, err := NewCA(dir, "postgres")
+	if err != nil {
+		return err
+	}
+	server, err := ca.IssueServer("postgres-server", Loopback...)
+	if err != nil {
+		return err
+	}
+	// PostgreSQL reads its key as the postgres user and refuses one that
+	// others can read: copies in the data directory, owned by that user.
+	files := map[string]string{"server.crt": server.CertFile, "server.key": server.KeyFile}
+	for name, from := range files {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return fmt.Errorf("postgres TLS: %w", err)
+		}
+		if err := p.writeDataFile(name, b); err != nil {
+			return err
+		}
+	}
+	if err := p.writeDataFile("pg_hba.conf", []byte(tlsOnlyHBA)); err != nil {
+		return err
+	}
+	p.serverArgs = []string{"-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key"}
+	p.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=verify-full&sslrootcert=%s",
+		p.port, url.QueryEscape(ca.CertFile()))
+	return nil
+}
+
+// writeDataFile writes a file of the data directory, readable by the
+// server's user only.
+func (p *Postgres) writeDataFile(name string, data []byte) error {
+	path := filepath.Join(p.dataDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("postgres %s: %w", name, err)
+	}
+	if p.cred != nil {
+		if err := os.Chown(path, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return fmt.Errorf("hand %s to the postgres user: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // findPostgresBin returns the directory holding initdb and postgres: PATH
@@ -376,11 +453,11 @@ func (p *Postgres) Start(ctx context.Context) error {
 	defer logFile.Close() // the child holds its own descriptor
 
 	// Not CommandContext: the server outlives this call; Stop ends it.
-	cmd := p.command(context.Background(), "postgres",
+	cmd := p.command(context.Background(), "postgres", append([]string{
 		"-D", p.dataDir(),
 		"-p", strconv.Itoa(p.port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+p.sockDir(),
+		"-c", "unix_socket_directories=" + p.sockDir(),
 		// Durability buys nothing for data that is thrown away.
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
@@ -388,7 +465,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 		// Every package's tests open pools (pgx defaults to 4+ per
 		// pool, more under parallel tests); 100 runs out.
 		"-c", "max_connections=200",
-	)
+	}, p.serverArgs...)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// If the test binary dies without closing us (killed, or a panic

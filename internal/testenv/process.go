@@ -2,11 +2,99 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
+
+// Process is a binary a test started: its output, and whether it still
+// runs. It is killed, if still running, when the test ends, and its output
+// is logged if the test failed.
+type Process struct {
+	Stdout, Stderr *Output
+
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // cmd.Wait's, once exited is closed
+}
+
+// StartProcess runs the binary at path with args, and env added to the
+// test's own environment (later entries win).
+func StartProcess(t TB, path string, args []string, env ...string) *Process {
+	t.Helper()
+	p := &Process{Stdout: &Output{}, Stderr: &Output{}, name: filepath.Base(path), exited: make(chan struct{})}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
+	// If the test binary dies first, the kernel kills the child too.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill() // no-op once it has exited
+		<-p.exited
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- %s %v ----\nstderr:\n%s\nstdout:\n%s", p.name, args, p.Stderr.Tail(32<<10), p.Stdout.Tail(32<<10))
+		}
+	})
+	return p
+}
+
+// Running reports whether the process has not exited yet.
+func (p *Process) Running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// WaitExit waits at most within for the process to exit and returns its
+// exit code. A process still running then is killed and fails the test.
+func (p *Process) WaitExit(t TB, within time.Duration) int {
+	t.Helper()
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-p.exited:
+	case <-timer.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Fatalf("%s still running after %s\nstderr:\n%s\nstdout:\n%s", p.name, within, p.Stderr.Tail(8<<10), p.Stdout.Tail(8<<10))
+	}
+	code, err := exitCode(p.err)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", p.name, err)
+	}
+	return code
+}
+
+func exitCode(err error) (int, error) {
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exitErr):
+		return exitErr.ExitCode(), nil
+	default:
+		return -1, fmt.Errorf("not an exit: %w", err)
+	}
+}
 
 // RunUntilExit runs the binary at path with env added to the test's own
 // environment and waits at most within for it to exit, for tests of a
@@ -15,35 +103,6 @@ import (
 // killed).
 func RunUntilExit(t TB, within time.Duration, path string, env ...string) (code int, stderr string) {
 	t.Helper()
-	var stdout, errOut Output
-	cmd := exec.Command(path)
-	// Later entries win over the test's environment.
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = &stdout, &errOut
-	// If the test binary dies first, the kernel kills the child too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	select {
-	case err := <-exited:
-		var exitErr *exec.ExitError
-		switch {
-		case err == nil:
-			return 0, errOut.String()
-		case errors.As(err, &exitErr):
-			return exitErr.ExitCode(), errOut.String()
-		default:
-			t.Fatalf("wait for %s: %v", path, err)
-		}
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-exited
-		t.Fatalf("%s still running after %s\nstderr:\n%s\nstdout:\n%s", path, within, errOut.Tail(8<<10), stdout.Tail(8<<10))
-	}
-	return -1, "" // not reached: Fatalf ends the test
+	p := StartProcess(t, path, nil, env...)
+	return p.WaitExit(t, within), p.Stderr.String()
 }

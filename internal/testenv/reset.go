@@ -23,6 +23,9 @@ func (k *Kafka) Reset(opts ...kfake.Opt) error {
 	if k.cluster == nil {
 		return errors.New("testenv: an external Kafka cluster cannot be reset")
 	}
+	if k.creds != nil {
+		return errors.New("testenv: a secured broker (StartSecureKafka) is not reset: its TLS and SASL would be lost")
+	}
 	ports := make([]int, len(k.brokers))
 	for i, b := range k.brokers {
 		_, p, err := net.SplitHostPort(b)

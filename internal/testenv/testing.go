@@ -1,6 +1,11 @@
 package testenv
 
-import "context"
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/auditstream/auditstream/internal/keyring"
+)
 
 // TB is the part of testing.TB the helpers use. It is declared here rather
 // than imported, as testify's TestingT is, so that devstack and auditbench,
@@ -10,8 +15,11 @@ type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
 	Cleanup(f func())
 	Context() context.Context
+	TempDir() string
 }
 
 // NewKafka starts a Kafka private to one test (see StartKafka) and closes it
@@ -21,6 +29,21 @@ type TB interface {
 func NewKafka(t TB, topics map[string]int32) *Kafka {
 	t.Helper()
 	k, err := StartKafka(t.Context(), topics)
+	return ownKafka(t, k, err)
+}
+
+// NewSecureKafka starts a broker private to one test that requires TLS and
+// SASL (see StartSecureKafka), with its certificates in a directory of the
+// test's, and closes it when the test ends.
+func NewSecureKafka(t TB, topics map[string]int32, mechanism string, mutualTLS bool) *Kafka {
+	t.Helper()
+	k, err := StartSecureKafka(topics, SecureKafka{Dir: t.TempDir(), Mechanism: mechanism, MutualTLS: mutualTLS})
+	return ownKafka(t, k, err)
+}
+
+// ownKafka fails the test on err, else closes k when the test ends.
+func ownKafka(t TB, k *Kafka, err error) *Kafka {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -34,6 +57,21 @@ func NewKafka(t TB, topics map[string]int32) *Kafka {
 func NewPostgres(t TB) *Postgres {
 	t.Helper()
 	p, err := StartPostgres(t.Context())
+	return ownPostgres(t, p, err)
+}
+
+// NewTLSPostgres starts a PostgreSQL private to one test that takes TCP
+// connections over TLS only (see StartTLSPostgres), with its certificates
+// in a directory of the test's, and closes it when the test ends.
+func NewTLSPostgres(t TB) *Postgres {
+	t.Helper()
+	p, err := StartTLSPostgres(t.Context(), t.TempDir())
+	return ownPostgres(t, p, err)
+}
+
+// ownPostgres fails the test on err, else closes p when the test ends.
+func ownPostgres(t TB, p *Postgres, err error) *Postgres {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -53,4 +91,23 @@ func NewAddr(t TB) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	return addr
+}
+
+// NewSourceKeys writes a source key file with one new key into a directory
+// of the test's and returns its path, for a binary's SOURCE_KEYS_FILE.
+func NewSourceKeys(t TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "source-keys.yaml")
+	if err := keyring.Generate(path, "test"); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return path
+}
+
+// NewOTLPReceiver starts a receiver that keeps every span (see
+// StartOTLPReceiver) and stops it when the test ends.
+func NewOTLPReceiver(t TB) *OTLPReceiver {
+	r := StartOTLPReceiver(true)
+	t.Cleanup(r.Close)
+	return r
 }

@@ -36,6 +36,7 @@ func (w *Writer) decode(msg *kafka.Message) item {
 			it.poison = reason("invalid audit event", err)
 			return it
 		}
+		ev.SubmittedBy = w.submittedBy(msg, signedID(ev.EventID))
 		if ev.EventID == [16]byte{} {
 			ev.EventID = deterministicID(msg)
 		}
@@ -46,6 +47,7 @@ func (w *Writer) decode(msg *kafka.Message) item {
 			it.poison = reason("invalid notification audit record", err)
 			return it
 		}
+		n.SubmittedBy = w.submittedBy(msg, n.NotificationID)
 		it.notification = &n
 	default:
 		it.poison = fmt.Sprintf("record from unexpected topic %q", msg.Topic)

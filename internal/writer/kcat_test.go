@@ -73,8 +73,10 @@ func kcatKafka(t *testing.T, topics map[string]int32) ([]string, *kadm.Client) {
 }
 
 // kcatProduce pipes "key|value" lines into `kcat -P`, the way a direct
-// producer without our client library publishes. codec "" is uncompressed.
-func kcatProduce(t *testing.T, brokers []string, topic, codec string, lines []string) {
+// producer without our client library publishes. codec "" is uncompressed;
+// extra are more kcat arguments (-H name=value puts a header on every
+// record).
+func kcatProduce(t *testing.T, brokers []string, topic, codec string, lines []string, extra ...string) {
 	t.Helper()
 	path, err := exec.LookPath("kcat")
 	require.NoError(t, err, "kcat is required (Debian/Ubuntu: apt-get install kcat)")
@@ -84,6 +86,7 @@ func kcatProduce(t *testing.T, brokers []string, topic, codec string, lines []st
 	if codec != "" {
 		args = append(args, "-z", codec)
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)

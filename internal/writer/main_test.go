@@ -21,6 +21,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 	"github.com/auditstream/auditstream/internal/testenv/testmain"
@@ -93,6 +94,8 @@ type rigOptions struct {
 	maxBackoff time.Duration
 	dbURL      string
 	brokers    []string // default: the shared broker
+	// submitters verify the principal headers; nil verifies none.
+	submitters *provenance.Keys
 }
 
 // rig is one writer running in-process (writer.New(...).Run in a
@@ -142,7 +145,8 @@ func startWriter(t *testing.T, tp topics, opt rigOptions) *rig {
 		MaxBackoff:         opt.maxBackoff,
 		WriteTimeout:       5 * time.Second,
 		Rules:              audit.DefaultRules(),
-	}, kcfg, st, producer, log.Named("writer"), writer.NewMetrics(reg))
+		Submitters:         opt.submitters,
+	}, kcfg, st, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -26,6 +26,7 @@ type metrics struct {
 	groupSession    prometheus.Gauge
 	committedOffset *prometheus.GaugeVec
 	highWatermark   *prometheus.GaugeVec
+	submitters      *prometheus.CounterVec
 	seed            *telemetry.SeedMetrics
 }
 
@@ -83,6 +84,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_outages_total",
 			Help: "Database outages the writer has entered.",
 		}),
+		submitters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_writer_submitters_total",
+			Help: "Valid records by how their submitted_by was decided: verified (the API's signature checks out), unverified (kafka:<claimed name>), unknown (kafka:unknown).",
+		}, []string{"result"}),
 		seed: telemetry.NewSeedMetrics(reg),
 	}}
 }

@@ -51,19 +51,18 @@ func TestOperations(t *testing.T) {
 	}
 	want := []op{
 		{http.MethodPost, "/api/v1/audit/events", "createAuditEvent", "Audit Write API",
-			[]string{"201", "202", "400", "413", "415", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/events", "queryAuditEvents", "Audit Write API",
-			[]string{"200", "400", "500", "503"}},
+			[]string{"200", "400", "401", "403", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/events/{event_id}", "getAuditEvent", "Audit Write API",
-			[]string{"200", "400", "404", "500", "503"}},
+			[]string{"200", "400", "401", "403", "404", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
-			[]string{"201", "400", "413", "415", "500", "503"}},
+			[]string{"201", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
-			[]string{"201", "202", "400", "409", "413", "415", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
-		{http.MethodGet, "/metrics", "getMetrics", "Operations", []string{"200"}},
 		{http.MethodGet, "/openapi.yaml", "getOpenAPIDocument", "Operations", []string{"200"}},
 	}
 
@@ -323,7 +322,8 @@ func TestResponseDetails(t *testing.T) {
 	assert.Equal(t, schemas+"AuditEventResponse", schemaRef("POST", "/api/v1/audit/events", "202", "application/json"))
 	assert.Equal(t, schemas+"BatchAuditEventResponse", schemaRef("POST", "/api/v1/audit/events/batch", "201", "application/json"))
 	assert.Equal(t, schemas+"NotificationAuditResponse", schemaRef("POST", "/api/v1/audit/notifications", "201", "application/json"))
-	assert.Equal(t, "", schemaRef("GET", "/metrics", "200", "text/plain"))
+	_, err := Operation(doc, "GET", "/metrics")
+	assert.ErrorContains(t, err, "not documented", "/metrics is served on METRICS_ADDR, not by this API")
 	assert.Equal(t, "", schemaRef("GET", "/openapi.yaml", "200", openapi.ContentType))
 
 	// 503 on write endpoints carries Retry-After (integer seconds).
@@ -372,17 +372,18 @@ func TestSchemaRules(t *testing.T) {
 		s(name)
 	}
 
-	// AuditEvent: every request field plus event_id and event_date, all
-	// always present; the optional ones nullable.
+	// AuditEvent: every request field plus event_id, event_date and
+	// submitted_by, all always present; the optional ones nullable.
 	ae := s("AuditEvent")
 	var reqFields []string
 	for name := range s("AuditEventRequest").Properties {
 		reqFields = append(reqFields, name)
 	}
-	assert.ElementsMatch(t, append(reqFields, "event_date"), ae.Required)
+	assert.ElementsMatch(t, append(reqFields, "event_date", "submitted_by"), ae.Required)
 	assert.Len(t, ae.Properties, len(ae.Required))
+	assert.NotContains(t, reqFields, "submitted_by", "never from the request")
 	for _, field := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-		"namespace", "cluster_name", "severity", "duration_ms"} {
+		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"} {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
@@ -701,8 +702,14 @@ func TestValidateResponse(t *testing.T) {
 		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "Retry-After", "5"), problem503))
 	assert.NoError(t, ValidateResponse(doc, "GET", "/health/live", 200,
 		hdr("Content-Type", "application/json", "X-Request-ID", "abc"), []byte(`{"status":"alive"}`)))
-	assert.NoError(t, ValidateResponse(doc, "GET", "/metrics", 200,
-		hdr("Content-Type", "text/plain; version=0.0.4; charset=utf-8", "X-Request-ID", "abc"), []byte("# HELP x\n")))
+	problem401 := []byte(`{"type":"https://auditstream.dev/problems/unauthenticated","title":"Unauthenticated","status":401,"detail":"x","instance":"/api/v1/audit/events"}`)
+	assert.NoError(t, ValidateResponse(doc, "GET", events, 401,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc", "WWW-Authenticate", `Bearer realm="auditstream"`), problem401))
+	assert.Error(t, ValidateResponse(doc, "GET", events, 401,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc"), problem401), "a 401 without its challenge")
+	problem429 := []byte(`{"type":"https://auditstream.dev/problems/rate-limited","title":"Too many requests","status":429,"detail":"x","instance":"/api/v1/audit/events"}`)
+	assert.Error(t, ValidateResponse(doc, "POST", events, 429,
+		hdr("Content-Type", "application/problem+json", "X-Request-ID", "abc"), problem429), "a 429 without Retry-After")
 	assert.NoError(t, ValidateResponse(doc, "GET", "/openapi.yaml", 200,
 		hdr("Content-Type", openapi.ContentType, "X-Request-ID", "abc"), openapi.YAML()))
 	assert.NoError(t, ValidateResponse(doc, "POST", "/api/v1/audit/notifications", 201,
@@ -804,6 +811,7 @@ const sampleQueryResponse = `{
       "cluster_name": null,
       "severity": null,
       "duration_ms": null,
+      "submitted_by": "kafka:unknown",
       "event_data": {}
     },
     {
@@ -825,6 +833,7 @@ const sampleQueryResponse = `{
       "cluster_name": "prod-eu-1",
       "severity": "critical",
       "duration_ms": 1,
+      "submitted_by": null,
       "event_data": {"signal_name": "HighCPUUsage", "labels": {"pod": "xyz"}, "values": [1, 2.5, null]}
     }
   ],
