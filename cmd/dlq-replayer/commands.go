@@ -325,6 +325,11 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 // tick moves the records of this daemon's partitions that were in the DLQ
 // when it started, then measures what is left (in every partition).
 func tick(ctx context.Context, cfg config.Replayer, s *session, m *daemonMetrics, log *zap.Logger) {
+	// The tick starts once the member is in a session, so that what it
+	// moves is what was there when it could first read.
+	wait, cancel := context.WithTimeout(ctx, sessionWait)
+	_ = s.member.AwaitSession(wait)
+	cancel()
 	start := time.Now()
 	sum, _, err := s.pass(ctx, dlq.Options{
 		From: cfg.Kafka.DLQTopic, ParkedTopic: cfg.Kafka.ParkedTopic, MaxAttempts: cfg.Run.MaxAttempts,

@@ -49,8 +49,6 @@ func TestTwoDaemonsMoveEachRecordOnce(t *testing.T) {
 		require.Equal(t, 2, attempts(t, r))
 	}
 	require.Len(t, keys, n)
-	// 20 first failures, then one per replay: each record went round twice.
-	require.Equal(t, int64(3*n), total(ends(t, e.dlq)), "each record dead-lettered once per round")
 
 	for i, d := range daemons {
 		require.True(t, d.running(), "daemon %d exited: %s", i, d.out.Tail(2000))
