@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -24,13 +25,20 @@ import (
 // topics again with TOPIC_PARTITIONS and events are accepted into them.
 func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 	k := testenv.NewKafka(t, nil)
+	// A database of its own: the test must not depend on the state other
+	// tests leave the shared one in.
+	db := "reset_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	require.NoError(t, shared.pg.Exec(t.Context(), "CREATE DATABASE "+db))
+	t.Cleanup(func() { _ = shared.pg.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
+	dbURL, err := shared.pg.URLAs("", db)
+	require.NoError(t, err)
 	addr := testenv.NewAddr(t)
 	topic := "reset-" + strings.ToLower(t.Name()) + ".events"
 	var out testenv.Output
 	cmd := exec.Command(shared.bin)
 	cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","),
-		"DATABASE_URL="+shared.pg.URL(),
+		"DATABASE_URL="+dbURL,
 		"HTTP_ADDR="+addr,
 		"EVENTS_TOPIC="+topic,
 		"TOPIC_PARTITIONS=4",
