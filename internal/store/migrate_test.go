@@ -86,12 +86,12 @@ func TestSubmittedByMigration(t *testing.T) {
 	require.NoError(t, err)
 	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
 	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`%s; UPDATE schema_migrations SET version = %d`, down, versionBefore(t, 5))))
+	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 4`))
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
-	// As a binary of the version before 000005 stores them: no
-	// submitted_by column.
+	// As a binary of schema version 4 (the one before 000005) stores them:
+	// no submitted_by column.
 	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
 		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
 		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
@@ -112,22 +112,4 @@ func TestSubmittedByMigration(t *testing.T) {
 	_, err = s.Write(ctx, []audit.Event{after}, nil)
 	require.NoError(t, err)
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
-}
-
-// versionBefore returns the newest embedded migration older than version,
-// where a test rolls a database back to, whatever migrations other issues
-// have added in between.
-func versionBefore(t *testing.T, version uint) uint {
-	t.Helper()
-	entries, err := migrationFiles.ReadDir("migrations")
-	require.NoError(t, err)
-	var before uint
-	for _, e := range entries {
-		var v uint
-		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v < version && v > before {
-			before = v
-		}
-	}
-	require.Positive(t, before, "a migration before %d", version)
-	return before
 }
