@@ -234,9 +234,12 @@ func TestStalledWriterReportsUnhealthy(t *testing.T) {
 	w.awaitReady(30 * time.Second)
 	testenv.Await(t, 30*time.Second, "/health unhealthy", func() (bool, string) {
 		code, body, err := w.get("/health")
-		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "no consumer group session"),
+		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, `"writer":"down"`),
 			fmt.Sprintf("%d %s %v", code, body, err)
 	})
+	// The open /health names the component only; the reason is logged.
+	require.Regexp(t, `"msg":"dependency check failing","component":"writer","error":"no consumer group session of \S+ for \d+s while 10 records wait`,
+		w.out.String())
 	_, body, err := w.get("/metrics")
 	require.NoError(t, err)
 	for i := range partitions {
