@@ -39,7 +39,7 @@ func TestUnencodableRowIsIsolated(t *testing.T) {
 		recs = append(recs, eventRecord(p.tag, i, uuid.New()))
 	}
 	recs = append(recs, eventRecord(store.FaultUnencodable, 9, uuid.New()))
-	produce(t, p.events, recs...)
+	produce(t, p, recs...)
 
 	dead := deadLetters(t, p, 1)
 	require.Equal(t, "poison", header(dead[0], "dlq-error-class"))
@@ -62,16 +62,16 @@ func TestReusedEventIDWithOtherContent(t *testing.T) {
 
 	x := uuid.New()
 	first := eventRecord(p.tag, 1, x)
-	produce(t, p.events, first)
+	produce(t, p, first)
 	awaitCaughtUp(t, p, 1)
 
 	// Across batches: the same id with other content, then the first
 	// record again (a redelivery).
-	produce(t, p.events, eventRecord(p.tag, 2, x))
+	produce(t, p, eventRecord(p.tag, 2, x))
 	dead := deadLetters(t, p, 1)
 	require.Equal(t, "conflict", header(dead[0], "dlq-error-class"))
 	require.Contains(t, header(dead[0], "dlq-error"), "event_id "+x.String()+" is stored with other content")
-	produce(t, p.events, &kgo.Record{Key: first.Key, Value: first.Value, Headers: first.Headers})
+	produce(t, p, &kgo.Record{Key: first.Key, Value: first.Value, Headers: first.Headers})
 	testenv.Await(t, catchUpTimeout, "the redelivery counted as a duplicate", func() (bool, string) {
 		n := w.metric(duplicatesMetric)
 		return n == 1, fmt.Sprintf("%v duplicates", n)
@@ -81,13 +81,13 @@ func TestReusedEventIDWithOtherContent(t *testing.T) {
 	y := uuid.New()
 	c, d := eventRecord(p.tag, 3, y), eventRecord(p.tag, 4, y)
 	d.Key = c.Key
-	produce(t, p.events, c, d)
+	produce(t, p, c, d)
 
 	// A row registered before migration 000003, without a digest.
 	old := uuid.New()
 	_, err := shared.db.Exec(t.Context(), `INSERT INTO audit_event_ids (event_id, event_timestamp) VALUES ($1, now())`, old)
 	require.NoError(t, err)
-	produce(t, p.events, eventRecord(p.tag, 5, old))
+	produce(t, p, eventRecord(p.tag, 5, old))
 
 	awaitCaughtUp(t, p, 2)
 	testenv.Await(t, catchUpTimeout, "the unverified duplicate counted", func() (bool, string) {
@@ -229,7 +229,7 @@ func TestStalledWriterReportsUnhealthy(t *testing.T) {
 	})
 
 	for i := range 10 {
-		produce(t, p.events, eventRecord(p.tag, i, uuid.Nil))
+		produce(t, p, eventRecord(p.tag, i, uuid.Nil))
 	}
 	w := startWriter(t, p, "stalled", "GROUP_STALL_TIMEOUT=3s", "GROUP_POLL_INTERVAL=200ms")
 	w.awaitReady(30 * time.Second)
@@ -275,15 +275,6 @@ func awaitStored(t *testing.T, p pipeline, want int) {
 		n := storedCount(t, p)
 		return n == want, fmt.Sprintf("%d rows stored", n)
 	})
-}
-
-// produce publishes recs to topic and waits for the acknowledgements.
-func produce(t *testing.T, topic string, recs ...*kgo.Record) {
-	t.Helper()
-	for _, r := range recs {
-		r.Topic = topic
-	}
-	require.NoError(t, shared.kcl.ProduceSync(t.Context(), recs...).FirstErr())
 }
 
 // deadLetters waits for n records in the pipeline's DLQ and returns them.

@@ -47,6 +47,8 @@ var shared struct {
 	// faultBin is the writer built with the faultinject tag
 	// (store.FaultUnencodable).
 	faultBin string
+	// replayer is the dlq-replayer binary, for the replay of a dead letter.
+	replayer string
 	// apiBin is ingest-api, for the tests that follow a request through.
 	apiBin string
 	kafka  *testenv.Kafka
@@ -54,6 +56,9 @@ var shared struct {
 	db     *pgxpool.Pool
 	kcl    *kgo.Client
 	adm    *kadm.Client
+	// keys are every writer's integrity keys, unless a test gives its
+	// own: the chains of all tests verify with them.
+	keys testenv.IntegrityKeys
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -82,6 +87,17 @@ func TestMain(m *testing.M) {
 		if shared.faultBin, err = e.BuildTagged(ctx, "writer", "faultinject"); err != nil {
 			return err
 		}
+		if shared.replayer, err = e.Build(ctx, "dlq-replayer"); err != nil {
+			return err
+		}
+		keysDir, err := os.MkdirTemp("", "writer-keys-")
+		if err != nil {
+			return err
+		}
+		e.Cleanup(func() { _ = os.RemoveAll(keysDir) })
+		if shared.keys, err = testenv.GenerateIntegrityKeys(keysDir); err != nil {
+			return err
+		}
 		if shared.apiBin, err = e.Build(ctx, "ingest-api"); err != nil {
 			return err
 		}
@@ -101,9 +117,9 @@ func TestMain(m *testing.M) {
 // pipeline is one test's topics, consumer group and the event_type its
 // records carry, by which the test counts its rows.
 type pipeline struct {
-	events, notifications, dlq, parked string
-	group                              string
-	tag                                string
+	events, notifications, dlq, parked, checkpoints string
+	group                                           string
+	tag                                             string
 }
 
 func newPipeline(t *testing.T) pipeline {
@@ -122,6 +138,7 @@ func newPipelineOn(t *testing.T, k *testenv.Kafka) pipeline {
 		notifications: base + ".notifications",
 		dlq:           base + ".dlq",
 		parked:        base + ".dlq.parked",
+		checkpoints:   base + ".checkpoints",
 		group:         base + ".writer",
 		tag:           base,
 	}
@@ -169,6 +186,7 @@ func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...st
 		"NOTIFICATIONS_TOPIC="+p.notifications,
 		"DLQ_TOPIC="+p.dlq,
 		"PARKED_TOPIC="+p.parked,
+		"CHECKPOINTS_TOPIC="+p.checkpoints,
 		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
 		"BATCH_SIZE="+strconv.Itoa(batchSize),
 		"BATCH_AGE="+batchAge.String(),
@@ -177,6 +195,7 @@ func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...st
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)
+	w.cmd.Env = append(w.cmd.Env, shared.keys.Env()...)
 	w.cmd.Env = append(w.cmd.Env, env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	// If the test binary dies without running its cleanups, the kernel
@@ -275,8 +294,17 @@ func (w *writerProc) awaitReady(d time.Duration) {
 }
 
 // metric returns the sum of every series of the named metric (all label
-// values) on /metrics.
+// values) on /metrics; the writer must expose it.
 func (w *writerProc) metric(name string) float64 {
+	w.t.Helper()
+	sum, found := w.metricIfExposed(name)
+	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
+	return sum
+}
+
+// metricIfExposed is metric for a series that may not exist yet (a
+// counter with labels appears at its first increment): 0, false then.
+func (w *writerProc) metricIfExposed(name string) (float64, bool) {
 	w.t.Helper()
 	code, body, err := w.get("/metrics")
 	require.NoError(w.t, err, "scrape writer %s", w.name)
@@ -293,8 +321,7 @@ func (w *writerProc) metric(name string) float64 {
 		sum += v
 		found = true
 	}
-	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
-	return sum
+	return sum, found
 }
 
 // stream produces audit events to a topic in the background, paced in
@@ -397,7 +424,7 @@ func (s *stream) wait(t *testing.T, d time.Duration) []uuid.UUID {
 // API publishes it. Its event_type is the test's tag. A nil id leaves
 // event_id out.
 func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
-	correlation := fmt.Sprintf("corr-%d", i%997)
+	correlation := correlationOf(tag, i)
 	var eventID string
 	if id != uuid.Nil {
 		eventID = fmt.Sprintf(`,"event_id":%q`, id)
@@ -411,6 +438,10 @@ func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
 	}
 }
+
+// correlationOf is the correlation_id of record i of the test tagged
+// tag: 997 chains per test.
+func correlationOf(tag string, i int) string { return fmt.Sprintf("%s-corr-%d", tag, i%997) }
 
 // storedCount is the number of rows the test's records produced.
 func storedCount(t *testing.T, p pipeline) int {

@@ -86,6 +86,9 @@ type Topic struct {
 	Name              string
 	Partitions        int32
 	ReplicationFactor int16
+	// Config holds topic-level settings to create it with (e.g.
+	// retention.ms); nil leaves the broker's defaults.
+	Config map[string]string
 }
 
 // baseConfig is what every client shares: protocol version, client id,

@@ -12,7 +12,7 @@ import (
 )
 
 // ensureTopics creates the topics that do not exist, with their
-// configured partitions, and returns the names it created. Existing topics
+// configured partitions and settings, and returns the names it created. Existing topics
 // are left as they are (partition counts are never changed behind an
 // operator's back, since that would move keys between partitions).
 func ensureTopics(client sarama.Client, topics []Topic) ([]string, error) {
@@ -46,9 +46,17 @@ func ensureTopics(client sarama.Client, topics []Topic) ([]string, error) {
 		if !missing[t.Name] {
 			continue
 		}
+		var entries map[string]*string
+		for k, v := range t.Config {
+			if entries == nil {
+				entries = make(map[string]*string, len(t.Config))
+			}
+			entries[k] = &v
+		}
 		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{
 			NumPartitions:     t.Partitions,
 			ReplicationFactor: t.ReplicationFactor,
+			ConfigEntries:     entries,
 		}, false)
 		switch {
 		case err == nil:
@@ -117,8 +125,8 @@ func (p *Producer) KeepTopics(ctx context.Context, interval time.Duration) {
 		}
 		created, err := ensureTopics(conn.client, p.topics)
 		if len(created) > 0 {
-			p.log.Warn("topics were missing: created them with the configured partitions",
-				zap.Strings("topics", created), zap.Int32("partitions", p.topics[0].Partitions))
+			p.log.Warn("topics were missing: created them with their configured partitions and settings",
+				zap.Strings("topics", created))
 		}
 		if err != nil {
 			p.log.Warn("check topics", zap.Error(err))

@@ -85,14 +85,15 @@ var (
 
 // Classify decides the class of err, from the SQLSTATE of a PostgreSQL
 // error (never from its message) or, for errors that never reached the
-// server, from their type. Write classifies its errors with it; other
+// server, from their type; an error that already carries its class
+// (*errclass.Error) keeps it. Write classifies its errors with it; other
 // callers (the read path) use it to tell a retryable error.
 //
-// A row that pgx could not encode (a *rowError, found after a failed COPY)
-// is Poison: the client refused it before PostgreSQL saw it, so splitting
-// the batch isolates it and the rest is stored. It is checked first, since
-// the COPY it aborted reports SQLSTATE 57014 (query_canceled), an outage
-// code.
+// A row that pgx could not encode (found after a failed COPY, encode.go)
+// comes classified as Poison: the client refused it before PostgreSQL saw
+// it, so splitting the batch isolates it and the rest is stored. Its class
+// wins over the SQLSTATE 57014 (query_canceled, an outage code) of the COPY
+// it aborted.
 //
 // Errors while connecting are outages whatever their SQLSTATE: until the
 // connection works no record can be judged. Any other error without a
@@ -104,9 +105,11 @@ func Classify(err error) errclass.Class {
 	if err == nil {
 		return errclass.None
 	}
-	var rowErr *rowError
-	if errors.As(err, &rowErr) {
-		return errclass.Poison
+	// Decided where it happened (an event the hash chain cannot encode, a
+	// row pgx cannot).
+	var classified *errclass.Error
+	if errors.As(err, &classified) {
+		return classified.Class
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {

@@ -6,11 +6,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/errclass"
 )
 
 // rowError is a row that pgx cannot encode for its column: the client
 // refused it before PostgreSQL saw any of it, so it is this row's fault,
-// not the database's (errclass.Poison).
+// not the database's (unencodable classes it Poison).
 type rowError struct {
 	Column string
 	Err    error
@@ -22,8 +23,9 @@ func (e *rowError) Error() string {
 
 func (e *rowError) Unwrap() error { return e.Err }
 
-// unencodable returns a *rowError for the first value of rows that pgx
-// cannot encode in the binary format COPY uses, or nil.
+// unencodable returns, classified as Poison, a *rowError for the first
+// value of rows that pgx cannot encode in the binary format COPY uses, or
+// nil.
 //
 // It runs only after a COPY failed. pgx encodes the rows while it streams
 // them; when a value cannot be encoded it aborts the COPY (CopyFail) and
@@ -41,7 +43,7 @@ func unencodable(rows [][]any, columns []string, oids []uint32) error {
 		for i, v := range row {
 			var err error
 			if buf, err = m.Encode(oids[i], pgtype.BinaryFormatCode, v, buf[:0]); err != nil {
-				return &rowError{Column: columns[i], Err: err}
+				return &errclass.Error{Class: errclass.Poison, Err: &rowError{Column: columns[i], Err: err}}
 			}
 		}
 	}
@@ -64,6 +66,10 @@ var eventOIDs = func() []uint32 {
 			oids[i] = pgtype.Int8OID
 		case audit.KindObject:
 			oids[i] = pgtype.JSONBOID
+		case audit.KindOptHash:
+			oids[i] = pgtype.ByteaOID
+		case audit.KindOptSmallInt:
+			oids[i] = pgtype.Int2OID
 		default:
 			panic("store: " + f.Name + ": no column type for its kind")
 		}

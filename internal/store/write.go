@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/integrity"
 )
 
 // WriteResult counts what one Write stored and what it skipped as already
@@ -27,6 +28,9 @@ type WriteResult struct {
 	EventConflicts            []Conflict
 	Notifications             int
 	NotificationDuplicates    int
+	// ChainHeads counts the hash chains the stored events moved (0 with
+	// the chain disabled).
+	ChainHeads int
 }
 
 // copyFields are the event fields COPY writes, those of the request and
@@ -69,6 +73,12 @@ func EventRow(e *audit.Event) []any {
 			row[i] = *f.OptInt(e)
 		case audit.KindObject:
 			row[i] = []byte(*f.Raw(e))
+		case audit.KindOptHash:
+			// pgx writes a nil slice as NULL and an empty one as an empty
+			// bytea: previous_event_hash of chain_seq 1.
+			row[i] = *f.Bytes(e)
+		case audit.KindOptSmallInt:
+			row[i] = *f.OptSmallInt(e)
 		default:
 			panic("store: " + f.Name + ": no COPY rule for its kind")
 		}
@@ -126,11 +136,11 @@ func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notificatio
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(events) > 0 {
-			r, err := copyEvents(ctx, tx, newEventBatch(events))
+			r, heads, err := copyEvents(ctx, tx, s.chain, newEventBatch(events))
 			if err != nil {
 				return err
 			}
-			res.Events, res.EventDuplicates = len(r.fresh), r.duplicates
+			res.Events, res.EventDuplicates, res.ChainHeads = len(r.fresh), r.duplicates, heads
 			res.EventDuplicatesUnverified, res.EventConflicts = r.unverified, r.conflicts
 		}
 		if len(notifications) > 0 {
@@ -176,27 +186,43 @@ func (s *Store) ensureEventPartitions(ctx context.Context, events []audit.Event)
 // when a write reports a missing one (a partition dropped by retention).
 func (s *Store) forgetPartitions() { s.knownMonths.Clear() }
 
-// copyEvents registers the batch's ids and copies the rows of the new ones.
-func copyEvents(ctx context.Context, tx pgx.Tx, b *eventBatch) (registered, error) {
+// copyEvents registers the batch's ids and copies the rows of the new
+// ones; with keys, it first links them to their hash chains, in batch
+// order, and moves the chains' heads after the copy. It returns what the
+// register found and the heads moved.
+func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBatch) (registered, int, error) {
 	r, err := b.register(ctx, tx)
 	if err != nil || len(r.fresh) == 0 {
-		return r, err
+		return r, 0, err
 	}
-	copyRows := make([][]any, 0, len(r.fresh))
-	for _, i := range r.fresh {
-		e := &b.events[i]
-		row := EventRow(e)
-		injectRowFault(e, row)
-		copyRows = append(copyRows, row)
+	stored := make([]*audit.Event, len(r.fresh))
+	for j, i := range r.fresh {
+		stored[j] = &b.events[i]
 	}
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
-	if err != nil {
+	var links *chainLinks
+	if keys != nil {
+		if links, err = linkChains(ctx, tx, keys, stored); err != nil {
+			return registered{}, 0, err
+		}
+	}
+	copyRows := make([][]any, len(stored))
+	for i, e := range stored {
+		copyRows[i] = EventRow(e)
+		injectRowFault(e, copyRows[i])
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows)); err != nil {
 		if rerr := unencodable(copyRows, eventColumns, eventOIDs); rerr != nil {
 			err = rerr
 		}
-		return registered{}, fmt.Errorf("copy events: %w", err)
+		return registered{}, 0, fmt.Errorf("copy events: %w", err)
 	}
-	return r, nil
+	if links == nil {
+		return r, 0, nil
+	}
+	if err := links.move(ctx, tx); err != nil {
+		return registered{}, 0, err
+	}
+	return r, len(links.ids), nil
 }
 
 func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) (int, error) {
