@@ -455,8 +455,8 @@ func (s *boltStore) close() error { return s.db.Close() }
 // pebble
 
 type pebbleStore struct {
-	db         *pebble.DB
-	mu         sync.Mutex
+	db          *pebble.DB
+	mu          sync.Mutex
 	next, first uint64
 }
 
@@ -567,7 +567,6 @@ func (s *dqueStore) dropHead(n int) error {
 }
 
 func (s *dqueStore) close() error { return s.q.Close() }
-
 
 // goleveldb's journal (the LevelDB log format: 32 KiB blocks of chunks,
 // each with a CRC-32C) in one segment file, as internal/spool writes it:
