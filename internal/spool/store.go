@@ -2,6 +2,7 @@ package spool
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -700,6 +701,27 @@ func (s *Store) State() State {
 		st.State = "full"
 	}
 	return st
+}
+
+// Err is why the spool could not be opened, nil when it is usable.
+func (s *Store) Err() error { return s.broken }
+
+// Room fails when the spool is full: ingest-api stays ready only while it
+// has room (SPEC 11).
+func (s *Store) Room() error {
+	if st := s.State(); st.State == "full" {
+		return fmt.Errorf("local spool full (%d of %d bytes)", st.Bytes, st.MaxBytes)
+	}
+	return nil
+}
+
+// Check is the /health probe: it fails when the spool cannot be written or
+// is full.
+func (s *Store) Check(context.Context) error {
+	if s.broken != nil {
+		return errors.New("local spool cannot be written; see the ingest-api log")
+	}
+	return s.Room()
 }
 
 // Close stops the committer after it has written what is queued, and

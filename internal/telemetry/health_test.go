@@ -3,6 +3,9 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,4 +31,31 @@ func TestHealthCheckJoinsFailuresAndBoundsTime(t *testing.T) {
 	h.SetReady()
 	ok, _ = h.Ready()
 	require.True(t, ok)
+}
+
+func TestGatesAndDetails(t *testing.T) {
+	h := NewHealth(nil)
+	var full atomic.Bool
+	h.Gate("spool", func() error {
+		if full.Load() {
+			return errors.New("full")
+		}
+		return nil
+	})
+	h.Detail("spool", func() any { return map[string]int{"records": 3} })
+	full.Store(true)
+	ok, reason := h.Ready()
+	require.False(t, ok)
+	require.Equal(t, "starting", reason, "a gate does not make a starting process ready")
+	h.SetReady()
+	ok, reason = h.Ready()
+	require.False(t, ok)
+	require.Equal(t, "spool: full", reason)
+	full.Store(false)
+	ok, _ = h.Ready()
+	require.True(t, ok)
+
+	rec := httptest.NewRecorder()
+	h.HealthHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	require.JSONEq(t, `{"status":"healthy","spool":{"records":3}}`, rec.Body.String())
 }

@@ -20,14 +20,17 @@ func writeStatus(w http.ResponseWriter, code int, body any) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// withNotes adds the health notes to a /health body.
+// withNotes adds the health notes and details to a /health body.
 func (h *Health) withNotes(body statusBody) any {
-	if len(h.notes) == 0 {
+	if len(h.notes) == 0 && len(h.details) == 0 {
 		return body
 	}
-	m := make(map[string]string, len(h.notes)+2)
+	m := make(map[string]any, len(h.notes)+len(h.details)+2)
 	for k, v := range h.notes {
 		m[k] = v
+	}
+	for k, state := range h.details {
+		m[k] = state()
 	}
 	m["status"] = body.Status
 	if body.Error != "" {
