@@ -147,6 +147,9 @@ type Store struct {
 	reserved int64 // what the queued records will take
 	oldest   time.Time
 	closed   bool
+	// refused is set when an append did not fit, until a segment is
+	// removed: the spool counts as full meanwhile.
+	refused bool
 	// backlog mirrors records+pending for the lock-free check of every
 	// publish.
 	backlog atomic.Int64
@@ -382,6 +385,7 @@ func (s *Store) append(recs [][]byte, behind bool) (bool, error) {
 		s.mu.Unlock()
 		return false, nil
 	case s.bytes+s.reserved+need > s.cfg.MaxBytes:
+		s.refused = true
 		s.mu.Unlock()
 		return true, fmt.Errorf("%w: %d bytes held, %d more needed, the limit is %d", ErrFull, s.bytes+s.reserved, need, s.cfg.MaxBytes)
 	}
@@ -668,6 +672,7 @@ func (s *Store) removeDone() {
 		s.mu.Lock()
 		s.segs = s.segs[1:]
 		s.bytes -= seg.bytes
+		s.refused = false
 		s.mu.Unlock()
 	}
 }
@@ -695,9 +700,10 @@ func (s *Store) State() State {
 		st.State = "spooling"
 		st.OldestAgeSeconds = max(s.now().Sub(s.oldest).Seconds(), 0)
 	}
-	// Full: a record of common size (an event with its headers is 1 to 2
+	// Full: records were refused for lack of room since space was last
+	// freed, or one of common size (an event with its headers is 1 to 2
 	// KiB) would not fit.
-	if s.bytes+s.reserved+4<<10 > s.cfg.MaxBytes {
+	if s.refused || s.bytes+s.reserved+4<<10 > s.cfg.MaxBytes {
 		st.State = "full"
 	}
 	return st
