@@ -121,7 +121,7 @@ func StartSecureKafka(topics map[string]int32, sec SecureKafka) (*Kafka, error) 
 // RestartEmpty brings back a broker that lost them, with the topics
 // created anew. It is always embedded.
 func StartRestartableKafka(topics map[string]int32, dataDir string) (*Kafka, error) {
-	k, err := startEmbeddedKafka(topics, nil, nil, kfake.DataDir(dataDir), kfake.SyncWrites())
+	k, err := startEmbeddedKafka(topics, nil, nil, kfake.DataDir(dataDir))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (k *Kafka) restart(empty bool) error {
 		return err
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.Ports(p),
-		kfake.DataDir(k.dataDir), kfake.SyncWrites()}
+		kfake.DataDir(k.dataDir)}
 	for name, partitions := range k.topics {
 		opts = append(opts, kfake.SeedTopics(partitions, name))
 	}
