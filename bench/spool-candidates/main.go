@@ -112,21 +112,27 @@ func appendConcurrent(s store, n, size, writers int) result {
 		}
 	}()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			done := make(chan error, 1)
-			for i := w; i < n; i += writers {
-				reqs <- req{rec: record(i, size), done: done}
-				must(<-done)
-			}
-		}()
-	}
-	wg.Wait()
+	fanOut(n, writers, func(i int) {
+		done := make(chan error, 1)
+		reqs <- req{rec: record(i, size), done: done}
+		must(<-done)
+	})
 	close(reqs)
 	return result{rate: float64(n) / time.Since(start).Seconds(), syncs: syncs}
+}
+
+// fanOut calls each(i) for i in [0, n) from writers goroutines, each
+// taking every writers-th i, and returns when all are done.
+func fanOut(n, writers int, each func(i int)) {
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < n; i += writers {
+				each(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // nativeGrouper is a store whose own commit path groups concurrent
@@ -135,17 +141,7 @@ type nativeGrouper interface{ appendOne(rec []byte) error }
 
 func appendNative(s nativeGrouper, n, size, writers int) result {
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += writers {
-				must(s.appendOne(record(i, size)))
-			}
-		}()
-	}
-	wg.Wait()
+	fanOut(n, writers, func(i int) { must(s.appendOne(record(i, size))) })
 	return result{rate: float64(n) / time.Since(start).Seconds()}
 }
 

@@ -80,24 +80,9 @@ func spoolStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), p
 	}
 	body := func(w, i int) []byte { return single[(w*7919+i)%len(single)] }
 	run := func(name string) (loadResult, error) {
-		logf("spool %-8s %d clients, %s warm-up + %s ...", name, cfg.Concurrency, cfg.Warmup, cfg.Duration)
-		r := closedLoop(ctx, base+"/api/v1/audit/events", "", cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
-		if err := ctx.Err(); err != nil {
-			return r, err
-		}
-		if r.requests == 0 {
-			return r, fmt.Errorf("spool %s: no request accepted (%d errors, first: %s)", name, r.errors, r.firstErr)
-		}
-		logf("spool %-8s %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors", name, r.rate(), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.99)), r.errors)
-		return r, nil
+		return measureCase(ctx, cfg, logf, "spool", name, base+"/api/v1/audit/events", "", 1, body)
 	}
-	note := func(r loadResult, what string) string {
-		n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.Concurrency, cfg.Duration, r.requests)
-		if r.errors > 0 {
-			n += fmt.Sprintf("; %d not accepted (%s)", r.errors, r.firstErr)
-		}
-		return n
-	}
+	note := func(r loadResult, what string) string { return caseNote(cfg, r, what) }
 
 	up, err := run("kafka_up")
 	if err != nil {
