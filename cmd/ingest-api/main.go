@@ -42,7 +42,8 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	}
 	defer tracing.Close(log)
 
-	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns})
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns,
+		ReservationTTL: cfg.NotificationReservationTTL, Log: log.Named("store")})
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		return err
 	}
 
-	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
+	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, SendTimeout: cfg.HTTPWriteTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		publisher = drainer
 		checks["spool"] = spoolStore.Check
 	}
-	health := telemetry.NewHealth(checks)
+	health := telemetry.NewHealth(checks, telemetry.WithLogger(log.Named("health")))
 	if spoolStore != nil {
 		health.Detail("spool", func() any { return spoolStore.State() })
 		health.Gate("spool", spoolStore.Room)
@@ -124,6 +125,9 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		EventsTopic:           cfg.Kafka.EventsTopic,
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
+		MaxOffset:             cfg.QueryMaxOffset,
+		MaxPageBytes:          cfg.QueryMaxPageBytes,
+		WriteTimeout:          cfg.HTTPWriteTimeout,
 		TrustedProxies:        cfg.Auth.TrustedProxies,
 	}, deps)
 	if err != nil {
@@ -134,6 +138,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       120 * time.Second,
 	}
 	if cfg.TLS.Enabled() {
@@ -156,16 +161,20 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		defer stopMetrics()
 		return service.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
 	})
-	if cfg.Postgres.Migrate {
-		g.Go(func() error {
+	g.Go(func() error {
+		if cfg.Postgres.Migrate {
 			// The API serves events without PostgreSQL meanwhile; only
 			// a failure that no retry heals ends it.
-			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
+			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
 				return err
 			}
-			return nil
-		})
-	}
+		}
+		// Once the reservations table exists.
+		return db.RunReservationPruning(ctx)
+	})
 	if authn != nil {
 		g.Go(func() error {
 			// An issuer that cannot be reached now is not fatal (its keys

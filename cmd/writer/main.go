@@ -82,7 +82,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
 		"writer":     w.Check,
-	})
+	}, telemetry.WithLogger(log.Named("health")))
 	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 
 	// Run stops each part when ctx ends; the HTTP server keeps serving

@@ -37,6 +37,9 @@ var routeScopes = map[string]auth.Scope{
 	"POST /api/v1/audit/notifications":   auth.ScopeWrite,
 	"GET /api/v1/audit/events":           auth.ScopeRead,
 	"GET /api/v1/audit/events/:event_id": auth.ScopeRead,
+	// The detailed health report names hosts, ports, users and brokers:
+	// operators only (the open /health names components and states).
+	"GET /api/v1/audit/health": auth.ScopeAdmin,
 }
 
 // authenticator names the principal behind a request; a refused credential

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -59,9 +60,9 @@ type spyReader struct {
 	next *query.Reader
 }
 
-func (r spyReader) Query(ctx context.Context, f query.Filter, p query.Page) (query.Result, error) {
+func (r spyReader) Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error) {
 	r.s.queried.Add(1)
-	return r.next.Query(ctx, f, p)
+	return r.next.Stream(ctx, f, p, emit)
 }
 
 func (r spyReader) Get(ctx context.Context, id uuid.UUID) (query.Event, error) {
@@ -71,9 +72,13 @@ func (r spyReader) Get(ctx context.Context, id uuid.UUID) (query.Event, error) {
 
 type spyReserver struct{ s *spies }
 
-func (r spyReserver) ReserveNotification(ctx context.Context, id string) (bool, int64, error) {
+func (r spyReserver) ReserveNotification(ctx context.Context, id string, digest [sha256.Size]byte, at time.Time) (audit.Reservation, error) {
 	r.s.reserved.Add(1)
-	return shared.db.ReserveNotification(ctx, id)
+	return shared.db.ReserveNotification(ctx, id, digest, at)
+}
+
+func (r spyReserver) ReleaseNotification(ctx context.Context, id string, reserved int64) error {
+	return shared.db.ReleaseNotification(ctx, id, reserved)
 }
 
 func withSpies(s *spies) fixtureOption {
@@ -340,7 +345,10 @@ func TestNamespaceRestriction(t *testing.T) {
 	}
 	page := func(res response) (namespaces []string, next string) {
 		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-		var body api.AuditEventsQueryResponse
+		var body struct {
+			Data       []query.Event  `json:"data"`
+			Pagination api.Pagination `json:"pagination"`
+		}
 		require.NoError(t, json.Unmarshal(res.body, &body))
 		for _, e := range body.Data {
 			ns := "(none)"

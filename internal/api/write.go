@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -115,7 +116,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	out := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID})
+	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID})
 	if out == answered {
 		return
 	}
@@ -159,7 +160,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(principal, &events[i])
 	}
-	out := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids)
+	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids)
 	if out == answered {
 		return
 	}
@@ -196,29 +197,40 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		return
 	}
 
-	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
-	exists, id, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID)
-	cancel()
-	if checkErr == nil && exists {
-		w.seed.Failed(telemetry.SeedNotification, 1)
-		abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
-		return
-	}
-	// Identity and timestamps belong to the service, whatever the client sent.
-	// Without the check there is no id to hand out: the writer takes one from
-	// the same sequence when it stores the record.
+	// Identity and timestamps belong to the service, whatever the client
+	// sent. The reservation hands out the id, and for a retry of a record
+	// it holds already, that record's id and created_at, so every answer
+	// is what is stored. Without the check there is no id to hand out: the
+	// writer takes one from the same sequence when it stores the record.
 	n.ID = 0
-	if checkErr == nil {
-		n.ID = id
-	}
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
+	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
+	principal := w.principalOf(c)
+	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(principal), n.CreatedAt)
+	cancel()
+	if checkErr == nil {
+		switch res.State {
+		case audit.Stored:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
+			return
+		case audit.HeldByOther:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A different notification audit record with notification_id %q has been accepted and is being stored; only that same record may be sent again.", n.NotificationID))
+			return
+		}
+		n.ID, n.CreatedAt = res.ID, res.CreatedAt
+	}
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
 	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
-		headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
-	out := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil)
+		headers: w.recordHeaders(principal, n.NotificationID, value)}
+	out, err := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil)
 	if out == answered {
+		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
+			w.release(c, n.NotificationID, n.ID)
+		}
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
@@ -238,6 +250,27 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		msg += "; the duplicate check was unavailable, so the writer de-duplicates it on notification_id."
 	}
 	c.JSON(http.StatusAccepted, AcceptedResponse{Status: "accepted", Message: msg})
+}
+
+// nothingTaken reports whether a failed publish certainly wrote nothing:
+// not a timeout, after which the records may still be written.
+func nothingTaken(err error) bool {
+	var perr *kafka.PublishError
+	return errors.As(err, &perr) && !perr.Uncertain && perr.Failed == perr.Total
+}
+
+// release gives up the hold on a notification_id whose record Kafka did not
+// take, so that the 503 leaves the notification_id free for any record.
+// If that fails the hold stays until it expires: the same record can still
+// be retried, a different one gets 409 until then.
+func (w *writeHandlers) release(c *gin.Context, notificationID string, id int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), w.cfg.DuplicateCheckTimeout)
+	defer cancel()
+	if err := w.notif.ReleaseNotification(ctx, notificationID, id); err != nil {
+		w.log.Warn("notification reservation not released; it expires by itself",
+			zap.String("request_id", c.GetString(requestIDKey)),
+			zap.String("notification_id", notificationID), zap.Error(err))
+	}
 }
 
 // eventRecord is the Kafka record of an event: its canonical JSON, written
@@ -265,9 +298,10 @@ const spooledNote = ": Kafka is unavailable; it is published to Kafka, in order,
 
 // publish sends the records to topic, as watermill messages of one Publish
 // call, and answers 503 when neither Kafka nor the local spool (when there
-// is one, SPOOL_DIR) took all of them. The event ids travel with the 503 so
-// that a retry carrying them is idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) outcome {
+// is one, SPOOL_DIR) took all of them, returning why. The event ids travel
+// with the 503 so that a retry carrying them is idempotent even if some
+// records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) (outcome, error) {
 	start := time.Now()
 	ctx := c.Request.Context()
 	var traceHeaders []kafka.Header
@@ -295,14 +329,14 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 			span.SetAttributes(attribute.Bool("auditstream.spooled", true))
 		}
 		w.seed.Written(kind, len(records), time.Since(start))
-		return spooled
+		return spooled, nil
 	}
 	if span != nil && err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
-		return published
+		return published, nil
 	}
 	w.seed.Failed(kind, len(records))
 	_ = c.Error(err)
@@ -327,7 +361,7 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 	}
 	c.Header("Retry-After", retryAfterSeconds)
 	abortProblem(c, kind503, detail, withEventIDs(ids))
-	return answered
+	return answered, err
 }
 
 // diskReason is why the spool could not write, for a problem's detail: the
@@ -370,8 +404,10 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, kind telemetry.SeedRecord,
 	abortProblem(c, probMalformed, err.Error())
 }
 
-// readJSONBody enforces the content type (415) and the body limit (413) and
-// returns the body; on failure it has already answered.
+// readJSONBody enforces the content type and coding (415) and the body
+// limit (413), decodes a gzip body, and returns the JSON; on failure it has
+// already answered. The limit applies both to the body as sent and to what
+// it decodes to.
 func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -380,16 +416,28 @@ func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 			return nil, false
 		}
 	}
+	gz, ok := gzipped(c)
+	if !ok {
+		return nil, false
+	}
 	if c.Request.ContentLength > limit {
 		abortProblem(c, probTooLarge, fmt.Sprintf("The body is %d bytes; the limit is %d.", c.Request.ContentLength, limit))
 		return nil, false
 	}
 	size := c.Request.ContentLength
-	if size < 0 || size > 64<<10 {
+	if size < 0 || size > 64<<10 || gz {
 		size = 64 << 10 // grow past a hint we cannot trust
 	}
+	var body io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	if gz {
+		var err error
+		if body, err = gunzip(c.Writer, body, limit); err != nil {
+			abortProblem(c, probMalformed, "The request body is "+err.Error()+".")
+			return nil, false
+		}
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

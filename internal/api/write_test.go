@@ -122,11 +122,17 @@ func TestCreateNotificationPublishesAndRejectsStoredDuplicate(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Value, &value))
 	require.Equal(t, body, value, "the record carries exactly what the client was told")
 
-	// Not stored yet: a second request is not a conflict (the writer resolves
-	// it), but it gets a different id.
+	// Not stored yet: the same record again is a retry, answered with the
+	// same id and timestamps (the writer stores it once); other content
+	// under this notification_id is a conflict, although nothing is stored
+	// yet, since two 201s with different ids cannot both be what is stored.
 	res2 := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
 	require.Equal(t, http.StatusCreated, res2.status, "%s", res2.body)
-	require.NotEqual(t, body["id"], res2.json(t)["id"])
+	require.Equal(t, body, res2.json(t), "a retry gets the first answer")
+	other := validNotification(notificationID)
+	other["message_summary"] = "something else"
+	res2 = f.postJSON("/api/v1/audit/notifications", other)
+	require.Equal(t, http.StatusConflict, res2.status, "%s", res2.body)
 
 	// Once stored (as the writer would store it), the API answers 409.
 	storeNotification(t, shared.pg.URL(), id, notificationID)

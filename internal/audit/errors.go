@@ -19,6 +19,8 @@ const (
 	ReasonTooLarge = "too_large"
 	ReasonNUL      = "nul"
 	ReasonUTF8     = "utf8"
+	// ReasonDuplicate: a batch carries the same event_id more than once.
+	ReasonDuplicate = "duplicate"
 )
 
 // FieldError is one rejected field.
@@ -152,7 +154,13 @@ const (
 	msgIntNonNeg  = "must be an integer >= 0"
 	msgIntInt64   = "must be an integer between 0 and 9223372036854775807"
 	msgIDPositive = "must be an integer > 0"
+	// msgNumberRange: jsonb stores numbers as numeric (see number.go).
+	msgNumberRange = "must not contain a number PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)"
 )
+
+func msgDuplicateID(other int) string {
+	return "is the same as [" + strconv.Itoa(other) + "].event_id; event_ids in a batch must be distinct"
+}
 
 func msgTooLong(n int) string { return "must be at most " + strconv.Itoa(n) + " characters" }
 

@@ -86,11 +86,12 @@ func TestSubmittedByMigration(t *testing.T) {
 	require.NoError(t, err)
 	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
 	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 2`))
+	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 4`))
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
-	// As a binary of version 2 stores them: no submitted_by column.
+	// As a binary of schema version 4 (the one before 000005) stores them:
+	// no submitted_by column.
 	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
 		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
 		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,

@@ -105,6 +105,17 @@ func (s *Store) ensureMonths(ctx context.Context, months []time.Time) error {
 // (then it returns nil). A failure, such as the database being down, is
 // logged and tried again a minute later; it never stops the loop.
 func (s *Store) RunPartitionMaintenance(ctx context.Context) error {
+	return s.runPeriodically(ctx, partitionMaintenanceInterval, "partition maintenance", func(ctx context.Context) error {
+		now := time.Now()
+		return s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0))
+	})
+}
+
+// runPeriodically runs fn at once and then every interval until ctx ends
+// (then it returns nil). A failure, such as the database being down, is
+// logged as what failed and tried again after maintenanceRetryInterval; it
+// never stops the loop.
+func (s *Store) runPeriodically(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -113,11 +124,10 @@ func (s *Store) RunPartitionMaintenance(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		now := time.Now()
-		wait := partitionMaintenanceInterval
-		if err := s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0)); err != nil && ctx.Err() == nil {
-			wait = partitionRetryInterval
-			s.log.Warn("partition maintenance failed", zap.Error(err), zap.Duration("retry_in", wait))
+		wait := interval
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			wait = maintenanceRetryInterval
+			s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
 		}
 		timer.Reset(wait)
 	}
