@@ -941,8 +941,12 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	// publish; what does not fit the spool is answered 503.
 	require.NoError(t, kafka.Close())
 	api.post(t, "/api/v1/audit/events", strings.Replace(event, eventID, uuid.NewString(), 1), http.StatusAccepted)
-	large := strings.Replace(event, `"event_data":{}`, `"event_data":{"blob":"`+strings.Repeat("x", 60<<10)+`"}`, 1)
-	api.post(t, "/api/v1/audit/events/batch", "["+strings.Repeat(large+",", 19)+large+"]", http.StatusServiceUnavailable)
+	large := make([]string, 20)
+	for i := range large {
+		large[i] = strings.Replace(strings.Replace(event, eventID, uuid.NewString(), 1),
+			`"event_data":{}`, `"event_data":{"blob":"`+strings.Repeat("x", 60<<10)+`"}`, 1)
+	}
+	api.post(t, "/api/v1/audit/events/batch", "["+strings.Join(large, ",")+"]", http.StatusServiceUnavailable)
 	merge(all, api.scrape(t))
 	api.stop(t)
 
