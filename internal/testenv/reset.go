@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -26,25 +24,7 @@ func (k *Kafka) Reset(opts ...kfake.Opt) error {
 	if k.creds != nil {
 		return errors.New("testenv: a secured broker (StartSecureKafka) is not reset: its TLS and SASL would be lost")
 	}
-	ports := make([]int, len(k.brokers))
-	for i, b := range k.brokers {
-		_, p, err := net.SplitHostPort(b)
-		if err != nil {
-			return fmt.Errorf("testenv: broker address %q: %w", b, err)
-		}
-		if ports[i], err = strconv.Atoi(p); err != nil {
-			return fmt.Errorf("testenv: broker port %q: %w", b, err)
-		}
-	}
-	k.cluster.Close()
-	all := append([]kfake.Opt{kfake.NumBrokers(len(ports)), kfake.DefaultNumPartitions(1), kfake.Ports(ports...)}, opts...)
-	cluster, err := kfake.NewCluster(all...)
-	if err != nil {
-		return fmt.Errorf("testenv: restart embedded kafka on %v: %w", k.brokers, err)
-	}
-	// The harness's own client reconnects to the same addresses.
-	k.cluster = cluster
-	return nil
+	return k.replaceCluster(func() error { return nil }, opts...)
 }
 
 // Topics describes topics (every one when none is named): partitions and
