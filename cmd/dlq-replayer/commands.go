@@ -296,7 +296,7 @@ func runDaemon(ctx context.Context, cfg config.Replayer, log *zap.Logger) error 
 	}
 	defer s.close()
 
-	health := telemetry.NewHealth(map[string]telemetry.Check{"kafka": s.producer.Check})
+	health := telemetry.NewHealth(map[string]telemetry.Check{"kafka": s.producer.Check}, telemetry.WithLogger(log.Named("health")))
 	srv := &http.Server{Addr: cfg.Run.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service.ServeHTTP(gctx, srv, health, log, 0, 5*time.Second) })
