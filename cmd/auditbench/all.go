@@ -11,8 +11,8 @@ import (
 
 const allSynopsis = `
 Every stage in sequence on this machine (make bench): api, writer, lag,
-query, verify; one table at the end, merged into bench/results/latest.json.
-The default sizes keep the run near 5 minutes on 2 cores; --long runs bigger
+query, spool (with the api stage's durations), verify; one table at the end, merged into bench/results/latest.json. The
+default sizes keep the run near 5 minutes on 2 cores; --long runs bigger
 ones (api 30 s per case, writer 500,000 rows, lag 5 min, query 10,000,000
 rows, a chain of 1,000,000 events). Each size has its own flag for smaller
 (test) or custom runs.`
@@ -24,7 +24,7 @@ type allCmd struct {
 	LagDuration time.Duration `default:"60s" help:"Lag stage: sustained load."`
 	Query       queryConfig   `embed:"" prefix:"query-" set:"query_rows=1000000" set:"query_iterations=300"`
 	Verify      verifyConfig  `embed:"" prefix:"verify-"`
-	Stages      []string      `default:"api,writer,lag,query,verify" help:"Stages to run, comma-separated."`
+	Stages      []string      `default:"api,writer,lag,query,spool,verify" help:"Stages to run, comma-separated."`
 }
 
 func (allCmd) Help() string { return allSynopsis }
@@ -118,6 +118,16 @@ func (c *allCmd) Run(r *run) error {
 			return fmt.Errorf("query: %w", err)
 		}
 		stageTime("query", t)
+	}
+	if want["spool"] {
+		t := time.Now()
+		logf("=== spool")
+		res, err := spoolStage(ctx, c.API, logf, env.Params)
+		r.results = append(r.results, res...)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		stageTime("spool", t)
 	}
 	if want["verify"] {
 		t := time.Now()
