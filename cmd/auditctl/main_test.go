@@ -106,8 +106,10 @@ func TestExitCodes(t *testing.T) {
 			require.Contains(t, stderr, tc.want)
 		})
 	}
-	code, out, _ := run(t, "token", "--help")
-	require.Equal(t, 0, code)
-	require.Contains(t, out, "Examples:")
-	require.Contains(t, out, "AUDITCTL_JSON")
+	for _, cmd := range []string{"token", "verify", "verify-export"} {
+		code, out, _ := run(t, cmd, "--help")
+		require.Equal(t, 0, code, cmd)
+		require.Contains(t, out, "Examples:", cmd)
+		require.Contains(t, out, "AUDITCTL_JSON", cmd)
+	}
 }
