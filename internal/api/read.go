@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -26,6 +29,13 @@ const (
 	defaultLimit = 50
 	maxLimit     = 1000
 )
+
+// The detail filter (SPEC 10): detail_key names a top-level member of
+// event_data, so it is what such names are in practice, identifiers; the
+// length bound keeps a parameter from being a payload.
+var detailKeyPattern = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
+
+const maxDetailKey = 100
 
 // filterFields are the event fields GET /api/v1/audit/events filters on.
 var filterFields = func() []audit.Field {
@@ -111,6 +121,28 @@ func readFailed(c *gin.Context, err error) {
 	abortProblem(c, probDatabase, "The query could not be served by PostgreSQL (unreachable, or it ran past the statement timeout: narrow the filters or the time range). Retry later.")
 }
 
+// parseDetail reads the detail_key/detail_value pair: both or neither, a
+// key of the allowed form, a value PostgreSQL can compare (text without
+// NUL).
+func parseDetail(c *gin.Context, bad map[string]string) *query.Detail {
+	key, value := c.Query("detail_key"), c.Query("detail_value")
+	switch {
+	case key == "" && value == "":
+		return nil
+	case key == "":
+		bad["detail_key"] = "is required with detail_value"
+	case value == "":
+		bad["detail_value"] = "is required with detail_key"
+	}
+	if key != "" && (len(key) > maxDetailKey || !detailKeyPattern.MatchString(key)) {
+		bad["detail_key"] = fmt.Sprintf("must be 1 to %d letters, digits or underscores (a top-level member of event_data)", maxDetailKey)
+	}
+	if value != "" && (!utf8.ValidString(value) || strings.ContainsRune(value, 0)) {
+		bad["detail_value"] = "must be valid UTF-8 without NUL characters"
+	}
+	return &query.Detail{Key: key, Value: value}
+}
+
 // parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
 // name; nothing is clamped or guessed.
 func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
@@ -127,6 +159,7 @@ func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[st
 		}
 		f.Equal[field.Name] = v
 	}
+	f.Detail = parseDetail(c, bad)
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v, ok := c.GetQuery(name); ok {
 			t, err := query.ParseTimeBound(v, now)

@@ -59,6 +59,8 @@
 //	too_large  event_data larger than Rules.MaxEventDataBytes once compacted
 //	nul        contains a NUL character (the \u0000 escape)
 //	utf8       invalid UTF-8, or an unpaired UTF-16 surrogate escape
+//	reserved   event_category auditstream, which only auditstream itself
+//	           may use (SystemCategory)
 //
 // [BodyError.Reason] gives a code for body-level problems: malformed,
 // not_object, not_array, utf8, nul, empty_batch, batch_too_large.

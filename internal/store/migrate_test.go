@@ -3,6 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,9 +88,7 @@ func TestSubmittedByMigration(t *testing.T) {
 	db := testenv.NewPostgres(t)
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
-	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 2`))
+	migrateDownTo(t, db, 2)
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
@@ -111,4 +113,69 @@ func TestSubmittedByMigration(t *testing.T) {
 	_, err = s.Write(ctx, []audit.Event{after}, nil)
 	require.NoError(t, err)
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
+}
+
+// migrateDownTo runs the down migrations of every version above version,
+// newest first, and records version as the schema's, as a database last
+// migrated by a binary of that version is.
+func migrateDownTo(t *testing.T, db *testenv.Postgres, version uint) {
+	t.Helper()
+	names, err := fs.Glob(migrationFiles, "migrations/*.down.sql")
+	require.NoError(t, err)
+	slices.Sort(names)
+	for _, name := range slices.Backward(names) {
+		var v uint
+		_, err := fmt.Sscanf(path.Base(name), "%d_", &v)
+		require.NoError(t, err, name)
+		if v <= version {
+			break
+		}
+		down, err := migrationFiles.ReadFile(name)
+		require.NoError(t, err)
+		require.NoError(t, db.Exec(t.Context(), string(down)), name)
+	}
+	require.NoError(t, db.Exec(t.Context(), fmt.Sprintf(`UPDATE schema_migrations SET version = %d`, version)))
+}
+
+// TestLifecycleMigration: 000007 applies to a database that already holds
+// events and notifications: their new columns read as never given
+// (is_sensitive false, the rest null), the rows stay append-only, and the
+// new values are stored from then on.
+func TestLifecycleMigration(t *testing.T) {
+	ctx := t.Context()
+	db := testenv.NewPostgres(t)
+	_, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	migrateDownTo(t, db, 5)
+
+	s := openStore(t, db.URL())
+	before := testEvent("migration-000007", time.Now())
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
+		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
+		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
+			correlation_id, event_data) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', 'migration-000007', '{}');
+		INSERT INTO notification_audit (notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
+			VALUES ('migration-000007', 'r', 'x@example.com', 'email', 'm', 'sent', now())`, before.EventID)))
+
+	v, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.Equal(t, latestVersion, v)
+	old := loadEvent(t, s.Pool(), before.EventID)
+	require.False(t, old.IsSensitive)
+	require.False(t, old.ActorIP.IsValid())
+	require.Nil(t, old.ClusterID)
+	require.Nil(t, old.RetentionDays)
+
+	after := testEvent("migration-000007", time.Now())
+	after.ActorIP, after.IsSensitive, after.RetentionDays = netip.MustParseAddr("192.0.2.1"), true, new(int32(30))
+	_, err = s.Write(ctx, []audit.Event{after}, nil)
+	require.NoError(t, err)
+	stored := loadEvent(t, s.Pool(), after.EventID)
+	require.Equal(t, after.ActorIP, stored.ActorIP)
+	require.True(t, stored.IsSensitive)
+	require.Equal(t, int32(30), *stored.RetentionDays)
+
+	require.Error(t, db.Exec(ctx, `UPDATE notification_audit SET notification_id = 'x' WHERE notification_id = 'migration-000007'`))
+	require.NoError(t, db.Exec(ctx, `UPDATE notification_audit SET channel = 'teams' WHERE notification_id = 'migration-000007'`),
+		"delivery columns may change, and teams is a channel now")
 }

@@ -53,7 +53,7 @@ func TestMigrateEmptyConcurrentAndIdempotent(t *testing.T) {
 }
 
 // latestVersion is the number of the newest embedded migration.
-const latestVersion uint = 5
+const latestVersion uint = 7
 
 func TestMigrateUnreachableFailsFast(t *testing.T) {
 	start := time.Now()

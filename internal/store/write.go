@@ -62,6 +62,12 @@ func EventRow(e *audit.Event) []any {
 			row[i] = *f.OptInt(e)
 		case audit.KindObject:
 			row[i] = []byte(*f.Raw(e))
+		case audit.KindOptAddr:
+			row[i] = *f.Addr(e) // the zero Addr encodes as NULL
+		case audit.KindFlag:
+			row[i] = *f.Flag(e)
+		case audit.KindOptInt:
+			row[i] = *f.OptInt32(e)
 		default:
 			panic("store: " + f.Name + ": no COPY rule for its kind")
 		}
