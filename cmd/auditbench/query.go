@@ -248,6 +248,7 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		Publisher:     producer,
 		Notifications: db,
 		Events:        reader,
+		Holds:         db,
 		Health:        health,
 		Log:           zap.NewNop(),
 		Registerer:    reg,

@@ -68,6 +68,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Publisher:     producer,
 		Notifications: db,
 		Events:        reader,
+		Holds:         db,
 		Health:        health,
 		Log:           log,
 		Registerer:    reg,

@@ -19,6 +19,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
+	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -77,6 +78,8 @@ type Deps struct {
 	Publisher     publisher
 	Notifications notificationReserver
 	Events        eventReader
+	// Holds keeps the legal holds.
+	Holds holdStore
 	// Auth names the principal of each /api/v1 request (auth.Disabled
 	// when AUTH_DISABLED=true).
 	Auth authenticator
@@ -99,8 +102,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
-		deps.Log == nil || deps.Registerer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Holds == nil || deps.Auth == nil ||
+		deps.Health == nil || deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
@@ -131,6 +134,11 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
+	holds := &holdHandlers{holds: deps.Holds, access: guard, log: deps.Log, maxBody: cfg.MaxBodyBytes,
+		system: selfaudit.New(deps.Publisher, deps.Signer, cfg.EventsTopic, "ingest-api")}
+	v1.POST("/legal-hold", holds.place)
+	v1.GET("/legal-hold", holds.list)
+	v1.DELETE("/legal-hold/*correlation_id", holds.release)
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))

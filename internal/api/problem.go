@@ -32,6 +32,7 @@ var (
 	probInternal   = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
 	probQueryParam = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
 	probDatabase   = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
+	probHeld       = problemKind{"legal-hold-exists", "Legal hold already in force", http.StatusConflict}
 
 	probUnauthenticated = problemKind{"unauthenticated", "Unauthenticated", http.StatusUnauthorized}
 	probForbidden       = problemKind{"forbidden", "Forbidden", http.StatusForbidden}

@@ -89,7 +89,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) {
+	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(principalName(c), &ev)}, []uuid.UUID{ev.EventID}) {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -122,7 +122,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	}
 	records := make([]kafka.Record, len(events))
 	ids := make([]uuid.UUID, len(events))
-	principal := w.principalOf(c)
+	principal := principalName(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
@@ -179,7 +179,7 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 
 	value := n.AppendJSON(nil)
 	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
-		Headers: w.recordHeaders(w.principalOf(c), n.NotificationID, value)}
+		Headers: w.recordHeaders(principalName(c), n.NotificationID, value)}
 	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
 		return
 	}
@@ -247,16 +247,26 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, kind telemetry.SeedRecord,
 		for _, e := range fe {
 			w.seed.ValidationFailure(e.Name(), e.Reason)
 		}
+	} else {
+		reason := "malformed"
+		var be *audit.BodyError
+		if errors.As(err, &be) {
+			reason = be.Reason()
+		}
+		w.seed.ValidationFailure("body", reason)
+	}
+	answerInvalid(c, err)
+}
+
+// answerInvalid answers 400 for a body audit's parsers refused: every bad
+// field, or what is wrong with the document.
+func answerInvalid(c *gin.Context, err error) {
+	var fe audit.FieldErrors
+	if errors.As(err, &fe) {
 		abortProblem(c, probValidation, fmt.Sprintf("%d field(s) failed validation; see field_errors.", len(fe)),
 			withFieldErrors(fe.Map()))
 		return
 	}
-	reason := "malformed"
-	var be *audit.BodyError
-	if errors.As(err, &be) {
-		reason = be.Reason()
-	}
-	w.seed.ValidationFailure("body", reason)
 	abortProblem(c, probMalformed, err.Error())
 }
 
