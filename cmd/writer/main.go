@@ -15,7 +15,9 @@ import (
 
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/lifecycle"
 	"github.com/auditstream/auditstream/internal/provenance"
+	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
@@ -70,6 +72,14 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		return err
 	}
 
+	// The system's own events (retention) go to the events topic through
+	// the same acknowledged producer, signed as the API signs.
+	maintainer, err := lifecycle.New(lifecycle.Config{Interval: cfg.MaintenanceInterval, RetentionDays: cfg.RetentionDays},
+		db, selfaudit.New(producer, source, cfg.Kafka.EventsTopic, "writer"), log.Named("lifecycle"), reg)
+	if err != nil {
+		return err
+	}
+
 	health := telemetry.NewHealth(map[string]telemetry.Check{
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
@@ -99,9 +109,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 				return err // cannot heal: exit, and let the operator see why
 			}
 		}
-		// Partitions ahead are kept by the writer, once the schema (and
-		// its partition function) exists.
-		g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
+		// Partitions ahead and retention are the writer's, once the
+		// schema (and its functions) exists.
+		g.Go(func() error { return maintainer.Run(gctx) })
 		if err := producer.Connect(gctx); err != nil {
 			return nil // only ends when ctx does
 		}

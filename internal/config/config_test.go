@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/lifecycle"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -240,6 +241,8 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.NoError(t, parse(t, &w, required...))
 	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
+	require.Equal(t, lifecycle.DefaultRetentionDays, w.RetentionDays)
+	require.Equal(t, lifecycle.DefaultInterval, w.MaintenanceInterval)
 }
 
 func TestShortDuration(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // Writer configures cmd/writer.
@@ -30,6 +32,12 @@ type Writer struct {
 	// an outage and is retried. It also bounds the last flush on SIGTERM, so
 	// it stays below Kubernetes' default 30 s grace period.
 	WriteTimeout time.Duration `name:"write-timeout" env:"WRITE_TIMEOUT" default:"20s" help:"Longest one batch transaction may take before it is retried (and the last flush on shutdown)."`
+
+	// Retention (SPEC 10). The defaults are internal/lifecycle's
+	// (TestDefaultsAreTheOwners checks; a ${var} taken from lifecycle
+	// would link pgx into dlq-replayer).
+	RetentionDays       int           `name:"retention-days" env:"RETENTION_DAYS" default:"${default_retention_days}" help:"Days an event without its own retention_days is kept (1-2555); a monthly partition is dropped once every event in it is past its retention and none is under legal hold."`
+	MaintenanceInterval time.Duration `name:"maintenance-interval" env:"MAINTENANCE_INTERVAL" default:"1h" help:"How often the writer keeps the partitions ahead in place and applies retention."`
 }
 
 // Validate reports settings that cannot work, all at once.
@@ -52,6 +60,12 @@ func (c Writer) Validate() error {
 	}
 	if c.WriteTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT must be at least 1s, got %s", c.WriteTimeout))
+	}
+	if c.RetentionDays < audit.MinRetentionDays || c.RetentionDays > audit.MaxRetentionDays {
+		errs = append(errs, fmt.Errorf("RETENTION_DAYS must be %d to %d, got %d", audit.MinRetentionDays, audit.MaxRetentionDays, c.RetentionDays))
+	}
+	if c.MaintenanceInterval < time.Second {
+		errs = append(errs, fmt.Errorf("MAINTENANCE_INTERVAL must be at least 1s, got %s", c.MaintenanceInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -100,25 +100,11 @@ func (s *Store) ensureMonths(ctx context.Context, months []time.Time) error {
 	return nil
 }
 
-// RunPartitionMaintenance keeps the partitions of the current month and the
-// configured months ahead in place: at once, then hourly, until ctx ends
-// (then it returns nil). A failure, such as the database being down, is
-// logged and tried again a minute later; it never stops the loop.
-func (s *Store) RunPartitionMaintenance(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		now := time.Now()
-		wait := partitionMaintenanceInterval
-		if err := s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0)); err != nil && ctx.Err() == nil {
-			wait = partitionRetryInterval
-			s.log.Warn("partition maintenance failed", zap.Error(err), zap.Duration("retry_in", wait))
-		}
-		timer.Reset(wait)
-	}
+// EnsurePartitionsAhead creates the partitions of the current month and
+// the configured months ahead (Config.PartitionsAhead) that are missing,
+// so that a month never starts without its partition. The writer's
+// maintenance loop calls it (internal/lifecycle).
+func (s *Store) EnsurePartitionsAhead(ctx context.Context) error {
+	now := time.Now()
+	return s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0))
 }

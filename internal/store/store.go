@@ -35,15 +35,6 @@ const (
 	DefaultPartitionsAhead = 3
 )
 
-// partitionMaintenanceInterval: how often RunPartitionMaintenance makes sure
-// the months ahead exist. Hourly is far more often than months change and
-// costs one cheap query.
-// After a failure (database down) it tries again sooner.
-const (
-	partitionMaintenanceInterval = time.Hour
-	partitionRetryInterval       = time.Minute
-)
-
 // Config configures Open. Only URL is required.
 type Config struct {
 	// URL is a PostgreSQL connection string, URL or key=value form.
@@ -54,7 +45,7 @@ type Config struct {
 	// DefaultConnectTimeout, unless URL sets connect_timeout).
 	ConnectTimeout time.Duration
 	// PartitionsAhead is how many months after the current one
-	// RunPartitionMaintenance keeps partitioned (default
+	// EnsurePartitionsAhead keeps partitioned (default
 	// DefaultPartitionsAhead).
 	PartitionsAhead int
 	// Log receives the store's own messages (default: none).
