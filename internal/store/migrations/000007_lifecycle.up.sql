@@ -195,7 +195,9 @@ CREATE TRIGGER retention_dropped_chains_no_truncate
 -- default_days) days before now()) and none is under a legal hold. It
 -- returns one row: outcome 'dropped' (with the number of events and the
 -- retention_drops id), 'held' (with the correlation ids whose holds keep
--- it), 'retained' (some event is within its retention) or 'missing'.
+-- it), 'retained' (some event is within its retention, or the partition
+-- is empty and its period younger than the default retention) or
+-- 'missing'.
 --
 -- It is the only way rows leave audit_events, and it never deletes a row:
 -- the partition goes as a whole, with its rows of audit_event_ids and its
@@ -287,6 +289,13 @@ BEGIN
     END IF;
 
     EXECUTE format('SELECT count(*) FROM %I', part) INTO n;
+    -- An empty partition is kept until its period is past the default
+    -- retention: it is ready for late events of a recent month, and
+    -- nothing in it has expired.
+    IF n = 0 AND hi > keep_from THEN
+        RETURN QUERY SELECT 'retained'::text, NULL::bigint, NULL::bigint, NULL::text[];
+        RETURN;
+    END IF;
     INSERT INTO retention_drops (partition, period_start, period_end, events, default_days, event_id)
     VALUES (part, lo, hi, n, default_days, audit_events_retention_drop.event_id)
     RETURNING id INTO did;
