@@ -1,23 +1,27 @@
 // Command auditctl is auditstream's operator tool (SPEC 12). Its token
-// command creates API keys for AUTH_TOKENS_FILE. Exit codes: 0 ok, 1
-// failure, 2 usage.
+// command creates API keys for AUTH_TOKENS_FILE; migrate applies the schema
+// migrations as the schema's owner, so that the binaries can run under
+// roles that may not change it. Exit codes: 0 ok, 1 failure, 2 usage.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/alecthomas/kong"
+	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 func main() {
 	var cfg config.Auditctl
-	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api.", os.Args[1:])
+	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api, schema migrations.", os.Args[1:])
 	if err := dispatch(kctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "auditctl: %v\n", err)
 		os.Exit(1)
@@ -28,6 +32,8 @@ func dispatch(kctx *kong.Context, cfg config.Auditctl, out io.Writer) error {
 	switch kctx.Command() {
 	case "token":
 		return runToken(cfg.Token, out)
+	case "migrate":
+		return runMigrate(cfg.Migrate, out)
 	default:
 		return fmt.Errorf("unknown command %q", kctx.Command())
 	}
@@ -37,6 +43,27 @@ func dispatch(kctx *kong.Context, cfg config.Auditctl, out io.Writer) error {
 type tokenJSON struct {
 	Token string          `json:"token"`
 	Entry auth.TokenEntry `json:"entry"`
+}
+
+func runMigrate(c config.AuditctlMigrate, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
+	if err != nil {
+		return err
+	}
+	if err := store.MigrateRetrying(ctx, c.URL, log); err != nil {
+		return err
+	}
+	version, err := store.Migrate(ctx, c.URL, nil)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return json.NewEncoder(out).Encode(map[string]uint{"version": version})
+	}
+	_, err = fmt.Fprintf(out, "schema at migration %d\n", version)
+	return err
 }
 
 func runToken(c config.AuditctlToken, out io.Writer) error {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
 )
@@ -10,7 +11,31 @@ import (
 // Auditctl configures cmd/auditctl: one struct per subcommand (issue 11
 // adds keys, verify and verify-export next to token).
 type Auditctl struct {
-	Token AuditctlToken `cmd:"" help:"Create an API key: print the token once and its AUTH_TOKENS_FILE entry."`
+	Token   AuditctlToken   `cmd:"" help:"Create an API key: print the token once and its AUTH_TOKENS_FILE entry."`
+	Migrate AuditctlMigrate `cmd:"" help:"Apply the schema migrations as the database's owner, then exit (for binaries run with MIGRATE=false)."`
+}
+
+// AuditctlMigrate applies the embedded migrations once.
+type AuditctlMigrate struct {
+	URL string `name:"database-url" env:"DATABASE_URL" required:"" placeholder:"postgres://..." help:"PostgreSQL connection string of the role that owns the schema."`
+	// Long enough for a database started next to it (a Job beside a
+	// StatefulSet) to come up; past it the run fails and the Job retries.
+	Timeout time.Duration `name:"timeout" env:"MIGRATE_TIMEOUT" default:"2m" help:"Give up after this long while PostgreSQL is unreachable."`
+	JSON    bool          `name:"json" env:"AUDITCTL_JSON" help:"Print one JSON object ({\"version\": N}) instead of text."`
+}
+
+// Help implements kong.HelpProvider.
+func (AuditctlMigrate) Help() string {
+	return `Applies the migrations embedded in this build that the database lacks, under
+golang-migrate's advisory lock (concurrent runs are safe), and prints the
+schema version. Run it as the role that owns the schema, before the binaries
+start with MIGRATE=false under their least-privilege roles (README, "Database
+roles"); then apply deployments/postgres/grants.sql again, as new tables may
+need grants.
+
+Examples:
+  auditctl migrate --database-url "postgres://auditstream_owner@db/auditstream?sslmode=verify-full"
+  DATABASE_URL=... auditctl migrate --json`
 }
 
 // AuditctlToken creates an API key.
