@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		}
 		s.Cleanup(func() { _ = os.RemoveAll(dir) })
 		bin = dir
-		return testenv.BuildCommands(ctx, dir, "ingest-api", "writer", "dlq-replayer")
+		return testenv.BuildCommands(ctx, dir, "ingest-api", "writer", "dlq-replayer", "auditctl")
 	}))
 }
 
