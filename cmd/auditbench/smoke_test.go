@@ -66,6 +66,7 @@ func TestSmokeAll(t *testing.T) {
 		"lag.proc.writer.peak_rss", "lag.proc.ingest-api.peak_rss", "lag.proc.writer.cpu",
 		"query.correlation_id.p50", "query.correlation_id.p99", "query.event_type_24h.p99",
 		"query.page1000_cursor.p99", "query.page1000_offset.p99",
+		"query.detail_24h.p99", "query.detail_corr.p99", "query.detail_alone.p99",
 		"all.total_time",
 	}
 	for _, name := range positive {
