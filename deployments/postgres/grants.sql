@@ -44,3 +44,5 @@ GRANT USAGE ON SEQUENCE notification_audit_id_seq TO auditstream_api;
 -- history trigger refuses any other change).
 GRANT SELECT, INSERT ON legal_holds TO auditstream_api;
 GRANT UPDATE (released_by, released_at, release_reason, events_released) ON legal_holds TO auditstream_api;
+-- What retention removed from each chain, for verify-chain.
+GRANT SELECT ON retention_drops, retention_dropped_chains TO auditstream_api;

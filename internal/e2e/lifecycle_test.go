@@ -291,6 +291,14 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		return err == nil && events == 4 && !partitionExists(t, owner, store.PartitionName(at)), fmt.Sprint(events, err)
 	})
 
+	// The API's role reads what retention removed from a chain.
+	api1, err := pgx.Connect(ctx, urlAs("auditstream_api"))
+	require.NoError(t, err)
+	var chains int
+	require.NoError(t, api1.QueryRow(ctx, `SELECT count(*) FROM retention_dropped_chains WHERE correlation_id = $1`, corr+"-old").Scan(&chains))
+	_ = api1.Close(context.Background())
+	require.Positive(t, chains)
+
 	// Neither role may rewrite or remove history.
 	for _, tc := range []struct{ role, sql string }{
 		{"auditstream_writer", `UPDATE audit_events SET severity = 'x' WHERE correlation_id = '` + corr + `'`},

@@ -134,6 +134,16 @@ func TestRetention(t *testing.T) {
 		FROM retention_drops d WHERE d.partition = $1`, PartitionName(expired)).Scan(&events, &chains))
 	require.EqualValues(t, 3, events)
 	require.EqualValues(t, 1, chains)
+	dropped, err := s.DroppedFromChain(ctx, "rt-expired")
+	require.NoError(t, err)
+	require.Len(t, dropped, 1)
+	require.Equal(t, PartitionName(expired), dropped[0].Partition)
+	require.EqualValues(t, 3, dropped[0].Events)
+	require.Equal(t, expired.UTC().Truncate(time.Microsecond), dropped[0].FirstTimestamp)
+	require.Equal(t, expired.Add(2*time.Minute).UTC().Truncate(time.Microsecond), dropped[0].LastTimestamp)
+	none, err := s.DroppedFromChain(ctx, "rt-recent")
+	require.NoError(t, err)
+	require.Empty(t, none)
 
 	// Nothing changes on the next run but the hold being reported again.
 	run, err = s.RunRetention(ctx, 365, uuid.New)
