@@ -33,6 +33,10 @@ after --warmup:
   single_jwt   single, with access control on and a JWT of an OIDC issuer
                served by auditbench over TLS (one token per client, reused
                as real clients do until it expires)
+  traced.*     single and batch100 again, against a second ingest-api with
+               tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), exporting every
+               span to a local OTLP/HTTP sink in this process; the ratios
+               to the untraced cases are the cost of tracing
 
 single, batch100 and batch1000 run with AUTH_DISABLED; the two auth cases
 run against a second ingest-api with a tokens file and the issuer, rate
@@ -173,6 +177,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if errRate != nil {
 		results = append(results, Result{Name: "api.single.errors", Value: float64(sRes.errors), Unit: "req", Target: errRate, Notes: sRes.firstErr})
 	}
+	var b100Res loadResult
 	for _, c := range []struct {
 		n    int
 		body []byte
@@ -181,6 +186,9 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		r, err := run(name, base+"/api/v1/audit/events/batch", "", c.n, func(int, int) []byte { return c.body })
 		if err != nil {
 			return results, 0, err
+		}
+		if c.n == 100 {
+			b100Res = r
 		}
 		eps := r.rate() * float64(c.n)
 		results = append(results,
@@ -194,6 +202,11 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	}
 	authResults, err := authCases(ctx, st, dbURL, logf, sRes, run, func(w, i int) []byte { return single[(w*7919+i)%len(single)] }, note)
 	results = append(results, authResults...)
+	if err != nil {
+		return results, 0, err
+	}
+	traced, err := tracedCases(ctx, st, dbURL, logf, run, note, single, b100, sRes, b100Res)
+	results = append(results, traced...)
 	if err != nil {
 		return results, 0, err
 	}
@@ -244,6 +257,46 @@ func authCases(ctx context.Context, st *stack, dbURL string, logf func(string, .
 		}
 	}
 	return results, p.stop()
+}
+
+// tracedCases runs the single and batch100 cases against an ingest-api
+// with tracing on, exporting to a sink, and reports them next to the
+// untraced figures of the same run (sRes, b100Res).
+func tracedCases(ctx context.Context, st *stack, dbURL string, logf func(string, ...any),
+	run func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error),
+	note func(loadResult, string) string, single [][]byte, b100 []byte, sRes, b100Res loadResult,
+) ([]Result, error) {
+	// The sink reads and drops the exports: decoding them would take CPU
+	// from the measured API on this machine.
+	sink := testenv.StartOTLPReceiver(false)
+	defer sink.Close()
+	tp, base, err := st.startIngestAPI(ctx, dbURL,
+		[]string{"AUTH_DISABLED=true", "OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_SERVICE_NAME=ingest-api-bench"}, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tp.stop() }()
+	const what = "ingest-api with tracing on (OTLP/HTTP to a local sink; spans past the SDK's batch queue are dropped, as they would be in production)"
+	sr, err := run("traced.single", base+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	if err != nil {
+		return nil, err
+	}
+	br, err := run("traced.batch100", base+"/api/v1/audit/events/batch", "", 100, func(int, int) []byte { return b100 })
+	if err != nil {
+		return nil, err
+	}
+	if err := tp.stop(); err != nil {
+		return nil, err
+	}
+	exports, bytes := sink.Received()
+	return []Result{
+		{Name: "api.traced.single.req_per_s", Value: sr.rate(), Unit: "req/s", Notes: note(sr, what+", POST /api/v1/audit/events")},
+		{Name: "api.traced.single.p99", Value: ms(sr.lat.quantile(0.99)), Unit: "ms"},
+		{Name: "api.traced.ratio.single", Value: sr.rate() / sRes.rate(), Unit: "x", Notes: "api.traced.single.req_per_s / api.single.req_per_s (same run)"},
+		{Name: "api.traced.batch100.events_per_s", Value: br.rate() * 100, Unit: "events/s", Notes: note(br, what+", POST /events/batch of 100")},
+		{Name: "api.traced.ratio.batch100", Value: br.rate() / b100Res.rate(), Unit: "x", Notes: "api.traced.batch100.events_per_s / api.batch100.events_per_s (same run)"},
+		{Name: "api.traced.exported_bytes", Value: float64(bytes) / (1 << 20), Unit: "MiB", Notes: fmt.Sprintf("OTLP bodies the sink received in %d exports", exports)},
+	}, nil
 }
 
 // bareGinEnv, when set to an address, makes this binary serve the bare gin

@@ -43,7 +43,8 @@ not throughput), after a warm-up; p50/p99/max per case:
   unfiltered       first page, no filter
   page1000_cursor  page 1,000 (limit 50) via the cursor of page 999, found
                    once by walking next_cursor from the first page
-  page1000_offset  offset=49950&limit=50
+  page1000_offset  offset=49950&limit=50 (past ingest-api's QUERY_MAX_OFFSET,
+                   10,000 by default, which the bench raises to show why)
   detail_24h       detail_key=signal&detail_value=<random of 1,000>&since=24h
   detail_corr      correlation_id=<random existing id>&detail_key=signal&
                    detail_value=<random>
@@ -236,7 +237,7 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: statementTimeout, CountCap: countCap})
+	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: statementTimeout, SendTimeout: api.DefaultWriteTimeout, CountCap: countCap})
 	if err != nil {
 		return "", nil, err
 	}
@@ -249,8 +250,12 @@ func serveAPI(db *store.Store) (baseURL string, stop func(), err error) {
 		EventsTopic:           "audit.events",
 		NotificationsTopic:    "audit.notifications",
 		DuplicateCheckTimeout: 2 * time.Second,
+		// Past QUERY_MAX_OFFSET (api.DefaultMaxOffset), so that
+		// page1000_offset still shows what a deep offset costs: why the
+		// API refuses it.
+		MaxOffset: (pageDepth - 1) * pageLimit,
 	}, api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Holds:         db,

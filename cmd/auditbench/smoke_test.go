@@ -58,6 +58,7 @@ func TestSmokeAll(t *testing.T) {
 		"api.single.req_per_s", "api.single.p50", "api.single.p99", "api.ratio.single_vs_bare_gin",
 		"api.batch100.events_per_s", "api.batch1000.events_per_s",
 		"api.single_token.req_per_s", "api.single_jwt.req_per_s", "api.ratio.single_token_vs_single", "api.ratio.single_jwt_vs_single",
+		"api.traced.single.req_per_s", "api.traced.ratio.single", "api.traced.batch100.events_per_s", "api.traced.ratio.batch100", "api.traced.exported_bytes",
 		"api.proc.ingest-api.peak_rss", "api.proc.ingest-api.cpu", "api.proc.bare-gin.peak_rss",
 		"writer.rawcopy.rows_per_s", "writer.writer.rows_per_s", "writer.writer.rows_per_s_from_start",
 		"writer.ratio.writer_vs_rawcopy", "writer.proc.writer.peak_rss", "writer.proc.writer.cpu",

@@ -149,8 +149,8 @@ func randomID() string {
 
 // startIngestAPI starts the real ingest-api on a free port against dbURL
 // and waits until it is ready; it returns the process and its base URL.
-// authEnv are its credential settings; nil runs it with AUTH_DISABLED, the
-// figures without access control. Rate limits are off: one principal
+// authEnv are its credential settings, and any other it should run with;
+// nil runs it with AUTH_DISABLED, the figures without access control. Rate limits are off: one principal
 // sends all the load.
 func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []string, logf func(string, ...any)) (*proc, string, error) {
 	dir, err := binaries(logf)

@@ -302,7 +302,7 @@ func runWriter(t *testing.T, e env) {
 		MaxBackoff:         time.Second,
 		WriteTimeout:       10 * time.Second,
 		Rules:              audit.DefaultRules(),
-	}, kafkaClientConfig(), shared.db, shared.producer, zap.NewNop(), writer.NewMetrics(prometheus.NewRegistry()))
+	}, kafkaClientConfig(), shared.db, kafka.NewPublisher(shared.producer), zap.NewNop(), writer.NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

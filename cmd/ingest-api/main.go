@@ -34,14 +34,24 @@ func main() {
 
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("ingest-api"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
-	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns})
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns,
+		ReservationTTL: cfg.NotificationReservationTTL, Log: log.Named("store")})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 
-	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
+	var traced []kafka.ProducerOption
+	if tracing.Enabled() {
+		traced = append(traced, kafka.WithOTELTracer())
+	}
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg, traced...)
 	if err != nil {
 		return err
 	}
@@ -56,21 +66,22 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		return err
 	}
 
-	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, CountCap: cfg.QueryCountCap})
+	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: cfg.QueryTimeout, SendTimeout: cfg.HTTPWriteTimeout, CountCap: cfg.QueryCountCap})
 	if err != nil {
 		return err
 	}
 	health := telemetry.NewHealth(map[string]telemetry.Check{
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
-	})
+	}, telemetry.WithLogger(log.Named("health")))
 	deps := api.Deps{
-		Publisher:     producer,
+		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,
 		Holds:         db,
 		Health:        health,
 		Log:           log,
+		Tracing:       tracing,
 		Registerer:    reg,
 		Signer:        source,
 	}
@@ -86,6 +97,9 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		EventsTopic:           cfg.Kafka.EventsTopic,
 		NotificationsTopic:    cfg.Kafka.NotificationsTopic,
 		DuplicateCheckTimeout: cfg.DuplicateCheckTimeout,
+		MaxOffset:             cfg.QueryMaxOffset,
+		MaxPageBytes:          cfg.QueryMaxPageBytes,
+		WriteTimeout:          cfg.HTTPWriteTimeout,
 		TrustedProxies:        cfg.Auth.TrustedProxies,
 	}, deps)
 	if err != nil {
@@ -96,6 +110,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       120 * time.Second,
 	}
 	if cfg.TLS.Enabled() {
@@ -118,16 +133,20 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		defer stopMetrics()
 		return service.ServeHTTP(ctx, srv, health, log, cfg.ShutdownDelay, cfg.ShutdownTimeout)
 	})
-	if cfg.Postgres.Migrate {
-		g.Go(func() error {
+	g.Go(func() error {
+		if cfg.Postgres.Migrate {
 			// The API serves events without PostgreSQL meanwhile; only
 			// a failure that no retry heals ends it.
-			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil && !errors.Is(err, context.Canceled) {
+			if err := store.MigrateRetrying(ctx, cfg.Postgres.URL, log.Named("migrate")); err != nil {
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
 				return err
 			}
-			return nil
-		})
-	}
+		}
+		// Once the reservations table exists.
+		return db.RunReservationPruning(ctx)
+	})
 	if authn != nil {
 		g.Go(func() error {
 			// An issuer that cannot be reached now is not fatal (its keys

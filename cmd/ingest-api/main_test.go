@@ -43,40 +43,17 @@ func TestMain(m *testing.M) {
 // through it with a token made as auditctl makes them, and stops it with
 // SIGTERM: readiness turns 503 while it keeps serving, then it exits 0.
 func TestRunAsAUserWould(t *testing.T) {
-	addr, metricsAddr := testenv.NewAddr(t), testenv.NewAddr(t)
 	token, entry, err := auth.NewToken("process-test", []auth.Scope{auth.ScopeWrite}, nil)
 	require.NoError(t, err)
 	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
 	require.NoError(t, auth.TokensFile{Tokens: []auth.TokenEntry{entry}}.WriteFile(tokensFile))
-
-	var out testenv.Output
-	cmd := exec.Command(shared.bin)
-	cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+	api := startAPI(t,
 		"DATABASE_URL="+shared.pg.URL(),
 		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
-		"HTTP_ADDR="+addr,
-		"METRICS_ADDR="+metricsAddr,
 		"AUTH_TOKENS_FILE="+tokensFile,
 		"SHUTDOWN_DELAY=1s",
 	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ingest-api output:\n%s", out.String())
-		}
-	})
-
-	base := "http://" + addr
-	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
-		code, err := get(base + "/health/ready")
-		return code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	base := api.base
 
 	event := fmt.Sprintf(`{"version":"1.0","event_type":"gateway.signal.received","event_timestamp":%q,
 		"event_category":"gateway","event_action":"received","event_outcome":"success",
@@ -96,25 +73,65 @@ func TestRunAsAUserWould(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, post(""), "secure by default")
 	require.Equal(t, http.StatusCreated, post(token))
 
-	code, err := get("http://" + metricsAddr + "/metrics")
+	code, err := get(api.metrics + "/metrics")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code, "metrics on METRICS_ADDR")
 	code, err = get(base + "/metrics")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, code, "never on the API port")
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, api.cmd.Process.Signal(syscall.SIGTERM))
 	testenv.Await(t, 5*time.Second, "readiness 503 while still serving", func() (bool, string) {
 		code, err := get(base + "/health/ready")
 		return code == http.StatusServiceUnavailable, fmt.Sprint(code, err)
 	})
 	select {
-	case err := <-exited:
+	case err := <-api.exited:
 		require.NoError(t, err, "exit status")
 	case <-time.After(30 * time.Second):
 		t.Fatal("ingest-api did not exit after SIGTERM")
 	}
-	require.Contains(t, out.String(), "ingest-api stopped")
+	require.Contains(t, api.out.String(), "ingest-api stopped")
+}
+
+// apiProcess is a running ingest-api binary.
+type apiProcess struct {
+	cmd     *exec.Cmd
+	exited  chan error
+	out     *testenv.Output
+	base    string // http://host:port of the API
+	metrics string // and of METRICS_ADDR
+}
+
+// startAPI starts the binary with the shared broker and free HTTP_ADDR and
+// METRICS_ADDR, env added (later entries win), and waits until it is
+// ready. It is killed when the test ends; its output is logged if the test
+// failed.
+func startAPI(t *testing.T, env ...string) *apiProcess {
+	t.Helper()
+	addr, metricsAddr := testenv.NewAddr(t), testenv.NewAddr(t)
+	p := &apiProcess{exited: make(chan error, 1), out: &testenv.Output{}, base: "http://" + addr, metrics: "http://" + metricsAddr}
+	p.cmd = exec.Command(shared.bin)
+	p.cmd.Env = append(append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+		"HTTP_ADDR="+addr,
+		"METRICS_ADDR="+metricsAddr,
+	), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, p.cmd.Start())
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ingest-api output:\n%s", p.out.Tail(64<<10))
+		}
+	})
+	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
+		code, err := get(p.base + "/health/ready")
+		return code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	return p
 }
 
 func get(url string) (int, error) {
@@ -167,28 +184,15 @@ func TestRefusesToStartWithoutCredentials(t *testing.T) {
 	require.Equal(t, 2, code, "a usage error; stderr:\n%s", stderr)
 	require.Contains(t, stderr, "no credential source")
 
-	addr := testenv.NewAddr(t)
-	var out testenv.Output
-	cmd := exec.Command(shared.bin)
-	cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
+	api := startAPI(t,
 		"DATABASE_URL="+shared.pg.URL(),
 		"SOURCE_SIGNING_DISABLED=true",
-		"HTTP_ADDR="+addr,
-		"METRICS_ADDR="+testenv.NewAddr(t),
 		"AUTH_DISABLED=true",
 		"SHUTDOWN_DELAY=0s",
 	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
 	var body string
 	testenv.Await(t, 30*time.Second, "/health answers", func() (bool, string) {
-		res, err := http.Get("http://" + addr + "/health")
+		res, err := http.Get(api.base + "/health")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -198,5 +202,5 @@ func TestRefusesToStartWithoutCredentials(t *testing.T) {
 		return res.StatusCode == http.StatusOK, body
 	})
 	require.Contains(t, body, `"auth":"disabled"`)
-	require.Contains(t, out.String(), "access control is disabled")
+	require.Contains(t, api.out.String(), "access control is disabled")
 }

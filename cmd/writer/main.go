@@ -33,6 +33,11 @@ func main() {
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 
 	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store")})
 	if err != nil {
@@ -40,8 +45,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer db.Close()
 
-	// Dead letters go through the same acknowledged producer as the API's
-	// records: the DLQ must have a record before its offset is committed.
+	// Dead letters go through the same acknowledged producer, behind the
+	// same watermill Publisher, as the API's records: the DLQ must have a
+	// record before its offset is committed. It has no sarama tracer: that
+	// would rewrite the traceparent a dead letter keeps byte for byte.
 	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
 	if err != nil {
 		return err
@@ -56,6 +63,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	publisher := kafka.NewPublisher(producer)
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
 		EventsTopic:        cfg.Kafka.EventsTopic,
@@ -66,8 +74,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		Rules:              cfg.Validation.Rules(),
+		Tracing:            tracing,
 		Submitters:         source,
-	}, cfg.Kafka.Client(), db, producer, log.Named("writer"), writer.NewMetrics(reg))
+	}, cfg.Kafka.Client(), db, publisher, log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -75,7 +84,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	// The system's own events (retention) go to the events topic through
 	// the same acknowledged producer, signed as the API signs.
 	maintainer, err := lifecycle.New(lifecycle.Config{Interval: cfg.MaintenanceInterval, RetentionDays: cfg.RetentionDays},
-		db, selfaudit.New(producer, source, cfg.Kafka.EventsTopic, "writer"), log.Named("lifecycle"), reg)
+		db, selfaudit.New(publisher, source, cfg.Kafka.EventsTopic, "writer"), log.Named("lifecycle"), reg)
 	if err != nil {
 		return err
 	}
@@ -84,7 +93,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
 		"writer":     w.Check,
-	})
+	}, telemetry.WithLogger(log.Named("health")))
 	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
 
 	// Run stops each part when ctx ends; the HTTP server keeps serving

@@ -43,12 +43,14 @@ import (
 // its own topics, consumer group and event_type tag, so tests never see each
 // other's records.
 var shared struct {
-	bin   string
-	kafka *testenv.Kafka
-	pg    *testenv.Postgres
-	db    *pgxpool.Pool
-	kcl   *kgo.Client
-	adm   *kadm.Client
+	bin string
+	// apiBin is ingest-api, for the tests that follow a request through.
+	apiBin string
+	kafka  *testenv.Kafka
+	pg     *testenv.Postgres
+	db     *pgxpool.Pool
+	kcl    *kgo.Client
+	adm    *kadm.Client
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -72,6 +74,9 @@ func TestMain(m *testing.M) {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		var err error
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
+			return err
+		}
+		if shared.apiBin, err = e.Build(ctx, "ingest-api"); err != nil {
 			return err
 		}
 		if shared.db, err = pgxpool.New(ctx, shared.pg.URL()); err != nil {

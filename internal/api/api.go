@@ -6,33 +6,30 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
-	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
-// publisher takes records and returns once Kafka has acknowledged all of
-// them; any error means the client must be told 503.
-type publisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
-}
-
-// notificationReserver looks a notification_id up in PostgreSQL and takes
-// the id the stored row will carry, in one round trip.
+// notificationReserver holds a notification_id in PostgreSQL for one
+// record (by content digest) and takes the id the stored row will carry,
+// in one round trip; a hold is released when Kafka took nothing.
 type notificationReserver interface {
-	ReserveNotification(ctx context.Context, notificationID string) (exists bool, id int64, err error)
+	ReserveNotification(ctx context.Context, notificationID string, digest [sha256.Size]byte, at time.Time) (audit.Reservation, error)
+	ReleaseNotification(ctx context.Context, notificationID string, id int64) error
 }
 
 // Config holds the request rules of the write API.
@@ -46,11 +43,31 @@ type Config struct {
 	EventsTopic           string
 	NotificationsTopic    string
 	DuplicateCheckTimeout time.Duration
+	// MaxOffset is the deepest offset a query may ask for (default
+	// DefaultMaxOffset); deeper reads page with the cursor.
+	MaxOffset int
+	// MaxPageBytes caps the encoded events of one query page (default
+	// DefaultMaxPageBytes); has_more and next_cursor continue after it.
+	MaxPageBytes int
+	// WriteTimeout is how long a query page may take to reach the client
+	// once it starts (default DefaultWriteTimeout): a client that stops
+	// reading is cut off then, and its database connection freed.
+	WriteTimeout time.Duration
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed for
 	// the client address in logs (TRUSTED_PROXIES); none by default, so a
 	// client cannot choose the address it is logged with.
 	TrustedProxies []string
 }
+
+// DefaultWriteTimeout lets a full page of DefaultMaxPageBytes reach a
+// client reading at about 420 KB/s, and ends within the default drain time
+// after SIGTERM (SHUTDOWN_TIMEOUT).
+const DefaultWriteTimeout = 20 * time.Second
+
+// DefaultMaxOffset bounds the offset of a query: skipping 10,000 rows is
+// still cheap, and past it a person pages with the cursor, whose cost does
+// not grow with depth.
+const DefaultMaxOffset = 10000
 
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
@@ -70,12 +87,19 @@ func (c Config) Validate() error {
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("api: duplicate check timeout must be positive"))
 	}
+	if c.MaxOffset < 0 || c.MaxPageBytes < 0 || c.WriteTimeout < 0 {
+		errs = append(errs, errors.New("api: max offset, max page bytes and write timeout must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
 // Deps are the collaborators of the handlers.
 type Deps struct {
-	Publisher     publisher
+	// Publisher returns once Kafka has acknowledged every message of a
+	// call (kafka.Publisher, or a decorator of it); any error means the
+	// client is told 503. It is watermill's interface so that decorators
+	// (a spool, a circuit breaker) wrap it without knowing Kafka.
+	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
 	// Holds keeps the legal holds.
@@ -84,9 +108,12 @@ type Deps struct {
 	// when AUTH_DISABLED=true).
 	Auth authenticator
 	// Limiter rate-limits each principal; nil: no limit.
-	Limiter    rateLimiter
-	Health     *telemetry.Health
-	Log        *zap.Logger
+	Limiter rateLimiter
+	Health  *telemetry.Health
+	Log     *zap.Logger
+	// Tracing, when enabled, traces requests (otelgin) and publishes, and
+	// puts the trace context in the record headers; nil is off.
+	Tracing    *telemetry.Tracing
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
@@ -115,6 +142,15 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.MaxBatchSize == 0 {
 		cfg.MaxBatchSize = audit.DefaultMaxBatchSize
 	}
+	if cfg.MaxOffset == 0 {
+		cfg.MaxOffset = DefaultMaxOffset
+	}
+	if cfg.MaxPageBytes == 0 {
+		cfg.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -123,7 +159,11 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: trusted proxies: %w", err)
 	}
-	r.Use(requestID(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
+	if deps.Tracing.Enabled() {
+		// Outermost, so that the access log (observe) sees the span.
+		r.Use(traceRequests(deps.Tracing))
+	}
+	r.Use(requestID(), cutOff(), observe(deps.Log, newHTTPMetrics(deps.Registerer)), recovery(deps.Log))
 
 	guard := newAccess(deps.Auth, deps.Limiter, deps.Log, deps.Registerer)
 	w := newWriteHandlers(cfg, deps, guard)
@@ -131,7 +171,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.POST("/events", w.createEvent)
 	v1.POST("/events/batch", w.createEventsBatch)
 	v1.POST("/notifications", w.createNotification)
-	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard}
+	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard,
+		maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
 	holds := &holdHandlers{holds: deps.Holds, access: guard, log: deps.Log, maxBody: cfg.MaxBodyBytes,
@@ -139,6 +180,7 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.POST("/legal-hold", holds.place)
 	v1.GET("/legal-hold", holds.list)
 	v1.DELETE("/legal-hold/*correlation_id", holds.release)
+	v1.GET("/health", gin.WrapH(deps.Health.DetailsHandler()))
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))

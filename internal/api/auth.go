@@ -38,6 +38,9 @@ var routeScopes = map[string]auth.Scope{
 	"GET /api/v1/audit/legal-hold":                    auth.ScopeRead,
 	"POST /api/v1/audit/legal-hold":                   auth.ScopeAdmin,
 	"DELETE /api/v1/audit/legal-hold/*correlation_id": auth.ScopeAdmin,
+	// The detailed health report names hosts, ports, users and brokers:
+	// operators only (the open /health names components and states).
+	"GET /api/v1/audit/health": auth.ScopeAdmin,
 }
 
 // authenticator names the principal behind a request; a refused credential

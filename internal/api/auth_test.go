@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
@@ -31,7 +33,6 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/auth"
-	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -42,16 +43,16 @@ type spies struct {
 	published, queried, reserved atomic.Int64
 }
 
+// spyPublisher is a decorator of the API's watermill publisher, as a
+// spool would be.
 type spyPublisher struct {
-	s    *spies
-	next interface {
-		Publish(context.Context, []kafka.Record) error
-	}
+	s *spies
+	message.Publisher
 }
 
-func (p spyPublisher) Publish(ctx context.Context, recs []kafka.Record) error {
-	p.s.published.Add(int64(len(recs)))
-	return p.next.Publish(ctx, recs)
+func (p spyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.s.published.Add(int64(len(msgs)))
+	return p.Publisher.Publish(topic, msgs...)
 }
 
 type spyReader struct {
@@ -59,9 +60,9 @@ type spyReader struct {
 	next *query.Reader
 }
 
-func (r spyReader) Query(ctx context.Context, f query.Filter, p query.Page) (query.Result, error) {
+func (r spyReader) Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error) {
 	r.s.queried.Add(1)
-	return r.next.Query(ctx, f, p)
+	return r.next.Stream(ctx, f, p, emit)
 }
 
 func (r spyReader) Get(ctx context.Context, id uuid.UUID) (query.Event, error) {
@@ -71,14 +72,18 @@ func (r spyReader) Get(ctx context.Context, id uuid.UUID) (query.Event, error) {
 
 type spyReserver struct{ s *spies }
 
-func (r spyReserver) ReserveNotification(ctx context.Context, id string) (bool, int64, error) {
+func (r spyReserver) ReserveNotification(ctx context.Context, id string, digest [sha256.Size]byte, at time.Time) (audit.Reservation, error) {
 	r.s.reserved.Add(1)
-	return shared.db.ReserveNotification(ctx, id)
+	return shared.db.ReserveNotification(ctx, id, digest, at)
+}
+
+func (r spyReserver) ReleaseNotification(ctx context.Context, id string, reserved int64) error {
+	return shared.db.ReleaseNotification(ctx, id, reserved)
 }
 
 func withSpies(s *spies) fixtureOption {
 	return func(_ *api.Config, d *api.Deps) {
-		d.Publisher = spyPublisher{s: s, next: d.Publisher}
+		d.Publisher = spyPublisher{s: s, Publisher: d.Publisher}
 		d.Events = spyReader{s: s, next: shared.reader}
 		d.Notifications = spyReserver{s: s}
 	}
@@ -348,7 +353,10 @@ func TestNamespaceRestriction(t *testing.T) {
 	}
 	page := func(res response) (namespaces []string, next string) {
 		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
-		var body api.AuditEventsQueryResponse
+		var body struct {
+			Data       []query.Event  `json:"data"`
+			Pagination api.Pagination `json:"pagination"`
+		}
 		require.NoError(t, json.Unmarshal(res.body, &body))
 		for _, e := range body.Data {
 			ns := "(none)"

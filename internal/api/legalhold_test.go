@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -150,9 +150,11 @@ func holdsOf(t *testing.T, f *fixture, corr string) []map[string]any {
 
 type failingPublisher struct{}
 
-func (failingPublisher) Publish(context.Context, []kafka.Record) error {
+func (failingPublisher) Publish(string, ...*message.Message) error {
 	return &kafka.PublishError{Total: 1, Failed: 1, Err: errors.New("no leader")}
 }
+
+func (failingPublisher) Close() error { return nil }
 
 // TestLegalHoldWithoutKafka: when the audit event of a placement cannot be
 // published, the hold is not placed (503), and a release likewise keeps

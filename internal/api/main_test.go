@@ -135,7 +135,7 @@ func newFixtureServing(t testing.TB, tc *tls.Config, opts ...fixtureOption) *fix
 	}
 	writeTokens(t, f.tokensFile, auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes})
 	deps := api.Deps{
-		Publisher:     shared.producer,
+		Publisher:     kafka.NewPublisher(shared.producer),
 		Notifications: shared.db,
 		Events:        shared.reader,
 		Holds:         shared.db,
@@ -299,6 +299,15 @@ func validNotification(id string) map[string]any {
 		"delivery_status":  "200 OK",
 		"escalation_level": 1,
 	}
+}
+
+// headerKeys lists the record's header names, in order.
+func headerKeys(r *kgo.Record) []string {
+	keys := make([]string, len(r.Headers))
+	for i, h := range r.Headers {
+		keys[i] = h.Key
+	}
+	return keys
 }
 
 func header(r *kgo.Record, key string) (string, bool) {

@@ -3,13 +3,17 @@ package api
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
 const (
@@ -83,6 +87,7 @@ func observe(log *zap.Logger, m *httpMetrics) gin.HandlerFunc {
 
 		fields := []zap.Field{
 			zap.String("request_id", c.GetString(requestIDKey)),
+			telemetry.TraceID(c.Request.Context()),
 			zap.String("method", c.Request.Method),
 			zap.String("path", c.Request.URL.Path),
 			zap.String("route", route),
@@ -101,6 +106,18 @@ func observe(log *zap.Logger, m *httpMetrics) gin.HandlerFunc {
 			log.Info("http request", fields...)
 		}
 	}
+}
+
+// traceRequests is otelgin's middleware: a server span per request, a
+// child of the caller's traceparent when it sent one (else a new trace),
+// named after the route. Probes (/health*) are not traced: they would
+// drown the requests in spans.
+func traceRequests(t *telemetry.Tracing) gin.HandlerFunc {
+	return otelgin.Middleware("ingest-api",
+		otelgin.WithTracerProvider(t.Provider()),
+		otelgin.WithPropagators(t.Propagator()),
+		otelgin.WithGinFilter(func(c *gin.Context) bool { return !strings.HasPrefix(c.FullPath(), "/health") }),
+	)
 }
 
 // recovery turns a panic in a handler into a logged 500 problem instead of

@@ -1,14 +1,21 @@
 package api_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/api/openapi"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -108,4 +115,85 @@ func openStore(t *testing.T, url string) *store.Store {
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
 	return db
+}
+
+// TestHealthNamesNoConnectionDetails: with PostgreSQL and Kafka down, the
+// open /health names the components and their states, not the database
+// user, database, host:port or broker addresses their errors carry; those
+// go to the log, once per change of state.
+func TestHealthNamesNoConnectionDetails(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	db := openStore(t, pg.URL())
+	require.NoError(t, pg.Stop(t.Context()))
+	k := testenv.NewKafka(t, nil)
+	producer, err := newProducer(k.Brokers(), time.Second)
+	require.NoError(t, err)
+	require.NoError(t, producer.Connect(t.Context()))
+	t.Cleanup(func() { _ = producer.Close() })
+	require.NoError(t, k.Close())
+
+	core, logs := observer.New(zap.InfoLevel)
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) {
+		d.Health = telemetry.NewHealth(map[string]telemetry.Check{"postgresql": db.Ping, "kafka": producer.Check},
+			telemetry.WithLogger(zap.New(core)))
+		d.Health.SetReady()
+	})
+	conn, err := pgconn.ParseConfig(pg.URL())
+	require.NoError(t, err)
+	// pgx names the user and database as user=... database=...; their
+	// values (postgres, for the embedded server) are part of a component's
+	// name, so the exact body below is what shows they are not there.
+	secrets := append([]string{"user=", "database=", fmt.Sprintf("%s:%d", conn.Host, conn.Port), fmt.Sprint(conn.Port)}, k.Brokers()...)
+
+	for range 3 {
+		res := f.do(http.MethodGet, "/health", "", nil)
+		require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+		for _, s := range secrets {
+			require.NotContains(t, string(res.body), s)
+		}
+		require.Equal(t, map[string]any{
+			"status": "unhealthy",
+			"error":  "unavailable: kafka, postgresql (the service log has the details)",
+			"checks": map[string]any{"kafka": "down", "postgresql": "down"},
+		}, res.json(t))
+	}
+	failing := logs.FilterMessage("dependency check failing").AllUntimed()
+	require.Len(t, failing, 2, "one line per component that went down, not one per probe")
+	var logged strings.Builder
+	for _, e := range failing {
+		logged.WriteString(fmt.Sprint(e.ContextMap()))
+	}
+	require.Contains(t, logged.String(), fmt.Sprint(conn.Port), "the log has the detail")
+}
+
+// TestHealthDetailsNeedAdmin: the detailed report, with each component's
+// own error, is served to audit:admin only.
+func TestHealthDetailsNeedAdmin(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	db := openStore(t, pg.URL())
+	require.NoError(t, pg.Stop(t.Context()))
+	f := newFixture(t, withHealthChecks(map[string]telemetry.Check{"postgresql": db.Ping, "kafka": shared.producer.Check}))
+	writeTokens(t, f.tokensFile,
+		auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes},
+		auth.TokenEntry{Name: "reader", SHA256: auth.TokenSHA256("ast_reader"), Scopes: []auth.Scope{auth.ScopeRead}})
+	conn, err := pgconn.ParseConfig(pg.URL())
+	require.NoError(t, err)
+
+	res := f.do(http.MethodGet, "/api/v1/audit/health", "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+	checks := res.json(t)["checks"].(map[string]any)
+	require.Equal(t, map[string]any{"status": "ok"}, checks["kafka"])
+	down := checks["postgresql"].(map[string]any)
+	require.Equal(t, "down", down["status"])
+	require.Contains(t, down["error"], fmt.Sprint(conn.Port), "the detail names where the database is")
+
+	testenv.Await(t, 5*time.Second, "the reader's token is loaded", func() (bool, string) {
+		res = f.do(http.MethodGet, "/api/v1/audit/health", "", nil, "Authorization", "Bearer ast_reader")
+		return res.status == http.StatusForbidden, fmt.Sprint(res.status)
+	})
+	require.Contains(t, res.json(t)["detail"], string(auth.ScopeAdmin))
+	require.NotContains(t, string(res.body), fmt.Sprint(conn.Port))
+
+	res = f.do(http.MethodGet, "/api/v1/audit/health", "", nil, "Authorization", "")
+	require.Equal(t, http.StatusUnauthorized, res.status)
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/seedclient"
 	"github.com/auditstream/auditstream/internal/writer"
 )
@@ -88,7 +89,7 @@ func runWriter(t *testing.T, f *fixture) {
 		MaxBackoff:         time.Second,
 		WriteTimeout:       10 * time.Second,
 		Rules:              audit.DefaultRules(),
-	}, kafkaClientConfig(f.brokers), shared.db, shared.producer, zap.NewNop(), writer.NewMetrics(prometheus.NewRegistry()))
+	}, kafkaClientConfig(f.brokers), shared.db, kafka.NewPublisher(shared.producer), zap.NewNop(), writer.NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

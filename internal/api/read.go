@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -18,9 +16,10 @@ import (
 	"github.com/auditstream/auditstream/internal/query"
 )
 
-// eventReader serves the read endpoints from PostgreSQL.
+// eventReader serves the read endpoints from PostgreSQL; Stream hands out a
+// page's events one by one as they are read.
 type eventReader interface {
-	Query(ctx context.Context, f query.Filter, p query.Page) (query.Result, error)
+	Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error)
 	Get(ctx context.Context, id uuid.UUID) (query.Event, error)
 }
 
@@ -48,12 +47,6 @@ var filterFields = func() []audit.Field {
 	return out
 }()
 
-// AuditEventsQueryResponse is the answer to GET /api/v1/audit/events.
-type AuditEventsQueryResponse struct {
-	Data       []query.Event `json:"data"`
-	Pagination Pagination    `json:"pagination"`
-}
-
 // Pagination describes the page. TotalExact and NextCursor are ours.
 type Pagination struct {
 	Limit   int   `json:"limit"`
@@ -67,13 +60,16 @@ type Pagination struct {
 }
 
 type readHandlers struct {
-	events eventReader
-	now    func() time.Time
-	access *access
+	events       eventReader
+	now          func() time.Time
+	access       *access
+	maxOffset    int
+	maxPageBytes int
+	writeTimeout time.Duration
 }
 
 func (h *readHandlers) queryEvents(c *gin.Context) {
-	f, p, bad := parseQuery(c, h.now())
+	f, p, bad := h.parseQuery(c, h.now())
 	if len(bad) > 0 {
 		abortProblem(c, probQueryParam, fmt.Sprintf("%d query parameter(s) are invalid; see field_errors.", len(bad)), withFieldErrors(bad))
 		return
@@ -81,16 +77,23 @@ func (h *readHandlers) queryEvents(c *gin.Context) {
 	if !h.access.restrictReads(c, &f) {
 		return
 	}
-	res, err := h.events.Query(c.Request.Context(), f, p)
-	if err != nil {
+	w := &pageWriter{c: c, maxBytes: h.maxPageBytes, writeTimeout: h.writeTimeout}
+	res, err := h.events.Stream(c.Request.Context(), f, p, w.event)
+	switch {
+	case err != nil && !w.started:
 		readFailed(c, err)
+		return
+	case err != nil:
+		w.abort(err)
 		return
 	}
 	page := Pagination{Limit: p.Limit, Offset: p.Offset, Total: res.Total, HasMore: res.HasMore, TotalExact: res.TotalExact}
 	if res.Next != nil {
 		page.NextCursor = res.Next.Encode()
 	}
-	c.JSON(http.StatusOK, AuditEventsQueryResponse{Data: res.Events, Pagination: page})
+	if err := w.finish(page); err != nil {
+		w.abort(err)
+	}
 }
 
 func (h *readHandlers) getEvent(c *gin.Context) {
@@ -137,15 +140,17 @@ func parseDetail(c *gin.Context, bad map[string]string) *query.Detail {
 	if key != "" && (len(key) > maxDetailKey || !detailKeyPattern.MatchString(key)) {
 		bad["detail_key"] = fmt.Sprintf("must be 1 to %d letters, digits or underscores (a top-level member of event_data)", maxDetailKey)
 	}
-	if value != "" && (!utf8.ValidString(value) || strings.ContainsRune(value, 0)) {
-		bad["detail_value"] = "must be valid UTF-8 without NUL characters"
+	// The rule every filter value follows (no NUL, valid UTF-8), which a
+	// field of no kind applies alone.
+	if msg := (&audit.Field{}).FilterError(value); msg != "" {
+		bad["detail_value"] = msg
 	}
 	return &query.Detail{Key: key, Value: value}
 }
 
 // parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
 // name; nothing is clamped or guessed.
-func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
+func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
 	bad := map[string]string{}
 	f := query.Filter{Equal: map[string]string{}}
 	for i := range filterFields {
@@ -183,8 +188,14 @@ func parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[st
 	}
 	if v, ok := c.GetQuery("offset"); ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		switch {
+		case err != nil || n < 0:
 			bad["offset"] = "must be an integer >= 0"
+		case n > h.maxOffset:
+			// PostgreSQL reads and discards every skipped row, so a deep
+			// offset costs as much as reading that many: a few such
+			// requests in parallel slow every read.
+			bad["offset"] = fmt.Sprintf("must be at most %d; page deeper with cursor (pagination.next_cursor), whose cost does not grow with depth", h.maxOffset)
 		}
 		p.Offset = n
 	}

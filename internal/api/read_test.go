@@ -76,7 +76,7 @@ func readDataset() []audit.Event {
 }
 
 // readFixture serves reads from a database of its own holding readDataset.
-func readFixture(t *testing.T) (*fixture, []audit.Event) {
+func readFixture(t *testing.T, opts ...fixtureOption) (*fixture, []audit.Event) {
 	t.Helper()
 	pg := testenv.NewPostgres(t)
 	_, err := store.Migrate(t.Context(), pg.URL(), zap.NewNop())
@@ -88,10 +88,10 @@ func readFixture(t *testing.T) (*fixture, []audit.Event) {
 	require.Equal(t, len(events), res.Events)
 	reader, err := query.NewReader(db.Pool(), query.Config{StatementTimeout: 5 * time.Second, CountCap: 100})
 	require.NoError(t, err)
-	f := newFixture(t, func(_ *api.Config, d *api.Deps) {
+	f := newFixture(t, append([]fixtureOption{func(_ *api.Config, d *api.Deps) {
 		d.Events = reader
 		d.Now = func() time.Time { return readNow }
-	})
+	}}, opts...)...)
 	return f, events
 }
 
@@ -307,6 +307,13 @@ func TestQueryEvents(t *testing.T) {
 			{url.Values{"detail_value": {"sig-1"}}, "detail_key"},
 			{url.Values{"detail_key": {"signal"}, "detail_value": {"a\x00b"}}, "detail_value"},
 			{url.Values{"cursor": {query.Cursor{Timestamp: readNow, EventID: uuid.New()}.Encode()}, "offset": {"5"}}, "cursor"},
+			{url.Values{"offset": {"10001"}}, "offset"},
+			{url.Values{"offset": {"10000000"}}, "offset"},
+			{url.Values{"correlation_id": {"\x00"}}, "correlation_id"},
+			{url.Values{"event_type": {"a\x00b"}}, "event_type"},
+			{url.Values{"actor_id": {"a\xffb"}}, "actor_id"},
+			{url.Values{"namespace": {"\xc3"}}, "namespace"},
+			{url.Values{"event_outcome": {"\x00"}}, "event_outcome"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.params.Encode(), func(t *testing.T) {
@@ -318,6 +325,23 @@ func TestQueryEvents(t *testing.T) {
 				require.Len(t, p["field_errors"], 1)
 			})
 		}
+	})
+
+	t.Run("deep offsets point to the cursor", func(t *testing.T) {
+		res, ans := f.query(t, url.Values{"offset": {"10000"}, "limit": {"5"}})
+		require.Equal(t, http.StatusOK, res.status, "the limit itself is allowed: %s", res.body)
+		require.Empty(t, ans.Data)
+		res, _ = f.query(t, url.Values{"offset": {"10001"}})
+		require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
+		require.Equal(t, map[string]any{"offset": "must be at most 10000; page deeper with cursor (pagination.next_cursor), whose cost does not grow with depth"},
+			res.json(t)["field_errors"])
+	})
+
+	t.Run("filters PostgreSQL cannot compare are rejected by name", func(t *testing.T) {
+		res, _ := f.query(t, url.Values{"correlation_id": {"\x00"}, "resource_id": {"\xff"}})
+		require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
+		require.Equal(t, map[string]any{"correlation_id": "must not contain NUL characters", "resource_id": "must be valid UTF-8"},
+			res.json(t)["field_errors"])
 	})
 
 	t.Run("event by id round-trips every field", func(t *testing.T) {
@@ -369,4 +393,68 @@ func TestQueryWithDatabaseDownAnswers503(t *testing.T) {
 		require.Equal(t, "https://auditstream.dev/problems/database-unavailable", res.json(t)["type"])
 		require.Equal(t, "5", res.header.Get("Retry-After"))
 	}
+}
+
+// TestQueryPagesAreCappedByBytes: a page ends before the event that would
+// take it past the configured size, whatever the limit; has_more and
+// next_cursor say where to continue, and following them (or the offset of
+// the events received) returns every event exactly once, in order.
+func TestQueryPagesAreCappedByBytes(t *testing.T) {
+	const maxPageBytes = 2000 // a few events of the dataset (~600 bytes each)
+	f, events := readFixture(t, func(c *api.Config, _ *api.Deps) { c.MaxPageBytes = maxPageBytes })
+	want := newestFirst(events, func(audit.Event) bool { return true })
+	for _, mode := range []string{"cursor", "offset"} {
+		t.Run(mode, func(t *testing.T) {
+			var got []string
+			cursor := ""
+			for page := 0; ; page++ {
+				require.Less(t, page, 200, "paging does not end")
+				q := url.Values{"limit": {"50"}}
+				switch {
+				case mode == "offset":
+					q.Set("offset", fmt.Sprint(len(got)))
+				case cursor != "":
+					q.Set("cursor", cursor)
+				}
+				res := f.do(http.MethodGet, "/api/v1/audit/events?"+q.Encode(), "", nil)
+				require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+				var ans struct {
+					Data       []json.RawMessage `json:"data"`
+					Pagination api.Pagination    `json:"pagination"`
+				}
+				require.NoError(t, json.Unmarshal(res.body, &ans))
+				require.NotEmpty(t, ans.Data)
+				size := 0
+				for _, d := range ans.Data {
+					size += len(d)
+					var ev struct {
+						EventID string `json:"event_id"`
+					}
+					require.NoError(t, json.Unmarshal(d, &ev))
+					got = append(got, ev.EventID)
+				}
+				require.LessOrEqual(t, size, maxPageBytes, "the events of a page fit the cap")
+				require.Less(t, len(ans.Data), 50, "the cap, not the limit, ended the page")
+				require.Equal(t, 50, ans.Pagination.Limit)
+				require.Equal(t, len(got) < len(want), ans.Pagination.HasMore, "has_more is exact")
+				if !ans.Pagination.HasMore {
+					require.Empty(t, ans.Pagination.NextCursor)
+					break
+				}
+				require.NotEmpty(t, ans.Pagination.NextCursor)
+				cursor = ans.Pagination.NextCursor
+			}
+			require.Equal(t, want, got)
+		})
+	}
+
+	// An event larger than the cap still makes a page of one.
+	one, _ := readFixture(t, func(c *api.Config, _ *api.Deps) { c.MaxPageBytes = 10 })
+	res := one.do(http.MethodGet, "/api/v1/audit/events?limit=5", "", nil)
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	var ans queryAnswer
+	require.NoError(t, json.Unmarshal(res.body, &ans))
+	require.Len(t, ans.Data, 1)
+	require.True(t, ans.Pagination.HasMore)
+	require.Equal(t, want[0], ans.Data[0].EventID)
 }

@@ -5,12 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -24,7 +30,7 @@ const retryAfterSeconds = "5"
 
 type writeHandlers struct {
 	cfg     Config
-	pub     publisher
+	pub     message.Publisher
 	notif   notificationReserver
 	log     *zap.Logger
 	seed    *telemetry.SeedMetrics
@@ -32,10 +38,13 @@ type writeHandlers struct {
 	headers []kafka.Header
 	access  *access
 	signer  principalSigner
+	// tracer is nil when tracing is off.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
 func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
-	return &writeHandlers{
+	w := &writeHandlers{
 		access: a,
 		cfg:    cfg,
 		pub:    deps.Publisher,
@@ -49,6 +58,21 @@ func newWriteHandlers(cfg Config, deps Deps, a *access) *writeHandlers {
 			{Key: []byte(kafka.HeaderSource), Value: []byte("ingest-api")},
 		},
 	}
+	if deps.Tracing.Enabled() {
+		w.tracer = deps.Tracing.Tracer("github.com/auditstream/auditstream/internal/api")
+		w.propagator = deps.Tracing.Propagator()
+	}
+	return w
+}
+
+// outgoing is one record a request publishes.
+type outgoing struct {
+	// id names the message (the event or notification id); it is not
+	// published.
+	id      string
+	key     string
+	value   []byte
+	headers []kafka.Header
 }
 
 // AuditEventResponse is the 201 answer to a single event.
@@ -89,7 +113,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if !w.publish(c, telemetry.SeedEvent, []kafka.Record{w.eventRecord(principalName(c), &ev)}, []uuid.UUID{ev.EventID}) {
+	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(principalName(c), &ev)}, []uuid.UUID{ev.EventID}) != nil {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
@@ -120,7 +144,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	if !w.access.mayWrite(c, namespaces) || !w.access.charge(c, len(events)-1) {
 		return
 	}
-	records := make([]kafka.Record, len(events))
+	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
 	principal := principalName(c)
 	for i := range events {
@@ -130,7 +154,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(principal, &events[i])
 	}
-	if !w.publish(c, telemetry.SeedEvent, records, ids) {
+	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) != nil {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
@@ -159,28 +183,39 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 		return
 	}
 
-	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
-	exists, id, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID)
-	cancel()
-	if checkErr == nil && exists {
-		w.seed.Failed(telemetry.SeedNotification, 1)
-		abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
-		return
-	}
-	// Identity and timestamps belong to the service, whatever the client sent.
-	// Without the check there is no id to hand out: the writer takes one from
-	// the same sequence when it stores the record.
+	// Identity and timestamps belong to the service, whatever the client
+	// sent. The reservation hands out the id, and for a retry of a record
+	// it holds already, that record's id and created_at, so every answer
+	// is what is stored. Without the check there is no id to hand out: the
+	// writer takes one from the same sequence when it stores the record.
 	n.ID = 0
-	if checkErr == nil {
-		n.ID = id
-	}
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
+	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
+	principal := principalName(c)
+	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(principal), n.CreatedAt)
+	cancel()
+	if checkErr == nil {
+		switch res.State {
+		case audit.Stored:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A notification audit record with notification_id %q is already stored.", n.NotificationID))
+			return
+		case audit.HeldByOther:
+			w.seed.Failed(telemetry.SeedNotification, 1)
+			abortProblem(c, probDuplicate, fmt.Sprintf("A different notification audit record with notification_id %q has been accepted and is being stored; only that same record may be sent again.", n.NotificationID))
+			return
+		}
+		n.ID, n.CreatedAt = res.ID, res.CreatedAt
+	}
 	n.UpdatedAt = n.CreatedAt
 
 	value := n.AppendJSON(nil)
-	rec := kafka.Record{Topic: w.cfg.NotificationsTopic, Key: []byte(n.NotificationID), Value: value,
-		Headers: w.recordHeaders(principalName(c), n.NotificationID, value)}
-	if !w.publish(c, telemetry.SeedNotification, []kafka.Record{rec}, nil) {
+	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
+		headers: w.recordHeaders(principal, n.NotificationID, value)}
+	if err := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil); err != nil {
+		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
+			w.release(c, n.NotificationID, n.ID)
+		}
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
@@ -198,24 +233,68 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	c.JSON(http.StatusCreated, n)
 }
 
+// nothingTaken reports whether a failed publish certainly wrote nothing:
+// not a timeout, after which the records may still be written.
+func nothingTaken(err error) bool {
+	var perr *kafka.PublishError
+	return errors.As(err, &perr) && !perr.Uncertain && perr.Failed == perr.Total
+}
+
+// release gives up the hold on a notification_id whose record Kafka did not
+// take, so that the 503 leaves the notification_id free for any record.
+// If that fails the hold stays until it expires: the same record can still
+// be retried, a different one gets 409 until then.
+func (w *writeHandlers) release(c *gin.Context, notificationID string, id int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), w.cfg.DuplicateCheckTimeout)
+	defer cancel()
+	if err := w.notif.ReleaseNotification(ctx, notificationID, id); err != nil {
+		w.log.Warn("notification reservation not released; it expires by itself",
+			zap.String("request_id", c.GetString(requestIDKey)),
+			zap.String("notification_id", notificationID), zap.Error(err))
+	}
+}
+
 // eventRecord is the Kafka record of an event: its canonical JSON, written
 // directly (json.Marshal would re-scan and compact it, a measurable share of
 // a request), keyed by correlation_id, with principal signed on it.
-func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) kafka.Record {
-	value := ev.AppendJSON(nil)
-	return kafka.Record{Topic: w.cfg.EventsTopic, Key: []byte(ev.CorrelationID), Value: value,
-		Headers: w.recordHeaders(principal, ev.EventID.String(), value)}
+func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing {
+	id, value := ev.EventID.String(), ev.AppendJSON(nil)
+	return outgoing{id: id, key: ev.CorrelationID, value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
-// publish sends the records and answers 503 when Kafka did not take all of
-// them. The event ids travel with the 503 so that a retry carrying them is
+// publish sends the records to topic, as watermill messages of one Publish
+// call, and answers 503 when Kafka did not take all of them, returning why.
+// The event ids travel with the 503 so that a retry carrying them is
 // idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, records []kafka.Record, ids []uuid.UUID) bool {
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) error {
 	start := time.Now()
-	err := w.pub.Publish(c.Request.Context(), records)
+	ctx := c.Request.Context()
+	var traceHeaders []kafka.Header
+	var span trace.Span
+	if w.tracer != nil {
+		ctx, span = w.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", topic),
+				attribute.Int("messaging.batch.message_count", len(records)),
+			))
+		defer span.End()
+		w.propagator.Inject(ctx, (*kafka.HeaderCarrier)(&traceHeaders))
+	}
+	msgs := make([]*message.Message, len(records))
+	for i, r := range records {
+		// The trace context goes last, after the headers the principal's
+		// signature was computed with.
+		msgs[i] = kafka.NewMessage(r.id, []byte(r.key), r.value, append(r.headers, traceHeaders...))
+		msgs[i].SetContext(ctx)
+	}
+	err := w.pub.Publish(topic, msgs...)
+	if span != nil && err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
-		return true
+		return nil
 	}
 	w.seed.Failed(kind, len(records))
 	_ = c.Error(err)
@@ -235,7 +314,7 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, recor
 	}
 	c.Header("Retry-After", retryAfterSeconds)
 	abortProblem(c, probKafka, detail, withEventIDs(ids))
-	return false
+	return err
 }
 
 // rejectInvalid answers 400 for a record or batch that failed validation,
@@ -270,8 +349,10 @@ func answerInvalid(c *gin.Context, err error) {
 	abortProblem(c, probMalformed, err.Error())
 }
 
-// readJSONBody enforces the content type (415) and the body limit (413) and
-// returns the body; on failure it has already answered.
+// readJSONBody enforces the content type and coding (415) and the body
+// limit (413), decodes a gzip body, and returns the JSON; on failure it has
+// already answered. The limit applies both to the body as sent and to what
+// it decodes to.
 func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -280,16 +361,28 @@ func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 			return nil, false
 		}
 	}
+	gz, ok := gzipped(c)
+	if !ok {
+		return nil, false
+	}
 	if c.Request.ContentLength > limit {
 		abortProblem(c, probTooLarge, fmt.Sprintf("The body is %d bytes; the limit is %d.", c.Request.ContentLength, limit))
 		return nil, false
 	}
 	size := c.Request.ContentLength
-	if size < 0 || size > 64<<10 {
+	if size < 0 || size > 64<<10 || gz {
 		size = 64 << 10 // grow past a hint we cannot trust
 	}
+	var body io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	if gz {
+		var err error
+		if body, err = gunzip(c.Writer, body, limit); err != nil {
+			abortProblem(c, probMalformed, "The request body is "+err.Error()+".")
+			return nil, false
+		}
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

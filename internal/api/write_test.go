@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -37,6 +38,8 @@ func TestCreateEventPublishesRecord(t *testing.T) {
 	require.Equal(t, "application/json", ct)
 	src, _ := header(rec, "auditstream-source")
 	require.Equal(t, "ingest-api", src)
+	require.Equal(t, []string{kafka.HeaderContentType, kafka.HeaderSource, kafka.HeaderPrincipal}, headerKeys(rec),
+		"SPEC 3's headers and the (unsigned, here) principal, in order; no watermill metadata")
 
 	var value map[string]any
 	require.NoError(t, json.Unmarshal(rec.Value, &value))
@@ -115,11 +118,17 @@ func TestCreateNotificationPublishesAndRejectsStoredDuplicate(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Value, &value))
 	require.Equal(t, body, value, "the record carries exactly what the client was told")
 
-	// Not stored yet: a second request is not a conflict (the writer resolves
-	// it), but it gets a different id.
+	// Not stored yet: the same record again is a retry, answered with the
+	// same id and timestamps (the writer stores it once); other content
+	// under this notification_id is a conflict, although nothing is stored
+	// yet, since two 201s with different ids cannot both be what is stored.
 	res2 := f.postJSON("/api/v1/audit/notifications", validNotification(notificationID))
 	require.Equal(t, http.StatusCreated, res2.status, "%s", res2.body)
-	require.NotEqual(t, body["id"], res2.json(t)["id"])
+	require.Equal(t, body, res2.json(t), "a retry gets the first answer")
+	other := validNotification(notificationID)
+	other["message_summary"] = "something else"
+	res2 = f.postJSON("/api/v1/audit/notifications", other)
+	require.Equal(t, http.StatusConflict, res2.status, "%s", res2.body)
 
 	// Once stored (as the writer would store it), the API answers 409.
 	storeNotification(t, shared.pg.URL(), id, notificationID)
@@ -174,7 +183,7 @@ func TestKafkaDownAnswers503AndAcceptsNothing(t *testing.T) {
 	require.NoError(t, k.Close())
 
 	f := newFixture(t, func(c *api.Config, d *api.Deps) {
-		d.Publisher = producer
+		d.Publisher = kafka.NewPublisher(producer)
 		c.EventsTopic, c.NotificationsTopic = "down.events", "down.notifications"
 	})
 	for _, tc := range []struct {
@@ -201,7 +210,7 @@ func TestKafkaDownAnswers503AndAcceptsNothing(t *testing.T) {
 func TestProducerNotConnectedAnswers503(t *testing.T) {
 	producer, err := newProducer(shared.kafka.Brokers(), time.Second)
 	require.NoError(t, err)
-	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = producer })
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Publisher = kafka.NewPublisher(producer) })
 	res := f.postJSON("/api/v1/audit/events", validEvent())
 	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
 	ids := res.json(t)["event_ids"].([]any)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,4 +115,39 @@ func TestParseEventBatchErrorForEveryElement(t *testing.T) {
 		require.Equal(t, "["+strconv.Itoa(i)+"].event_data", e.Field)
 		require.Equal(t, "event_data", e.Name())
 	}
+}
+
+// TestParseEventBatchDuplicateEventIDs: a batch that carries one event_id
+// twice would be answered "n accepted" and stored once; both positions are
+// rejected, each naming the other, in element order.
+func TestParseEventBatchDuplicateEventIDs(t *testing.T) {
+	r := DefaultRules()
+	const a, b = `"0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"`, `"0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1c"`
+	raw := batch(
+		object(baseEvent, "event_id", a),
+		object(baseEvent, "event_id", b),
+		object(append(slices.Clone(baseEvent), member{"event_id", a}), "version", absent),
+		object(baseEvent, "", ""),
+		object(baseEvent, "event_id", a),
+		object(baseEvent, "event_id", b),
+	)
+	evs, err := r.ParseEventBatch(raw, acceptedAt, DefaultMaxBatchSize)
+	require.Nil(t, evs)
+	var fes FieldErrors
+	require.ErrorAs(t, err, &fes)
+	require.Equal(t, FieldErrors{
+		fe("[0].event_id", ReasonDuplicate, "is the same as [2].event_id; event_ids in a batch must be distinct"),
+		fe("[1].event_id", ReasonDuplicate, "is the same as [5].event_id; event_ids in a batch must be distinct"),
+		fe("[2].version", ReasonRequired, msgRequired),
+		fe("[2].event_id", ReasonDuplicate, "is the same as [0].event_id; event_ids in a batch must be distinct"),
+		fe("[4].event_id", ReasonDuplicate, "is the same as [0].event_id; event_ids in a batch must be distinct"),
+		fe("[5].event_id", ReasonDuplicate, "is the same as [1].event_id; event_ids in a batch must be distinct"),
+	}, fes)
+	require.Equal(t, "event_id", fes[0].Name())
+
+	// Distinct ids, and events without one, are no duplicates.
+	evs, err = r.ParseEventBatch(batch(object(baseEvent, "event_id", a), object(baseEvent, "event_id", b),
+		object(baseEvent, "", ""), object(baseEvent, "", "")), acceptedAt, DefaultMaxBatchSize)
+	require.NoError(t, err)
+	require.Len(t, evs, 4)
 }

@@ -38,10 +38,14 @@
 //     code points, like PostgreSQL varchar(n).
 //   - Integers must be written as JSON integers (5, not 5.0 or 5e0).
 //   - UUIDs must use the 36-character hyphenated form (any letter case).
-//   - Date-times are RFC 3339 with an offset; seconds are optional, lowercase
-//     "t"/"z" are accepted, a comma as decimal separator is not. They are
-//     converted to UTC, truncated to microseconds, and must fall within years
-//     0001–9999 in UTC.
+//   - Date-times are RFC 3339 with an offset of at most ±23:59; seconds are
+//     optional, lowercase "t"/"z" are accepted, a comma as decimal separator
+//     is not. They are converted to UTC, truncated to microseconds, and must
+//     fall within years 0001–9999 in UTC. A leap second (23:59:60 UTC on
+//     the last day of a month) is read as 23:59:59.999999 ([ParseDateTime]).
+//   - Numbers in event_data must fit PostgreSQL's numeric, which jsonb
+//     stores them as: at most 131072 digits before the decimal point and
+//     16383 after.
 //
 // # Reason codes
 //
@@ -55,12 +59,14 @@
 //	enum       value outside the allowed set
 //	format     malformed UUID or date-time
 //	future     date-time more than Rules.MaxFutureSkew after acceptance
-//	range      integer or date-time outside the allowed range
+//	range      integer or date-time outside the allowed range, or a number
+//	           in event_data that PostgreSQL's numeric cannot hold
 //	too_large  event_data larger than Rules.MaxEventDataBytes once compacted
 //	nul        contains a NUL character (the \u0000 escape)
 //	utf8       invalid UTF-8, or an unpaired UTF-16 surrogate escape
 //	reserved   event_category auditstream, which only auditstream itself
 //	           may use (SystemCategory)
+//	duplicate  an event_id carried by two elements of one batch
 //
 // [BodyError.Reason] gives a code for body-level problems: malformed,
 // not_object, not_array, utf8, nul, empty_batch, batch_too_large.

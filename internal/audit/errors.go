@@ -20,6 +20,8 @@ const (
 	ReasonNUL      = "nul"
 	ReasonUTF8     = "utf8"
 	ReasonReserved = "reserved"
+	// ReasonDuplicate: a batch carries the same event_id more than once.
+	ReasonDuplicate = "duplicate"
 )
 
 // FieldError is one rejected field.
@@ -156,7 +158,13 @@ const (
 	msgAddr       = "must be an IPv4 or IPv6 address without zone, e.g. 192.0.2.10 or 2001:db8::10"
 	msgBool       = "must be true or false"
 	msgReserved   = "auditstream is reserved for the events auditstream records about itself"
+	// msgNumberRange: jsonb stores numbers as numeric (see number.go).
+	msgNumberRange = "must not contain a number PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)"
 )
+
+func msgDuplicateID(other int) string {
+	return "is the same as [" + strconv.Itoa(other) + "].event_id; event_ids in a batch must be distinct"
+}
 
 func msgTooLong(n int) string { return "must be at most " + strconv.Itoa(n) + " characters" }
 

@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/google/uuid"
@@ -259,10 +261,18 @@ func EventFields() []Field {
 }
 
 // FilterError returns the message for a query parameter v that no stored
-// value can equal because it is outside the SPEC's fixed set of an enum (the
-// parser's message), or "". The configured categories are not checked:
-// events of a category since removed from the settings are still stored.
+// value can equal, in the parser's words, or "": a NUL or invalid UTF-8,
+// which PostgreSQL text cannot hold (nor compare: the query would fail),
+// or a value outside the SPEC's fixed set of an enum. The configured
+// categories are not checked: events of a category since removed from the
+// settings are still stored.
 func (f *Field) FilterError(v string) string {
+	if strings.IndexByte(v, 0) >= 0 {
+		return msgNUL
+	}
+	if !utf8.ValidString(v) {
+		return msgUTF8
+	}
 	if f.Kind == KindEnum && f.Values != nil && !slices.Contains(f.Values, v) {
 		return msgEnum(f.Values)
 	}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"strconv"
 	"time"
 )
@@ -83,4 +84,43 @@ func appendOptString(dst []byte, prefix string, s *string) []byte {
 	}
 	dst = append(dst, prefix...)
 	return appendString(dst, *s)
+}
+
+// ContentDigest is the SHA-256 of who submits n (the principal stored as
+// submitted_by) and n's canonical record without the values the API
+// assigns (id, created_at, updated_at): two requests carry the same
+// notification exactly when their digests are equal, however their JSON
+// was spaced or ordered. The same record from another principal is another
+// notification, since what is stored would differ.
+func (n *Notification) ContentDigest(submittedBy string) [sha256.Size]byte {
+	client := *n
+	client.ID, client.CreatedAt, client.UpdatedAt = 0, time.Time{}, time.Time{}
+	b := append(append(make([]byte, 0, 512), submittedBy...), 0)
+	return sha256.Sum256(client.AppendJSON(b))
+}
+
+// ReservationState is what reserving a notification_id found.
+type ReservationState uint8
+
+const (
+	// Reserved: the notification_id was free; the request holds it with a
+	// new id and its own created_at.
+	Reserved ReservationState = iota + 1
+	// Retried: an earlier request with the same content holds it (a retry,
+	// or the same record sent twice at once): the id and created_at are
+	// that request's, so every answer is the one stored.
+	Retried
+	// HeldByOther: a request with other content holds it and may still be
+	// stored (409).
+	HeldByOther
+	// Stored: a record with this notification_id is stored (409).
+	Stored
+)
+
+// Reservation is the answer to reserving a notification_id: for Reserved
+// and Retried, the id and created_at the record is published with.
+type Reservation struct {
+	State     ReservationState
+	ID        int64
+	CreatedAt time.Time
 }

@@ -90,3 +90,26 @@ func TestNotificationJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, n, again)
 }
+
+// TestNotificationContentDigest: the digest that tells a retry from another
+// record ignores how the JSON was written and what the API assigns, and
+// tells apart other content and another submitter.
+func TestNotificationContentDigest(t *testing.T) {
+	r := DefaultRules()
+	parse := func(raw string) Notification {
+		n, err := r.ParseNotification([]byte(raw), acceptedAt)
+		require.NoError(t, err)
+		return n
+	}
+	base := parse(object(baseNotification, "", ""))
+	reordered := parse(`{ "sent_at": "2025-11-03T12:00:00Z", "status": "sent", "message_summary": "Incident alert",
+		"channel": "email", "recipient": "ops-team@example.com", "notification_id": "notification-456", "remediation_id": "remediation-123" }`)
+	assigned := base
+	assigned.ID, assigned.CreatedAt, assigned.UpdatedAt = 42, acceptedAt, acceptedAt
+	other := parse(object(baseNotification, "recipient", `"someone@example.com"`))
+
+	require.Equal(t, base.ContentDigest("svc"), reordered.ContentDigest("svc"), "spacing, order, seconds")
+	require.Equal(t, base.ContentDigest("svc"), assigned.ContentDigest("svc"), "id and timestamps are the API's")
+	require.NotEqual(t, base.ContentDigest("svc"), other.ContentDigest("svc"))
+	require.NotEqual(t, base.ContentDigest("svc"), base.ContentDigest("other-svc"))
+}

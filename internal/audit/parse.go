@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,11 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) 
 	}
 	p := parser{rules: &r, acceptedAt: acceptedAt, utf8OK: utf8OK}
 	events := make([]Event, 0, n)
+	// firstWith maps each event_id to the element that carried it first.
+	// Two elements with one id would be answered "n accepted" and stored
+	// once, the second dropped as a duplicate; both are rejected instead.
+	var firstWith map[uuid.UUID]int
+	var earlier FieldErrors // the first elements' share of those errors
 	i := 0
 	eachElement(raw, func(v []byte) {
 		if p.body != nil {
@@ -76,17 +82,50 @@ func (r Rules) ParseEventBatch(raw []byte, acceptedAt time.Time, maxEvents int) 
 			p.fail("", ReasonType, msgObject)
 			return
 		}
-		if ev, ok := p.event(v); ok {
+		ev, ok := p.event(v)
+		if ev.EventID != uuid.Nil {
+			if firstWith == nil {
+				firstWith = make(map[uuid.UUID]int, n)
+			}
+			if first, seen := firstWith[ev.EventID]; seen {
+				p.fail("event_id", ReasonDuplicate, msgDuplicateID(first))
+				if !slices.ContainsFunc(earlier, func(e FieldError) bool { return e.Field == elementField(first, "event_id") }) {
+					earlier = append(earlier, FieldError{Field: elementField(first, "event_id"), Reason: ReasonDuplicate, Message: msgDuplicateID(p.index)})
+				}
+				ok = false
+			} else {
+				firstWith[ev.EventID] = p.index
+			}
+		}
+		if ok {
 			events = append(events, ev)
 		}
 	})
 	if p.body != nil {
 		return nil, p.body
 	}
+	if len(earlier) > 0 {
+		// In element order; within an element event_id is the last field
+		// of the table, so it follows the element's other errors.
+		p.errs = append(p.errs, earlier...)
+		slices.SortStableFunc(p.errs, func(a, b FieldError) int { return elementIndex(a.Field) - elementIndex(b.Field) })
+	}
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
 	return events, nil
+}
+
+// elementField names field of batch element i, as FieldError.Field does.
+func elementField(i int, field string) string {
+	return "[" + strconv.Itoa(i) + "]." + field
+}
+
+// elementIndex returns i of a batch FieldError.Field, "[i]" or "[i].field".
+func elementIndex(field string) int {
+	end := strings.IndexByte(field, ']')
+	n, _ := strconv.Atoi(field[1:end])
+	return n
 }
 
 // ParseNotification validates one NotificationAudit JSON object. sent_at
@@ -237,11 +276,10 @@ type parser struct {
 
 func (p *parser) fail(field, reason, msg string) {
 	if p.index >= 0 {
-		prefix := "[" + strconv.Itoa(p.index) + "]"
 		if field == "" {
-			field = prefix
+			field = "[" + strconv.Itoa(p.index) + "]"
 		} else {
-			field = prefix + "." + field
+			field = elementField(p.index, field)
 		}
 	}
 	p.errs = append(p.errs, FieldError{Field: field, Reason: reason, Message: msg})
@@ -530,12 +568,12 @@ func (p *parser) dateTime(name string, raw []byte, required, future bool) time.T
 	if !ok {
 		return time.Time{}
 	}
-	t, ok := parseDateTime(s)
+	t, ok := ParseDateTime(s)
 	if !ok {
 		p.fail(name, ReasonFormat, msgDateTime)
 		return time.Time{}
 	}
-	t = t.UTC().Truncate(time.Microsecond)
+	t = t.Truncate(time.Microsecond)
 	if y := t.Year(); y < 1 || y > 9999 {
 		p.fail(name, ReasonRange, msgYearRange)
 		return time.Time{}
@@ -550,7 +588,18 @@ func (p *parser) dateTime(name string, raw []byte, required, future bool) time.T
 // layoutNoSeconds is RFC 3339 without seconds, as in the seed's examples.
 const layoutNoSeconds = "2006-01-02T15:04Z07:00"
 
-func parseDateTime(s string) (time.Time, bool) {
+// ParseDateTime reads an RFC 3339 date-time with an offset (seconds
+// optional, as in the seed's 2025-12-13T02:00Z) and returns it in UTC, at
+// the precision given. Two things RFC 3339 says that time.Parse does not
+// check or allow are handled here:
+//   - offsets are at most 23:59 either way (time.Parse takes +24:00 and
+//     shifts the instant by a whole day);
+//   - second 60 is a leap second, valid at 23:59 UTC on the last day of a
+//     month. time.Time cannot represent it, so the whole leap second is
+//     read as 23:59:59.999999 UTC: the last microsecond of that day, so
+//     the event keeps its date, its month and its order before anything
+//     stamped in the next second.
+func ParseDateTime(s string) (time.Time, bool) {
 	// Shortest: 2006-01-02T15:04Z.
 	if len(s) < len("2006-01-02T15:04Z") || len(s) > maxDateTimeLength {
 		return time.Time{}, false
@@ -559,14 +608,21 @@ func parseDateTime(s string) (time.Time, bool) {
 	if strings.IndexByte(s, ',') >= 0 {
 		return time.Time{}, false
 	}
+	if !offsetInRange(s) {
+		return time.Time{}, false
+	}
 	// RFC 3339 allows lower-case "t" and "z"; Go's parser does not.
-	if s[10] == 't' || s[len(s)-1] == 'z' {
+	leap := len(s) >= len("2006-01-02T15:04:05Z") && s[16] == ':' && s[17:19] == "60"
+	if s[10] == 't' || s[len(s)-1] == 'z' || leap {
 		b := []byte(s)
 		if b[10] == 't' {
 			b[10] = 'T'
 		}
 		if b[len(b)-1] == 'z' {
 			b[len(b)-1] = 'Z'
+		}
+		if leap {
+			b[17], b[18] = '5', '9'
 		}
 		s = string(b)
 	}
@@ -575,7 +631,30 @@ func parseDateTime(s string) (time.Time, bool) {
 		layout = layoutNoSeconds
 	}
 	t, err := time.Parse(layout, s)
-	return t, err == nil
+	if err != nil {
+		return time.Time{}, false
+	}
+	t = t.UTC()
+	if leap {
+		if t.Hour() != 23 || t.Minute() != 59 || t.AddDate(0, 0, 1).Day() != 1 {
+			return time.Time{}, false
+		}
+		t = time.Date(t.Year(), t.Month(), t.Day(), 23, 59, 59, 999999000, time.UTC)
+	}
+	return t, true
+}
+
+// offsetInRange rejects a numeric offset whose hours pass 23 or minutes 59;
+// anything that is not a well-formed offset is left to time.Parse.
+func offsetInRange(s string) bool {
+	if len(s) < 6 {
+		return true
+	}
+	off := s[len(s)-6:]
+	if off[0] != '+' && off[0] != '-' || off[3] != ':' {
+		return true
+	}
+	return off[1:3] <= "23" && off[4:6] <= "59"
 }
 
 // integer validates an optional JSON integer in [lo, hi]. msg is used for
@@ -649,8 +728,8 @@ func parseJSONInt(raw []byte) (int64, intKind) {
 }
 
 // object validates a required JSON object (event_data): valid UTF-8 without
-// NUL or unpaired surrogate escapes anywhere, at most MaxEventDataBytes
-// compacted. It returns the compacted copy.
+// NUL or unpaired surrogate escapes anywhere, numbers PostgreSQL's jsonb can
+// store, at most MaxEventDataBytes compacted. It returns the compacted copy.
 func (p *parser) object(name string, raw []byte) json.RawMessage {
 	if isNull(raw) {
 		p.fail(name, ReasonRequired, msgRequired)
@@ -673,6 +752,10 @@ func (p *parser) object(name string, raw []byte) json.RawMessage {
 			p.fail(name, ReasonUTF8, msgSurrogate)
 			return nil
 		}
+	}
+	if !numbersFit(raw) {
+		p.fail(name, ReasonRange, msgNumberRange)
+		return nil
 	}
 	out := appendCompact(make([]byte, 0, len(raw)), raw)
 	if max := p.rules.MaxEventDataBytes; len(out) > max {

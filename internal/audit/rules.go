@@ -77,9 +77,20 @@ func DefaultRules() Rules {
 	}
 }
 
+// maxCategoryLen is the size of the event_category column: a longer allowed
+// category would pass validation and then fail every COPY of its events.
+var maxCategoryLen = func() int {
+	for i := range eventFields {
+		if eventFields[i].Name == "event_category" {
+			return eventFields[i].MaxLen
+		}
+	}
+	panic("audit: the field table has no event_category")
+}()
+
 // Validate checks the configuration: non-negative skew, a positive limit and
-// a non-empty set of distinct, non-empty, valid UTF-8 categories of at most
-// 255 characters, none of them SystemCategory.
+// a non-empty set of distinct, non-empty, valid UTF-8 categories that fit
+// the event_category column (100 characters), none of them SystemCategory.
 func (r Rules) Validate() error {
 	var errs []error
 	if r.MaxFutureSkew < 0 {
@@ -96,8 +107,8 @@ func (r Rules) Validate() error {
 		switch {
 		case c == "":
 			errs = append(errs, errors.New("event categories must not contain an empty name"))
-		case !utf8.ValidString(c) || utf8.RuneCountInString(c) > 255:
-			errs = append(errs, fmt.Errorf("event category %q must be valid UTF-8 of at most 255 characters", c))
+		case !utf8.ValidString(c) || utf8.RuneCountInString(c) > maxCategoryLen:
+			errs = append(errs, fmt.Errorf("event category %q must be valid UTF-8 of at most %d characters", c, maxCategoryLen))
 		case seen[c]:
 			errs = append(errs, fmt.Errorf("event category %q is listed twice", c))
 		case c == SystemCategory:

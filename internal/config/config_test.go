@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/require"
 
+	apipkg "github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/lifecycle"
@@ -70,10 +71,20 @@ func TestValidateReportsEverySetting(t *testing.T) {
 	}{
 		{"missing connections", nil, []string{"KAFKA_BROKERS", "DATABASE_URL"}},
 		{"bad limits", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-batch-size", "0",
-			"--max-body-bytes", "10", "--query-count-cap", "0", "--shutdown-delay=-1s"},
-			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "SHUTDOWN_DELAY"}},
+			"--max-body-bytes", "10", "--query-count-cap", "0", "--query-max-offset", "0", "--shutdown-delay=-1s",
+			"--notification-reservation-ttl", "1s"},
+			[]string{"MAX_BATCH_SIZE", "MAX_BODY_BYTES", "QUERY_COUNT_CAP", "QUERY_MAX_OFFSET", "SHUTDOWN_DELAY", "NOTIFICATION_RESERVATION_TTL"}},
 		{"bad rules", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--max-future-skew=-1m"},
 			[]string{"skew"}},
+		{"write timeout shorter than the answers it must write", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--http-write-timeout", "11s", "--query-max-page-bytes", "100"},
+			[]string{"HTTP_WRITE_TIMEOUT (11s) must exceed PUBLISH_TIMEOUT + DUPLICATE_CHECK_TIMEOUT and QUERY_TIMEOUT (12s)", "QUERY_MAX_PAGE_BYTES"}},
+		{"write timeout longer than the drain", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--http-write-timeout", "30s", "--shutdown-timeout", "25s"},
+			[]string{"HTTP_WRITE_TIMEOUT (30s) must not exceed SHUTDOWN_TIMEOUT (25s)"}},
+		{"category longer than its column", []string{"--kafka-brokers", "k:1", "--database-url", "x",
+			"--event-categories", "gateway," + strings.Repeat("c", 101)},
+			[]string{"at most 100 characters"}},
 		{"no credential source", []string{"--kafka-brokers", "k:1", "--database-url", "x"},
 			[]string{"no credential source", "AUTH_DISABLED=true"}},
 		{"disabled and a source", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled", "--auth-tokens-file", "t"},
@@ -236,6 +247,10 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, audit.DefaultRules(), api.Validation.Rules())
 	require.Equal(t, audit.DefaultMaxBatchSize, api.MaxBatchSize)
 	require.Equal(t, store.DefaultMaxConns, api.Postgres.MaxConns)
+	require.Equal(t, apipkg.DefaultMaxOffset, api.QueryMaxOffset)
+	require.Equal(t, store.DefaultReservationTTL, api.NotificationReservationTTL)
+	require.Equal(t, apipkg.DefaultMaxPageBytes, api.QueryMaxPageBytes)
+	require.Equal(t, apipkg.DefaultWriteTimeout, api.HTTPWriteTimeout)
 
 	var w Writer
 	require.NoError(t, parse(t, &w, required...))

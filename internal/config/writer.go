@@ -15,6 +15,7 @@ type Writer struct {
 	Kafka      Kafka      `embed:""`
 	Postgres   Postgres   `embed:""`
 	Log        Log        `embed:""`
+	Tracing    Tracing    `embed:""`
 	Validation Validation `embed:""`
 	Source     Source     `embed:""`
 
@@ -42,7 +43,7 @@ type Writer struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c Writer) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Tracing.Validate()}
 	if c.MetricsAddr == "" {
 		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
 	}

@@ -206,3 +206,26 @@ func TestReplayCommitsNothingUnpublished(t *testing.T) {
 	require.Equal(t, []string{fmt.Sprintf("publish %d", publishBatch), fmt.Sprintf("commit 0@%d", publishBatch)}, src.events,
 		"the failed batch stays uncommitted, for the next pass")
 }
+
+// TestTraceContextTravelsThroughTheDLQ: the W3C trace context a record
+// came with stays with it, byte for byte and in place, when it is
+// dead-lettered, replayed and parked, so the writer's batch span still
+// links to the request that published it.
+func TestTraceContextTravelsThroughTheDLQ(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	trace := []kafka.Header{
+		hdr(kafka.HeaderContentType, "application/json"),
+		hdr(kafka.HeaderTraceState, "vendor=1"),
+		hdr(kafka.HeaderTraceParent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+	}
+	orig := &kafka.Message{Topic: "audit.events", Partition: 1, Offset: 9, Headers: trace}
+	dead := &kafka.Message{Topic: "audit.dlq", Headers: Failure(orig, errclass.Failed, "boom", now).Headers(orig.Headers)}
+	require.Equal(t, trace, dead.Headers[:len(trace)], "dead-lettered")
+	r := RecordOf(dead)
+	for _, d := range []Decision{
+		{Record: r, Action: ActionReplay, To: "audit.events"},
+		{Record: r, Action: ActionPark, To: "audit.dlq.parked"},
+	} {
+		require.Equal(t, trace, outgoing(d).Headers[:len(trace)], "%s", d.Action)
+	}
+}

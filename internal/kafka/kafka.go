@@ -3,17 +3,50 @@
 // which sets transport security, TLS and SASL, once for every client), topic
 // creation at start-up, the record and header types the other packages use,
 // and every client:
-//   - Producer, acknowledged, that the API publishes through, the writer
-//     dead-letters through and the replayer moves records with;
+//   - Producer, acknowledged, that the replayer moves records with, and
+//     Publisher, watermill's message.Publisher over it, that the API
+//     publishes through and the writer dead-letters through;
 //   - Consumer and ConsumerGroup, the writer's group membership;
 //   - Reader, the replayer's bounded reads and explicit commits.
 //
-// The API publishes with sarama's SyncProducer directly rather than through
-// watermill's Kafka publisher: watermill sends the messages of one Publish
-// call one broker round trip after another, while a batch request must hand
-// all its records to the producer at once and wait for every acknowledgement
-// together (SendMessages), so that 5,000 records cost a few round trips, not
-// 5,000.
+// # watermill
+//
+// The design names watermill (github.com/ThreeDotsLabs/watermill v1.5.3)
+// and watermill-kafka (github.com/ThreeDotsLabs/watermill-kafka/v3
+// v3.1.4). They are used where they fit without losing a figure:
+//
+//   - The publishing seam is watermill's message.Publisher, so decorators
+//     (a spool, a circuit breaker) wrap it without knowing Kafka. The
+//     implementation is ours, not watermill-kafka's Publisher: that one
+//     calls SendMessage once per message, one broker round trip after
+//     another (batching them, watermill-kafka PR #28, was never merged),
+//     while a batch request must hand all its records to the producer at
+//     once and wait for every acknowledgement together (SendMessages), so
+//     that 5,000 records cost a few round trips, not 5,000. Ours keeps the
+//     Producer's semantics exactly: acks=all, PublishTimeout, and a
+//     *PublishError that says how much failed or that the outcome is
+//     uncertain.
+//   - watermill-kafka's DefaultMarshaler is replaced by ours (NewMessage,
+//     RecordOf): it adds a _watermill_message_uuid header to every record
+//     and writes Metadata, a map, as headers in map order, one per key,
+//     with no null values, while SPEC 3 fixes the API's headers and SPEC
+//     6.1 keeps a dead letter's headers byte for byte, in order, repeated
+//     keys included. Ours carries the key and the ordered header list,
+//     encoded, in one metadata entry of its own, so a decorator that
+//     stores messages keeps the record by keeping the metadata; the
+//     message UUID (the event id) is not published.
+//   - With tracing on, watermill-kafka's OpenTelemetry sarama tracer
+//     (NewOTELSaramaTracer, github.com/dnwe/otelsarama) wraps the API's
+//     producer (WithOTELTracer); not the writer's, whose dead letters keep
+//     the original traceparent byte for byte.
+//   - Reading stays on sarama: the writer's consumer group and the
+//     replayer's Reader. watermill-kafka's subscriber hands over one
+//     message per partition and waits for its ack before the next (batch
+//     consumption exists only in the unmerged PR #29), so it cannot gather
+//     a batch while keeping at-least-once delivery; its
+//     components/requeuer moves one message per partition per delay, with
+//     no bounded span (a pass reads what was there when it started), no
+//     parking and no filters, which SPEC 6.2 needs.
 package kafka
 
 import (

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -25,6 +26,11 @@ type Message struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+}
+
+// Coordinates names the record: "topic/partition@offset".
+func (m *Message) Coordinates() string {
+	return m.Topic + "/" + strconv.FormatInt(int64(m.Partition), 10) + "@" + strconv.FormatInt(m.Offset, 10)
 }
 
 // messageOf converts a record sarama consumed. It runs for every record the

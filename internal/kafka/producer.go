@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
@@ -58,6 +59,8 @@ type Producer struct {
 
 	conn      atomic.Pointer[connection]
 	closeOnce sync.Once
+	// tracer wraps the sarama producer when tracing is on (WithOTELTracer).
+	tracer wmkafka.SaramaTracer
 
 	connected *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
@@ -70,7 +73,7 @@ type connection struct {
 }
 
 // NewProducer validates the configuration; it does not connect.
-func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer) (*Producer, error) {
+func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Registerer, opts ...ProducerOption) (*Producer, error) {
 	sc, err := producerConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -79,7 +82,7 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 		return nil, errors.New("kafka: publish timeout must be positive")
 	}
 	f := promauto.With(reg)
-	return &Producer{
+	p := &Producer{
 		cfg:    cfg,
 		sc:     sc,
 		topics: topics,
@@ -97,7 +100,11 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 			Name: "auditstream_kafka_published_records_total",
 			Help: "Records handed to Kafka, by topic and result (acked, failed).",
 		}, []string{"topic", "result"}),
-	}, nil
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
 }
 
 // Connect dials the brokers, creates missing topics and starts the producer,
@@ -132,6 +139,9 @@ func (p *Producer) ConnectOnce() error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("kafka producer: %w", err), client.Close())
 	}
+	if p.tracer != nil {
+		producer = p.tracer.WrapSyncProducer(p.sc, producer)
+	}
 	p.conn.Store(&connection{client: client, producer: producer})
 	p.connected.WithLabelValues().Set(1)
 	return nil
@@ -146,19 +156,14 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	conn := p.conn.Load()
-	if conn == nil {
-		p.count(records, nil, true)
-		return &PublishError{Total: len(records), Failed: len(records), Err: errors.New("not connected to kafka")}
-	}
 	msgs := make([]*sarama.ProducerMessage, len(records))
-	// The records of one call usually share one header list (the API puts
-	// the same two headers on every record): it is converted once, and
-	// sarama only reads it.
+	// Records of one call may share one header list: it is then converted
+	// once, and sarama only reads it. The tracer writes each record's
+	// traceparent in place, so then every record gets a list of its own.
 	var from []Header
 	var headers []sarama.RecordHeader
 	for i, r := range records {
-		if !sameList(r.Headers, from) {
+		if p.tracer != nil || !sameList(r.Headers, from) {
 			from, headers = r.Headers, recordHeaders(r.Headers)
 		}
 		msgs[i] = &sarama.ProducerMessage{
@@ -167,6 +172,17 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 			Value:   sarama.ByteEncoder(r.Value),
 			Headers: headers,
 		}
+	}
+	return p.send(msgs)
+}
+
+// send is Publish of messages already built: Publish's and the watermill
+// Publisher's.
+func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
+	conn := p.conn.Load()
+	if conn == nil {
+		p.count(msgs, nil, true)
+		return &PublishError{Total: len(msgs), Failed: len(msgs), Err: errors.New("not connected to kafka")}
 	}
 	start := time.Now()
 	done := make(chan error, 1)
@@ -179,23 +195,23 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			n := len(records)
+			n := len(msgs)
 			if errors.As(err, &failed) {
 				n = len(failed)
 				err = failed[0].Err
 			}
-			perr = &PublishError{Total: len(records), Failed: n, Err: err}
+			perr = &PublishError{Total: len(msgs), Failed: n, Err: err}
 		}
 	case <-timer.C:
-		perr = &PublishError{Total: len(records), Failed: len(records), Uncertain: true,
+		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
 	}
 	result := "acked"
 	if perr != nil {
 		result = "failed"
 	}
-	p.duration.WithLabelValues(topicLabel(records), result).Observe(time.Since(start).Seconds())
-	p.count(records, failed, perr != nil && failed == nil)
+	p.duration.WithLabelValues(topicLabel(msgs), result).Observe(time.Since(start).Seconds())
+	p.count(msgs, failed, perr != nil && failed == nil)
 	if perr != nil {
 		return perr
 	}
@@ -207,15 +223,15 @@ func sameList(a, b []Header) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// count adds each record to the counter of its own topic: failed when it
+// count adds each message to the counter of its own topic: failed when it
 // is one of failed, or when allFailed; acked otherwise.
-func (p *Producer) count(records []Record, failed sarama.ProducerErrors, allFailed bool) {
+func (p *Producer) count(msgs []*sarama.ProducerMessage, failed sarama.ProducerErrors, allFailed bool) {
 	total := make(map[string]int)
 	bad := make(map[string]int)
-	for _, r := range records {
-		total[r.Topic]++
+	for _, m := range msgs {
+		total[m.Topic]++
 		if allFailed {
-			bad[r.Topic]++
+			bad[m.Topic]++
 		}
 	}
 	for _, f := range failed {
@@ -232,11 +248,11 @@ func (p *Producer) count(records []Record, failed sarama.ProducerErrors, allFail
 }
 
 // topicLabel is the topic of a publish for the latency histogram: the
-// records' topic, or "mixed" when a call spans several (the replayer's).
-func topicLabel(records []Record) string {
-	t := records[0].Topic
-	for _, r := range records[1:] {
-		if r.Topic != t {
+// messages' topic, or "mixed" when a call spans several (the replayer's).
+func topicLabel(msgs []*sarama.ProducerMessage) string {
+	t := msgs[0].Topic
+	for _, m := range msgs[1:] {
+		if m.Topic != t {
 			return "mixed"
 		}
 	}

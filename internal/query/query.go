@@ -2,8 +2,8 @@
 // and GET /api/v1/audit/events/{event_id}, straight from PostgreSQL. Every
 // filter of SPEC 2.5 maps to an index that also yields the newest-first
 // order, so a page is an index range scan; a page and its total are read in
-// one snapshot; deep reads use keyset cursors, whose cost does not grow with
-// depth.
+// one snapshot; a page is streamed to the client as it is read; deep reads
+// use keyset cursors, whose cost does not grow with depth.
 package query
 
 import (
@@ -123,9 +123,8 @@ var selectFields, selectColumns, filterColumns = func() ([]audit.Field, string, 
 	return fields, strings.Join(names, ", "), filters
 }()
 
-// Result is one page.
-type Result struct {
-	Events []Event
+// Summary describes a page that Stream has handed out.
+type Summary struct {
 	// Total counts every matching event, exactly when TotalExact; when more
 	// match than the count cap, Total is the cap and TotalExact false.
 	Total      int64
@@ -141,6 +140,10 @@ type Config struct {
 	// StatementTimeout bounds each query, so one expensive filter cannot
 	// hold a pooled connection for long.
 	StatementTimeout time.Duration
+	// SendTimeout is how long a page may take to reach the client. Stream
+	// reads rows from PostgreSQL as the client takes them, so the page
+	// query's statement timeout is StatementTimeout plus this.
+	SendTimeout time.Duration
 	// CountCap bounds how many rows a total counts: an exact count of tens
 	// of millions of rows costs seconds, while "10,000 or more" is what a
 	// person paging needs to know.
@@ -155,51 +158,90 @@ type Reader struct {
 
 // NewReader returns a Reader on pool.
 func NewReader(pool *pgxpool.Pool, cfg Config) (*Reader, error) {
-	if cfg.StatementTimeout <= 0 || cfg.CountCap <= 0 {
-		return nil, errors.New("query: statement timeout and count cap must be positive")
+	if cfg.StatementTimeout <= 0 || cfg.CountCap <= 0 || cfg.SendTimeout < 0 {
+		return nil, errors.New("query: statement timeout and count cap must be positive, send timeout not negative")
 	}
 	return &Reader{pool: pool, cfg: cfg}, nil
 }
 
-// Query returns one page of the events matching f, newest first, and the
-// total, both from one snapshot.
-func (r *Reader) Query(ctx context.Context, f Filter, p Page) (Result, error) {
+// errFirstRowRefused: a page always holds its first row, so that paging
+// moves on even past an event larger than the caller's budget.
+var errFirstRowRefused = errors.New("query: emit refused the first row of a page")
+
+// Stream reads one page of the events matching f, newest first, handing
+// each to emit as it is read from PostgreSQL, so a page is never held in
+// memory whole. The total is counted first, in the same snapshot.
+//
+// The page ends after p.Limit events, or before the event for which emit
+// returns false (a caller's byte budget; emit must take the first one):
+// that event is not part of the page, HasMore is true and Next continues
+// at it. An error from emit ends the page and is returned; the query is
+// then cancelled rather than read to its end.
+func (r *Reader) Stream(ctx context.Context, f Filter, p Page, emit func(*Event) (bool, error)) (Summary, error) {
 	for name := range f.Equal {
 		if !slices.Contains(filterColumns, name) {
-			return Result{}, fmt.Errorf("query: %s is not a filter", name)
+			return Summary{}, fmt.Errorf("query: %s is not a filter", name)
 		}
 	}
 	countCap := max(r.cfg.CountCap, p.Offset+p.Limit+1)
 	pageSQL, args, countSQL, countArgs := build(f, p, countCap)
 
-	var res Result
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var s Summary
+	var last Cursor // of the page's last event
 	err := r.readOnly(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&s.Total); err != nil {
+			return fmt.Errorf("count events: %w", err)
+		}
+		if err := setStatementTimeout(ctx, tx, r.cfg.StatementTimeout+r.cfg.SendTimeout); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, pageSQL, args...)
 		if err != nil {
 			return fmt.Errorf("query events: %w", err)
 		}
-		if res.Events, err = pgx.CollectRows(rows, scanEvent); err != nil {
-			return fmt.Errorf("read events: %w", err)
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			if n == p.Limit {
+				s.HasMore = true
+				break
+			}
+			ev, err := scanEvent(rows)
+			if err != nil {
+				return fmt.Errorf("read events: %w", err)
+			}
+			took, err := emit(&ev)
+			if err == nil && !took && n == 0 {
+				err = errFirstRowRefused
+			}
+			if err != nil {
+				// Cancelled, pgx gives up the connection instead of
+				// reading (and discarding) the rest of the page.
+				cancel()
+				return err
+			}
+			if !took {
+				s.HasMore = true
+				break
+			}
+			n++
+			last = Cursor{Timestamp: ev.EventTimestamp, EventID: ev.EventID}
 		}
-		if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&res.Total); err != nil {
-			return fmt.Errorf("count events: %w", err)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read events: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return Result{}, err
+		return Summary{}, err
 	}
-	res.TotalExact = res.Total < int64(countCap)
-	if len(res.Events) > p.Limit {
-		res.HasMore = true
-		res.Events = res.Events[:p.Limit]
-		last := res.Events[len(res.Events)-1]
-		res.Next = &Cursor{Timestamp: last.EventTimestamp, EventID: last.EventID}
+	s.TotalExact = s.Total < int64(countCap)
+	if s.HasMore {
+		s.Next = &last
 	}
-	if res.Events == nil {
-		res.Events = []Event{}
-	}
-	return res, nil
+	return s, nil
 }
 
 // build renders the page query (one row more than the limit, so has_more
@@ -242,12 +284,20 @@ func (r *Reader) Get(ctx context.Context, id uuid.UUID) (Event, error) {
 func (r *Reader) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, r.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
 		func(tx pgx.Tx) error {
-			ms := strconv.FormatInt(r.cfg.StatementTimeout.Milliseconds(), 10)
-			if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
-				return fmt.Errorf("set statement timeout: %w", err)
+			if err := setStatementTimeout(ctx, tx, r.cfg.StatementTimeout); err != nil {
+				return err
 			}
 			return fn(tx)
 		})
+}
+
+// setStatementTimeout sets the statement timeout for the rest of tx.
+func setStatementTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	ms := strconv.FormatInt(d.Milliseconds(), 10)
+	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
+		return fmt.Errorf("set statement timeout: %w", err)
+	}
+	return nil
 }
 
 // where renders the filter as a WHERE clause with positional arguments.

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -66,6 +67,9 @@ func TestParseTimeBound(t *testing.T) {
 		{in: "xd", err: true},
 		{in: "2025-13-01", err: true},
 		{in: "2025-12-18T23:59", err: true},
+		{in: "2025-12-18T23:59:59+24:00", err: true},
+		{in: "2016-12-31T23:59:60Z", want: time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{in: "2025-12-18T23:59Z", want: time.Date(2025, 12, 18, 23, 59, 0, 0, time.UTC)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -213,13 +217,13 @@ func TestNamespaceRestriction(t *testing.T) {
 
 	namespaces := func(f Filter) []string {
 		f.Equal = map[string]string{"correlation_id": corr, "namespace": f.Equal["namespace"]}
-		res, err := r.Query(ctx, f, Page{Limit: 100})
-		require.NoError(t, err)
-		require.Len(t, res.Events, int(res.Total), "total counts under the same restriction")
 		var out []string
-		for _, e := range res.Events {
+		res, err := r.Stream(ctx, f, Page{Limit: 100}, func(e *Event) (bool, error) {
 			out = append(out, *e.Namespace)
-		}
+			return true, nil
+		})
+		require.NoError(t, err)
+		require.Len(t, out, int(res.Total), "total counts under the same restriction")
 		return out
 	}
 	require.Equal(t, []string{"team-a", "team-a"}, namespaces(Filter{Namespaces: []string{"team-a"}}))
@@ -232,7 +236,7 @@ func TestQueryRejectsUnknownFilter(t *testing.T) {
 	r, err := NewReader(db.Pool(), Config{StatementTimeout: time.Second, CountCap: 100})
 	require.NoError(t, err)
 	for _, name := range []string{"event_data", "event_action", "event_type; DROP TABLE audit_events"} {
-		_, err = r.Query(t.Context(), Filter{Equal: map[string]string{name: "x"}}, Page{Limit: 1})
+		_, err = r.Stream(t.Context(), Filter{Equal: map[string]string{name: "x"}}, Page{Limit: 1}, takeAll)
 		require.EqualError(t, err, "query: "+name+" is not a filter")
 	}
 }
@@ -249,7 +253,68 @@ func TestStatementTimeout(t *testing.T) {
 	_, err = tx.Exec(ctx, "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE")
 	require.NoError(t, err)
 
-	_, err = r.Query(ctx, Filter{}, Page{Limit: 10})
+	_, err = r.Stream(ctx, Filter{}, Page{Limit: 10}, takeAll)
 	require.Error(t, err)
 	require.Equal(t, store.Outage, store.Classify(err), "a timed-out query is retryable: %v", err)
+}
+
+func takeAll(*Event) (bool, error) { return true, nil }
+
+// TestStreamEndsWhereEmitSays: Stream hands out the page's events in order
+// and ends after the limit or before the event emit refuses, with has_more
+// and the cursor saying where to continue; emit's error ends the page.
+func TestStreamEndsWhereEmitSays(t *testing.T) {
+	r, err := NewReader(db.Pool(), Config{StatementTimeout: 5 * time.Second, SendTimeout: time.Second, CountCap: 100})
+	require.NoError(t, err)
+	corr := "stream-" + uuid.NewString()
+	events := make([]audit.Event, 5)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for i := range events {
+		events[i] = audit.Event{EventID: uuid.New(), Version: "1", EventType: "t", EventTimestamp: now.Add(-time.Duration(i) * time.Second),
+			EventCategory: "gateway", EventAction: "a", EventOutcome: "success", CorrelationID: corr, EventData: json.RawMessage(`{}`)}
+	}
+	_, err = db.Write(t.Context(), events, nil)
+	require.NoError(t, err)
+	f := Filter{Equal: map[string]string{"correlation_id": corr}}
+	cursorAt := func(i int) *Cursor { return &Cursor{Timestamp: events[i].EventTimestamp, EventID: events[i].EventID} }
+
+	tests := []struct {
+		name   string
+		limit  int
+		refuse int // index emit refuses, -1 none
+		want   int
+		sum    Summary
+	}{
+		{"whole page", 10, -1, 5, Summary{Total: 5, TotalExact: true}},
+		{"limit", 3, -1, 3, Summary{Total: 5, TotalExact: true, HasMore: true, Next: cursorAt(2)}},
+		{"refused", 10, 2, 2, Summary{Total: 5, TotalExact: true, HasMore: true, Next: cursorAt(1)}},
+		{"refused at the limit", 2, 2, 2, Summary{Total: 5, TotalExact: true, HasMore: true, Next: cursorAt(1)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []uuid.UUID
+			sum, err := r.Stream(t.Context(), f, Page{Limit: tc.limit}, func(ev *Event) (bool, error) {
+				if len(got) == tc.refuse {
+					return false, nil
+				}
+				got = append(got, ev.EventID)
+				return true, nil
+			})
+			require.NoError(t, err)
+			require.Len(t, got, tc.want)
+			for i, id := range got {
+				require.Equal(t, events[i].EventID, id, "newest first")
+			}
+			require.Equal(t, tc.sum, sum)
+		})
+	}
+
+	_, err = r.Stream(t.Context(), f, Page{Limit: 10}, func(*Event) (bool, error) { return false, nil })
+	require.ErrorIs(t, err, errFirstRowRefused)
+	broken := errors.New("client went away")
+	_, err = r.Stream(t.Context(), f, Page{Limit: 10}, func(*Event) (bool, error) { return true, broken })
+	require.ErrorIs(t, err, broken)
+	sum, err := r.Stream(t.Context(), f, Page{Limit: 1}, takeAll)
+	require.NoError(t, err, "the pool serves on after an abandoned page")
+	require.True(t, sum.HasMore)
 }

@@ -6,12 +6,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // ParseTimeBound reads a since/until value (SPEC 2.5) in any of its forms:
 //   - relative, meaning that long before now: a Go duration ("30m", "24h",
 //     "1h30m") or days ("7d", "1.5d");
-//   - RFC 3339 with an offset ("2025-12-18T23:59:59Z");
+//   - RFC 3339 with an offset ("2025-12-18T23:59:59Z", seconds optional),
+//     as audit.ParseDateTime reads it;
 //   - "2006-01-02T15:04:05", read as UTC;
 //   - "2006-01-02", UTC midnight.
 //
@@ -27,7 +30,12 @@ func ParseTimeBound(s string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(-d).UTC(), nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+	// The write side's parser, so that a bound and an event_timestamp read
+	// the same text (offsets up to 23:59, leap seconds) as the same instant.
+	if t, ok := audit.ParseDateTime(s); ok {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -62,19 +63,16 @@ type Action struct {
 // maxActor is actor_id's column size.
 const maxActor = 255
 
-// publisher returns once Kafka has acknowledged every record.
-type publisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
-}
-
 // signer puts the principal's signed name on a record (internal/provenance).
 type signer interface {
 	AppendHeaders(hs []kafka.Header, principal, id string, value []byte) []kafka.Header
 }
 
-// Recorder publishes Actions as audit events.
+// Recorder publishes Actions as audit events, through watermill's
+// publisher as the API publishes every record (kafka.Publisher, which
+// returns once Kafka has acknowledged every message).
 type Recorder struct {
-	pub    publisher
+	pub    message.Publisher
 	signer signer
 	topic  string
 	source string
@@ -85,7 +83,7 @@ type Recorder struct {
 // New returns a Recorder publishing to topic (the events topic) through
 // pub, signing with signer; source is the auditstream-source header, the
 // binary's name.
-func New(pub publisher, signer signer, topic, source string) *Recorder {
+func New(pub message.Publisher, signer signer, topic, source string) *Recorder {
 	rules := audit.DefaultRules()
 	rules.AcceptSystemCategory = true
 	return &Recorder{pub: pub, signer: signer, topic: topic, source: source, rules: rules, now: time.Now}
@@ -93,37 +91,37 @@ func New(pub publisher, signer signer, topic, source string) *Recorder {
 
 // Record publishes the actions, all or none acknowledged (an error).
 func (r *Recorder) Record(ctx context.Context, actions ...Action) error {
-	records := make([]kafka.Record, 0, len(actions))
+	msgs := make([]*message.Message, 0, len(actions))
 	for _, a := range actions {
-		rec, err := r.record(a)
+		msg, err := r.message(a)
 		if err != nil {
 			return err
 		}
-		records = append(records, rec)
+		msg.SetContext(ctx)
+		msgs = append(msgs, msg)
 	}
-	if err := r.pub.Publish(ctx, records); err != nil {
+	if err := r.pub.Publish(r.topic, msgs...); err != nil {
 		return fmt.Errorf("record auditstream events: %w", err)
 	}
 	return nil
 }
 
-// record builds the Kafka record of a, checked by the parser the writer
+// message builds the Kafka record of a, checked by the parser the writer
 // runs, so the system never dead-letters its own event.
-func (r *Recorder) record(a Action) (kafka.Record, error) {
+func (r *Recorder) message(a Action) (*message.Message, error) {
 	ev, err := r.event(a)
 	if err != nil {
-		return kafka.Record{}, err
+		return nil, err
 	}
-	value := ev.AppendJSON(nil)
+	id, value := ev.EventID.String(), ev.AppendJSON(nil)
 	if _, err := r.rules.ParseEvent(value, r.now()); err != nil {
-		return kafka.Record{}, fmt.Errorf("auditstream event %s: %w", a.Type, err)
+		return nil, fmt.Errorf("auditstream event %s: %w", a.Type, err)
 	}
 	hs := []kafka.Header{
 		{Key: []byte(kafka.HeaderContentType), Value: []byte("application/json")},
 		{Key: []byte(kafka.HeaderSource), Value: []byte(r.source)},
 	}
-	return kafka.Record{Topic: r.topic, Key: []byte(ev.CorrelationID), Value: value,
-		Headers: r.signer.AppendHeaders(hs, audit.SystemPrincipal, ev.EventID.String(), value)}, nil
+	return kafka.NewMessage(id, []byte(ev.CorrelationID), value, r.signer.AppendHeaders(hs, audit.SystemPrincipal, id, value)), nil
 }
 
 func (r *Recorder) event(a Action) (audit.Event, error) {

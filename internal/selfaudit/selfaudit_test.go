@@ -1,13 +1,13 @@
 package selfaudit
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -17,15 +17,24 @@ import (
 	"github.com/auditstream/auditstream/internal/provenance"
 )
 
+// fakePublisher keeps the records of what it is given, as the Kafka
+// publisher would send them.
 type fakePublisher struct {
+	t       *testing.T
 	records []kafka.Record
 	err     error
 }
 
-func (p *fakePublisher) Publish(_ context.Context, records []kafka.Record) error {
-	p.records = append(p.records, records...)
+func (p *fakePublisher) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		rec, err := kafka.RecordOf(topic, m)
+		require.NoError(p.t, err)
+		p.records = append(p.records, rec)
+	}
 	return p.err
 }
+
+func (p *fakePublisher) Close() error { return nil }
 
 func sourceKeys(t *testing.T) *provenance.Keys {
 	t.Helper()
@@ -41,7 +50,7 @@ func sourceKeys(t *testing.T) *provenance.Keys {
 // whose principal header the writer verifies as the system's.
 func TestRecord(t *testing.T) {
 	keys := sourceKeys(t)
-	pub := &fakePublisher{}
+	pub := &fakePublisher{t: t}
 	r := New(pub, keys, "audit.events", "writer")
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC)
 	id := uuid.New()
@@ -85,7 +94,7 @@ func TestRecord(t *testing.T) {
 // TestRecordLongActor: a principal longer than actor_id's column is left
 // out of it (the caller puts it in event_data), not cut.
 func TestRecordLongActor(t *testing.T) {
-	pub := &fakePublisher{}
+	pub := &fakePublisher{t: t}
 	r := New(pub, (*provenance.Keys)(nil), "audit.events", "ingest-api")
 	require.NoError(t, r.Record(t.Context(), Action{Type: TypeHoldPlaced, Action: "place", Chain: LegalHoldChain,
 		Actor: strings.Repeat("a", 300)}))
@@ -97,7 +106,7 @@ func TestRecordLongActor(t *testing.T) {
 }
 
 func TestRecordErrors(t *testing.T) {
-	pub := &fakePublisher{err: errors.New("kafka down")}
+	pub := &fakePublisher{t: t, err: errors.New("kafka down")}
 	r := New(pub, (*provenance.Keys)(nil), "audit.events", "writer")
 	require.ErrorContains(t, r.Record(t.Context(), Action{Type: TypeHoldPlaced, Action: "place", Chain: LegalHoldChain}), "kafka down")
 	require.ErrorContains(t, r.Record(t.Context(), Action{Type: TypeHoldPlaced}), "required")

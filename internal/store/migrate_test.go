@@ -88,11 +88,12 @@ func TestSubmittedByMigration(t *testing.T) {
 	db := testenv.NewPostgres(t)
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	migrateDownTo(t, db, 2)
+	migrateDownTo(t, db, 4)
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
-	// As a binary of version 2 stores them: no submitted_by column.
+	// As a binary of schema version 4 (the one before 000005) stores them:
+	// no submitted_by column.
 	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
 		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
 		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,

@@ -108,3 +108,25 @@ func (s *Store) EnsurePartitionsAhead(ctx context.Context) error {
 	now := time.Now()
 	return s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0))
 }
+
+// runPeriodically runs fn at once and then every interval until ctx ends
+// (then it returns nil). A failure, such as the database being down, is
+// logged as what failed and tried again after maintenanceRetryInterval; it
+// never stops the loop.
+func (s *Store) runPeriodically(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		wait := interval
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			wait = maintenanceRetryInterval
+			s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
+		}
+		timer.Reset(wait)
+	}
+}

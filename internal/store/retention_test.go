@@ -323,7 +323,7 @@ func TestRetentionWhileQueried(t *testing.T) {
 				if i%2 == 1 {
 					f = query.Filter{Since: time.Now().AddDate(-8, 0, 0)}
 				}
-				if _, err := reader.Query(ctx, f, query.Page{Limit: 50}); err != nil {
+				if _, err := reader.Stream(ctx, f, query.Page{Limit: 50}, func(*query.Event) (bool, error) { return true, nil }); err != nil {
 					errs <- err
 					return
 				}
@@ -343,9 +343,11 @@ func TestRetentionWhileQueried(t *testing.T) {
 	for i, n := range queries {
 		require.Positive(t, n, "reader %d ran", i)
 	}
-	res, err := reader.Query(ctx, query.Filter{Equal: map[string]string{"correlation_id": "rt-queried"}}, query.Page{Limit: 100})
+	var stayed int
+	_, err = reader.Stream(ctx, query.Filter{Equal: map[string]string{"correlation_id": "rt-queried"}}, query.Page{Limit: 100},
+		func(*query.Event) (bool, error) { stayed++; return true, nil })
 	require.NoError(t, err)
-	require.Len(t, res.Events, 20, "the recent events stay")
+	require.Equal(t, 20, stayed, "the recent events stay")
 }
 
 // TestRetentionFunctionTakesNothingFromTheCaller: the default retention

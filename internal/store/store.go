@@ -35,6 +35,10 @@ const (
 	DefaultPartitionsAhead = 3
 )
 
+// maintenanceRetryInterval: after a failure (database down) the store's
+// periodic loops try again this soon.
+const maintenanceRetryInterval = time.Minute
+
 // Config configures Open. Only URL is required.
 type Config struct {
 	// URL is a PostgreSQL connection string, URL or key=value form.
@@ -50,14 +54,19 @@ type Config struct {
 	PartitionsAhead int
 	// Log receives the store's own messages (default: none).
 	Log *zap.Logger
+	// ReservationTTL is how long a notification_id stays held for a record
+	// that was never stored (default DefaultReservationTTL); see
+	// ReserveNotification.
+	ReservationTTL time.Duration
 }
 
 // Store is a pool of connections to the auditstream database.
 type Store struct {
-	pool        *pgxpool.Pool
-	pingTimeout time.Duration
-	ahead       int
-	log         *zap.Logger
+	pool           *pgxpool.Pool
+	pingTimeout    time.Duration
+	ahead          int
+	log            *zap.Logger
+	reservationTTL time.Duration
 	// knownMonths caches the months whose partition exists (time.Time of
 	// the month's start → struct{}), so writes check partitions once a month.
 	knownMonths sync.Map
@@ -103,6 +112,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.PartitionsAhead > 0 {
 		s.ahead = cfg.PartitionsAhead
 	}
+	s.reservationTTL = DefaultReservationTTL
+	if cfg.ReservationTTL > 0 {
+		s.reservationTTL = cfg.ReservationTTL
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -125,27 +138,4 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping postgres: %w", err)
 	}
 	return nil
-}
-
-// reserveNotificationSQL checks for the notification and draws the id in
-// one statement (one round trip). The id is drawn only when the
-// notification is new, so 409 answers do not use up ids. nextval is never
-// rolled back and never hands out a value twice, whichever replica asks, so
-// the id is unique even if the record is later dropped as a duplicate.
-const reserveNotificationSQL = `
-SELECT found, CASE WHEN found THEN 0 ELSE nextval('notification_audit_id_seq') END
-FROM (SELECT EXISTS (SELECT 1 FROM notification_audit WHERE notification_id = $1) AS found) AS f`
-
-// ReserveNotification reports whether a notification with notificationID is
-// already stored and, when it is not, takes the id it will be stored with
-// from notification_audit_id_seq. id is 0 when exists is true.
-//
-// A database error means the check could not be made (ingest-api answers
-// 202 and lets the writer de-duplicate); callers should bound ctx, since a
-// connection to a host that vanished without closing it waits for ctx.
-func (s *Store) ReserveNotification(ctx context.Context, notificationID string) (exists bool, id int64, err error) {
-	if err := s.pool.QueryRow(ctx, reserveNotificationSQL, notificationID).Scan(&exists, &id); err != nil {
-		return false, 0, fmt.Errorf("reserve notification id: %w", err)
-	}
-	return exists, id, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -253,43 +255,108 @@ func TestReserveNotification(t *testing.T) {
 	s := openStore(t, pg.URL())
 	ctx := t.Context()
 	nid := "notif-" + uuid.NewString()
+	digest := sha256.Sum256([]byte("content"))
+	other := sha256.Sum256([]byte("other content"))
+	at := time.Now().UTC().Truncate(time.Microsecond)
 
-	seen := map[int64]bool{}
-	var last int64
-	for range 5 {
-		exists, id, err := s.ReserveNotification(ctx, nid)
-		require.NoError(t, err)
-		require.False(t, exists)
-		require.Greater(t, id, last)
-		require.False(t, seen[id])
-		seen[id], last = true, id
-	}
+	first, err := s.ReserveNotification(ctx, nid, digest, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.Reserved, first.State)
+	require.Positive(t, first.ID)
+	require.Equal(t, at, first.CreatedAt)
 
-	// Concurrent reservations (any number of API replicas) never share an id.
+	// The same content again is a retry: the holder's id and created_at.
+	again, err := s.ReserveNotification(ctx, nid, digest, at.Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, audit.Reservation{State: audit.Retried, ID: first.ID, CreatedAt: at}, again)
+	// Other content is refused while the hold is younger than the TTL.
+	held, err := s.ReserveNotification(ctx, nid, other, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.Reservation{State: audit.HeldByOther}, held)
+
+	// Concurrent reservations (any number of API replicas) never share an
+	// id; of those racing for one notification_id with different content,
+	// exactly one holds it.
+	seen := map[int64]bool{first.ID: true}
+	race := "notif-" + uuid.NewString()
 	var mu sync.Mutex
 	var g errgroup.Group
-	for range 50 {
+	reserved := 0
+	for i := range 50 {
 		g.Go(func() error {
-			_, id, err := s.ReserveNotification(ctx, nid)
+			r, err := s.ReserveNotification(ctx, "notif-"+uuid.NewString(), digest, at)
+			if err != nil {
+				return err
+			}
+			raced, err := s.ReserveNotification(ctx, race, sha256.Sum256(fmt.Appendf(nil, "content %d", i)), at)
+			if err != nil {
+				return err
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			if seen[id] {
-				return fmt.Errorf("id %d handed out twice", id)
+			if seen[r.ID] {
+				return fmt.Errorf("id %d handed out twice", r.ID)
 			}
-			seen[id] = true
-			return err
+			seen[r.ID] = true
+			if raced.State == audit.Reserved {
+				reserved++
+			} else if raced.State != audit.HeldByOther {
+				return fmt.Errorf("racing reservation: state %d", raced.State)
+			}
+			return nil
 		})
 	}
 	require.NoError(t, g.Wait())
+	require.Equal(t, 1, reserved, "one holder among the racers")
 
-	_, err := s.Pool().Exec(ctx, `INSERT INTO notification_audit
+	// Released (Kafka took nothing), the notification_id is free for any
+	// content; a release naming another hold's id changes nothing.
+	require.NoError(t, s.ReleaseNotification(ctx, nid, first.ID+1_000_000))
+	held, err = s.ReserveNotification(ctx, nid, other, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.HeldByOther, held.State)
+	require.NoError(t, s.ReleaseNotification(ctx, nid, first.ID))
+	taken, err := s.ReserveNotification(ctx, nid, other, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.Reserved, taken.State)
+	require.Greater(t, taken.ID, first.ID)
+
+	// Past the TTL a hold whose record was never stored is taken over.
+	expired := "notif-" + uuid.NewString()
+	old := time.Now().Add(-DefaultReservationTTL - time.Minute).UTC().Truncate(time.Microsecond)
+	_, err = s.ReserveNotification(ctx, expired, digest, old)
+	require.NoError(t, err)
+	over, err := s.ReserveNotification(ctx, expired, other, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.Reserved, over.State)
+	require.Equal(t, at, over.CreatedAt)
+	// And pruning deletes what expired, nothing younger.
+	_, err = s.ReserveNotification(ctx, "notif-"+uuid.NewString(), digest, old)
+	require.NoError(t, err)
+	pruned, err := s.PruneReservations(ctx)
+	require.NoError(t, err)
+	require.Positive(t, pruned)
+	var left int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM notification_reservations WHERE reserved_at < now() - interval '24 hours'`).Scan(&left))
+	require.Zero(t, left)
+	again, err = s.ReserveNotification(ctx, expired, other, at)
+	require.NoError(t, err)
+	require.Equal(t, audit.Retried, again.State, "a young hold survives pruning")
+
+	// Once stored, the notification_id is taken whatever the content.
+	_, err = s.Pool().Exec(ctx, `INSERT INTO notification_audit
 		(id, notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
-		VALUES ($1, $2, 'r1', 'oncall@example.com', 'email', 'disk full', 'sent', now())`, last, nid)
+		VALUES ($1, $2, 'r1', 'oncall@example.com', 'email', 'disk full', 'sent', now())`, taken.ID, nid)
 	require.NoError(t, err)
-	exists, id, err := s.ReserveNotification(ctx, nid)
-	require.NoError(t, err)
-	require.True(t, exists)
-	require.Zero(t, id)
+	for _, d := range [][sha256.Size]byte{digest, other} {
+		r, err := s.ReserveNotification(ctx, nid, d, at)
+		require.NoError(t, err)
+		require.Equal(t, audit.Reservation{State: audit.Stored}, r)
+	}
+	last := taken.ID
+	for id := range seen {
+		last = max(last, id)
+	}
 
 	// A direct producer's record without id gets one from the same sequence.
 	var defaultID int64
@@ -315,7 +382,7 @@ func TestPingOutage(t *testing.T) {
 
 	s := openStore(t, db.URL())
 	requirePingFailsFast(t, s)
-	_, _, err := s.ReserveNotification(ctx, "n")
+	_, err := s.ReserveNotification(ctx, "n", sha256.Sum256(nil), time.Now())
 	require.Error(t, err)
 	require.Equal(t, errclass.Outage, Classify(err))
 
@@ -323,18 +390,18 @@ func TestPingOutage(t *testing.T) {
 	require.NoError(t, s.Ping(ctx))
 	_, err = Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	_, _, err = s.ReserveNotification(ctx, "n")
+	_, err = s.ReserveNotification(ctx, "n", sha256.Sum256(nil), time.Now())
 	require.NoError(t, err)
 
 	// Down with connections in the pool: they are found broken, not reused.
 	require.NoError(t, db.Stop(ctx))
 	requirePingFailsFast(t, s)
-	_, _, err = s.ReserveNotification(ctx, "n")
+	_, err = s.ReserveNotification(ctx, "n", sha256.Sum256(nil), time.Now())
 	require.Equal(t, errclass.Outage, Classify(err))
 
 	require.NoError(t, db.Start(ctx))
 	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 10*time.Second, 50*time.Millisecond)
-	_, _, err = s.ReserveNotification(ctx, "n")
+	_, err = s.ReserveNotification(ctx, "n", sha256.Sum256(nil), time.Now())
 	require.NoError(t, err)
 }
 

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Check reports whether one dependency is usable; nil means healthy.
@@ -16,20 +19,48 @@ type Check func(ctx context.Context) error
 // Readiness is false until the binary has finished starting and again from
 // the moment it begins shutting down, so load balancers stop sending traffic
 // before the listener closes.
+//
+// What a failing dependency says (user, database, host and port, broker
+// addresses) is kept out of the open /health: it goes to the log when the
+// dependency's state changes, and to DetailsHandler, which is for
+// authenticated callers only.
 type Health struct {
 	ready   atomic.Bool
 	reason  atomic.Pointer[string]
 	checks  map[string]Check
+	names   []string // of checks, sorted
 	timeout time.Duration
+	log     *zap.Logger
+
 	// notes are facts about the process's configuration that /health
 	// reports beside the status (such as "auth": "disabled"); set while
 	// wiring, before serving.
 	notes map[string]string
+
+	mu   sync.Mutex
+	down map[string]bool // each component's state at the last probe
+}
+
+// HealthOption configures NewHealth.
+type HealthOption func(*Health)
+
+// WithLogger makes Health log each dependency's changes of state with the
+// dependency's own error: once when it starts failing, once when it
+// recovers, never per probe.
+func WithLogger(log *zap.Logger) HealthOption {
+	return func(h *Health) { h.log = log }
 }
 
 // NewHealth returns a Health that is not ready yet.
-func NewHealth(checks map[string]Check) *Health {
-	h := &Health{checks: checks, timeout: 3 * time.Second}
+func NewHealth(checks map[string]Check, opts ...HealthOption) *Health {
+	h := &Health{checks: checks, timeout: 3 * time.Second, log: zap.NewNop(), down: map[string]bool{}}
+	for name := range checks {
+		h.names = append(h.names, name)
+	}
+	sort.Strings(h.names)
+	for _, o := range opts {
+		o(h)
+	}
 	h.SetNotReady("starting")
 	return h
 }
@@ -67,32 +98,63 @@ func (h *Health) Ready() (bool, string) {
 	return false, "not ready"
 }
 
-// Check runs every dependency check concurrently, each bounded by a
-// timeout so a hanging dependency cannot hang the probe, and reports every
-// failure by name: a check that did not answer in time is reported as
-// such, next to the others' own errors.
-func (h *Health) Check(ctx context.Context) error {
+// CheckResult is one dependency's answer to a probe; Err nil means healthy.
+type CheckResult struct {
+	Name string
+	Err  error
+}
+
+// Report runs every dependency check concurrently, each bounded by a
+// timeout so a hanging dependency cannot hang the probe, and returns every
+// answer in name order: a check that did not answer in time is reported as
+// such. Changes of state since the previous probe are logged.
+func (h *Health) Report(ctx context.Context) []CheckResult {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	names := make([]string, 0, len(h.checks))
-	for name := range h.checks {
-		names = append(names, name)
+	answers := make([]chan error, len(h.names))
+	for i, name := range h.names {
+		answers[i] = make(chan error, 1)
+		go func() { answers[i] <- h.checks[name](ctx) }()
 	}
-	sort.Strings(names)
-	results := make([]chan error, len(names))
-	for i, name := range names {
-		results[i] = make(chan error, 1)
-		go func() { results[i] <- h.checks[name](ctx) }()
-	}
-	var errs []error
-	for i, name := range names {
+	results := make([]CheckResult, len(h.names))
+	for i, name := range h.names {
+		results[i].Name = name
 		select {
-		case err := <-results[i]:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
+		case results[i].Err = <-answers[i]:
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s: no answer within %s", name, h.timeout))
+			results[i].Err = fmt.Errorf("no answer within %s", h.timeout)
+		}
+	}
+	h.logChanges(results)
+	return results
+}
+
+// logChanges logs the components whose state differs from the last probe.
+// A component is taken as healthy before its first probe, so a healthy
+// start logs nothing.
+func (h *Health) logChanges(results []CheckResult) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range results {
+		down := r.Err != nil
+		if down == h.down[r.Name] {
+			continue
+		}
+		h.down[r.Name] = down
+		if down {
+			h.log.Warn("dependency check failing", zap.String("component", r.Name), zap.Error(r.Err))
+		} else {
+			h.log.Info("dependency check passing again", zap.String("component", r.Name))
+		}
+	}
+}
+
+// Check runs Report and joins every failure as "name: error".
+func (h *Health) Check(ctx context.Context) error {
+	var errs []error
+	for _, r := range h.Report(ctx) {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, r.Err))
 		}
 	}
 	return errors.Join(errs...)

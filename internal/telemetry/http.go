@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -13,33 +14,17 @@ type statusBody struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func writeStatus(w http.ResponseWriter, code int, body any) {
+func writeJSON(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// withNotes adds the health notes to a /health body.
-func (h *Health) withNotes(body statusBody) any {
-	if len(h.notes) == 0 {
-		return body
-	}
-	m := make(map[string]string, len(h.notes)+2)
-	for k, v := range h.notes {
-		m[k] = v
-	}
-	m["status"] = body.Status
-	if body.Error != "" {
-		m["error"] = body.Error
-	}
-	return m
-}
-
 // LiveHandler serves /health/live: 200 while the process runs.
 func (h *Health) LiveHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, http.StatusOK, statusBody{Status: "alive"})
+		writeJSON(w, http.StatusOK, statusBody{Status: "alive"})
 	})
 }
 
@@ -48,21 +33,82 @@ func (h *Health) LiveHandler() http.Handler {
 func (h *Health) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if ok, reason := h.Ready(); !ok {
-			writeStatus(w, http.StatusServiceUnavailable, statusBody{Status: "not_ready", Error: reason})
+			writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "not_ready", Error: reason})
 			return
 		}
-		writeStatus(w, http.StatusOK, statusBody{Status: "ready"})
+		writeJSON(w, http.StatusOK, statusBody{Status: "ready"})
 	})
 }
 
-// HealthHandler serves /health: 200 when every dependency check passes.
+// Component states in health answers.
+const (
+	stateOK   = "ok"
+	stateDown = "down"
+)
+
+// healthBody is the open /health answer: SPEC 2.6's status and error, each
+// component's state, and the notes. error names the failing components
+// only.
+func (h *Health) healthBody(status, errText string, checks any) map[string]any {
+	m := make(map[string]any, len(h.notes)+3)
+	for k, v := range h.notes {
+		m[k] = v
+	}
+	m["status"] = status
+	if errText != "" {
+		m["error"] = errText
+	}
+	m["checks"] = checks
+	return m
+}
+
+// HealthHandler serves /health: 200 when every dependency check passes,
+// else 503. It names the components and their states, nothing that they
+// said: errors name users, databases, hosts, ports and broker addresses,
+// and /health is open. The log (WithLogger) and DetailsHandler have the
+// detail.
 func (h *Health) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.Check(r.Context()); err != nil {
-			writeStatus(w, http.StatusServiceUnavailable, h.withNotes(statusBody{Status: "unhealthy", Error: err.Error()}))
+		checks := map[string]string{}
+		var failing []string
+		for _, res := range h.Report(r.Context()) {
+			checks[res.Name] = stateOK
+			if res.Err != nil {
+				checks[res.Name] = stateDown
+				failing = append(failing, res.Name)
+			}
+		}
+		if len(failing) > 0 {
+			errText := "unavailable: " + strings.Join(failing, ", ") + " (the service log has the details)"
+			writeJSON(w, http.StatusServiceUnavailable, h.healthBody("unhealthy", errText, checks))
 			return
 		}
-		writeStatus(w, http.StatusOK, h.withNotes(statusBody{Status: "healthy"}))
+		writeJSON(w, http.StatusOK, h.healthBody("healthy", "", checks))
+	})
+}
+
+// detailedCheck is one component in DetailsHandler's answer.
+type detailedCheck struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// DetailsHandler serves the detailed health report: /health's answer with
+// each failing component's own error in its check. Those errors name connection details,
+// so mount it only behind authentication (never next to the open /health).
+func (h *Health) DetailsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		checks := map[string]detailedCheck{}
+		code, status := http.StatusOK, "healthy"
+		for _, res := range h.Report(r.Context()) {
+			if res.Err == nil {
+				checks[res.Name] = detailedCheck{Status: stateOK}
+				continue
+			}
+			checks[res.Name] = detailedCheck{Status: stateDown, Error: res.Err.Error()}
+			code, status = http.StatusServiceUnavailable, "unhealthy"
+		}
+		writeJSON(w, code, h.healthBody(status, "", checks))
 	})
 }
 

@@ -103,3 +103,11 @@ func NewSourceKeys(t TB) string {
 	}
 	return path
 }
+
+// NewOTLPReceiver starts a receiver that keeps every span (see
+// StartOTLPReceiver) and stops it when the test ends.
+func NewOTLPReceiver(t TB) *OTLPReceiver {
+	r := StartOTLPReceiver(true)
+	t.Cleanup(r.Close)
+	return r
+}

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -299,8 +300,8 @@ func (s *benchTimedStore) Write(ctx context.Context, events []audit.Event, ns []
 // benchNoDLQ fails the benchmark: every generated record is valid.
 type benchNoDLQ struct{ b *testing.B }
 
-func (d benchNoDLQ) Publish(_ context.Context, records []kafka.Record) error {
-	d.b.Errorf("benchmark records dead-lettered: %d, first %q", len(records), records[0].Headers)
+func (d benchNoDLQ) Publish(topic string, msgs ...*message.Message) error {
+	d.b.Errorf("benchmark records dead-lettered to %s: %d, first %s", topic, len(msgs), msgs[0].UUID)
 	return nil
 }
 

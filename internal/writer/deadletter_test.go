@@ -16,7 +16,6 @@ import (
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/errclass"
 	"github.com/auditstream/auditstream/internal/kafka"
-	"github.com/auditstream/auditstream/internal/store"
 )
 
 // dlqHeaders are the dead-letter headers of SPEC 6.1.
@@ -75,16 +74,30 @@ func TestPoisonIsolation(t *testing.T) {
 	r := startWriter(t, tp, rigOptions{batchSize: 400})
 	p := prefix(t)
 
-	// Valid JSON and a valid event for the API's rules, but jsonb's
-	// numeric cannot hold 1e200000: a row-level database error.
+	// Valid JSON and a valid event for the API's rules that PostgreSQL
+	// refuses as a data exception (class 22): a row-level database error.
+	// Validation now refuses every value known to do that (a number jsonb
+	// cannot store, such as 1e200000), so a trigger refuses this one row.
 	dbBad := minimalEvent(p + "db-bad")
-	dbBad.EventData = []byte(`{"huge":1e200000,"ok":"x"}`)
 	dbBadValue := dbBad.AppendJSON(nil)
 	_, err := audit.DefaultRules().ParseEvent(dbBadValue, time.Now())
 	require.NoError(t, err, "passes audit validation")
-	_, err = env.db.Pool().Exec(t.Context(), `SELECT $1::jsonb`, string(dbBad.EventData))
-	require.Error(t, err)
-	require.Equal(t, errclass.Poison, store.Classify(err), "fails in PostgreSQL as poison: %v", err)
+	refuse := "refuse_" + strings.ReplaceAll(strings.TrimSuffix(p, "-"), "-", "_")
+	_, err = env.db.Pool().Exec(t.Context(), fmt.Sprintf(`
+		CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.correlation_id = %[2]s THEN
+				RAISE EXCEPTION 'value out of range for this test' USING ERRCODE = 'numeric_value_out_of_range';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER %[1]s BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION %[1]s()`,
+		refuse, "'"+p+"db-bad'"))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := env.db.Pool().Exec(context.Background(), fmt.Sprintf(`DROP TRIGGER %[1]s ON audit_events; DROP FUNCTION %[1]s()`, refuse))
+		require.NoError(t, err)
+	})
 
 	badOutcome := minimalEvent(p + "bad-outcome")
 	badOutcome.EventOutcome = "maybe"

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -34,17 +38,58 @@ type deadLetter struct {
 // outage. It reports whether the batch was handled.
 func (w *Writer) flush(sess session, batch []item, final bool) bool {
 	start := time.Now()
-	ok := w.handle(sess, batch, final)
+	// A batch is a trace of its own, linked to the traces its records
+	// came with (the requests that published them).
+	ctx, span := w.tracer.Start(context.Background(), "writer batch", trace.WithNewRoot(),
+		trace.WithLinks(w.recordLinks(batch)...),
+		trace.WithAttributes(attribute.Int("auditstream.batch.records", len(batch)), attribute.Bool("auditstream.batch.final", final)))
+	defer span.End()
+	ok := w.handle(ctx, sess, batch, final)
 	result := "ok"
 	if !ok {
 		result = "abandoned"
+		span.SetStatus(codes.Error, "batch abandoned; its records will be redelivered")
 	}
 	w.metrics.flush.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	w.metrics.batchSize.Observe(float64(len(batch)))
+	if ce := w.log.Check(zap.DebugLevel, "batch flushed"); ce != nil {
+		ce.Write(zap.Int("records", len(batch)), zap.String("result", result), zap.Duration("duration", time.Since(start)), telemetry.TraceID(ctx))
+	}
 	return ok
 }
 
-func (w *Writer) handle(sess session, batch []item, final bool) bool {
+// maxBatchLinks bounds the links of a batch span, one per distinct trace
+// among its records: the SDK's default link limit, so that none is
+// dropped unseen.
+const maxBatchLinks = 128
+
+// recordLinks returns a link to the trace of each record that carries a
+// traceparent header, one per trace, at most maxBatchLinks.
+func (w *Writer) recordLinks(batch []item) []trace.Link {
+	if w.propagator == nil {
+		return nil
+	}
+	var links []trace.Link
+	seen := make(map[trace.TraceID]struct{})
+	for _, it := range batch {
+		hs := kafka.HeaderCarrier(it.msg.Headers)
+		sc := trace.SpanContextFromContext(w.propagator.Extract(context.Background(), &hs))
+		if !sc.IsValid() {
+			continue
+		}
+		if _, ok := seen[sc.TraceID()]; ok {
+			continue
+		}
+		seen[sc.TraceID()] = struct{}{}
+		links = append(links, trace.Link{SpanContext: sc})
+		if len(links) == maxBatchLinks {
+			break
+		}
+	}
+	return links
+}
+
+func (w *Writer) handle(ctx context.Context, sess session, batch []item, final bool) bool {
 	var dead []deadLetter
 	rows := make([]item, 0, len(batch))
 	for _, it := range batch {
@@ -54,14 +99,14 @@ func (w *Writer) handle(sess session, batch []item, final bool) bool {
 		}
 		rows = append(rows, it)
 	}
-	isolated, err := w.storeIsolating(sess, rows, final)
+	isolated, err := w.storeIsolating(ctx, sess, rows, final)
 	if err != nil {
-		w.log.Warn("batch abandoned; its records will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
+		w.log.Warn("batch abandoned; its records will be redelivered", zap.Int("records", len(batch)), telemetry.TraceID(ctx), zap.Error(err))
 		return false
 	}
 	dead = append(dead, isolated...)
-	if err := w.deadLetter(sess, dead, final); err != nil {
-		w.log.Warn("dead letters not acknowledged; batch will be redelivered", zap.Int("records", len(batch)), zap.Error(err))
+	if err := w.deadLetter(ctx, sess, dead, final); err != nil {
+		w.log.Warn("dead letters not acknowledged; batch will be redelivered", zap.Int("records", len(batch)), telemetry.TraceID(ctx), zap.Error(err))
 		return false
 	}
 	markLast(sess, batch)
@@ -87,11 +132,11 @@ func markLast(sess session, batch []item) {
 // storeIsolating writes rows, waiting out outages; on a poison or failed
 // error it splits the rows in halves until each culprit is alone, and
 // returns the culprits as dead letters while everything else is stored.
-func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLetter, error) {
+func (w *Writer) storeIsolating(ctx context.Context, sess session, rows []item, final bool) ([]deadLetter, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	err := w.write(sess, rows, final)
+	err := w.write(ctx, sess, rows, final)
 	if err == nil || errors.Is(err, errAbandoned) {
 		return nil, err
 	}
@@ -99,15 +144,15 @@ func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLe
 		class := errclass.Of(err)
 		w.log.Warn("record refused by the database",
 			zap.String("topic", rows[0].msg.Topic), zap.Int32("partition", rows[0].msg.Partition),
-			zap.Int64("offset", rows[0].msg.Offset), zap.String("class", string(class)), zap.Error(err))
+			zap.Int64("offset", rows[0].msg.Offset), zap.String("class", string(class)), telemetry.TraceID(ctx), zap.Error(err))
 		return []deadLetter{{msg: rows[0].msg, class: class, reason: err.Error()}}, nil
 	}
 	mid := len(rows) / 2
-	left, err := w.storeIsolating(sess, rows[:mid], final)
+	left, err := w.storeIsolating(ctx, sess, rows[:mid], final)
 	if err != nil {
 		return nil, err
 	}
-	right, err := w.storeIsolating(sess, rows[mid:], final)
+	right, err := w.storeIsolating(ctx, sess, rows[mid:], final)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +161,9 @@ func (w *Writer) storeIsolating(sess session, rows []item, final bool) ([]deadLe
 
 // write runs one transaction for rows, retrying through outages with
 // capped exponential backoff (fetching paused meanwhile). It returns nil,
-// errAbandoned, or the poison/failed error of the batch.
-func (w *Writer) write(sess session, rows []item, final bool) error {
+// errAbandoned, or the poison/failed error of the batch. Each attempt is a
+// "store write" span of the batch's trace.
+func (w *Writer) write(ctx context.Context, sess session, rows []item, final bool) error {
 	events := make([]audit.Event, 0, len(rows))
 	var notifications []audit.Notification
 	for _, it := range rows {
@@ -132,8 +178,17 @@ func (w *Writer) write(sess session, rows []item, final bool) error {
 		start := time.Now()
 		// The attempt is not bound to the session: a transaction under way
 		// finishes even if a rebalance starts, bounded by WriteTimeout.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), w.cfg.WriteTimeout)
-		res, err := w.rows.Write(ctx, events, notifications)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), w.cfg.WriteTimeout)
+		wctx, span := w.tracer.Start(trace.ContextWithSpan(wctx, trace.SpanFromContext(ctx)), "store write",
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.operation.name", "COPY"),
+				attribute.Int("auditstream.events", len(events)), attribute.Int("auditstream.notifications", len(notifications))))
+		res, err := w.rows.Write(wctx, events, notifications)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			span.SetAttributes(attribute.String("auditstream.error_class", string(errclass.Of(err))))
+		}
+		span.End()
 		cancel()
 		if err == nil {
 			w.setOutage(false, nil)
@@ -185,33 +240,38 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 // deadLetter publishes the dead letters and waits for Kafka's
 // acknowledgement, retrying while the session lasts: their offsets must not
 // be marked before the DLQ has them.
-func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
+func (w *Writer) deadLetter(ctx context.Context, sess session, dead []deadLetter, final bool) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	_, span := w.tracer.Start(ctx, "send "+w.cfg.DLQTopic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", w.cfg.DLQTopic),
+			attribute.Int("messaging.batch.message_count", len(dead))))
+	defer span.End()
 	now := w.now().UTC()
-	records := make([]kafka.Record, len(dead))
+	msgs := make([]*message.Message, len(dead))
 	for i, d := range dead {
 		letter := dlq.Failure(d.msg, d.class, d.reason, now)
-		records[i] = kafka.Record{
-			Topic:   w.cfg.DLQTopic,
-			Key:     d.msg.Key,
-			Value:   d.msg.Value,
-			Headers: letter.Headers(d.msg.Headers),
-		}
+		// The original key, value and headers byte for byte (SPEC 6.1):
+		// the headers travel encoded, in order, never as watermill
+		// metadata entries of their own.
+		msgs[i] = kafka.NewMessage(d.msg.Coordinates(), d.msg.Key, d.msg.Value, letter.Headers(d.msg.Headers))
 	}
 	retry := backoff.Writer(w.cfg.MaxBackoff).New()
 	for {
-		err := w.dlq.Publish(sess.Context(), records)
+		err := w.dlq.Publish(w.cfg.DLQTopic, msgs...)
 		if err == nil {
 			break
 		}
+		span.AddEvent("publish failed", trace.WithAttributes(attribute.String("error", err.Error())))
 		if final {
+			span.SetStatus(codes.Error, err.Error())
 			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
-		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(records)),
-			zap.Duration("backoff", retry.Next()), zap.Error(err))
+		w.log.Warn("dead-letter publish failed, retrying", zap.Int("records", len(msgs)),
+			zap.Duration("backoff", retry.Next()), telemetry.TraceID(ctx), zap.Error(err))
 		if !retry.Wait(sess.Context()) {
+			span.SetStatus(codes.Error, err.Error())
 			return fmt.Errorf("%w: %w", errAbandoned, err)
 		}
 	}
@@ -219,7 +279,8 @@ func (w *Writer) deadLetter(sess session, dead []deadLetter, final bool) error {
 		w.metrics.deadLetters.WithLabelValues(string(d.class)).Inc()
 		w.metrics.seed.Failed(serviceOf(d.msg.Topic, w.cfg.NotificationsTopic), 1)
 		w.log.Warn("record dead-lettered", zap.String("topic", d.msg.Topic), zap.Int32("partition", d.msg.Partition),
-			zap.Int64("offset", d.msg.Offset), zap.String("class", string(d.class)), zap.String("reason", dlq.Truncate(d.reason)))
+			zap.Int64("offset", d.msg.Offset), zap.String("class", string(d.class)), zap.String("reason", dlq.Truncate(d.reason)),
+			telemetry.TraceID(ctx))
 	}
 	return nil
 }

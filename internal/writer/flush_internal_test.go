@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -66,15 +67,23 @@ type fakePublisher struct {
 	marksAtPublish []int
 }
 
-func (p *fakePublisher) Publish(_ context.Context, records []kafka.Record) error {
+// Publish records what a real publisher would send: the records the
+// messages stand for.
+func (p *fakePublisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
 	if p.failures > 0 {
 		p.failures--
-		return &kafka.PublishError{Total: len(records), Failed: len(records), Err: errors.New("broker down")}
+		return &kafka.PublishError{Total: len(msgs), Failed: len(msgs), Err: errors.New("broker down")}
 	}
-	p.published = append(p.published, records...)
+	for _, msg := range msgs {
+		r, err := kafka.RecordOf(topic, msg)
+		if err != nil {
+			return err
+		}
+		p.published = append(p.published, r)
+	}
 	if p.sess != nil {
 		p.marksAtPublish = append(p.marksAtPublish, len(p.sess.marked()))
 	}
@@ -101,13 +110,17 @@ func (s *fakeSession) marked() []string {
 	return slices.Clone(s.marks)
 }
 
-func newTestWriter(t *testing.T, st rowStore, pub deadLetterPublisher, size int, age time.Duration) *Writer {
+func newTestWriter(t *testing.T, st rowStore, pub deadLetterPublisher, size int, age time.Duration, opts ...func(*Config)) *Writer {
 	t.Helper()
-	w, err := New(Config{
+	cfg := Config{
 		Group: "g", EventsTopic: "ev", NotificationsTopic: "no", DLQTopic: "dlq",
 		BatchSize: size, BatchAge: age, MaxBackoff: 20 * time.Millisecond, WriteTimeout: time.Second,
 		Rules: audit.DefaultRules(),
-	}, kafka.Config{Brokers: []string{"127.0.0.1:1"}, Version: "3.6.0"}, st, pub, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := New(cfg, kafka.Config{Brokers: []string{"127.0.0.1:1"}, Version: "3.6.0"}, st, pub, zaptest.NewLogger(t), NewMetrics(prometheus.NewRegistry()))
 	require.NoError(t, err)
 	return w
 }

@@ -146,7 +146,7 @@ func startWriter(t *testing.T, tp topics, opt rigOptions) *rig {
 		WriteTimeout:       5 * time.Second,
 		Rules:              audit.DefaultRules(),
 		Submitters:         opt.submitters,
-	}, kcfg, st, producer, log.Named("writer"), writer.NewMetrics(reg))
+	}, kcfg, st, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())

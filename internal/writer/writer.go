@@ -6,10 +6,13 @@
 // marks the offsets.
 //
 // It consumes through internal/kafka's consumer group (sarama's) rather
-// than watermill's Kafka subscriber: watermill hands over one message per
-// partition and waits for its ack before the next, so it cannot gather a
+// than watermill-kafka's subscriber (v3.1.4): that hands over one message
+// per partition and waits for its ack before the next (batch consumption
+// is only in the unmerged watermill-kafka PR #29), so it cannot gather a
 // batch while keeping at-least-once delivery (acking early would lose
-// records on a crash).
+// records on a crash). Dead letters go out as the API's records do,
+// through watermill's message.Publisher (kafka.Publisher), all of a batch
+// in one call.
 //
 // Error classes (SPEC 5), decided once by the store on the SQLSTATE and
 // carried on its errors (errclass):
@@ -34,6 +37,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
@@ -41,6 +47,7 @@ import (
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
 // rowStore stores a batch in one transaction, skipping what is already
@@ -49,9 +56,11 @@ type rowStore interface {
 	Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (store.WriteResult, error)
 }
 
-// deadLetterPublisher returns once Kafka has acknowledged every record.
+// deadLetterPublisher is the part of watermill's message.Publisher the
+// writer uses, as the API does: it returns once Kafka has acknowledged
+// every message of a call (kafka.Publisher).
 type deadLetterPublisher interface {
-	Publish(ctx context.Context, records []kafka.Record) error
+	Publish(topic string, messages ...*message.Message) error
 }
 
 // Config is the writer's behaviour.
@@ -71,6 +80,9 @@ type Config struct {
 	// (SOURCE_KEYS_FILE); nil verifies none, and every record is stored
 	// with an unverified kafka:<name> (SOURCE_SIGNING_DISABLED).
 	Submitters submitters
+	// Tracing, when enabled, gives every batch a span linked to the traces
+	// of its records; nil is off.
+	Tracing *telemetry.Tracing
 }
 
 // Validate reports settings that cannot work.
@@ -101,6 +113,9 @@ type Writer struct {
 	log      *zap.Logger
 	metrics  *metrics
 	now      func() time.Time
+	// tracer is a no-op one when tracing is off, and propagator nil.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 
 	group  atomic.Pointer[kafka.ConsumerGroup]
 	outage atomic.Bool
@@ -125,7 +140,12 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	// The writer reads the system's own events too, and decides on their
 	// sender (decode); it is not a setting.
 	cfg.Rules.AcceptSystemCategory = true
-	return &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now}, nil
+	w := &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now,
+		tracer: cfg.Tracing.Tracer("github.com/auditstream/auditstream/internal/writer")}
+	if cfg.Tracing.Enabled() {
+		w.propagator = cfg.Tracing.Propagator()
+	}
+	return w, nil
 }
 
 // Run joins the consumer group and consumes until ctx ends; then the last

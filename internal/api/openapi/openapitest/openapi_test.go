@@ -66,6 +66,7 @@ func TestOperations(t *testing.T) {
 			[]string{"200", "401", "403", "429", "500", "503"}},
 		{http.MethodDelete, "/api/v1/audit/legal-hold/{correlation_id}", "releaseLegalHold", "Legal Hold",
 			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/health", "getHealthDetails", "Operations", []string{"200", "401", "403", "429", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
@@ -187,6 +188,12 @@ func TestReadOperations(t *testing.T) {
 	assert.Equal(t, 0.0, *offset.Min)
 	assert.Nil(t, offset.Max)
 	assert.EqualValues(t, 0, offset.Default)
+	for _, words := range []string{"`QUERY_MAX_OFFSET`", "10000", "`cursor`", "400"} {
+		assert.Contains(t, params["offset"].Description, words)
+	}
+	for _, words := range []string{"`QUERY_MAX_PAGE_BYTES`", "8 MiB", "`has_more`", "`next_cursor`", "fewer than `limit`", "`HTTP_WRITE_TIMEOUT`"} {
+		assert.Contains(t, q.Description, words)
+	}
 	for _, name := range []string{"since", "until"} {
 		d := params[name].Description
 		for _, form := range []string{"30m", "24h", "7d", "1.5d", "RFC 3339", "`2006-01-02T15:04:05`", "`2006-01-02`", "UTC", "midnight", "inclusive"} {
@@ -631,8 +638,10 @@ func TestRequestBodies(t *testing.T) {
 		{"minimal event", events, patch(t, seedEvent, map[string]any{"actor_type": nil, "actor_id": nil,
 			"resource_type": nil, "resource_id": nil, "parent_event_id": nil, "namespace": nil,
 			"cluster_name": nil, "severity": nil, "duration_ms": nil})},
+		{"leap second", events, patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:60.5Z"})},
 		{"batch of one", batch, []byte("[" + seedEvent + "]")},
 		{"seed notification", notifications, []byte(seedNotification)},
+		{"notification at a leap second", notifications, patch(t, seedNotification, map[string]any{"sent_at": "2016-12-31T15:59:60-08:00"})},
 		{"notification with nulls", notifications, patch(t, seedNotification, map[string]any{
 			"delivery_status": jsonNull, "error_message": jsonNull, "escalation_level": 5})},
 	}
@@ -653,6 +662,9 @@ func TestRequestBodies(t *testing.T) {
 		{"empty version", events, "version", patch(t, seedEvent, map[string]any{"version": ""})},
 		{"long version", events, "version", patch(t, seedEvent, map[string]any{"version": strings.Repeat("1", 21)})},
 		{"timestamp without offset", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00"})},
+		{"offset +24:00", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13T02:00:00+24:00"})},
+		{"second 61", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2016-12-31T23:59:61Z"})},
+		{"sent_at offset +24:00", notifications, "sent_at", patch(t, seedNotification, map[string]any{"sent_at": "2025-11-03T12:00+24:00"})},
 		{"date-only timestamp", events, "event_timestamp", patch(t, seedEvent, map[string]any{"event_timestamp": "2025-12-13"})},
 		{"negative duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": -1})},
 		{"fractional duration", events, "duration_ms", patch(t, seedEvent, map[string]any{"duration_ms": 1.5})},
