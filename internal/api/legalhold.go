@@ -71,28 +71,43 @@ func holdResponse(h store.Hold) LegalHoldResponse {
 		PlacedAt: h.PlacedAt, Reason: h.Reason}
 }
 
-func (h *holdHandlers) place(c *gin.Context) {
+// holdBody reads a hold operation's body and parses it; on failure it
+// has answered. A principal limited to namespaces is refused here too,
+// after the body's checks, as for the write routes.
+func holdBody[T any](c *gin.Context, h *holdHandlers, parse func([]byte) (T, error)) (T, bool) {
+	var req T
 	body, ok := readJSONBody(c, h.maxBody)
 	if !ok {
-		return
+		return req, false
 	}
-	req, err := audit.ParseLegalHold(body)
+	req, err := parse(body)
 	if err != nil {
 		answerInvalid(c, err)
-		return
+		return req, false
 	}
-	if !h.access.mayUseUnscoped(c, holdsUnscoped) {
+	return req, h.access.mayUseUnscoped(c, holdsUnscoped)
+}
+
+// record publishes the audit event of a hold operation on correlationID by
+// principal by, at the time the store gave it.
+func (h *holdHandlers) record(ctx context.Context, typ, action, by, correlationID string, at time.Time, data map[string]any) error {
+	data["correlation_id"] = correlationID
+	return h.system.Record(ctx, selfaudit.Action{
+		At: at, Type: typ, Action: action, Chain: selfaudit.LegalHoldChain,
+		Actor: by, ResourceType: "correlation_id", ResourceID: correlationID, Data: data,
+	})
+}
+
+func (h *holdHandlers) place(c *gin.Context) {
+	req, ok := holdBody(c, h, audit.ParseLegalHold)
+	if !ok {
 		return
 	}
 	by := principalName(c.Request.Context())
 	ctx := c.Request.Context()
 	hold, err := h.holds.PlaceHold(ctx, req.CorrelationID, req.Reason, by, func(hold store.Hold) error {
-		return h.system.Record(ctx, selfaudit.Action{
-			At: hold.PlacedAt, Type: selfaudit.TypeHoldPlaced, Action: "place", Chain: selfaudit.LegalHoldChain,
-			Actor: by, ResourceType: "correlation_id", ResourceID: hold.CorrelationID,
-			Data: map[string]any{"correlation_id": hold.CorrelationID, "reason": hold.Reason, "placed_by": by,
-				"events_affected": hold.EventsAffected},
-		})
+		return h.record(ctx, selfaudit.TypeHoldPlaced, "place", by, hold.CorrelationID, hold.PlacedAt,
+			map[string]any{"reason": hold.Reason, "placed_by": by, "events_affected": hold.EventsAffected})
 	})
 	switch {
 	case errors.Is(err, store.ErrNothingToHold):
@@ -134,27 +149,15 @@ func (h *holdHandlers) release(c *gin.Context) {
 		answerInvalid(c, err)
 		return
 	}
-	body, ok := readJSONBody(c, h.maxBody)
+	reason, ok := holdBody(c, h, audit.ParseHoldRelease)
 	if !ok {
-		return
-	}
-	reason, err := audit.ParseHoldRelease(body)
-	if err != nil {
-		answerInvalid(c, err)
-		return
-	}
-	if !h.access.mayUseUnscoped(c, holdsUnscoped) {
 		return
 	}
 	by := principalName(c.Request.Context())
 	ctx := c.Request.Context()
 	rel, err := h.holds.ReleaseHold(ctx, correlationID, reason, by, func(rel store.Release) error {
-		return h.system.Record(ctx, selfaudit.Action{
-			At: rel.ReleasedAt, Type: selfaudit.TypeHoldReleased, Action: "release", Chain: selfaudit.LegalHoldChain,
-			Actor: by, ResourceType: "correlation_id", ResourceID: rel.CorrelationID,
-			Data: map[string]any{"correlation_id": rel.CorrelationID, "release_reason": rel.Reason, "released_by": by,
-				"events_released": rel.EventsReleased},
-		})
+		return h.record(ctx, selfaudit.TypeHoldReleased, "release", by, rel.CorrelationID, rel.ReleasedAt,
+			map[string]any{"release_reason": rel.Reason, "released_by": by, "events_released": rel.EventsReleased})
 	})
 	switch {
 	case errors.Is(err, store.ErrNotHeld):

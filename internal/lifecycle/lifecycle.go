@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/backoff"
 	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -147,21 +148,9 @@ func New(cfg Config, db partitionStore, rec recorder, log *zap.Logger, reg prome
 // returns nil). A failed run is logged and tried again sooner; it never
 // stops the loop.
 func (m *Maintainer) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		wait := m.cfg.Interval
-		if err := m.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			wait = min(wait, retryInterval)
-			m.log.Warn("maintenance run failed", zap.Error(err), zap.Duration("retry_in", wait))
-		}
-		timer.Reset(wait)
-	}
+	return backoff.Every(ctx, m.cfg.Interval, min(m.cfg.Interval, retryInterval), m.RunOnce, func(err error, wait time.Duration) {
+		m.log.Warn("maintenance run failed", zap.Error(err), zap.Duration("retry_in", wait))
+	})
 }
 
 // RunOnce is one maintenance run: partitions ahead, drops whose audit event

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/backoff"
 )
 
 // maxPartitionsPerCall caps EnsurePartitions: a range wider than this many
@@ -114,19 +116,7 @@ func (s *Store) EnsurePartitionsAhead(ctx context.Context) error {
 // logged as what failed and tried again after maintenanceRetryInterval; it
 // never stops the loop.
 func (s *Store) runPeriodically(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		wait := interval
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			wait = maintenanceRetryInterval
-			s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
-		}
-		timer.Reset(wait)
-	}
+	return backoff.Every(ctx, interval, maintenanceRetryInterval, fn, func(err error, wait time.Duration) {
+		s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
+	})
 }
