@@ -37,9 +37,14 @@ GRANT SELECT ON retention_drops TO auditstream_writer;
 
 -- The API reads events (and the id register behind GET /events/{id}).
 GRANT SELECT ON audit_events, audit_event_ids TO auditstream_api;
--- The notification check and the id it reserves.
+-- The notification check and the id it reserves, holding the
+-- notification_id until the writer stores it (notification_reserve, an
+-- ordinary function: it runs with these rights), and the pruning of old
+-- holds.
 GRANT SELECT ON notification_audit TO auditstream_api;
 GRANT USAGE ON SEQUENCE notification_audit_id_seq TO auditstream_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON notification_reservations TO auditstream_api;
+GRANT EXECUTE ON FUNCTION notification_reserve(text, bytea, timestamptz, interval) TO auditstream_api;
 -- Legal holds: placing inserts, releasing completes the entry (the
 -- history trigger refuses any other change).
 GRANT SELECT, INSERT ON legal_holds TO auditstream_api;

@@ -273,8 +273,22 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	require.EqualValues(t, 90, stored["retention_days"])
 	require.Equal(t, "legal-admin", stored["submitted_by"])
 
+	// A notification goes through the API's reservation and is stored by
+	// the writer's role.
+	notificationID := "e2e-roles-" + uuid.NewString()
+	code, body := s.call(t, api, http.MethodPost, "/api/v1/audit/notifications", fmt.Sprintf(`{"remediation_id":"r-1",
+		"notification_id":%q,"recipient":"sre@example.com","channel":"teams","message_summary":"roles","status":"sent","sent_at":%q}`,
+		notificationID, time.Now().UTC().Format(time.RFC3339)))
+	require.Equal(t, http.StatusCreated, code, "%v", body)
+	testenv.Await(t, 30*time.Second, "the notification stored", func() (bool, string) {
+		var n int
+		err := owner.QueryRow(ctx, `SELECT count(*) FROM notification_audit WHERE notification_id = $1 AND channel = 'teams'`,
+			notificationID).Scan(&n)
+		return err == nil && n == 1, fmt.Sprint(n, err)
+	})
+
 	// The API's role places and releases holds.
-	code, body := s.call(t, api, http.MethodPost, "/api/v1/audit/legal-hold", fmt.Sprintf(`{"correlation_id":%q,"reason":"r"}`, corr))
+	code, body = s.call(t, api, http.MethodPost, "/api/v1/audit/legal-hold", fmt.Sprintf(`{"correlation_id":%q,"reason":"r"}`, corr))
 	require.Equal(t, http.StatusOK, code, "%v", body)
 	code, body = s.call(t, api, http.MethodDelete, "/api/v1/audit/legal-hold/"+corr, `{"release_reason":"r"}`)
 	require.Equal(t, http.StatusOK, code, "%v", body)
