@@ -24,6 +24,19 @@ type AuditctlMigrate struct {
 	JSON    bool          `name:"json" env:"AUDITCTL_JSON" help:"Print one JSON object ({\"version\": N}) instead of text."`
 }
 
+// Validate refuses an empty connection string (an empty DATABASE_URL
+// satisfies "required" but would dial the local socket as the OS user).
+func (m AuditctlMigrate) Validate() error {
+	var errs []error
+	if strings.TrimSpace(m.URL) == "" {
+		errs = append(errs, errors.New("--database-url (DATABASE_URL) must not be empty"))
+	}
+	if m.Timeout <= 0 {
+		errs = append(errs, errors.New("--timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
 // Help implements kong.HelpProvider.
 func (AuditctlMigrate) Help() string {
 	return `Applies the migrations embedded in this build that the database lacks, under
