@@ -244,7 +244,7 @@ func TestDockerfileBuildsEveryBinaryStatically(t *testing.T) {
 	}
 	require.Regexp(t, `(?m)^FROM golang:\$\{GO_VERSION\} AS build$`, df)
 	require.Regexp(t, `(?m)^FROM gcr\.io/distroless/static[^ ]*:nonroot$`, df)
-	for _, b := range []string{"ingest-api", "writer", "dlq-replayer"} {
+	for _, b := range []string{"ingest-api", "writer", "dlq-replayer", "auditctl"} {
 		require.Contains(t, df, "./cmd/"+b, "the image must contain %s", b)
 		require.Contains(t, df, "/out/"+b, "the image must contain %s", b)
 	}
@@ -319,9 +319,18 @@ func TestComposeFile(t *testing.T) {
 		require.Contains(t, initCmd, topic)
 	}
 
+	// The writer's integrity keys: made once by auditctl from the image,
+	// into the volume the writer mounts.
+	keysInit := p.Services["integrity-keys-init"]
+	require.Equal(t, []string{"/usr/local/bin/auditctl", "keys", "--dir", "/run/auditstream/integrity", "--keep-existing"}, keysInit.Command)
+	require.Equal(t, "no", keysInit.Restart)
+	require.Contains(t, volumes(keysInit), "integrity-keys:/run/auditstream/integrity:rw")
+	require.Contains(t, initCmd, "--topic audit.checkpoints --partitions 1")
+	require.Contains(t, initCmd, "retention.ms=-1")
+
 	ran := map[string]bool{}
 	for name, svc := range p.Services {
-		if !strings.HasPrefix(svc.Image, "auditstream:") {
+		if !strings.HasPrefix(svc.Image, "auditstream:") || name == "integrity-keys-init" {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
@@ -363,6 +372,12 @@ func TestComposeFile(t *testing.T) {
 				require.Equal(t, "/run/auditstream/source-keys/source-keys.yaml", env["SOURCE_KEYS_FILE"])
 				require.Contains(t, volumes(svc), "source-keys:/run/auditstream/source-keys:ro")
 				require.Equal(t, "service_completed_successfully", svc.DependsOn["source-keys-init"].Condition)
+			}
+			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
+				require.Equal(t, "/run/auditstream/integrity/integrity-keys.yaml", env["INTEGRITY_KEYS_FILE"])
+				require.Equal(t, "/run/auditstream/integrity/checkpoint-signing-key.pem", env["CHECKPOINT_SIGNING_KEY_FILE"])
+				require.Contains(t, volumes(svc), "integrity-keys:/run/auditstream/integrity:ro")
+				require.Equal(t, "service_completed_successfully", svc.DependsOn["integrity-keys-init"].Condition)
 			}
 		})
 	}
@@ -487,14 +502,20 @@ func TestKustomizeBase(t *testing.T) {
 	}
 
 	configMaps := map[string]map[string]string{}
-	deployments := map[string]*appsv1.Deployment{}
+	// The workloads: Deployments, and ingest-api's StatefulSet (a claim
+	// per replica for its spool).
+	deployments := map[string]workload{}
+	var spoolClaims []corev1.PersistentVolumeClaim
 	var hpas []*autoscalingv2.HorizontalPodAutoscaler
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.ConfigMap:
 			configMaps[o.Name] = o.Data
 		case *appsv1.Deployment:
-			deployments[o.Name] = o
+			deployments[o.Name] = workload{kind: "Deployment", Spec: workloadSpec{Template: o.Spec.Template, Replicas: o.Spec.Replicas}}
+		case *appsv1.StatefulSet:
+			deployments[o.Name] = workload{kind: "StatefulSet", Spec: workloadSpec{Template: o.Spec.Template, Replicas: o.Spec.Replicas}}
+			spoolClaims = o.Spec.VolumeClaimTemplates
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			hpas = append(hpas, o)
 		case *corev1.Secret:
@@ -533,7 +554,7 @@ func TestKustomizeBase(t *testing.T) {
 					t.Errorf("env %s: unexpected source", e.Name)
 				}
 			}
-			checkEnv(t, "Deployment "+name, b, env)
+			checkEnv(t, d.kind+" "+name, b, env)
 			for _, e := range c.Env {
 				if e.Name == "DATABASE_URL" {
 					require.NotNil(t, e.ValueFrom.SecretKeyRef, "DATABASE_URL holds a password: from a Secret")
@@ -541,6 +562,10 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
 				requireSecretMount(t, pod, c, filepath.Dir(env["SOURCE_KEYS_FILE"]), "auditstream-source-keys")
+			}
+			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
+				requireSecretMount(t, pod, c, filepath.Dir(env["INTEGRITY_KEYS_FILE"]), "auditstream-integrity-keys")
+				requireSecretMount(t, pod, c, filepath.Dir(env["CHECKPOINT_SIGNING_KEY_FILE"]), "auditstream-checkpoint-signing-key")
 			}
 			delete(env, "GOMEMLIMIT")
 			cfg := b.parseConfig(t, env)
@@ -554,6 +579,21 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			require.Equal(t, strconv.Itoa(metrics), d.Spec.Template.Annotations["prometheus.io/port"])
 			if api, ok := cfg.(*config.IngestAPI); ok {
+				// The spool lives on the replica's own claim (SPEC 11).
+				require.Equal(t, "StatefulSet", d.kind, "ingest-api keeps its spool on a claim per replica")
+				require.True(t, api.Spool.Enabled(), "SPOOL_DIR is set")
+				var claim string
+				for _, m := range c.VolumeMounts {
+					if m.MountPath == api.Spool.Dir {
+						claim = m.Name
+					}
+				}
+				require.NotEmpty(t, claim, "a volume is mounted at SPOOL_DIR %s", api.Spool.Dir)
+				require.Len(t, spoolClaims, 1)
+				require.Equal(t, claim, spoolClaims[0].Name)
+				size := spoolClaims[0].Spec.Resources.Requests[corev1.ResourceStorage]
+				require.Greater(t, size.Value(), api.Spool.MaxBytes, "the claim holds SPOOL_MAX_BYTES")
+				require.NotNil(t, pod.SecurityContext.FSGroup, "the claim is writable by the API's group")
 				// The tokens file comes from a Secret volume.
 				var fromSecret bool
 				for _, m := range c.VolumeMounts {
@@ -601,9 +641,21 @@ func TestKustomizeBase(t *testing.T) {
 		})
 	}
 
-	// Only the stateless API autoscales.
+	// Only the API autoscales.
 	require.Len(t, hpas, 1)
 	require.Equal(t, "ingest-api", hpas[0].Spec.ScaleTargetRef.Name)
+	require.Equal(t, deployments["ingest-api"].kind, hpas[0].Spec.ScaleTargetRef.Kind)
+}
+
+// workload is the part of a Deployment or a StatefulSet the checks read.
+type workload struct {
+	kind string
+	Spec workloadSpec
+}
+
+type workloadSpec struct {
+	Template corev1.PodTemplateSpec
+	Replicas *int32
 }
 
 // requireSecretMount checks that container c of pod mounts the Secret
@@ -841,6 +893,7 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	brokers := strings.Join(kafka.Brokers(), ",")
 	sourceKeys := testenv.NewSourceKeys(t)
+	integrityKeys := testenv.NewIntegrityKeys(t)
 
 	// Each binary runs with the environment docker-compose gives it, pointed
 	// at the test's services and sped up.
@@ -853,13 +906,17 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		if _, ok := env["SOURCE_KEYS_FILE"]; ok {
 			env["SOURCE_KEYS_FILE"] = sourceKeys
 		}
+		if _, ok := env["INTEGRITY_KEYS_FILE"]; ok {
+			env["INTEGRITY_KEYS_FILE"] = integrityKeys.KeysFile
+			env["CHECKPOINT_SIGNING_KEY_FILE"] = integrityKeys.SigningKeyFile
+		}
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)
 	}
 	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "METRICS_ADDR": testenv.NewAddr(t),
-		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s"})
+		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s", "SPOOL_DIR": t.TempDir(), "SPOOL_MAX_BYTES": "1048576"})
 	api.token = composeToken
-	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms"})
+	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms", "CHECKPOINT_INTERVAL": "1s"})
 	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
 	for _, p := range []*process{api, writer, replayer} {
 		p.waitReady(t, 90*time.Second)
@@ -904,9 +961,16 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		p.stop(t)
 	}
 
-	// Kafka goes away: the API answers 503 and counts the failed publish.
+	// Kafka goes away: the API spools (202) and counts the failed
+	// publish; what does not fit the spool is answered 503.
 	require.NoError(t, kafka.Close())
-	api.post(t, "/api/v1/audit/events", strings.Replace(event, eventID, uuid.NewString(), 1), http.StatusServiceUnavailable)
+	api.post(t, "/api/v1/audit/events", strings.Replace(event, eventID, uuid.NewString(), 1), http.StatusAccepted)
+	large := make([]string, 20)
+	for i := range large {
+		large[i] = strings.Replace(strings.Replace(event, eventID, uuid.NewString(), 1),
+			`"event_data":{}`, `"event_data":{"blob":"`+strings.Repeat("x", 60<<10)+`"}`, 1)
+	}
+	api.post(t, "/api/v1/audit/events/batch", "["+strings.Join(large, ",")+"]", http.StatusServiceUnavailable)
 	merge(all, api.scrape(t))
 	api.stop(t)
 

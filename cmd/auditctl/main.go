@@ -1,7 +1,8 @@
 // Command auditctl is auditstream's operator tool (SPEC 12). Its token
-// command creates API keys for AUTH_TOKENS_FILE; migrate applies the schema
-// migrations as the schema's owner, so that the binaries can run under
-// roles that may not change it. Exit codes: 0 ok, 1 failure, 2 usage.
+// command creates API keys for AUTH_TOKENS_FILE, keys the integrity keys
+// (keys.go), migrate applies the schema migrations as the schema's owner,
+// so that the binaries can run under roles that may not change it. Exit
+// codes: 0 ok, 1 failure, 2 usage.
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	var cfg config.Auditctl
-	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api, schema migrations.", os.Args[1:])
+	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api, integrity keys for the writer, schema migrations.", os.Args[1:])
 	if err := dispatch(kctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "auditctl: %v\n", err)
 		os.Exit(1)
@@ -32,6 +33,8 @@ func dispatch(kctx *kong.Context, cfg config.Auditctl, out io.Writer) error {
 	switch kctx.Command() {
 	case "token":
 		return runToken(cfg.Token, out)
+	case "keys":
+		return runKeys(cfg.Keys, out)
 	case "migrate":
 		return runMigrate(cfg.Migrate, out)
 	default:

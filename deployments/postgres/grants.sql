@@ -34,6 +34,9 @@ GRANT EXECUTE ON FUNCTION audit_events_ensure_partition(timestamptz) TO auditstr
 GRANT EXECUTE ON FUNCTION audit_events_retention_drop(timestamptz, integer, uuid) TO auditstream_writer;
 -- Drops whose audit event must be published again.
 GRANT SELECT ON retention_drops TO auditstream_writer;
+-- The hash chain (migration 000006): each chain's head, moved in the
+-- batch's transaction, and the signed checkpoints of the heads.
+GRANT SELECT, INSERT, UPDATE ON chain_heads, integrity_checkpoints TO auditstream_writer;
 
 -- The API reads events (and the id register behind GET /events/{id}).
 GRANT SELECT ON audit_events, audit_event_ids TO auditstream_api;
@@ -49,5 +52,6 @@ GRANT EXECUTE ON FUNCTION notification_reserve(text, bytea, timestamptz, interva
 -- history trigger refuses any other change).
 GRANT SELECT, INSERT ON legal_holds TO auditstream_api;
 GRANT UPDATE (released_by, released_at, release_reason, events_released) ON legal_holds TO auditstream_api;
--- What retention removed from each chain, for verify-chain.
-GRANT SELECT ON retention_drops, retention_dropped_chains TO auditstream_api;
+-- What retention removed from each chain, and the chain's heads and
+-- checkpoints, for verification.
+GRANT SELECT ON retention_drops, retention_dropped_chains, chain_heads, integrity_checkpoints TO auditstream_api;

@@ -34,6 +34,9 @@ type stack struct {
 	keys   string
 	token  string
 	tokens string
+	// integrity are the writers' chain keys, shared by every writer of the
+	// stack, as the writers of one deployment share them.
+	integrity testenv.IntegrityKeys
 }
 
 func newStack(t *testing.T) *stack {
@@ -43,7 +46,7 @@ func newStack(t *testing.T) *stack {
 	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
 	require.NoError(t, auth.TokensFile{Tokens: []auth.TokenEntry{entry}}.WriteFile(tokens))
 	return &stack{kafka: testenv.NewKafka(t, nil), pg: testenv.NewPostgres(t), keys: testenv.NewSourceKeys(t),
-		token: token, tokens: tokens}
+		token: token, tokens: tokens, integrity: testenv.NewIntegrityKeys(t)}
 }
 
 // writer starts a writer against databaseURL (the stack's own when
@@ -53,7 +56,8 @@ func (s *stack) writer(t *testing.T, databaseURL string, env ...string) *service
 	if databaseURL == "" {
 		databaseURL = s.pg.URL()
 	}
-	return start(t, "writer", append(append(s.kafka.Env(), "DATABASE_URL="+databaseURL, "SOURCE_KEYS_FILE="+s.keys), env...)...)
+	base := append(append(s.kafka.Env(), s.integrity.Env()...), "DATABASE_URL="+databaseURL, "SOURCE_KEYS_FILE="+s.keys)
+	return start(t, "writer", append(base, env...)...)
 }
 
 func (s *stack) api(t *testing.T, databaseURL string, env ...string) *service {

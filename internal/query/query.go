@@ -375,6 +375,10 @@ func scanEvent(row pgx.CollectableRow) (Event, error) {
 			dest[i] = f.Flag(&e)
 		case audit.KindOptInt:
 			dest[i] = f.OptInt32(&e)
+		case audit.KindOptHash:
+			dest[i] = f.Bytes(&e)
+		case audit.KindOptSmallInt:
+			dest[i] = f.OptSmallInt(&e)
 		default:
 			panic("query: " + f.Name + ": no scan rule for its kind")
 		}

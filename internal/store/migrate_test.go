@@ -3,10 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"path"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +98,26 @@ func TestSubmittedByMigration(t *testing.T) {
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
 }
 
+// downTo returns the SQL that takes a migrated database back to version:
+// the down migrations above it, newest first, and the version recorded.
+func downTo(t *testing.T, version uint) string {
+	t.Helper()
+	entries, err := migrationFiles.ReadDir("migrations")
+	require.NoError(t, err)
+	var sql []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		name := entries[i].Name()
+		var v uint
+		if _, err := fmt.Sscanf(name, "%d_", &v); err != nil || v <= version || !strings.HasSuffix(name, ".down.sql") {
+			continue
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		require.NoError(t, err)
+		sql = append(sql, string(b))
+	}
+	return strings.Join(append(sql, fmt.Sprintf("UPDATE schema_migrations SET version = %d", version)), ";\n")
+}
+
 // migratedAfterRows is a database where a binary of schema version stored
 // an event and a notification of correlation corr (with only the columns
 // every version has), before it was migrated to the latest version.
@@ -109,7 +127,7 @@ func migratedAfterRows(t *testing.T, version uint, corr string) (*Store, *testen
 	db := testenv.NewPostgres(t)
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	migrateDownTo(t, db, version)
+	require.NoError(t, db.Exec(ctx, downTo(t, version)))
 	before := testEvent(corr, time.Now())
 	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
 		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
@@ -121,28 +139,6 @@ func migratedAfterRows(t *testing.T, version uint, corr string) (*Store, *testen
 	require.NoError(t, err)
 	require.Equal(t, latestVersion, v)
 	return openStore(t, db.URL()), db, before
-}
-
-// migrateDownTo runs the down migrations of every version above version,
-// newest first, and records version as the schema's, as a database last
-// migrated by a binary of that version is.
-func migrateDownTo(t *testing.T, db *testenv.Postgres, version uint) {
-	t.Helper()
-	names, err := fs.Glob(migrationFiles, "migrations/*.down.sql")
-	require.NoError(t, err)
-	slices.Sort(names)
-	for _, name := range slices.Backward(names) {
-		var v uint
-		_, err := fmt.Sscanf(path.Base(name), "%d_", &v)
-		require.NoError(t, err, name)
-		if v <= version {
-			break
-		}
-		down, err := migrationFiles.ReadFile(name)
-		require.NoError(t, err)
-		require.NoError(t, db.Exec(t.Context(), string(down)), name)
-	}
-	require.NoError(t, db.Exec(t.Context(), fmt.Sprintf(`UPDATE schema_migrations SET version = %d`, version)))
 }
 
 // TestLifecycleMigration: 000007 applies to a database that already holds
@@ -170,4 +166,47 @@ func TestLifecycleMigration(t *testing.T) {
 	require.Error(t, db.Exec(ctx, `UPDATE notification_audit SET notification_id = 'x' WHERE notification_id = 'migration-000007'`))
 	require.NoError(t, db.Exec(ctx, `UPDATE notification_audit SET channel = 'teams' WHERE notification_id = 'migration-000007'`),
 		"delivery columns may change, and teams is a channel now")
+}
+
+// TestHashChainMigration: 000006 applies to a database that already holds
+// events, leaves their chain fields null (they belong to no chain), and
+// the next event of their correlation_id starts its chain at 1; its down
+// migration removes the chain again.
+func TestHashChainMigration(t *testing.T) {
+	ctx := t.Context()
+	db := testenv.NewPostgres(t)
+	_, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(ctx, downTo(t, 5)))
+
+	corr := "migration-000006"
+	before := testEvent(corr, time.Now())
+	// As a binary of version 5 stores it: no chain columns.
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
+		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
+		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
+			correlation_id, event_data, submitted_by) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', '%[2]s', '{}', 'x')`,
+		before.EventID, corr)))
+
+	v, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.Equal(t, latestVersion, v)
+	keys := newChainKeys(t, "k1")
+	s := openChainStore(t, db.URL(), keys)
+	var unchained int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE event_id = $1 AND chain_seq IS NULL
+		AND previous_event_hash IS NULL AND event_hash IS NULL AND hash_key_id IS NULL AND hash_version IS NULL`, before.EventID).Scan(&unchained))
+	require.Equal(t, 1, unchained, "the row stays, without a chain")
+
+	after := testEvent(corr, time.Now())
+	_, err = s.Write(ctx, []audit.Event{after}, nil)
+	require.NoError(t, err)
+	chain := requireChain(t, s.Pool(), keys, corr, 1)
+	require.Equal(t, after.EventID, chain[0].EventID)
+
+	require.NoError(t, db.Exec(ctx, downTo(t, 5)))
+	var n int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM information_schema.tables
+		WHERE table_name IN ('chain_heads', 'integrity_checkpoints')`).Scan(&n))
+	require.Zero(t, n)
 }

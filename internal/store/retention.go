@@ -227,8 +227,8 @@ type DroppedEvents struct {
 	// Events is how many of the chain's events the partition held.
 	Events                        int64
 	FirstTimestamp, LastTimestamp time.Time
-	// MinChainSeq and MaxChainSeq bound their chain_seq; nil for drops
-	// made before events had one.
+	// MinChainSeq and MaxChainSeq bound their chain_seq; nil when none had
+	// one (stored before the chain, or with INTEGRITY_DISABLED).
 	MinChainSeq, MaxChainSeq *int64
 }
 

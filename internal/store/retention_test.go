@@ -391,3 +391,31 @@ func TestUnrecordedDrops(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, none, "outside the window")
 }
+
+// TestRetentionRecordsChainSeqs: what retention removes from a chain need
+// not be its head. A chain of six stored in this order, the third to
+// fifth backfilled four years back: the drop records that those three,
+// chain_seq 3 to 5, went, and the chain's head moves on.
+func TestRetentionRecordsChainSeqs(t *testing.T) {
+	_, db := retentionDB(t)
+	s := openChainStore(t, db.URL(), newChainKeys(t, "k1"))
+	ctx := t.Context()
+	storeAt(t, s, "rt-chain", time.Now().Add(-time.Hour), 2, nil)
+	storeAt(t, s, "rt-chain", yearsAgo(4), 3, nil)
+	storeAt(t, s, "rt-chain", time.Now().Add(-time.Minute), 1, nil)
+
+	run, err := s.RunRetention(ctx, 365, uuid.New)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{PartitionName(yearsAgo(4)): RetentionDropped}, outcomes(run))
+	dropped, err := s.DroppedFromChain(ctx, "rt-chain")
+	require.NoError(t, err)
+	require.Len(t, dropped, 1)
+	require.EqualValues(t, 3, dropped[0].Events)
+	require.Equal(t, int64(3), *dropped[0].MinChainSeq)
+	require.Equal(t, int64(5), *dropped[0].MaxChainSeq)
+
+	storeAt(t, s, "rt-chain", time.Now(), 1, nil)
+	var last int64
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT max(chain_seq) FROM audit_events WHERE correlation_id = 'rt-chain'`).Scan(&last))
+	require.Equal(t, int64(7), last, "the chain goes on after the drop, never reusing a chain_seq")
+}

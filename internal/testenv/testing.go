@@ -32,6 +32,15 @@ func NewKafka(t TB, topics map[string]int32) *Kafka {
 	return ownKafka(t, k, err)
 }
 
+// NewRestartableKafka starts a broker private to one test that the test
+// can stop and restart on the same address (see StartRestartableKafka),
+// and closes it when the test ends.
+func NewRestartableKafka(t TB, topics map[string]int32) *Kafka {
+	t.Helper()
+	k, err := StartRestartableKafka(topics, t.TempDir())
+	return ownKafka(t, k, err)
+}
+
 // NewSecureKafka starts a broker private to one test that requires TLS and
 // SASL (see StartSecureKafka), with its certificates in a directory of the
 // test's, and closes it when the test ends.
@@ -102,6 +111,17 @@ func NewSourceKeys(t TB) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	return path
+}
+
+// NewIntegrityKeys generates a writer's integrity keys into a directory
+// of the test's (GenerateIntegrityKeys).
+func NewIntegrityKeys(t TB) IntegrityKeys {
+	t.Helper()
+	k, err := GenerateIntegrityKeys(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return k
 }
 
 // NewOTLPReceiver starts a receiver that keeps every span (see

@@ -166,7 +166,8 @@ CREATE TABLE retention_dropped_chains (
     events          bigint       NOT NULL,
     first_timestamp timestamptz  NOT NULL,
     last_timestamp  timestamptz  NOT NULL,
-    -- Null while audit_events has no chain_seq (before tamper evidence).
+    -- Null when none of them has a chain_seq (stored before migration
+    -- 000006 or with INTEGRITY_DISABLED).
     min_chain_seq   bigint,
     max_chain_seq   bigint,
     PRIMARY KEY (correlation_id, drop_id)
@@ -299,17 +300,9 @@ BEGIN
     INSERT INTO retention_drops (partition, period_start, period_end, events, default_days, event_id)
     VALUES (part, lo, hi, n, default_days, audit_events_retention_drop.event_id)
     RETURNING id INTO did;
-    -- The chain columns arrive with tamper evidence; before them the rows
-    -- say which events went by time alone.
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'audit_events'::regclass AND attname = 'chain_seq' AND NOT attisdropped) THEN
-        EXECUTE format('INSERT INTO retention_dropped_chains
-                        SELECT correlation_id, $1, count(*), min(event_timestamp), max(event_timestamp), min(chain_seq), max(chain_seq)
-                        FROM %I GROUP BY correlation_id', part) USING did;
-    ELSE
-        EXECUTE format('INSERT INTO retention_dropped_chains (correlation_id, drop_id, events, first_timestamp, last_timestamp)
-                        SELECT correlation_id, $1, count(*), min(event_timestamp), max(event_timestamp)
-                        FROM %I GROUP BY correlation_id', part) USING did;
-    END IF;
+    EXECUTE format('INSERT INTO retention_dropped_chains
+                    SELECT correlation_id, $1, count(*), min(event_timestamp), max(event_timestamp), min(chain_seq), max(chain_seq)
+                    FROM %I GROUP BY correlation_id', part) USING did;
     DELETE FROM audit_event_ids WHERE event_timestamp >= lo AND event_timestamp < hi;
     EXECUTE format('DROP TABLE %I', part);
     RETURN QUERY SELECT 'dropped'::text, n, did, NULL::text[];

@@ -57,7 +57,7 @@ func TestOperations(t *testing.T) {
 		{http.MethodGet, "/api/v1/audit/events/{event_id}", "getAuditEvent", "Audit Write API",
 			[]string{"200", "400", "401", "403", "404", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
-			[]string{"201", "400", "401", "403", "413", "415", "429", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
 			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/legal-hold", "placeLegalHold", "Legal Hold",
@@ -364,7 +364,7 @@ func TestResponseDetails(t *testing.T) {
 	desc := doc.Components.Schemas["RFC7807Problem"].Value.Description
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
-		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
+		"duplicate-notification", "kafka-unavailable", "spool-full", "spool-unavailable", "not-found", "method-not-allowed",
 		"internal-error", "invalid-query-parameter", "database-unavailable",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
@@ -385,19 +385,24 @@ func TestSchemaRules(t *testing.T) {
 		s(name)
 	}
 
-	// AuditEvent: every request field plus event_id, event_date and
-	// submitted_by, all always present; the optional ones nullable.
+	// AuditEvent: every request field plus event_id, event_date,
+	// submitted_by and the hash chain's fields, all always present; the
+	// optional ones nullable.
 	ae := s("AuditEvent")
 	var reqFields []string
 	for name := range s("AuditEventRequest").Properties {
 		reqFields = append(reqFields, name)
 	}
-	assert.ElementsMatch(t, append(reqFields, "event_date", "submitted_by"), ae.Required)
+	chain := []string{"chain_seq", "previous_event_hash", "event_hash", "hash_key_id", "hash_version"}
+	assert.ElementsMatch(t, append(append(reqFields, "event_date", "submitted_by"), chain...), ae.Required)
 	assert.Len(t, ae.Properties, len(ae.Required))
 	assert.NotContains(t, reqFields, "submitted_by", "never from the request")
-	for _, field := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
+	for _, field := range chain {
+		assert.NotContains(t, reqFields, field, "never from the request")
+	}
+	for _, field := range append([]string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
 		"namespace", "cluster_name", "severity", "duration_ms", "actor_ip", "cluster_id", "error_code", "error_message",
-		"retention_days", "submitted_by"} {
+		"retention_days", "submitted_by"}, chain...) {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
@@ -837,6 +842,11 @@ const sampleQueryResponse = `{
       "is_sensitive": false,
       "retention_days": null,
       "submitted_by": "kafka:unknown",
+      "chain_seq": null,
+      "previous_event_hash": null,
+      "event_hash": null,
+      "hash_key_id": null,
+      "hash_version": null,
       "event_data": {}
     },
     {
@@ -865,6 +875,11 @@ const sampleQueryResponse = `{
       "is_sensitive": true,
       "retention_days": 365,
       "submitted_by": null,
+      "chain_seq": 1,
+      "previous_event_hash": "",
+      "event_hash": "9a7c1e2d3b4f5a6978808192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+      "hash_key_id": "2025-06",
+      "hash_version": 1,
       "event_data": {"signal_name": "HighCPUUsage", "labels": {"pod": "xyz"}, "values": [1, 2.5, null]}
     }
   ],
