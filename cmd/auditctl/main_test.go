@@ -113,3 +113,20 @@ func TestExitCodes(t *testing.T) {
 		require.Contains(t, out, "AUDITCTL_JSON", cmd)
 	}
 }
+
+// TestMigrateFailsOnAnUnreachableDatabase: migrate gives up after its
+// timeout with exit 1 and the reason, so a Job retries it; a missing URL
+// is a usage error.
+func TestMigrateFailsOnAnUnreachableDatabase(t *testing.T) {
+	start := time.Now()
+	code, _, stderr := run(t, "migrate", "--database-url", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1",
+		"--timeout", "2s")
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "auditctl:")
+	require.Less(t, time.Since(start), 20*time.Second)
+
+	t.Setenv("DATABASE_URL", "") // not a developer's, which the tests may use otherwise
+	code, _, stderr = run(t, "migrate")
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "--database-url")
+}

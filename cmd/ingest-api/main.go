@@ -114,6 +114,7 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		Publisher:     publisher,
 		Notifications: db,
 		Events:        reader,
+		Holds:         db,
 		Health:        health,
 		Log:           log,
 		Tracing:       tracing,

@@ -22,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/provenance"
+	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -112,6 +113,8 @@ type Deps struct {
 	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
+	// Holds keeps the legal holds.
+	Holds holdStore
 	// Auth names the principal of each /api/v1 request (auth.Disabled
 	// when AUTH_DISABLED=true).
 	Auth authenticator
@@ -156,8 +159,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
-		deps.Log == nil || deps.Registerer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Holds == nil || deps.Auth == nil ||
+		deps.Health == nil || deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
@@ -211,6 +214,11 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 		maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
 	v1.GET("/events/:event_id", rd.getEvent)
+	holds := &holdHandlers{holds: deps.Holds, access: guard, log: deps.Log, maxBody: cfg.MaxBodyBytes,
+		system: selfaudit.New(deps.Publisher, deps.Signer, cfg.EventsTopic, "ingest-api")}
+	v1.POST("/legal-hold", holds.place)
+	v1.GET("/legal-hold", holds.list)
+	v1.DELETE("/legal-hold/*correlation_id", holds.release)
 	v1.GET("/health", gin.WrapH(deps.Health.DetailsHandler()))
 	ih := newIntegrityHandlers(cfg, deps, guard)
 	v1.POST("/verify-chain", ih.verifyChain)

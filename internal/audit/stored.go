@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -107,19 +108,30 @@ func (f *Field) decodeStored(e *Event, v json.RawMessage) error {
 			*f.OptUUID(e) = &id
 		}
 		return err
-	case KindOptCount, KindOptSmallInt:
-		bits := 64
-		if f.Kind == KindOptSmallInt {
-			bits = 16
-		}
+	case KindOptCount, KindOptInt, KindOptSmallInt:
+		bits := map[Kind]int{KindOptCount: 64, KindOptInt: 32, KindOptSmallInt: 16}[f.Kind]
 		n, err := strconv.ParseInt(string(v), 10, bits)
-		if f.Kind == KindOptCount {
+		switch f.Kind {
+		case KindOptCount:
 			*f.OptInt(e) = &n
-		} else {
+		case KindOptInt:
+			n32 := int32(n)
+			*f.OptInt32(e) = &n32
+		default:
 			small := int16(n)
 			*f.OptSmallInt(e) = &small
 		}
 		return err
+	case KindOptAddr:
+		s, err := str()
+		if err != nil {
+			return err
+		}
+		a, err := netip.ParseAddr(s)
+		*f.Addr(e) = a
+		return err
+	case KindFlag:
+		return json.Unmarshal(v, f.Flag(e))
 	case KindOptHash:
 		s, err := str()
 		if err != nil {

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -39,6 +40,13 @@ func everyField(t *testing.T) audit.Event {
 		case audit.KindOptSmallInt:
 			n := int16(i)
 			*f.OptSmallInt(&e) = &n
+		case audit.KindOptInt:
+			n := int32(1<<20 + i)
+			*f.OptInt32(&e) = &n
+		case audit.KindOptAddr:
+			*f.Addr(&e) = netip.MustParseAddr("2001:db8::1")
+		case audit.KindFlag:
+			*f.Flag(&e) = true
 		case audit.KindOptHash:
 			*f.Bytes(&e) = []byte{byte(i), 0xff}
 		case audit.KindObject:

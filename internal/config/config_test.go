@@ -13,6 +13,7 @@ import (
 	apipkg "github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/lifecycle"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/writer"
 )
@@ -310,6 +311,8 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
 	require.Equal(t, writer.DefaultGroupStallTimeout, w.GroupStallTimeout)
 	require.Equal(t, writer.DefaultGroupPollInterval, w.GroupPollInterval)
+	require.Equal(t, lifecycle.DefaultRetentionDays, w.RetentionDays)
+	require.Equal(t, lifecycle.DefaultInterval, w.MaintenanceInterval)
 }
 
 func TestShortDuration(t *testing.T) {

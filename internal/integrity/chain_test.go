@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -141,6 +142,12 @@ func TestEveryFieldIsCovered(t *testing.T) {
 		"cluster_name":        func(e *audit.Event) { e.ClusterName = ptr("") },
 		"severity":            func(e *audit.Event) { e.Severity = nil },
 		"duration_ms":         func(e *audit.Event) { e.DurationMS = ptr(int64(8)) },
+		"actor_ip":            func(e *audit.Event) { e.ActorIP = netip.MustParseAddr("2001:db8::9") },
+		"cluster_id":          func(e *audit.Event) { e.ClusterID = ptr("c-uid") },
+		"error_code":          func(e *audit.Event) { e.ErrorCode = ptr("") },
+		"error_message":       func(e *audit.Event) { e.ErrorMessage = ptr("boom") },
+		"is_sensitive":        func(e *audit.Event) { e.IsSensitive = true },
+		"retention_days":      func(e *audit.Event) { e.RetentionDays = ptr(int32(30)) },
 		"submitted_by":        func(e *audit.Event) { e.SubmittedBy = ptr("kafka:svc-gateway") },
 		"chain_seq":           func(e *audit.Event) { e.ChainSeq = ptr(int64(3)) },
 		"previous_event_hash": func(e *audit.Event) { e.PreviousEventHash = bytes.Repeat([]byte{1}, 32) },

@@ -60,6 +60,12 @@ func TestOperations(t *testing.T) {
 			[]string{"201", "202", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
 			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
+		{http.MethodPost, "/api/v1/audit/legal-hold", "placeLegalHold", "Legal Hold",
+			[]string{"200", "400", "401", "403", "404", "409", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/legal-hold", "listLegalHolds", "Legal Hold",
+			[]string{"200", "401", "403", "429", "500", "503"}},
+		{http.MethodDelete, "/api/v1/audit/legal-hold/{correlation_id}", "releaseLegalHold", "Legal Hold",
+			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/health", "getHealthDetails", "Operations", []string{"200", "401", "403", "429", "503"}},
 		{http.MethodPost, "/api/v1/audit/verify-chain", "verifyChain", "Integrity",
 			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
@@ -101,7 +107,7 @@ func TestOperations(t *testing.T) {
 				if assert.NotNil(t, h, "X-Request-ID header on %s", code) {
 					assert.True(t, h.Value.Required)
 				}
-				if strings.HasPrefix(code, "4") || (strings.HasPrefix(code, "5") && w.tag == "Audit Write API") {
+				if strings.HasPrefix(code, "4") || (strings.HasPrefix(code, "5") && w.tag != "Operations") {
 					mt := r.Value.Content["application/problem+json"]
 					if assert.NotNil(t, mt, "%s is a problem", code) {
 						assert.Equal(t, "#/components/schemas/RFC7807Problem", mt.Schema.Ref)
@@ -169,7 +175,7 @@ func TestReadOperations(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"event_type", "event_category", "event_outcome", "severity",
-		"correlation_id", "actor_id", "resource_type", "resource_id", "namespace",
+		"correlation_id", "actor_id", "resource_type", "resource_id", "namespace", "detail_key", "detail_value",
 		"since", "until", "limit", "offset", "cursor"}, names)
 
 	assert.ElementsMatch(t, []any{"success", "failure", "pending"}, params["event_outcome"].Schema.Value.Enum)
@@ -399,11 +405,12 @@ func TestSchemaRules(t *testing.T) {
 		assert.NotContains(t, reqFields, field, "never from the request")
 	}
 	for _, field := range append([]string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"}, chain...) {
+		"namespace", "cluster_name", "severity", "duration_ms", "actor_ip", "cluster_id", "error_code", "error_message",
+		"retention_days", "submitted_by"}, chain...) {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
-		"event_category", "event_action", "event_outcome", "correlation_id", "event_data"} {
+		"event_category", "event_action", "event_outcome", "correlation_id", "is_sensitive", "event_data"} {
 		assert.False(t, ae.Properties[field].Value.Nullable, field)
 	}
 	assert.Equal(t, "uuid", ae.Properties["event_id"].Value.Format)
@@ -832,6 +839,12 @@ const sampleQueryResponse = `{
       "cluster_name": null,
       "severity": null,
       "duration_ms": null,
+      "actor_ip": null,
+      "cluster_id": null,
+      "error_code": null,
+      "error_message": null,
+      "is_sensitive": false,
+      "retention_days": null,
       "submitted_by": "kafka:unknown",
       "chain_seq": null,
       "previous_event_hash": null,
@@ -859,6 +872,12 @@ const sampleQueryResponse = `{
       "cluster_name": "prod-eu-1",
       "severity": "critical",
       "duration_ms": 1,
+      "actor_ip": "2001:db8::7",
+      "cluster_id": "c-uid-1",
+      "error_code": "E42",
+      "error_message": "disk full",
+      "is_sensitive": true,
+      "retention_days": 365,
       "submitted_by": null,
       "chain_seq": 1,
       "previous_event_hash": "",
