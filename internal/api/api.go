@@ -171,7 +171,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard,
 		maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
+	v1.GET("/events/histogram", rd.histogram)
 	v1.GET("/events/:event_id", rd.getEvent)
+	v1.GET("/whoami", whoami)
 	v1.GET("/health", gin.WrapH(deps.Health.DetailsHandler()))
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))

@@ -20,6 +20,7 @@ import (
 type eventReader interface {
 	Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error)
 	Get(ctx context.Context, id uuid.UUID) (query.Event, error)
+	Histogram(ctx context.Context, f query.Filter) ([]query.Bucket, error)
 }
 
 // Query parameter rules of SPEC 2.5.
@@ -120,31 +121,7 @@ func readFailed(c *gin.Context, err error) {
 // name; nothing is clamped or guessed.
 func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
 	bad := map[string]string{}
-	f := query.Filter{Equal: map[string]string{}}
-	for i := range filterFields {
-		field := &filterFields[i]
-		v := c.Query(field.Name)
-		if v == "" {
-			continue
-		}
-		if msg := field.FilterError(v); msg != "" {
-			bad[field.Name] = msg
-		}
-		f.Equal[field.Name] = v
-	}
-	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
-		if v, ok := c.GetQuery(name); ok {
-			t, err := query.ParseTimeBound(v, now)
-			if err != nil {
-				bad[name] = err.Error()
-				continue
-			}
-			*dst = t
-		}
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
-		bad["since"] = "must not be after until"
-	}
+	f := parseFilter(c, now, bad)
 	p := query.Page{Limit: defaultLimit}
 	if v, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(v)
@@ -178,4 +155,35 @@ func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, 
 		}
 	}
 	return f, p, bad
+}
+
+// parseFilter reads the filters and the time bounds that the query and the
+// histogram share, adding each bad one to bad by name.
+func parseFilter(c *gin.Context, now time.Time, bad map[string]string) query.Filter {
+	f := query.Filter{Equal: map[string]string{}}
+	for i := range filterFields {
+		field := &filterFields[i]
+		v := c.Query(field.Name)
+		if v == "" {
+			continue
+		}
+		if msg := field.FilterError(v); msg != "" {
+			bad[field.Name] = msg
+		}
+		f.Equal[field.Name] = v
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v, ok := c.GetQuery(name); ok {
+			t, err := query.ParseTimeBound(v, now)
+			if err != nil {
+				bad[name] = err.Error()
+				continue
+			}
+			*dst = t
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
+		bad["since"] = "must not be after until"
+	}
+	return f
 }
