@@ -23,6 +23,7 @@ import (
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
+	"github.com/auditstream/auditstream/internal/ui"
 )
 
 func main() {
@@ -74,7 +75,12 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
 	}, telemetry.WithLogger(log.Named("health")))
+	console, err := ui.NewHandler()
+	if err != nil {
+		return err
+	}
 	deps := api.Deps{
+		Console:       console,
 		Publisher:     kafka.NewPublisher(producer),
 		Notifications: db,
 		Events:        reader,

@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/ui"
 )
 
 // histogramOf asks for the histogram with params and decodes a 200.
@@ -131,4 +135,62 @@ func TestWhoAmI(t *testing.T) {
 	}
 	res := f.send(http.DefaultClient, f.request(http.MethodGet, "/api/v1/audit/whoami", nil, http.Header{}))
 	requireProblem(t, res, http.StatusUnauthorized, "unauthenticated")
+}
+
+// TestConsoleIsServed: ingest-api serves the console under /ui/ with its
+// Content-Security-Policy, and /ui leads there.
+func TestConsoleIsServed(t *testing.T) {
+	console, err := ui.NewHandler()
+	require.NoError(t, err)
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) { d.Console = console })
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res := f.send(noRedirect, f.request(http.MethodGet, "/ui", nil, http.Header{}))
+	require.Equal(t, http.StatusMovedPermanently, res.status)
+	require.Equal(t, "/ui/", res.header.Get("Location"))
+	res = f.send(http.DefaultClient, f.request(http.MethodGet, "/ui/", nil, http.Header{}))
+	require.Equal(t, http.StatusOK, res.status)
+	require.Contains(t, res.header.Get("Content-Security-Policy"), "default-src 'self'")
+	require.Contains(t, string(res.body), "auditstream console")
+	require.NotEmpty(t, res.header.Get("X-Request-ID"), "behind the API's middleware, so in the access log")
+	res = f.send(http.DefaultClient, f.request(http.MethodGet, "/ui/app.js", nil, http.Header{}))
+	require.Equal(t, http.StatusOK, res.status)
+	require.Contains(t, res.header.Get("Content-Type"), "javascript")
+}
+
+// TestLogsHoldNoCredential: the access log and the denial log name the
+// request and the principal, never the token, whether it is accepted,
+// unknown or refused for its scope, and whatever the route.
+func TestLogsHoldNoCredential(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	console, err := ui.NewHandler()
+	require.NoError(t, err)
+	f := newFixture(t, func(_ *api.Config, d *api.Deps) {
+		d.Log = zap.New(core)
+		d.Console = console
+	})
+	const writeOnly = "ast_write-only-token-for-the-log-test"
+	writeTokens(t, f.tokensFile,
+		auth.TokenEntry{Name: "fixture", SHA256: auth.TokenSHA256(fullAccessToken), Scopes: auth.AllScopes},
+		auth.TokenEntry{Name: "writer", SHA256: auth.TokenSHA256(writeOnly), Scopes: []auth.Scope{auth.ScopeWrite}})
+	awaitToken(t, f, writeOnly)
+	const unknown = "ast_nobody-issued-this-token"
+	for _, token := range []string{fullAccessToken, writeOnly, unknown} {
+		for _, path := range []string{"/api/v1/audit/whoami", "/api/v1/audit/events?limit=1", "/api/v1/audit/events/histogram?since=1h", "/ui/"} {
+			f.send(http.DefaultClient, f.request(http.MethodGet, path, nil, bearer(token)))
+		}
+	}
+	require.NotZero(t, logs.Len())
+	var sawPrincipal, sawDenial bool
+	for _, e := range logs.All() {
+		line, err := json.Marshal(e.ContextMap())
+		require.NoError(t, err)
+		text := e.Message + " " + string(line)
+		for _, token := range []string{fullAccessToken, writeOnly, unknown, "Bearer"} {
+			require.NotContains(t, text, token)
+		}
+		require.NotContains(t, strings.ToLower(text), "authorization")
+		sawPrincipal = sawPrincipal || e.ContextMap()["principal"] == "writer"
+		sawDenial = sawDenial || e.Message == "request denied"
+	}
+	require.True(t, sawPrincipal && sawDenial, "the denials are logged, by principal")
 }

@@ -1,0 +1,200 @@
+// The console's shell: the router (views live in the URL's fragment, so
+// a view and its query can be bookmarked and shared, and the server, which
+// only serves files, never needs to know them), the principal, and the
+// error and status regions every view reports through.
+import { h, put } from './dom.js';
+import * as api from './api.js';
+import { signInView } from './signin.js';
+import { searchView } from './search.js';
+import { eventView } from './event.js';
+import { correlationView } from './correlation.js';
+import { holdsView } from './holds.js';
+
+const routes = [
+  { name: 'search', pattern: /^#\/search(?:\?(.*))?$/, view: searchView },
+  { name: 'event', pattern: /^#\/event\/([^?]+)$/, view: eventView },
+  { name: 'correlation', pattern: /^#\/correlation\/([^?]+)$/, view: correlationView },
+  { name: 'holds', pattern: /^#\/holds(?:\?(.*))?$/, view: holdsView },
+];
+
+const main = document.getElementById('main');
+const alertRegion = document.getElementById('alert');
+const statusRegion = document.getElementById('status');
+const who = document.getElementById('who');
+const nav = document.getElementById('nav');
+
+let principal = null;
+let filters = null;
+let lastView = null;
+// Where a user who had to sign in first was going.
+let returnTo = null;
+
+function showError(err) {
+  const p = err instanceof api.ProblemError ? err.problem : { title: 'Error', detail: String(err && err.message ? err.message : err) };
+  const fieldErrors = p.field_errors && typeof p.field_errors === 'object' ? Object.entries(p.field_errors) : [];
+  put(alertRegion, 
+    h('p', {}, h('strong', {}, (p.title || 'Error') + ': '), p.detail || ''),
+    fieldErrors.length ? h('ul', {}, fieldErrors.map(([k, v]) => h('li', {}, h('code', {}, k), ' ', v))) : null,
+  );
+}
+
+function clearError() {
+  put(alertRegion);
+}
+
+// announce tells assistive technology what a view did ("25 events").
+function announce(text) {
+  statusRegion.textContent = text;
+}
+
+function renderWho() {
+  if (!principal) {
+    put(who);
+    nav.hidden = true;
+    return;
+  }
+  nav.hidden = false;
+  const ns = principal.namespaces.length ? principal.namespaces.join(', ') : 'all';
+  put(who, 
+    h('span', { class: 'who-name', id: 'who-name' }, principal.name),
+    h('span', { class: 'who-scopes' }, principal.scopes.join(' '), ' · namespaces: ', ns),
+    h('button', { type: 'button', class: 'link-button', id: 'sign-out', onclick: signOut }, 'Sign out'),
+  );
+}
+
+function signOut() {
+  api.clearToken();
+  principal = null;
+  renderWho();
+  clearError();
+  announce('Signed out.');
+  location.hash = '#/signin';
+}
+
+// navigate shows hash; the same hash again renders again (a repeated
+// search), which a hashchange would not.
+function navigate(hash) {
+  if (location.hash === hash) {
+    render();
+  } else {
+    location.hash = hash;
+  }
+}
+
+function markNav(name) {
+  for (const a of nav.querySelectorAll('a')) {
+    if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+async function render() {
+  const hash = location.hash;
+  if (!hash.startsWith('#/')) {
+    history.replaceState(null, '', '#/search');
+    return render();
+  }
+  if (!api.token()) {
+    principal = null;
+    renderWho();
+    if (hash !== '#/signin') returnTo = hash;
+    return show('signin', signInView, []);
+  }
+  if (!principal) {
+    try {
+      principal = await api.whoami();
+    } catch (err) {
+      return sessionEnded(err);
+    }
+    renderWho();
+  }
+  if (hash === '#/signin') {
+    history.replaceState(null, '', '#/search');
+    return render();
+  }
+  for (const r of routes) {
+    const m = hash.match(r.pattern);
+    if (m) return show(r.name, r.view, m.slice(1));
+  }
+  clearError();
+  put(main, h('h1', { tabindex: '-1' }, 'Not found'), h('p', {}, 'The console has no view at ', h('code', {}, hash), '. ', h('a', { href: '#/search' }, 'Search events'), '.'));
+}
+
+// sessionEnded sends a user whose token was refused back to sign in.
+function sessionEnded(err) {
+  api.clearToken();
+  principal = null;
+  renderWho();
+  if (location.hash !== '#/signin') returnTo = location.hash;
+  history.replaceState(null, '', '#/signin');
+  show('signin', signInView, []);
+  showError(err);
+}
+
+// show renders a view into a fresh root: an answer that arrives after
+// the user moved on lands in a detached element and shows nowhere.
+function show(name, view, args) {
+  const root = h('div', { class: 'view view-' + name });
+  put(main, root);
+  markNav(name);
+  const changed = lastView !== name;
+  lastView = name;
+  clearError();
+  const ctx = {
+    root,
+    principal,
+    filters,
+    navigate,
+    announce: (text) => root.isConnected && announce(text),
+    clearError: () => root.isConnected && clearError(),
+    showProblem: (err) => root.isConnected && showError(err),
+    // A refused token ends the session; any other problem is shown.
+    error: (err) => {
+      if (!root.isConnected) return;
+      if (err instanceof api.ProblemError && err.status === 401) sessionEnded(err);
+      else showError(err);
+    },
+    signedIn: (p) => {
+      principal = p;
+      renderWho();
+      const to = returnTo && returnTo !== '#/signin' ? returnTo : '#/search';
+      returnTo = null;
+      navigate(to);
+    },
+    hasScope: (scope) => !!principal && principal.scopes.includes(scope),
+  };
+  // A new view takes the focus to its heading, so a screen reader starts
+  // there; a view redrawn in place (paging) keeps the focus where it was.
+  const focusID = document.activeElement && document.activeElement.id;
+  Promise.resolve(view(ctx, ...args.map((a) => (a === undefined ? '' : a)))).catch(ctx.error).finally(() => {
+    if (!root.isConnected) return;
+    const again = !changed && focusID && document.getElementById(focusID);
+    if (again && !again.disabled) {
+      again.focus();
+    } else if (changed) {
+      const heading = root.querySelector('h1');
+      if (heading) heading.focus();
+    }
+  });
+  const heading = root.querySelector('h1');
+  document.title = (heading ? heading.textContent + ' · ' : '') + 'auditstream console';
+}
+
+document.getElementById('skip-link').addEventListener('click', (e) => {
+  // The fragment holds the view: move the focus without touching it.
+  e.preventDefault();
+  main.focus();
+});
+
+window.addEventListener('hashchange', render);
+
+fetch('filters.json', { cache: 'no-cache' })
+  .then((res) => {
+    if (!res.ok) throw new Error(`filters.json: HTTP ${res.status}`);
+    return res.json();
+  })
+  .then((data) => {
+    filters = data.filters;
+    render();
+  })
+  .catch(showError);

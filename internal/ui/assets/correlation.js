@@ -1,0 +1,151 @@
+import { h, timeEl, utc, eventHref, put } from './dom.js';
+import * as api from './api.js';
+
+// The most events the timeline reads (10 pages of the API's maximum); a
+// longer chain is shown to this point, and the view says so.
+const MAX_PAGES = 10;
+
+async function chainEvents(correlationID) {
+  const events = [];
+  let cursor = '';
+  for (let i = 0; i < MAX_PAGES; i++) {
+    const q = { correlation_id: correlationID, limit: '1000' };
+    if (cursor) q.cursor = cursor;
+    const page = await api.queryEvents(q);
+    events.push(...page.data);
+    if (!page.pagination.has_more) return { events, complete: true };
+    cursor = page.pagination.next_cursor;
+  }
+  return { events, complete: false };
+}
+
+// order puts the events in chain order: chain_seq, which the writer
+// assigns in storage order; events stored before the chain existed
+// (without chain_seq) come first, by event_timestamp.
+function order(events) {
+  const ts = (e) => Date.parse(e.event_timestamp);
+  return events.slice().sort((a, b) => {
+    const sa = a.chain_seq ?? null;
+    const sb = b.chain_seq ?? null;
+    if (sa === null && sb === null) return ts(a) - ts(b) || (a.event_id < b.event_id ? -1 : 1);
+    if (sa === null) return -1;
+    if (sb === null) return 1;
+    return sa - sb;
+  });
+}
+
+function duration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+// timeline lists the chain, marking gaps in chain_seq and late events: an
+// event whose event_timestamp is earlier than the previous event's was
+// stored after an event that happened later (a retry, a replay, a
+// backfill): it is not tampering, the chain follows storage order.
+function timeline(events) {
+  const items = [];
+  let prev = null;
+  let gaps = 0;
+  let late = 0;
+  for (const e of events) {
+    if (prev && prev.chain_seq != null && e.chain_seq != null && e.chain_seq > prev.chain_seq + 1) {
+      const missing = e.chain_seq - prev.chain_seq - 1;
+      gaps++;
+      items.push(h('li', { class: 'gap' },
+        h('span', { class: 'marker', 'aria-hidden': 'true' }, '⋯'),
+        h('p', {}, h('strong', {}, 'Gap: '),
+          `${missing} event${missing === 1 ? '' : 's'} of the chain (seq ${prev.chain_seq + 1}${missing > 1 ? '–' + (e.chain_seq - 1) : ''}) `,
+          'not shown: outside your namespaces, dropped by retention, or missing. The verification below says which.')));
+    }
+    const isLate = prev && Date.parse(e.event_timestamp) < Date.parse(prev.event_timestamp);
+    if (isLate) late++;
+    items.push(h('li', { class: 'step' + (isLate ? ' late' : ''), id: 'seq-' + (e.chain_seq ?? e.event_id) },
+      h('span', { class: 'marker' }, e.chain_seq != null ? '#' + e.chain_seq : '–'),
+      h('div', { class: 'step-body' },
+        h('p', { class: 'step-head' },
+          h('a', { href: eventHref(e.event_id) }, e.event_type), ' · ', e.event_action, ' · ',
+          h('span', { class: 'outcome outcome-' + e.event_outcome }, e.event_outcome),
+          isLate ? h('span', { class: 'tag tag-late' }, 'late') : null),
+        h('p', { class: 'step-meta' }, timeEl(e.event_timestamp),
+          e.actor_id ? ` · actor ${e.actor_id}` : '', e.namespace ? ` · ${e.namespace}` : '',
+          isLate ? ` · ${duration(Date.parse(prev.event_timestamp) - Date.parse(e.event_timestamp))} before the previous event (stored later than it happened)` : ''))));
+    prev = e;
+  }
+  return { list: h('ol', { class: 'timeline', id: 'timeline' }, items), gaps, late };
+}
+
+function badge(result) {
+  if (result.is_valid) {
+    return h('div', { class: 'badge badge-ok', id: 'verify-badge' },
+      h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '✓'),
+      h('div', {},
+        h('p', { class: 'badge-title' }, 'Chain verified'),
+        h('p', {}, `${result.verified_events} of ${result.total_events} events verified, seq ${result.first_seq}–${result.last_seq}.`,
+          result.truncated_by_retention ? ' Its oldest events were dropped by retention; it verifies from the first remaining one.' : '',
+          result.checkpoint && result.checkpoint.covered ? ` Anchored by the signed checkpoint of ${utc(result.checkpoint.time)}.` : ''),
+        result.message ? h('p', { class: 'muted' }, result.message) : null));
+  }
+  const tampered = result.tampered_events || [];
+  return h('div', { class: 'badge badge-bad', id: 'verify-badge' },
+    h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '✗'),
+    h('div', {},
+      h('p', { class: 'badge-title' }, 'Chain broken' + (tampered.length ? ` at seq ${tampered[0].chain_seq}` : '')),
+      h('p', {}, `${result.verified_events} of ${result.total_events} events verified.`, result.message ? ' ' + result.message : ''),
+      tampered.length ? h('ul', {}, tampered.map((t) => h('li', {},
+        h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}`), `: ${t.message}`))) : null));
+}
+
+function unverified(err) {
+  return h('div', { class: 'badge badge-unknown', id: 'verify-badge' },
+    h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '?'),
+    h('div', {},
+      h('p', { class: 'badge-title' }, 'Not verified'),
+      h('p', {}, err.problem ? err.problem.detail : err.message)));
+}
+
+export async function correlationView(ctx, rawID) {
+  const id = decodeURIComponent(rawID);
+  const verifyBox = h('section', { class: 'verify', 'aria-labelledby': 'verify-heading', 'aria-live': 'polite' },
+    h('h2', { id: 'verify-heading', class: 'visually-hidden' }, 'Chain verification'),
+    h('div', { class: 'badge badge-pending', id: 'verify-pending' }, h('p', {}, 'Verifying the chain…')));
+  const holdBox = h('p', { class: 'hold-status', id: 'hold-status' });
+  const body = h('section', { 'aria-labelledby': 'timeline-heading' }, h('h2', { id: 'timeline-heading' }, 'Timeline'),
+    h('p', { class: 'muted' }, 'Loading…'));
+  ctx.root.append(h('h1', { tabindex: '-1' }, 'Correlation ', h('code', {}, id)), verifyBox, holdBox, body);
+
+  api.verifyChain(id).then(
+    (r) => put(verifyBox, verifyBox.firstChild, badge(r)),
+    (err) => {
+      if (err instanceof api.ProblemError && err.status === 401) return ctx.error(err);
+      put(verifyBox, verifyBox.firstChild, unverified(err));
+    });
+  api.listHolds().then(
+    (res) => {
+      const hold = res.holds.find((x) => x.correlation_id === id);
+      put(holdBox, hold
+        ? h('span', { class: 'tag tag-hold' }, `Legal hold since ${utc(hold.placed_at)} by ${hold.placed_by}: ${hold.reason}`)
+        : 'No legal hold on this correlation. ',
+      ctx.hasScope('audit:admin') ? h('a', { href: '#/holds?correlation_id=' + encodeURIComponent(id), id: 'manage-hold' }, hold ? 'Manage holds' : 'Place a legal hold') : null);
+    },
+    (err) => {
+      if (err instanceof api.ProblemError && err.status === 401) return ctx.error(err);
+      put(holdBox, h('span', { class: 'muted' }, 'Legal hold status unavailable: ', err.problem ? err.problem.detail : err.message));
+    });
+
+  const { events, complete } = await chainEvents(id);
+  const ordered = order(events);
+  const { list, gaps, late } = timeline(ordered);
+  const chained = ordered.some((e) => e.chain_seq != null);
+  put(body, h('h2', { id: 'timeline-heading' }, 'Timeline'),
+    h('p', { id: 'timeline-summary' },
+      ordered.length === 0 ? 'No event of this correlation is visible to you.' : `${ordered.length} event${ordered.length === 1 ? '' : 's'} in chain order`,
+      chained ? ' (chain_seq, the order the writer stored them in)' : ' (by event_timestamp: these events carry no chain_seq)',
+      `; ${gaps} gap${gaps === 1 ? '' : 's'}, ${late} late.`,
+      complete ? '' : ` Only the newest ${ordered.length} are shown.`),
+    list);
+  ctx.announce(`${ordered.length} events in the timeline.`);
+}

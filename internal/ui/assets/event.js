@@ -1,0 +1,89 @@
+import { h, eventHref, correlationHref, put } from './dom.js';
+import * as api from './api.js';
+
+// copyText puts text on the clipboard: the Clipboard API where the page
+// may use it, else a selected textarea and the copy command; false when
+// neither worked (the caller then says how to copy by hand).
+export async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // Denied (no focus, or a policy): try the old way.
+    }
+  }
+  const area = h('textarea', { class: 'offscreen', readonly: true, 'aria-hidden': 'true' });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+// copyButton copies what text() returns, and says so.
+export function copyButton(ctx, id, label, text, fallbackTarget) {
+  return h('button', { type: 'button', class: 'secondary', id, onclick: async () => {
+    if (await copyText(text())) {
+      ctx.announce(`${label}: copied to the clipboard.`);
+      flash(document.getElementById(id), 'Copied');
+    } else {
+      // Select the text so Ctrl+C (⌘C) copies it.
+      const range = document.createRange();
+      range.selectNodeContents(fallbackTarget);
+      const sel = getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      ctx.announce('The browser refused the clipboard: the text is selected, press Ctrl+C to copy it.');
+    }
+  } }, label);
+}
+
+function flash(button, text) {
+  if (!button) return;
+  const was = button.textContent;
+  button.textContent = text;
+  setTimeout(() => {
+    button.textContent = was;
+  }, 1500);
+}
+
+function value(k, v) {
+  if (v === null || v === undefined) return h('span', { class: 'null' }, 'null');
+  if (k === 'correlation_id') return h('a', { href: correlationHref(v) }, v);
+  if (k === 'parent_event_id') return h('a', { href: eventHref(v) }, v);
+  if (typeof v === 'object') return h('code', {}, JSON.stringify(v));
+  return String(v);
+}
+
+export async function eventView(ctx, rawID) {
+  const id = decodeURIComponent(rawID);
+  const heading = h('h1', { tabindex: '-1' }, 'Event ', h('code', {}, id));
+  ctx.root.append(heading, h('p', { class: 'muted' }, 'Loading…'));
+  const ev = await api.getEvent(id);
+  const data = JSON.stringify(ev.event_data, null, 2);
+  const pre = h('pre', { class: 'json', id: 'event-data', tabindex: '0', 'aria-label': 'event_data as JSON' }, h('code', {}, data));
+  const fields = Object.entries(ev).filter(([k]) => k !== 'event_data');
+  put(ctx.root, 
+    heading,
+    h('p', { class: 'lede' }, h('strong', {}, ev.event_type), ' · ', ev.event_action, ' · ',
+      h('span', { class: 'outcome outcome-' + ev.event_outcome }, ev.event_outcome), ' · ',
+      h('a', { href: correlationHref(ev.correlation_id), id: 'to-correlation' }, 'Correlation timeline')),
+    h('section', { class: 'card', 'aria-labelledby': 'fields-heading' },
+      h('h2', { id: 'fields-heading' }, 'Fields'),
+      h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, value(k, v))]))),
+    h('section', { class: 'card', 'aria-labelledby': 'data-heading' },
+      h('div', { class: 'section-head' },
+        h('h2', { id: 'data-heading' }, 'event_data'),
+        h('div', { class: 'actions' },
+          copyButton(ctx, 'copy-data', 'Copy event_data', () => data, pre),
+          copyButton(ctx, 'copy-event', 'Copy the whole event', () => JSON.stringify(ev, null, 2), pre))),
+      pre));
+  ctx.announce(`Event ${ev.event_type} of ${ev.event_timestamp}.`);
+}
