@@ -134,6 +134,7 @@ function sessionEnded(err) {
 // show renders a view into a fresh root: an answer that arrives after
 // the user moved on lands in a detached element and shows nowhere.
 function show(name, view, args) {
+  const focused = document.activeElement && document.activeElement.id;
   const root = h('div', { class: 'view view-' + name });
   put(main, root);
   markNav(name);
@@ -163,21 +164,22 @@ function show(name, view, args) {
     },
     hasScope: (scope) => !!principal && principal.scopes.includes(scope),
   };
-  // A new view takes the focus to its heading, so a screen reader starts
-  // there; a view redrawn in place (paging) keeps the focus where it was.
-  const focusID = document.activeElement && document.activeElement.id;
-  Promise.resolve(view(ctx, ...args.map((a) => (a === undefined ? '' : a)))).catch(ctx.error).finally(() => {
-    if (!root.isConnected) return;
-    const again = !changed && focusID && document.getElementById(focusID);
-    if (again && !again.disabled) {
-      again.focus();
-    } else if (changed) {
-      const heading = root.querySelector('h1');
-      if (heading) heading.focus();
-    }
-  });
+  // A new view takes the focus to its heading at once, so a screen reader
+  // starts there (and typing into the view is never interrupted); a view
+  // redrawn in place (paging) gives the focus back to the control that
+  // had it, unless the user has moved on meanwhile.
+  const focusID = !changed && focused;
+  const done = Promise.resolve(view(ctx, ...args.map((a) => (a === undefined ? '' : a)))).catch(ctx.error);
   const heading = root.querySelector('h1');
   document.title = (heading ? heading.textContent + ' · ' : '') + 'auditstream console';
+  if (changed && heading) heading.focus();
+  if (focusID) {
+    done.finally(() => {
+      const again = root.isConnected && document.getElementById(focusID);
+      const idle = document.activeElement === document.body || document.activeElement === null;
+      if (again && idle && !again.disabled) again.focus();
+    });
+  }
 }
 
 document.getElementById('skip-link').addEventListener('click', (e) => {

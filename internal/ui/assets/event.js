@@ -45,12 +45,14 @@ export function copyButton(ctx, id, label, text, fallbackTarget) {
   } }, label);
 }
 
+// flash shows text on button for a moment, then its label again.
 function flash(button, text) {
   if (!button) return;
-  const was = button.textContent;
+  button.dataset.label ??= button.textContent;
   button.textContent = text;
-  setTimeout(() => {
-    button.textContent = was;
+  clearTimeout(button.flashTimer);
+  button.flashTimer = setTimeout(() => {
+    button.textContent = button.dataset.label;
   }, 1500);
 }
 

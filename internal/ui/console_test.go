@@ -1,0 +1,268 @@
+package ui_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/testenv"
+)
+
+// stack is ingest-api and the writer as operators run them, with three
+// credentials: a service that writes, an auditor who reads and places
+// holds, and a reader.
+type stack struct {
+	base                  string
+	writer, admin, reader string
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{}
+	var entries []auth.TokenEntry
+	for _, c := range []struct {
+		token  *string
+		name   string
+		scopes []auth.Scope
+	}{
+		{&s.writer, "svc-gateway", []auth.Scope{auth.ScopeWrite}},
+		{&s.admin, "auditor", []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}},
+		{&s.reader, "reader", []auth.Scope{auth.ScopeRead}},
+	} {
+		token, entry, err := auth.NewToken(c.name, c.scopes, nil)
+		require.NoError(t, err)
+		*c.token = token
+		entries = append(entries, entry)
+	}
+	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(tokensFile))
+	env := append(shared.env.Kafka.Env(), "DATABASE_URL="+shared.env.Postgres.URL(), "SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
+		"LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
+	writer := testenv.StartProcess(t, binary("writer"), nil, append(env, "METRICS_ADDR="+testenv.NewAddr(t))...)
+	addr := testenv.NewAddr(t)
+	api := testenv.StartProcess(t, binary("ingest-api"), nil,
+		append(env, "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+tokensFile)...)
+	s.base = "http://" + addr
+	testenv.Await(t, time.Minute, "ingest-api and the writer ready", func() (bool, string) {
+		require.True(t, api.Running(), "ingest-api exited:\n%s", api.Stderr.Tail(4<<10))
+		require.True(t, writer.Running(), "the writer exited:\n%s", writer.Stderr.Tail(4<<10))
+		code, body := s.call(t, "", http.MethodGet, "/health/ready", nil)
+		return code == http.StatusOK, fmt.Sprint(code, body)
+	})
+	return s
+}
+
+// call sends one request to the API as token.
+func (s *stack) call(t *testing.T, token, method, path string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, s.base+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(b)
+}
+
+// chainEvents are n events of one correlation, a minute apart in
+// publishing order except the 21st, which happened five and a half
+// minutes before the one published ahead of it: a late event.
+func chainEvents(correlationID string, n int, now time.Time) []map[string]any {
+	types := []string{"gateway.signal.received", "analysis.rca.completed", "workflow.step.started", "execution.action.applied", "notification.message.sent"}
+	outcomes := []string{"success", "success", "failure", "pending"}
+	var out []map[string]any
+	for i := range n {
+		at := now.Add(-time.Duration(n-i) * time.Minute)
+		if i == 20 {
+			at = at.Add(-6*time.Minute - 30*time.Second)
+		}
+		typ := types[i%len(types)]
+		out = append(out, map[string]any{
+			"event_id": uuid.NewString(), "version": "1.0", "event_type": typ, "event_category": strings.Split(typ, ".")[0],
+			"event_action": strings.Split(typ, ".")[2], "event_outcome": outcomes[i%len(outcomes)],
+			"event_timestamp": at.UTC().Format(time.RFC3339Nano), "correlation_id": correlationID,
+			"actor_type": "service", "actor_id": "svc-" + strings.Split(typ, ".")[0], "resource_type": "Signal", "resource_id": "fp-abc123",
+			"namespace": []string{"prod", "staging"}[i%2], "severity": "info", "duration_ms": i * 3,
+			"event_data": map[string]any{"step": i, "signal": "cpu-high", "labels": map[string]any{"pod": "web-7d9f", "node": "n-12"}},
+		})
+	}
+	return out
+}
+
+// TestConsole drives the console in a real browser against the real
+// binaries, as an auditor would: sign in, search by correlation_id, page
+// forward and back, open an event and copy its data, open its
+// correlation's timeline with the verification badge; and checks that the
+// token never leaves sessionStorage and the Authorization header.
+func TestConsole(t *testing.T) {
+	s := startStack(t)
+	corr := "console-" + uuid.NewString()
+	events := chainEvents(corr, 60, time.Now())
+	code, body := s.call(t, s.writer, http.MethodPost, "/api/v1/audit/events/batch", events)
+	require.Equal(t, http.StatusCreated, code, body)
+	code, body = s.call(t, s.writer, http.MethodPost, "/api/v1/audit/events/batch", chainEvents("other-"+uuid.NewString(), 5, time.Now()))
+	require.Equal(t, http.StatusCreated, code, body)
+	testenv.Await(t, time.Minute, "the writer stored the events", func() (bool, string) {
+		code, body := s.call(t, s.admin, http.MethodGet, "/api/v1/audit/events?limit=1&correlation_id="+url.QueryEscape(corr), nil)
+		return code == http.StatusOK && strings.Contains(body, `"total":60,`), body
+	})
+
+	b := newTab(t)
+	step(t, "sign in", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Navigate(s.base + "/ui/"))
+		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
+		b.shot("signin")
+		b.do(chromedp.SendKeys("#token", "ast_not-a-token-anyone-issued\r"))
+		b.awaitText("#alert", "The bearer token is not valid here")
+		require.Equal(t, "", eval[string](b, `sessionStorage.getItem("auditstream.console.token") ?? ""`), "a refused token is not kept")
+		b.do(chromedp.Clear("#token"), chromedp.SendKeys("#token", s.admin+"\r"))
+		b.awaitText("#who-name", "auditor")
+		require.Contains(t, b.text("#who"), "audit:read audit:admin")
+		require.Equal(t, "", b.text("#alert"), "the earlier refusal is gone")
+		require.Equal(t, s.admin, eval[string](b, `sessionStorage.getItem("auditstream.console.token")`))
+		require.Equal(t, "", eval[string](b, `document.cookie`))
+	})
+
+	// The events newest first, as the API orders them.
+	newest := slices.Clone(events)
+	at := func(e map[string]any) time.Time {
+		ts, err := time.Parse(time.RFC3339Nano, e["event_timestamp"].(string))
+		require.NoError(t, err)
+		return ts
+	}
+	slices.SortFunc(newest, func(a, b map[string]any) int { return at(b).Compare(at(a)) })
+	hrefs := func(evs []map[string]any) []string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, "#/event/"+e["event_id"].(string))
+		}
+		return out
+	}
+	rows := func() []string {
+		return eval[[]string](b, `[...document.querySelectorAll("#events tbody tr td:first-child a")].map(a => a.getAttribute("href"))`)
+	}
+
+	step(t, "search by correlation_id", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.SendKeys("#f-correlation_id", corr), chromedp.SetValue("#limit", "25"), chromedp.SendKeys("#f-correlation_id", "\r"))
+		b.awaitText("#summary", "Events 1–25 of 60, newest first.")
+		require.Equal(t, hrefs(newest[:25]), rows())
+		b.awaitText("#chart-total", "60")
+		require.Contains(t, b.text("#chart"), "the last 24 hours of the range", "an all-time search charts its last day")
+		hash := b.hash()
+		require.Equal(t, "#/search?correlation_id="+url.QueryEscape(corr)+"&limit=25", hash, "the query is in the URL, to share")
+		b.shot("search")
+	})
+
+	step(t, "page forward and back", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Click("#older"))
+		b.awaitText("#page-no", "Page 2")
+		require.Equal(t, hrefs(newest[25:50]), rows())
+		require.Contains(t, b.hash(), "&cursor=")
+		b.do(chromedp.Click("#older"))
+		b.awaitText("#page-no", "Page 3")
+		require.Equal(t, "Events 51–60 of 60, newest first.", b.text("#summary"))
+		require.Equal(t, hrefs(newest[50:]), rows())
+		require.True(t, eval[bool](b, `document.querySelector("#older").disabled`), "the last page")
+		b.do(chromedp.Click("#newer"))
+		b.awaitText("#page-no", "Page 2")
+		require.Equal(t, hrefs(newest[25:50]), rows())
+		b.do(chromedp.Click("#newer"))
+		b.awaitText("#page-no", "Page 1")
+		require.Equal(t, hrefs(newest[:25]), rows())
+		require.True(t, eval[bool](b, `document.querySelector("#newer").disabled`), "the first page")
+		// The browser's own Back and Forward move through the pages too.
+		b.do(chromedp.Click("#older"))
+		b.awaitText("#page-no", "Page 2")
+		b.do(chromedp.Evaluate[chromedp.Void](`history.back()`))
+		b.awaitText("#page-no", "Page 1")
+		require.Equal(t, hrefs(newest[:25]), rows())
+	})
+
+	step(t, "event detail", func(t *testing.T) {
+		b.t = t
+		first := newest[0]
+		b.do(chromedp.Click("#events tbody tr:first-child td:first-child a"))
+		b.awaitText("#fields", first["event_id"].(string))
+		fields := b.text("#fields")
+		for _, want := range []string{"correlation_id\n" + corr, "submitted_by\nsvc-gateway", "parent_event_id\nnull", "event_date"} {
+			require.Contains(t, fields, want)
+		}
+		var shown, sent any
+		require.NoError(t, json.Unmarshal([]byte(b.text("#event-data")), &shown))
+		require.NoError(t, json.Unmarshal(mustJSON(t, first["event_data"]), &sent))
+		require.Equal(t, sent, shown, "event_data as stored, pretty-printed")
+
+		// Copy with the Clipboard API, and, where the browser refuses
+		// it, with the copy command.
+		for _, setting := range []browser.PermissionSetting{browser.PermissionSettingGranted, browser.PermissionSettingDenied} {
+			b.grant("clipboard-read", browser.PermissionSettingGranted)
+			b.grant("clipboard-write", browser.PermissionSettingGranted)
+			b.do(chromedp.Evaluate[chromedp.Void](`navigator.clipboard.writeText("")`, chromedp.EvalAwaitPromise))
+			b.grant("clipboard-write", setting)
+			b.do(chromedp.Click("#copy-data"))
+			b.awaitText("#status", "Copy event_data: copied to the clipboard.")
+			require.Equal(t, b.text("#event-data"), eval[string](b, `navigator.clipboard.readText()`), "clipboard-write %s", setting)
+			b.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#status").textContent = ""`))
+		}
+		b.shot("event")
+	})
+
+	step(t, "correlation timeline", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Click("#to-correlation"))
+		b.awaitText("#timeline-summary", "60 events")
+		b.await("the verification badge", `!!document.querySelector("#verify-badge")`)
+		oldest := slices.Clone(newest)
+		slices.Reverse(oldest)
+		require.Equal(t, hrefs(oldest), eval[[]string](b, `[...document.querySelectorAll("#timeline li.step .step-head a")].map(a => a.getAttribute("href"))`))
+		require.Contains(t, b.text("#verify-badge"), "Not verified")
+		require.Contains(t, b.text("#verify-badge"), "No route for POST /api/v1/audit/verify-chain.", "the server's problem detail")
+		b.shot("correlation")
+	})
+}
+
+// step runs one step of a walk through the console; a failed step ends
+// the walk, since every later one starts where it left the page.
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
