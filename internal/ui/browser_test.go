@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
@@ -30,6 +32,8 @@ type tab struct {
 	// problems are the exceptions and the Content-Security-Policy
 	// violations the page reported: any is a failure.
 	problems []string
+	// requests are every request the page sent.
+	requests []*network.Request
 }
 
 // newTab starts Chromium with a profile of its own. The flags keep it
@@ -62,8 +66,20 @@ func newTab(t *testing.T) *tab {
 	})
 	require.NoError(t, chromedp.Do(ctx), "start chromium")
 	messages := chromedp.Console(ctx)
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev, err := range requests {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.requests = append(b.requests, ev.Request)
+			b.mu.Unlock()
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		for m, err := range messages {
@@ -147,4 +163,11 @@ func (b *tab) grant(name string, setting browser.PermissionSetting) {
 	_, err := chromedp.CallBrowser(b.ctx, browser.SetPermission, browser.SetPermissionParams{
 		Permission: &browser.PermissionDescriptor{Name: name}, Setting: setting, Origin: origin})
 	require.NoError(b.t, err)
+}
+
+// sent returns the requests the page has sent so far.
+func (b *tab) sent() []*network.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.requests)
 }

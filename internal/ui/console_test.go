@@ -116,6 +116,9 @@ func chainEvents(correlationID string, n int, now time.Time) []map[string]any {
 	return out
 }
 
+// unknownToken is a token nobody issued.
+const unknownToken = "ast_not-a-token-anyone-issued"
+
 // TestConsole drives the console in a real browser against the real
 // binaries, as an auditor would: sign in, search by correlation_id, page
 // forward and back, open an event and copy its data, open its
@@ -140,7 +143,7 @@ func TestConsole(t *testing.T) {
 		b.do(chromedp.Navigate(s.base + "/ui/"))
 		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
 		b.shot("signin")
-		b.do(chromedp.SendKeys("#token", "ast_not-a-token-anyone-issued\r"))
+		b.do(chromedp.SendKeys("#token", unknownToken+"\r"))
 		b.awaitText("#alert", "The bearer token is not valid here")
 		require.Equal(t, "", eval[string](b, `sessionStorage.getItem("auditstream.console.token") ?? ""`), "a refused token is not kept")
 		b.do(chromedp.Clear("#token"), chromedp.SendKeys("#token", s.admin+"\r"))
@@ -248,6 +251,65 @@ func TestConsole(t *testing.T) {
 		require.Contains(t, b.text("#verify-badge"), "Not verified")
 		require.Contains(t, b.text("#verify-badge"), "No route for POST /api/v1/audit/verify-chain.", "the server's problem detail")
 		b.shot("correlation")
+	})
+
+	step(t, "errors show the problem detail", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Navigate(s.base + "/ui/#/search?correlation_id=" + url.QueryEscape(corr)))
+		b.awaitText("#summary", "of 60")
+		b.do(chromedp.SetValue("#range", "custom"), chromedp.Evaluate[chromedp.Void](`document.querySelector("#range").dispatchEvent(new Event("change"))`))
+		b.await("the custom range shows", `!document.querySelector("#custom-range").hidden`)
+		b.do(chromedp.SetValue("#since-at", "2026-03-02T10:00:05"), chromedp.SetValue("#until-at", "2026-03-01T10:00:05"),
+			chromedp.SendKeys("#f-correlation_id", "\r"))
+		b.awaitText("#alert", "Invalid query parameter")
+		require.Contains(t, b.text("#alert"), "since must not be after until", "field_errors, by name")
+		require.Contains(t, b.hash(), "since=2026-03-02T10%3A00%3A05Z&until=2026-03-01T10%3A00%3A05Z")
+	})
+
+	step(t, "keyboard", func(t *testing.T) {
+		b.t = t
+		// A reload keeps the session: the token is in sessionStorage.
+		b.do(chromedp.Navigate(s.base+"/ui/#/search?correlation_id="+url.QueryEscape(corr)), chromedp.Reload())
+		b.awaitText("#summary", "of 60")
+		b.do(chromedp.KeyEvent("\t"))
+		require.Equal(t, "skip-link", eval[string](b, `document.activeElement.id`), "the first stop is the skip link")
+		b.do(chromedp.KeyEvent("\r"))
+		require.Equal(t, "main", eval[string](b, `document.activeElement.id`))
+		require.Contains(t, b.hash(), "correlation_id=", "skipping keeps the view")
+		b.do(chromedp.KeyEvent("\t"))
+		require.Equal(t, "f-correlation_id", eval[string](b, `document.activeElement.id`), "then the first filter")
+		// Enter in any filter searches; the focus stays in the form.
+		b.do(chromedp.KeyEvent("\t"), chromedp.KeyEvent("workflow.step.started\r"))
+		b.awaitText("#summary", "Events 1–12 of 12")
+		require.Contains(t, b.hash(), "event_type=workflow.step.started")
+	})
+
+	step(t, "the token stays in the Authorization header", func(t *testing.T) {
+		b.t = t
+		var api int
+		for _, r := range b.sent() {
+			for _, token := range []string{s.admin, s.reader, s.writer} {
+				require.NotContains(t, r.URL, token, "a token in a URL")
+			}
+			u, err := url.Parse(r.URL)
+			require.NoError(t, err)
+			auth, sent := r.Headers["Authorization"]
+			if !strings.HasPrefix(u.Path, "/api/") {
+				require.False(t, sent, "%s carried the Authorization header", r.URL)
+				continue
+			}
+			api++
+			require.Contains(t, []string{"Bearer " + s.admin, "Bearer " + unknownToken}, auth, "%s: the signed-in token, or the one refused at sign-in", r.URL)
+		}
+		require.Greater(t, api, 10, "the requests were seen")
+	})
+
+	step(t, "sign out", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Click("#sign-out"))
+		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
+		require.Equal(t, "", eval[string](b, `sessionStorage.getItem("auditstream.console.token") ?? ""`))
+		require.Equal(t, "", b.text("#who"))
 	})
 }
 

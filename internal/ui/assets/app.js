@@ -139,6 +139,9 @@ function show(name, view, args) {
   put(main, root);
   markNav(name);
   const changed = lastView !== name;
+  // On the page's first view the focus stays at the top of the page, so
+  // the first Tab reaches the skip link.
+  const first = lastView === null;
   lastView = name;
   clearError();
   const ctx = {
@@ -164,7 +167,7 @@ function show(name, view, args) {
     },
     hasScope: (scope) => !!principal && principal.scopes.includes(scope),
   };
-  // A new view takes the focus to its heading at once, so a screen reader
+  // A view the user moves to takes the focus to its heading at once, so a screen reader
   // starts there (and typing into the view is never interrupted); a view
   // redrawn in place (paging) gives the focus back to the control that
   // had it, unless the user has moved on meanwhile.
@@ -172,7 +175,7 @@ function show(name, view, args) {
   const done = Promise.resolve(view(ctx, ...args.map((a) => (a === undefined ? '' : a)))).catch(ctx.error);
   const heading = root.querySelector('h1');
   document.title = (heading ? heading.textContent + ' · ' : '') + 'auditstream console';
-  if (changed && heading) heading.focus();
+  if (changed && !first && heading) heading.focus();
   if (focusID) {
     done.finally(() => {
       const again = root.isConnected && document.getElementById(focusID);
