@@ -1,5 +1,5 @@
-# One image with the three binaries of auditstream: ingest-api, writer and
-# dlq-replayer. The image has no fixed entrypoint: the orchestrator picks the
+# One image with the binaries of auditstream: ingest-api, writer,
+# dlq-replayer and the operator tool auditctl. The image has no fixed entrypoint: the orchestrator picks the
 # command (docker-compose.yml `command:`, Kubernetes `command:`), e.g.
 #
 #   docker build -t auditstream:latest .
@@ -23,12 +23,17 @@ COPY cmd/ cmd/
 COPY internal/ internal/
 # Static binaries: no libc needed at run time, so the runtime image can be
 # distroless "static". -trimpath and -s -w keep paths and symbols out.
-RUN go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/ingest-api ./cmd/writer ./cmd/dlq-replayer
+RUN go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/ingest-api ./cmd/writer ./cmd/dlq-replayer ./cmd/auditctl
+# The directory compose mounts its integrity-keys volume on: a new named
+# volume takes its owner from the image, so auditctl (running as nonroot)
+# can write the keys there on first start.
+RUN mkdir -p /dirs/run/auditstream/integrity
 
 # distroless static: CA certificates, tzdata and /etc/passwd with the
 # "nonroot" user (65532); nothing else.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/ingest-api /out/writer /out/dlq-replayer /usr/local/bin/
+COPY --from=build /out/ingest-api /out/writer /out/dlq-replayer /out/auditctl /usr/local/bin/
+COPY --from=build --chown=65532:65532 /dirs/run/ /run/
 USER 65532:65532
 # ingest-api HTTP API; writer and dlq-replayer metrics and health.
 EXPOSE 8080 9090 9091

@@ -56,7 +56,8 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		"SOURCE_KEYS_FILE=" + testenv.NewSourceKeys(t),
 	}
 	writerMetrics := testenv.NewAddr(t)
-	writer := startProcess(t, filepath.Join(bin, "writer"), append(env, "METRICS_ADDR="+writerMetrics)...)
+	writerEnv := append(append(env, "METRICS_ADDR="+writerMetrics), testenv.NewIntegrityKeys(t).Env()...)
+	writer := startProcess(t, filepath.Join(bin, "writer"), writerEnv...)
 	writer.awaitReady(t, "http://"+writerMetrics+"/health/ready")
 	// METRICS_ADDR too: from issue 17 on, the API serves /metrics on a
 	// listener of its own, by default :9090, which other tests may hold.

@@ -244,7 +244,7 @@ func TestDockerfileBuildsEveryBinaryStatically(t *testing.T) {
 	}
 	require.Regexp(t, `(?m)^FROM golang:\$\{GO_VERSION\} AS build$`, df)
 	require.Regexp(t, `(?m)^FROM gcr\.io/distroless/static[^ ]*:nonroot$`, df)
-	for _, b := range []string{"ingest-api", "writer", "dlq-replayer"} {
+	for _, b := range []string{"ingest-api", "writer", "dlq-replayer", "auditctl"} {
 		require.Contains(t, df, "./cmd/"+b, "the image must contain %s", b)
 		require.Contains(t, df, "/out/"+b, "the image must contain %s", b)
 	}
@@ -319,9 +319,18 @@ func TestComposeFile(t *testing.T) {
 		require.Contains(t, initCmd, topic)
 	}
 
+	// The writer's integrity keys: made once by auditctl from the image,
+	// into the volume the writer mounts.
+	keysInit := p.Services["integrity-keys-init"]
+	require.Equal(t, []string{"/usr/local/bin/auditctl", "keys", "--dir", "/run/auditstream/integrity", "--keep-existing"}, keysInit.Command)
+	require.Equal(t, "no", keysInit.Restart)
+	require.Contains(t, volumes(keysInit), "integrity-keys:/run/auditstream/integrity:rw")
+	require.Contains(t, initCmd, "--topic audit.checkpoints --partitions 1")
+	require.Contains(t, initCmd, "retention.ms=-1")
+
 	ran := map[string]bool{}
 	for name, svc := range p.Services {
-		if !strings.HasPrefix(svc.Image, "auditstream:") {
+		if !strings.HasPrefix(svc.Image, "auditstream:") || name == "integrity-keys-init" {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
@@ -363,6 +372,12 @@ func TestComposeFile(t *testing.T) {
 				require.Equal(t, "/run/auditstream/source-keys/source-keys.yaml", env["SOURCE_KEYS_FILE"])
 				require.Contains(t, volumes(svc), "source-keys:/run/auditstream/source-keys:ro")
 				require.Equal(t, "service_completed_successfully", svc.DependsOn["source-keys-init"].Condition)
+			}
+			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
+				require.Equal(t, "/run/auditstream/integrity/integrity-keys.yaml", env["INTEGRITY_KEYS_FILE"])
+				require.Equal(t, "/run/auditstream/integrity/checkpoint-signing-key.pem", env["CHECKPOINT_SIGNING_KEY_FILE"])
+				require.Contains(t, volumes(svc), "integrity-keys:/run/auditstream/integrity:ro")
+				require.Equal(t, "service_completed_successfully", svc.DependsOn["integrity-keys-init"].Condition)
 			}
 		})
 	}
@@ -541,6 +556,10 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			if b.acceptedEnv()["SOURCE_KEYS_FILE"] {
 				requireSecretMount(t, pod, c, filepath.Dir(env["SOURCE_KEYS_FILE"]), "auditstream-source-keys")
+			}
+			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
+				requireSecretMount(t, pod, c, filepath.Dir(env["INTEGRITY_KEYS_FILE"]), "auditstream-integrity-keys")
+				requireSecretMount(t, pod, c, filepath.Dir(env["CHECKPOINT_SIGNING_KEY_FILE"]), "auditstream-checkpoint-signing-key")
 			}
 			delete(env, "GOMEMLIMIT")
 			cfg := b.parseConfig(t, env)
@@ -841,6 +860,7 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 	pg := testenv.NewPostgres(t)
 	brokers := strings.Join(kafka.Brokers(), ",")
 	sourceKeys := testenv.NewSourceKeys(t)
+	integrityKeys := testenv.NewIntegrityKeys(t)
 
 	// Each binary runs with the environment docker-compose gives it, pointed
 	// at the test's services and sped up.
@@ -853,13 +873,17 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		if _, ok := env["SOURCE_KEYS_FILE"]; ok {
 			env["SOURCE_KEYS_FILE"] = sourceKeys
 		}
+		if _, ok := env["INTEGRITY_KEYS_FILE"]; ok {
+			env["INTEGRITY_KEYS_FILE"] = integrityKeys.KeysFile
+			env["CHECKPOINT_SIGNING_KEY_FILE"] = integrityKeys.SigningKeyFile
+		}
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)
 	}
 	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "METRICS_ADDR": testenv.NewAddr(t),
 		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s"})
 	api.token = composeToken
-	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms"})
+	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms", "CHECKPOINT_INTERVAL": "1s"})
 	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
 	for _, p := range []*process{api, writer, replayer} {
 		p.waitReady(t, 90*time.Second)

@@ -62,6 +62,7 @@ func TestSmokeAll(t *testing.T) {
 		"api.proc.ingest-api.peak_rss", "api.proc.ingest-api.cpu", "api.proc.bare-gin.peak_rss",
 		"writer.rawcopy.rows_per_s", "writer.writer.rows_per_s", "writer.writer.rows_per_s_from_start",
 		"writer.ratio.writer_vs_rawcopy", "writer.proc.writer.peak_rss", "writer.proc.writer.cpu",
+		"writer.nochain.rows_per_s", "writer.ratio.chain_vs_nochain",
 		"lag.max_rate", "lag.rate", "lag.visible.p50", "lag.visible.p99", "lag.ingested.p99",
 		"lag.writer_rss.start", "lag.writer_rss.end", "lag.writer_rss.growth",
 		"lag.proc.writer.peak_rss", "lag.proc.ingest-api.peak_rss", "lag.proc.writer.cpu",
@@ -89,12 +90,14 @@ func TestSmokeAll(t *testing.T) {
 	}
 	// Every ratio and target carries a status, every figure a note saying
 	// what it was measured against.
-	for _, name := range []string{"api.ratio.single_vs_bare_gin", "writer.ratio.writer_vs_rawcopy", "lag.visible.p99", "lag.writer_rss.growth"} {
+	for _, name := range []string{"api.ratio.single_vs_bare_gin", "writer.ratio.writer_vs_rawcopy", "writer.ratio.chain_vs_nochain",
+		"lag.visible.p99", "lag.writer_rss.growth"} {
 		if s := got[name].Status; s != "PASS" && s != "MISS" {
 			t.Errorf("%s: status %q, want PASS or MISS", name, s)
 		}
 	}
-	for _, name := range []string{"api.single.req_per_s", "api.bare_gin.req_per_s", "writer.rawcopy.rows_per_s", "writer.writer.rows_per_s"} {
+	for _, name := range []string{"api.single.req_per_s", "api.bare_gin.req_per_s", "writer.rawcopy.rows_per_s", "writer.writer.rows_per_s",
+		"writer.nochain.rows_per_s"} {
 		if got[name].Notes == "" {
 			t.Errorf("%s has no note", name)
 		}

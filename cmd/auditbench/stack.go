@@ -27,11 +27,13 @@ type stack struct {
 	pg     *testenv.Postgres
 	topics topicNames
 	// keysDir holds the source key file, so the API signs and the writer
-	// verifies submitted_by as in production.
-	keysDir string
+	// verifies submitted_by as in production, and the writer's integrity
+	// keys, so it links the hash chain and checkpoints as in production.
+	keysDir   string
+	integrity testenv.IntegrityKeys
 }
 
-type topicNames struct{ events, notifications, dlq, parked string }
+type topicNames struct{ events, notifications, dlq, parked, checkpoints string }
 
 // env returns the settings every binary of the stack is started with.
 func (s *stack) env(dbURL string) []string {
@@ -42,6 +44,7 @@ func (s *stack) env(dbURL string) []string {
 		"NOTIFICATIONS_TOPIC=" + s.topics.notifications,
 		"DLQ_TOPIC=" + s.topics.dlq,
 		"PARKED_TOPIC=" + s.topics.parked,
+		"CHECKPOINTS_TOPIC=" + s.topics.checkpoints,
 		"SOURCE_KEYS_FILE=" + filepath.Join(s.keysDir, "source-keys.yaml"),
 		"LOG_LEVEL=warn",
 	}
@@ -67,6 +70,7 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 	t := topicNames{
 		events: "auditbench." + id + ".events", notifications: "auditbench." + id + ".notifications",
 		dlq: "auditbench." + id + ".dlq", parked: "auditbench." + id + ".parked",
+		checkpoints: "auditbench." + id + ".checkpoints",
 	}
 	k, err := testenv.StartKafka(ctx, map[string]int32{t.events: benchPartitions, t.notifications: benchPartitions, t.dlq: 1, t.parked: 1})
 	if err != nil {
@@ -80,6 +84,9 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 	s := &stack{kafka: k, pg: pg, topics: t}
 	if s.keysDir, err = os.MkdirTemp("", "auditbench-keys-"); err == nil {
 		err = keyring.Generate(filepath.Join(s.keysDir, "source-keys.yaml"), "bench")
+	}
+	if err == nil {
+		s.integrity, err = testenv.GenerateIntegrityKeys(s.keysDir)
 	}
 	if err != nil {
 		s.Close()
@@ -182,8 +189,9 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []stri
 }
 
 // startWriter starts the real writer against dbURL (consumer group group)
-// and returns the process and its /metrics URL.
-func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(string, ...any)) (*proc, string, error) {
+// and returns the process and its /metrics URL. It links the hash chain
+// with the stack's keys unless env says otherwise (INTEGRITY_DISABLED).
+func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(string, ...any), env ...string) (*proc, string, error) {
 	dir, err := binaries(logf)
 	if err != nil {
 		return nil, "", err
@@ -192,7 +200,11 @@ func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("writer", filepath.Join(dir, "writer"), nil, append(s.env(dbURL), "METRICS_ADDR="+addr, "CONSUMER_GROUP="+group)...)
+	if len(env) == 0 {
+		env = s.integrity.Env()
+	}
+	env = append(append(s.env(dbURL), "METRICS_ADDR="+addr, "CONSUMER_GROUP="+group), env...)
+	p, err := startProc("writer", filepath.Join(dir, "writer"), nil, env...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -26,12 +26,15 @@ migrated database (the real audit_events with every index):
 
   rawcopy  pgx CopyFrom of the same rows and columns as store.Write, 5,000
            rows per transaction, one connection: the ceiling
-  writer   the real writer binary (go build, a process, its defaults), from
-           process start until its rows_written_total reaches --rows
+  writer   the real writer binary (go build, a process, its defaults, the
+           hash chain and checkpoints on), from process start until its
+           rows_written_total reaches --rows
+  nochain  the same binary with INTEGRITY_DISABLED=true: the chain's cost
 
-Target: writer steady rows/s >= 0.7 x rawcopy rows/s (same run). Steady is
-from the first rows the writer reports written (so start-up and the group
-join are not counted); the end-to-end rate is reported as well.`
+Targets: writer steady rows/s >= 0.7 x rawcopy rows/s, and >= 0.85 x
+nochain rows/s (the chain costs under 15 %), all in the same run. Steady
+is from the first rows the writer reports written (so start-up and the
+group join are not counted); the end-to-end rate is reported as well.`
 
 type writerCmd struct {
 	Rows int `default:"100000" help:"Events in the pre-filled topic."`
@@ -81,17 +84,60 @@ func writerStage(ctx context.Context, rows int, logf func(string, ...any), param
 	rawRate := float64(len(events)) / rawTook.Seconds()
 	logf("writer: rawcopy %.0f rows/s (%s)", rawRate, rawTook.Round(time.Millisecond))
 
-	// The writer binary.
-	wURL, dropW, err := st.freshDB(ctx, "writer")
+	// The writer binary, with and without the chain: the same records
+	// (another consumer group each), each into a fresh database. The
+	// chain goes first, so whatever a warmed-up machine gives the second
+	// run counts against it.
+	chained, err := drainWithWriter(ctx, st, len(events), "writer", logf)
 	if err != nil {
 		return nil, err
 	}
-	defer dropW()
-	logf("writer: writer binary draining %s rows ...", thousands(int64(len(events))))
-	procStart := time.Now()
-	wp, metricsURL, err := st.startWriter(ctx, wURL, "auditbench-writer-"+randomID(), logf)
+	noChain, err := drainWithWriter(ctx, st, len(events), "nochain", logf, "INTEGRITY_DISABLED=true")
 	if err != nil {
 		return nil, err
+	}
+	results := []Result{
+		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
+			Notes: fmt.Sprintf("BASELINE: pgx CopyFrom of the same %s rows into a fresh audit_events (all indexes), 5,000/tx, 1 conn", thousands(int64(len(events))))},
+		{Name: "writer.writer.rows_per_s", Value: chained.steady, Unit: "rows/s",
+			Notes: "real writer binary, hash chain on, from its first rows written to the last (polls /metrics every 50 ms); vs writer.rawcopy.rows_per_s"},
+		{Name: "writer.writer.rows_per_s_from_start", Value: chained.fromStart, Unit: "rows/s",
+			Notes: fmt.Sprintf("same, from process start (start-up + group join %s included)", chained.startup.Round(time.Millisecond))},
+		{Name: "writer.ratio.writer_vs_rawcopy", Value: chained.steady / rawRate, Unit: "x", Target: AtLeast(0.7),
+			Notes: "writer.writer.rows_per_s / writer.rawcopy.rows_per_s"},
+		{Name: "writer.writer.cpu_per_row", Value: float64(chained.cpu.Microseconds()) / float64(len(events)), Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows, chain on"},
+		{Name: "writer.nochain.rows_per_s", Value: noChain.steady, Unit: "rows/s",
+			Notes: "BASELINE of the chain's cost: the same binary and records with INTEGRITY_DISABLED=true"},
+		{Name: "writer.nochain.cpu_per_row", Value: float64(noChain.cpu.Microseconds()) / float64(len(events)), Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows, chain off"},
+		{Name: "writer.ratio.chain_vs_nochain", Value: chained.steady / noChain.steady, Unit: "x", Target: AtLeast(0.85),
+			Notes: "writer.writer.rows_per_s / writer.nochain.rows_per_s: the chain costs under 15 %"},
+	}
+	results = append(results, procResults("writer", chained.proc, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
+	return results, nil
+}
+
+// drained is one writer binary's drain of the pre-filled topic.
+type drained struct {
+	steady, fromStart float64
+	startup, cpu      time.Duration
+	proc              *proc
+}
+
+// drainWithWriter runs the writer binary (with env) into a fresh database
+// until it has written rows rows, and measures it.
+func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf func(string, ...any), env ...string) (drained, error) {
+	dbURL, drop, err := st.freshDB(ctx, name)
+	if err != nil {
+		return drained{}, err
+	}
+	defer drop()
+	logf("writer: %s binary draining %s rows ...", name, thousands(int64(rows)))
+	procStart := time.Now()
+	wp, metricsURL, err := st.startWriter(ctx, dbURL, "auditbench-"+name+"-"+randomID(), logf, env...)
+	if err != nil {
+		return drained{}, err
 	}
 	defer wp.stop()
 	c := &http.Client{Timeout: 2 * time.Second}
@@ -100,52 +146,39 @@ func writerStage(ctx context.Context, rows int, logf func(string, ...any), param
 	deadline := time.Now().Add(30 * time.Minute)
 	for {
 		if err := wp.done(); err != nil {
-			return nil, err
+			return drained{}, err
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return drained{}, err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("writer did not drain %d rows in 30 minutes", len(events))
+			return drained{}, fmt.Errorf("%s did not drain %d rows in 30 minutes", name, rows)
 		}
 		v, err := metricValue(c, metricsURL, writerRowsMetric)
 		now := time.Now()
 		if err == nil && v > 0 && first.IsZero() {
 			first, firstRows = now, v
 		}
-		if err == nil && v >= float64(len(events)) {
+		if err == nil && v >= float64(rows) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
 	if err := wp.stop(); err != nil {
-		return nil, err
+		return drained{}, err
 	}
-	if err := checkCount(ctx, wURL, len(events)); err != nil {
-		return nil, err
+	if err := checkCount(ctx, dbURL, rows); err != nil {
+		return drained{}, err
 	}
-	e2e := float64(len(events)) / done.Sub(procStart).Seconds()
-	steady := (float64(len(events)) - firstRows) / max(done.Sub(first).Seconds(), 1e-3)
-	if firstRows >= float64(len(events)) {
-		steady = e2e // drained between two polls
+	d := drained{fromStart: float64(rows) / done.Sub(procStart).Seconds(), startup: first.Sub(procStart), proc: wp}
+	d.steady = (float64(rows) - firstRows) / max(done.Sub(first).Seconds(), 1e-3)
+	if firstRows >= float64(rows) {
+		d.steady = d.fromStart // drained between two polls
 	}
-	logf("writer: writer %.0f rows/s steady, %.0f rows/s from process start", steady, e2e)
-	_, wcpu := wp.usage()
-	results := []Result{
-		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
-			Notes: fmt.Sprintf("BASELINE: pgx CopyFrom of the same %s rows into a fresh audit_events (all indexes), 5,000/tx, 1 conn", thousands(int64(len(events))))},
-		{Name: "writer.writer.rows_per_s", Value: steady, Unit: "rows/s",
-			Notes: "real writer binary, from its first rows written to the last (polls /metrics every 50 ms); vs writer.rawcopy.rows_per_s"},
-		{Name: "writer.writer.rows_per_s_from_start", Value: e2e, Unit: "rows/s",
-			Notes: fmt.Sprintf("same, from process start (start-up + group join %s included)", first.Sub(procStart).Round(time.Millisecond))},
-		{Name: "writer.ratio.writer_vs_rawcopy", Value: steady / rawRate, Unit: "x", Target: AtLeast(0.7),
-			Notes: "writer.writer.rows_per_s / writer.rawcopy.rows_per_s"},
-		{Name: "writer.writer.cpu_per_row", Value: float64(wcpu.Microseconds()) / float64(len(events)), Unit: "us/row",
-			Notes: "writer process CPU (whole life) / rows"},
-	}
-	results = append(results, procResults("writer", wp, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
-	return results, nil
+	_, d.cpu = wp.usage()
+	logf("writer: %s %.0f rows/s steady, %.0f rows/s from process start", name, d.steady, d.fromStart)
+	return d, nil
 }
 
 // prefill publishes events as ingest-api does and returns the average

@@ -1,6 +1,6 @@
 // Command auditctl is auditstream's operator tool (SPEC 12). Its token
-// command creates API keys for AUTH_TOKENS_FILE. Exit codes: 0 ok, 1
-// failure, 2 usage.
+// command creates API keys for AUTH_TOKENS_FILE, keys the integrity keys
+// (keys.go). Exit codes: 0 ok, 1 failure, 2 usage.
 package main
 
 import (
@@ -17,7 +17,7 @@ import (
 
 func main() {
 	var cfg config.Auditctl
-	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api.", os.Args[1:])
+	kctx := config.Parse(&cfg, "auditctl", "auditstream operator tool: API keys for ingest-api, integrity keys for the writer.", os.Args[1:])
 	if err := dispatch(kctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "auditctl: %v\n", err)
 		os.Exit(1)
@@ -28,6 +28,8 @@ func dispatch(kctx *kong.Context, cfg config.Auditctl, out io.Writer) error {
 	switch kctx.Command() {
 	case "token":
 		return runToken(cfg.Token, out)
+	case "keys":
+		return runKeys(cfg.Keys, out)
 	default:
 		return fmt.Errorf("unknown command %q", kctx.Command())
 	}

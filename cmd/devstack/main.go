@@ -75,6 +75,11 @@ func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, rep
 	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
 		return fmt.Errorf("source keys: %w", err)
 	}
+	// So are the writer's hash chain key and checkpoint signing key.
+	integrityKeys, err := testenv.GenerateIntegrityKeys(secrets)
+	if err != nil {
+		return fmt.Errorf("integrity keys: %w", err)
+	}
 
 	common := []string{
 		"KAFKA_BROKERS=" + strings.Join(broker.Brokers(), ","),
@@ -85,7 +90,7 @@ func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, rep
 	services := []service{
 		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "METRICS_ADDR=" + apiMetricsAddr,
 			"AUTH_TOKENS_FILE=" + tokensFile, "SHUTDOWN_DELAY=0s"}, common...)},
-		{name: "writer", env: append([]string{"METRICS_ADDR=" + metricsAddr}, common...)},
+		{name: "writer", env: append(append([]string{"METRICS_ADDR=" + metricsAddr, "CHECKPOINT_INTERVAL=10s"}, integrityKeys.Env()...), common...)},
 		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}
 
@@ -120,6 +125,8 @@ auditstream dev stack is running (Ctrl-C stops it all)
   writer          http://%s/metrics   health http://%s/health
   dlq-replayer    http://%s/metrics   health http://%s/health   (daemon, every 30s)
   source keys     %s   (signs submitted_by; removed on exit)
+  integrity keys  %s   (the hash chain; removed on exit)
+  checkpoints     signed every 10s, public key %s
 
 Try:
   export AUDITSTREAM_TOKEN=%s
@@ -140,7 +147,7 @@ Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
 `, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, base, token, tokensFile,
-		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, token, base,
+		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, integrityKeys.KeysFile, integrityKeys.PublicKeyFile, token, base,
 		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, binDir, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/auditstream/auditstream/internal/checkpoint"
 	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/service"
@@ -37,7 +40,12 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}
 	defer tracing.Close(log)
 
-	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store")})
+	chainKeys, signer, err := integrityKeys(cfg.Integrity, log)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: cfg.Postgres.MaxConns, Log: log.Named("store"),
+		Chain: chainKeys})
 	if err != nil {
 		return err
 	}
@@ -47,7 +55,13 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	// same watermill Publisher, as the API's records: the DLQ must have a
 	// record before its offset is committed. It has no sarama tracer: that
 	// would rewrite the traceparent a dead letter keeps byte for byte.
-	producer, err := kafka.NewProducer(cfg.Kafka.Client(), cfg.Kafka.TopicSpecs(), log.Named("kafka"), reg)
+	// Checkpoints go through it too: one counts as published once the
+	// topic has acknowledged it.
+	topics := cfg.Kafka.TopicSpecs()
+	if signer != nil {
+		topics = append(topics, cfg.Integrity.CheckpointsTopicSpec(cfg.Kafka.TopicReplication))
+	}
+	producer, err := kafka.NewProducer(cfg.Kafka.Client(), topics, log.Named("kafka"), reg)
 	if err != nil {
 		return err
 	}
@@ -76,6 +90,15 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
 	if err != nil {
 		return err
+	}
+	var checkpoints *checkpoint.Publisher
+	if signer != nil {
+		host, _ := os.Hostname() // only names the publisher in its checkpoints
+		checkpoints, err = checkpoint.New(checkpoint.Config{Interval: cfg.Integrity.CheckpointInterval,
+			Topic: cfg.Integrity.CheckpointsTopic, Writer: host}, db, producer, signer, log.Named("checkpoint"), reg)
+		if err != nil {
+			return err
+		}
 	}
 
 	health := telemetry.NewHealth(map[string]telemetry.Check{
@@ -118,7 +141,38 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		}
 		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
-		return w.Run(gctx)
+		if checkpoints == nil {
+			return w.Run(gctx)
+		}
+		g.Go(func() error { return checkpoints.Run(gctx) })
+		err := w.Run(gctx)
+		// The last batch is in: anchor it too, bounded like a flush.
+		final, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.WriteTimeout)
+		defer cancel()
+		if cpErr := checkpoints.Checkpoint(final); cpErr != nil {
+			log.Warn("last checkpoint failed; the next writer to start publishes it", zap.Error(cpErr))
+		}
+		return err
 	})
 	return g.Wait()
+}
+
+// integrityKeys loads the chain's keys and the checkpoint signing key, or
+// returns nils with integrity disabled (after a warning).
+func integrityKeys(cfg config.Integrity, log *zap.Logger) (*integrity.Keys, *integrity.Signer, error) {
+	if cfg.Disabled {
+		log.Warn("integrity disabled (INTEGRITY_DISABLED): events are stored without a hash chain (chain fields null) and no checkpoints are published")
+		return nil, nil, nil
+	}
+	keys, err := integrity.LoadKeys(cfg.KeysFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := integrity.LoadSigner(cfg.CheckpointSigningKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %w", err)
+	}
+	log.Info("integrity keys loaded", zap.Strings("key_ids", keys.KeyIDs()), zap.String("signing_key_id", keys.SigningKeyID()),
+		zap.String("checkpoint_public_key_sha256", integrity.KeyFingerprint(signer.PublicKey())))
+	return keys, signer, nil
 }

@@ -44,6 +44,8 @@ import (
 // other's records.
 var shared struct {
 	bin string
+	// replayer is the dlq-replayer binary, for the replay of a dead letter.
+	replayer string
 	// apiBin is ingest-api, for the tests that follow a request through.
 	apiBin string
 	kafka  *testenv.Kafka
@@ -51,6 +53,9 @@ var shared struct {
 	db     *pgxpool.Pool
 	kcl    *kgo.Client
 	adm    *kadm.Client
+	// keys are every writer's integrity keys, unless a test gives its
+	// own: the chains of all tests verify with them.
+	keys testenv.IntegrityKeys
 }
 
 // Settings of every child writer. Batches of 2,000 every 50 ms move 50,000
@@ -76,6 +81,17 @@ func TestMain(m *testing.M) {
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
 			return err
 		}
+		if shared.replayer, err = e.Build(ctx, "dlq-replayer"); err != nil {
+			return err
+		}
+		keysDir, err := os.MkdirTemp("", "writer-keys-")
+		if err != nil {
+			return err
+		}
+		e.Cleanup(func() { _ = os.RemoveAll(keysDir) })
+		if shared.keys, err = testenv.GenerateIntegrityKeys(keysDir); err != nil {
+			return err
+		}
 		if shared.apiBin, err = e.Build(ctx, "ingest-api"); err != nil {
 			return err
 		}
@@ -95,9 +111,9 @@ func TestMain(m *testing.M) {
 // pipeline is one test's topics, consumer group and the event_type its
 // records carry, by which the test counts its rows.
 type pipeline struct {
-	events, notifications, dlq, parked string
-	group                              string
-	tag                                string
+	events, notifications, dlq, parked, checkpoints string
+	group                                           string
+	tag                                             string
 }
 
 func newPipeline(t *testing.T) pipeline {
@@ -110,6 +126,7 @@ func newPipeline(t *testing.T) pipeline {
 		notifications: base + ".notifications",
 		dlq:           base + ".dlq",
 		parked:        base + ".dlq.parked",
+		checkpoints:   base + ".checkpoints",
 		group:         base + ".writer",
 		tag:           base,
 	}
@@ -151,6 +168,7 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 		"NOTIFICATIONS_TOPIC="+p.notifications,
 		"DLQ_TOPIC="+p.dlq,
 		"PARKED_TOPIC="+p.parked,
+		"CHECKPOINTS_TOPIC="+p.checkpoints,
 		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
 		"BATCH_SIZE="+strconv.Itoa(batchSize),
 		"BATCH_AGE="+batchAge.String(),
@@ -159,6 +177,7 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
 	)
+	w.cmd.Env = append(w.cmd.Env, shared.keys.Env()...)
 	w.cmd.Env = append(w.cmd.Env, env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	// If the test binary dies without running its cleanups, the kernel
@@ -257,8 +276,17 @@ func (w *writerProc) awaitReady(d time.Duration) {
 }
 
 // metric returns the sum of every series of the named metric (all label
-// values) on /metrics.
+// values) on /metrics; the writer must expose it.
 func (w *writerProc) metric(name string) float64 {
+	w.t.Helper()
+	sum, found := w.metricIfExposed(name)
+	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
+	return sum
+}
+
+// metricIfExposed is metric for a series that may not exist yet (a
+// counter with labels appears at its first increment): 0, false then.
+func (w *writerProc) metricIfExposed(name string) (float64, bool) {
 	w.t.Helper()
 	code, body, err := w.get("/metrics")
 	require.NoError(w.t, err, "scrape writer %s", w.name)
@@ -275,8 +303,7 @@ func (w *writerProc) metric(name string) float64 {
 		sum += v
 		found = true
 	}
-	require.True(w.t, found, "writer %s exposes no %s", w.name, name)
-	return sum
+	return sum, found
 }
 
 // stream produces audit events to a topic in the background, paced in
@@ -376,7 +403,7 @@ func (s *stream) wait(t *testing.T, d time.Duration) []uuid.UUID {
 // API publishes it. Its event_type is the test's tag. A nil id leaves
 // event_id out.
 func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
-	correlation := fmt.Sprintf("corr-%d", i%997)
+	correlation := correlationOf(tag, i)
 	var eventID string
 	if id != uuid.Nil {
 		eventID = fmt.Sprintf(`,"event_id":%q`, id)
@@ -390,6 +417,10 @@ func eventRecord(tag string, i int, id uuid.UUID) *kgo.Record {
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
 	}
 }
+
+// correlationOf is the correlation_id of record i of the test tagged
+// tag: 997 chains per test.
+func correlationOf(tag string, i int) string { return fmt.Sprintf("%s-corr-%d", tag, i%997) }
 
 // storedCount is the number of rows the test's records produced.
 func storedCount(t *testing.T, p pipeline) int {

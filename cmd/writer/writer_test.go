@@ -86,6 +86,9 @@ func TestCrashStoresEveryRecordOnce(t *testing.T) {
 	awaitCaughtUp(t, p, total)
 	requireExactlyOnce(t, p, want)
 	requireDLQEmpty(t, p)
+	// Killed mid-batch, the hash chains have neither a gap nor a fork: a
+	// batch's heads commit or roll back with its rows.
+	requireChains(t, p, loadKeys(t, shared.keys.KeysFile), 997)
 	t.Logf("last writer skipped %v redelivered duplicates", w.metric(duplicatesMetric))
 }
 
@@ -148,6 +151,8 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 	t.Logf("%s skipped %v redelivered duplicates in all", a.name, a.metric(duplicatesMetric))
 
 	requireDLQEmpty(t, p)
+	// Through both handovers the chains stayed single and unbroken.
+	requireChains(t, p, loadKeys(t, shared.keys.KeysFile), 997)
 	a.signal(syscall.SIGTERM)
 	code, ok := exitCode(a.waitExit(gracePeriod))
 	require.True(t, ok && code == 0, "writer %s exits 0 on SIGTERM", a.name)

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -40,6 +41,15 @@ type Event struct {
 	// verifies, else "kafka:" and the claimed name, or "kafka:unknown".
 	// The writer sets it; parsing never does.
 	SubmittedBy *string
+
+	// The hash chain (SPEC 9.1): the writer sets these in the batch's
+	// transaction (internal/integrity); all nil for events stored without
+	// a chain. PreviousEventHash is empty, not nil, for chain_seq 1.
+	ChainSeq          *int64
+	PreviousEventHash []byte
+	EventHash         []byte
+	HashKeyID         *string
+	HashVersion       *int16
 }
 
 // timeLayout formats UTC times with up to microsecond digits; trailing zeros
@@ -112,6 +122,18 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 		case KindOptCount:
 			if n := *f.OptInt(e); n != nil {
 				dst = strconv.AppendInt(append(dst, f.key...), *n, 10)
+				continue
+			}
+		case KindOptHash:
+			if b := *f.Bytes(e); b != nil {
+				dst = append(append(dst, f.key...), '"')
+				dst = hex.AppendEncode(dst, b)
+				dst = append(dst, '"')
+				continue
+			}
+		case KindOptSmallInt:
+			if n := *f.OptSmallInt(e); n != nil {
+				dst = strconv.AppendInt(append(dst, f.key...), int64(*n), 10)
 				continue
 			}
 		case KindObject:

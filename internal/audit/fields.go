@@ -45,19 +45,28 @@ const (
 	// KindObject: json.RawMessage, compacted; a JSON object of at most
 	// Rules.MaxEventDataBytes; jsonb NOT NULL.
 	KindObject
+	// KindOptHash: []byte, nil when absent (an empty, non-nil slice is an
+	// empty value); a lowercase hex string or null; bytea. The hash
+	// chain's hashes: the output of the canonical form
+	// (internal/integrity), so never part of it.
+	KindOptHash
+	// KindOptSmallInt: *int16; a JSON integer or null; smallint.
+	KindOptSmallInt
 )
 
 // goType is the type of a kind's Event field.
 var goType = [...]reflect.Type{
-	KindText:      reflect.TypeFor[string](),
-	KindOptText:   reflect.TypeFor[*string](),
-	KindEnum:      reflect.TypeFor[string](),
-	KindTimestamp: reflect.TypeFor[time.Time](),
-	KindDate:      reflect.TypeFor[time.Time](),
-	KindID:        reflect.TypeFor[uuid.UUID](),
-	KindOptUUID:   reflect.TypeFor[*uuid.UUID](),
-	KindOptCount:  reflect.TypeFor[*int64](),
-	KindObject:    reflect.TypeFor[json.RawMessage](),
+	KindText:        reflect.TypeFor[string](),
+	KindOptText:     reflect.TypeFor[*string](),
+	KindEnum:        reflect.TypeFor[string](),
+	KindTimestamp:   reflect.TypeFor[time.Time](),
+	KindDate:        reflect.TypeFor[time.Time](),
+	KindID:          reflect.TypeFor[uuid.UUID](),
+	KindOptUUID:     reflect.TypeFor[*uuid.UUID](),
+	KindOptCount:    reflect.TypeFor[*int64](),
+	KindObject:      reflect.TypeFor[json.RawMessage](),
+	KindOptHash:     reflect.TypeFor[[]byte](),
+	KindOptSmallInt: reflect.TypeFor[*int16](),
 }
 
 // Required reports whether a record must carry the field: absent or null is
@@ -81,8 +90,9 @@ const (
 	// from a record's value, so a member of that name in a request body or
 	// a Kafka value is ignored like any unknown member (submitted_by comes
 	// from the record's signed headers, internal/provenance; the hash
-	// chain will be computed in the batch's transaction). Copied into its
-	// column and returned by reads; not in the canonical record.
+	// chain is computed in the batch's transaction, internal/integrity).
+	// Copied into its column and returned by reads; not in the Kafka
+	// record.
 	Writer
 )
 
@@ -146,6 +156,15 @@ var eventFields = [...]Field{
 	// characters), which a test of that package checks. Null for events
 	// stored before identities were recorded (migration 000005).
 	{Name: "submitted_by", Kind: KindOptText, Source: Writer, MaxLen: 518, offset: unsafe.Offsetof(Event{}.SubmittedBy)},
+	// The hash chain of the event's correlation_id (SPEC 9.1, migration
+	// 000006), null for events stored without it (before that migration,
+	// or with INTEGRITY_DISABLED). MaxLen of hash_key_id is that of a
+	// key id (internal/keyring).
+	{Name: "chain_seq", Kind: KindOptCount, Source: Writer, offset: unsafe.Offsetof(Event{}.ChainSeq)},
+	{Name: "previous_event_hash", Kind: KindOptHash, Source: Writer, offset: unsafe.Offsetof(Event{}.PreviousEventHash)},
+	{Name: "event_hash", Kind: KindOptHash, Source: Writer, offset: unsafe.Offsetof(Event{}.EventHash)},
+	{Name: "hash_key_id", Kind: KindOptText, Source: Writer, MaxLen: 64, offset: unsafe.Offsetof(Event{}.HashKeyID)},
+	{Name: "hash_version", Kind: KindOptSmallInt, Source: Writer, offset: unsafe.Offsetof(Event{}.HashVersion)},
 }
 
 // recordOrder and storedOrder are the fields the encoders write (the Request
@@ -271,6 +290,14 @@ func (f *Field) OptUUID(e *Event) **uuid.UUID { return at[*uuid.UUID](f, e, Kind
 
 // OptInt serves KindOptCount.
 func (f *Field) OptInt(e *Event) **int64 { return at[*int64](f, e, KindOptCount, KindOptCount) }
+
+// Bytes serves KindOptHash.
+func (f *Field) Bytes(e *Event) *[]byte { return at[[]byte](f, e, KindOptHash, KindOptHash) }
+
+// OptSmallInt serves KindOptSmallInt.
+func (f *Field) OptSmallInt(e *Event) **int16 {
+	return at[*int16](f, e, KindOptSmallInt, KindOptSmallInt)
+}
 
 // Raw serves KindObject.
 func (f *Field) Raw(e *Event) *json.RawMessage {

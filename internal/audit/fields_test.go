@@ -73,6 +73,7 @@ func TestAppendStoredJSON(t *testing.T) {
 	ts := time.Date(2025, 12, 13, 2, 0, 0, 123000, time.UTC)
 	s := func(v string) *string { return &v }
 	n := int64(0)
+	seq, version := int64(1), int16(1)
 	parent := uuid.MustParse("0190b1a2-7c3d-7e4f-8a5b-000000000001")
 	full := Event{
 		EventID: uuid.MustParse("0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"), Version: "1.0", EventType: "t",
@@ -81,12 +82,14 @@ func TestAppendStoredJSON(t *testing.T) {
 		ActorType: s("at"), ActorID: s("ai"), ResourceType: s("rt"), ResourceID: s("ri"), ParentEventID: &parent,
 		Namespace: s(""), ClusterName: s("cn"), Severity: s("sv"), DurationMS: &n,
 		EventData: json.RawMessage(`{"k": [1, 2]}`), SubmittedBy: s("svc-gateway"),
+		ChainSeq: &seq, PreviousEventHash: []byte{}, EventHash: []byte{0xab, 0x01}, HashKeyID: s("k1"), HashVersion: &version,
 	}
 	require.Equal(t, `{"event_id":"0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b","version":"1.0","event_type":"t",`+
 		`"event_timestamp":"2025-12-13T02:00:00.000123Z","event_date":"2025-12-13","event_category":"gateway",`+
 		`"event_action":"a","event_outcome":"success","correlation_id":"c\"1","actor_type":"at","actor_id":"ai",`+
 		`"resource_type":"rt","resource_id":"ri","parent_event_id":"0190b1a2-7c3d-7e4f-8a5b-000000000001",`+
-		`"namespace":"","cluster_name":"cn","severity":"sv","duration_ms":0,"submitted_by":"svc-gateway","event_data":{"k": [1, 2]}}`,
+		`"namespace":"","cluster_name":"cn","severity":"sv","duration_ms":0,"submitted_by":"svc-gateway",`+
+		`"chain_seq":1,"previous_event_hash":"","event_hash":"ab01","hash_key_id":"k1","hash_version":1,"event_data":{"k": [1, 2]}}`,
 		string(full.AppendStoredJSON([]byte{})))
 
 	bare := Event{EventID: full.EventID, Version: "1", EventType: "t", EventTimestamp: ts, EventDate: full.EventDate,
@@ -96,12 +99,14 @@ func TestAppendStoredJSON(t *testing.T) {
 		`"event_timestamp":"2025-12-13T02:00:00.000123Z","event_date":"2025-12-13","event_category":"gateway",`+
 		`"event_action":"a","event_outcome":"failure","correlation_id":"c","actor_type":null,"actor_id":null,`+
 		`"resource_type":null,"resource_id":null,"parent_event_id":null,"namespace":null,"cluster_name":null,`+
-		`"severity":null,"duration_ms":null,"submitted_by":null,"event_data":{}}`, string(out))
+		`"severity":null,"duration_ms":null,"submitted_by":null,"chain_seq":null,"previous_event_hash":null,`+
+		`"event_hash":null,"hash_key_id":null,"hash_version":null,"event_data":{}}`, string(out))
 
 	// The record form of the same events leaves out what the database
 	// computes, what the writer decides, and what is absent.
 	require.NotContains(t, string(full.AppendJSON(nil)), "event_date")
 	require.NotContains(t, string(full.AppendJSON(nil)), "submitted_by")
+	require.NotContains(t, string(full.AppendJSON(nil)), "hash")
 	require.Equal(t, `prefix:{"version":"1","event_type":"t","event_timestamp":"2025-12-13T02:00:00.000123Z",`+
 		`"event_category":"gateway","event_action":"a","event_outcome":"failure","correlation_id":"c","event_data":{}}`,
 		string((&Event{Version: "1", EventType: "t", EventTimestamp: ts, EventCategory: "gateway", EventAction: "a",

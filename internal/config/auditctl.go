@@ -11,6 +11,7 @@ import (
 // adds keys, verify and verify-export next to token).
 type Auditctl struct {
 	Token AuditctlToken `cmd:"" help:"Create an API key: print the token once and its AUTH_TOKENS_FILE entry."`
+	Keys  AuditctlKeys  `cmd:"" help:"Generate integrity keys: an HMAC key for INTEGRITY_KEYS_FILE and an Ed25519 key pair for CHECKPOINT_SIGNING_KEY_FILE or EXPORT_SIGNING_KEY_FILE."`
 }
 
 // AuditctlToken creates an API key.

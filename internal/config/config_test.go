@@ -36,6 +36,9 @@ func TestEnvironmentTwins(t *testing.T) {
 	t.Setenv("AUTH_TOKENS_FILE", "/etc/auditstream/tokens.yaml")
 	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")
 	t.Setenv("SOURCE_KEYS_FILE", "/run/secrets/source-keys.yaml")
+	t.Setenv("INTEGRITY_KEYS_FILE", "/run/secrets/integrity-keys.yaml")
+	t.Setenv("CHECKPOINT_SIGNING_KEY_FILE", "/run/secrets/checkpoint.pem")
+	t.Setenv("CHECKPOINT_INTERVAL", "30s")
 
 	var api IngestAPI
 	require.NoError(t, parse(t, &api, "--http-addr", ":7777"))
@@ -55,6 +58,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.Equal(t, api.Validation, w.Validation, "the writer reads the API's validation settings")
 	require.Equal(t, "/run/secrets/source-keys.yaml", api.Source.KeysFile)
 	require.Equal(t, api.Source, w.Source, "the writer reads the API's source keys")
+	require.Equal(t, Integrity{KeysFile: "/run/secrets/integrity-keys.yaml", CheckpointSigningKeyFile: "/run/secrets/checkpoint.pem",
+		CheckpointInterval: 30 * time.Second, CheckpointsTopic: "audit.checkpoints"}, w.Integrity)
 
 	var r Replayer
 	require.NoError(t, parse(t, &r, "run"))
@@ -145,7 +150,7 @@ func TestKafkaSecurity(t *testing.T) {
 		var w Writer
 		var r Replayer
 		require.NoError(t, parse(t, &api, base...))
-		require.NoError(t, parse(t, &w, base...))
+		require.NoError(t, parse(t, &w, append(base, "--integrity-disabled")...))
 		require.NoError(t, parse(t, &r, "--kafka-brokers", "k:1", "list"))
 		for _, k := range []Kafka{api.Kafka, w.Kafka, r.Kafka} {
 			c := k.Client()
@@ -226,7 +231,11 @@ func TestSourceKeysRequired(t *testing.T) {
 			var api IngestAPI
 			var w Writer
 			for _, cfg := range []any{&api, &w} {
-				err := parse(t, cfg, append(base, tt.args...)...)
+				args := append(base, tt.args...)
+				if cfg == &w {
+					args = append(args, "--integrity-disabled")
+				}
+				err := parse(t, cfg, args...)
 				if tt.want == "" {
 					require.NoError(t, err)
 				} else {
@@ -235,6 +244,42 @@ func TestSourceKeysRequired(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntegrityKeysRequired: the writer starts only with the chain's key
+// file and the checkpoint signing key, or with integrity disabled
+// explicitly, not both.
+func TestIntegrityKeysRequired(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled"}
+	keys := []string{"--integrity-keys-file", "/k.yaml", "--checkpoint-signing-key-file", "/c.pem"}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"neither", nil, []string{"INTEGRITY_KEYS_FILE is required", "CHECKPOINT_SIGNING_KEY_FILE is required"}},
+		{"no signing key", keys[:2], []string{"CHECKPOINT_SIGNING_KEY_FILE is required"}},
+		{"both", append(keys, "--integrity-disabled"), []string{"contradicts"}},
+		{"short interval", append(keys, "--checkpoint-interval", "10ms"), []string{"CHECKPOINT_INTERVAL"}},
+		{"keys", keys, nil},
+		{"disabled", []string{"--integrity-disabled"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w Writer
+			err := parse(t, &w, append(base, tt.args...)...)
+			if tt.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			for _, want := range tt.want {
+				require.ErrorContains(t, err, want)
+			}
+		})
+	}
+	spec := Integrity{CheckpointsTopic: "audit.checkpoints"}.CheckpointsTopicSpec(3)
+	require.Equal(t, kafka.Topic{Name: "audit.checkpoints", Partitions: 1, ReplicationFactor: 3,
+		Config: map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}}, spec)
 }
 
 // TestDefaultsAreTheOwners: the settings default to the values of the
@@ -252,7 +297,7 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, apipkg.DefaultWriteTimeout, api.HTTPWriteTimeout)
 
 	var w Writer
-	require.NoError(t, parse(t, &w, required...))
+	require.NoError(t, parse(t, &w, append(required, "--integrity-disabled")...))
 	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
 }

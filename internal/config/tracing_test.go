@@ -40,6 +40,7 @@ func TestTracingFromTheStandardVariables(t *testing.T) {
 			t.Setenv("DATABASE_URL", "postgres://db/audit")
 			t.Setenv("SOURCE_SIGNING_DISABLED", "true")
 			t.Setenv("SOURCE_SIGNING_DISABLED", "true")
+			t.Setenv("INTEGRITY_DISABLED", "true")
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

@@ -16,6 +16,7 @@ type Writer struct {
 	Tracing    Tracing    `embed:""`
 	Validation Validation `embed:""`
 	Source     Source     `embed:""`
+	Integrity  Integrity  `embed:""`
 
 	Group string `name:"consumer-group" env:"CONSUMER_GROUP" default:"auditstream-writer" help:"Kafka consumer group of the writers."`
 	// 5,000 rows amortise a COPY transaction well (a few ms each) while a
@@ -35,7 +36,8 @@ type Writer struct {
 
 // Validate reports settings that cannot work, all at once.
 func (c Writer) Validate() error {
-	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Tracing.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(), c.Tracing.Validate(),
+		c.Integrity.Validate()}
 	if c.MetricsAddr == "" {
 		errs = append(errs, errors.New("METRICS_ADDR must not be empty"))
 	}

@@ -49,7 +49,8 @@ type service struct {
 }
 
 // start runs binary name with env, on a free address: HTTP_ADDR for the
-// API, METRICS_ADDR for the others. The API gets a METRICS_ADDR of its own
+// API, METRICS_ADDR for the others; a writer gets integrity keys of its
+// own unless env names some. The API gets a METRICS_ADDR of its own
 // too: from issue 17 on it serves /metrics on a listener of its own, by
 // default :9090, which another test may hold.
 func start(t *testing.T, name string, env ...string) *service {
@@ -58,6 +59,10 @@ func start(t *testing.T, name string, env ...string) *service {
 	listen := []string{"METRICS_ADDR=" + addr}
 	if name == "ingest-api" {
 		listen = []string{"HTTP_ADDR=" + addr, "METRICS_ADDR=" + testenv.NewAddr(t)}
+	}
+	if name == "writer" {
+		// Integrity keys first: a test's own env, later, wins.
+		env = append(testenv.NewIntegrityKeys(t).Env(), env...)
 	}
 	env = append(append(env, listen...), "LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
 	return &service{Process: testenv.StartProcess(t, filepath.Join(bin, name), nil, env...), name: name, addr: addr}

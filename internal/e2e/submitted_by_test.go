@@ -96,6 +96,9 @@ func TestSourceKeysRequired(t *testing.T) {
 	for _, name := range []string{"ingest-api", "writer"} {
 		env := append(k.Env(), "DATABASE_URL="+pg.URL(), "HTTP_ADDR="+testenv.NewAddr(t), "METRICS_ADDR="+testenv.NewAddr(t),
 			"AUTH_DISABLED=true")
+		if name == "writer" {
+			env = append(env, testenv.NewIntegrityKeys(t).Env()...) // the writer's other keys, not tested here
+		}
 		code, stdout, stderr := run(t, name, nil, env...)
 		require.Equal(t, 2, code, "%s without SOURCE_KEYS_FILE: a usage error\n%s%s", name, stdout, stderr)
 		require.Contains(t, stderr, "SOURCE_KEYS_FILE is required")

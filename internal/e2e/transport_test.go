@@ -33,6 +33,8 @@ func newSecureStack(t *testing.T) secureStack {
 		// The tests of the API's own authentication live with it.
 		"AUTH_DISABLED=true",
 		"SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t))
+	// The writer's integrity keys (the API does not read them).
+	env = append(env, testenv.NewIntegrityKeys(t).Env()...)
 	return secureStack{kafka: k, pg: pg, env: env}
 }
 

@@ -85,6 +85,9 @@ type Topic struct {
 	Name              string
 	Partitions        int32
 	ReplicationFactor int16
+	// Config holds topic-level settings to create it with (e.g.
+	// retention.ms); nil leaves the broker's defaults.
+	Config map[string]string
 }
 
 // baseConfig is what every client shares: protocol version, client id,
@@ -190,9 +193,17 @@ func ensureTopics(client sarama.Client, topics []Topic) error {
 		if _, ok := existing[t.Name]; ok {
 			continue
 		}
+		var entries map[string]*string
+		for k, v := range t.Config {
+			if entries == nil {
+				entries = make(map[string]*string, len(t.Config))
+			}
+			entries[k] = &v
+		}
 		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{
 			NumPartitions:     t.Partitions,
 			ReplicationFactor: t.ReplicationFactor,
+			ConfigEntries:     entries,
 		}, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))

@@ -349,6 +349,10 @@ func scanEvent(row pgx.CollectableRow) (Event, error) {
 			dest[i] = f.OptInt(&e)
 		case audit.KindObject:
 			dest[i] = (*[]byte)(f.Raw(&e))
+		case audit.KindOptHash:
+			dest[i] = f.Bytes(&e)
+		case audit.KindOptSmallInt:
+			dest[i] = f.OptSmallInt(&e)
 		default:
 			panic("query: " + f.Name + ": no scan rule for its kind")
 		}

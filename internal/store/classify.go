@@ -85,7 +85,8 @@ var (
 
 // Classify decides the class of err, from the SQLSTATE of a PostgreSQL
 // error (never from its message) or, for errors that never reached the
-// server, from their type. Write classifies its errors with it; other
+// server, from their type; an error that already carries its class
+// (*errclass.Error) keeps it. Write classifies its errors with it; other
 // callers (the read path) use it to tell a retryable error.
 //
 // Errors while connecting are outages whatever their SQLSTATE: until the
@@ -97,6 +98,11 @@ var (
 func Classify(err error) errclass.Class {
 	if err == nil {
 		return errclass.None
+	}
+	// Decided where it happened (an event the hash chain cannot encode).
+	var classified *errclass.Error
+	if errors.As(err, &classified) {
+		return classified.Class
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,9 +85,7 @@ func TestSubmittedByMigration(t *testing.T) {
 	db := testenv.NewPostgres(t)
 	_, err := Migrate(ctx, db.URL(), zap.NewNop())
 	require.NoError(t, err)
-	down, err := migrationFiles.ReadFile("migrations/000005_submitted_by.down.sql")
-	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, string(down)+`; UPDATE schema_migrations SET version = 4`))
+	require.NoError(t, db.Exec(ctx, downTo(t, 4)))
 
 	s := openStore(t, db.URL())
 	before := testEvent("migration-000005", time.Now())
@@ -112,4 +111,67 @@ func TestSubmittedByMigration(t *testing.T) {
 	_, err = s.Write(ctx, []audit.Event{after}, nil)
 	require.NoError(t, err)
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
+}
+
+// downTo returns the SQL that takes a migrated database back to version:
+// the down migrations above it, newest first, and the version recorded.
+func downTo(t *testing.T, version uint) string {
+	t.Helper()
+	entries, err := migrationFiles.ReadDir("migrations")
+	require.NoError(t, err)
+	var sql []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		name := entries[i].Name()
+		var v uint
+		if _, err := fmt.Sscanf(name, "%d_", &v); err != nil || v <= version || !strings.HasSuffix(name, ".down.sql") {
+			continue
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		require.NoError(t, err)
+		sql = append(sql, string(b))
+	}
+	return strings.Join(append(sql, fmt.Sprintf("UPDATE schema_migrations SET version = %d", version)), ";\n")
+}
+
+// TestHashChainMigration: 000006 applies to a database that already holds
+// events, leaves their chain fields null (they belong to no chain), and
+// the next event of their correlation_id starts its chain at 1; its down
+// migration removes the chain again.
+func TestHashChainMigration(t *testing.T) {
+	ctx := t.Context()
+	db := testenv.NewPostgres(t)
+	_, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(ctx, downTo(t, 5)))
+
+	corr := "migration-000006"
+	before := testEvent(corr, time.Now())
+	// As a binary of version 5 stores it: no chain columns.
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
+		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
+		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
+			correlation_id, event_data, submitted_by) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', '%[2]s', '{}', 'x')`,
+		before.EventID, corr)))
+
+	v, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.Equal(t, latestVersion, v)
+	keys := newChainKeys(t, "k1")
+	s := openChainStore(t, db.URL(), keys)
+	var unchained int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE event_id = $1 AND chain_seq IS NULL
+		AND previous_event_hash IS NULL AND event_hash IS NULL AND hash_key_id IS NULL AND hash_version IS NULL`, before.EventID).Scan(&unchained))
+	require.Equal(t, 1, unchained, "the row stays, without a chain")
+
+	after := testEvent(corr, time.Now())
+	_, err = s.Write(ctx, []audit.Event{after}, nil)
+	require.NoError(t, err)
+	chain := requireChain(t, s.Pool(), keys, corr, 1)
+	require.Equal(t, after.EventID, chain[0].EventID)
+
+	require.NoError(t, db.Exec(ctx, downTo(t, 5)))
+	var n int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM information_schema.tables
+		WHERE table_name IN ('chain_heads', 'integrity_checkpoints')`).Scan(&n))
+	require.Zero(t, n)
 }

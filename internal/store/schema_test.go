@@ -18,15 +18,17 @@ type column struct {
 
 // columnOf is what the migrations must declare for a field of each kind.
 var columnOf = map[audit.Kind]column{
-	audit.KindText:      {dataType: "character varying", nullable: "NO"},
-	audit.KindOptText:   {dataType: "character varying", nullable: "YES"},
-	audit.KindEnum:      {dataType: "character varying", nullable: "NO"},
-	audit.KindTimestamp: {dataType: "timestamp with time zone", nullable: "NO"},
-	audit.KindDate:      {dataType: "date", nullable: "YES"}, // generated columns cannot be NOT NULL
-	audit.KindID:        {dataType: "uuid", nullable: "NO"},
-	audit.KindOptUUID:   {dataType: "uuid", nullable: "YES"},
-	audit.KindOptCount:  {dataType: "bigint", nullable: "YES"},
-	audit.KindObject:    {dataType: "jsonb", nullable: "NO"},
+	audit.KindText:        {dataType: "character varying", nullable: "NO"},
+	audit.KindOptText:     {dataType: "character varying", nullable: "YES"},
+	audit.KindEnum:        {dataType: "character varying", nullable: "NO"},
+	audit.KindTimestamp:   {dataType: "timestamp with time zone", nullable: "NO"},
+	audit.KindDate:        {dataType: "date", nullable: "YES"}, // generated columns cannot be NOT NULL
+	audit.KindID:          {dataType: "uuid", nullable: "NO"},
+	audit.KindOptUUID:     {dataType: "uuid", nullable: "YES"},
+	audit.KindOptCount:    {dataType: "bigint", nullable: "YES"},
+	audit.KindObject:      {dataType: "jsonb", nullable: "NO"},
+	audit.KindOptHash:     {dataType: "bytea", nullable: "YES"},
+	audit.KindOptSmallInt: {dataType: "smallint", nullable: "YES"},
 }
 
 // TestFieldTableMatchesSchema checks audit's field table against the

@@ -1,8 +1,11 @@
 // Package store is auditstream's PostgreSQL layer: the connection pool, the
-// embedded schema migrations, the monthly partitions of audit_events, and
-// the checks ingest-api makes before publishing a notification.
+// embedded schema migrations, the monthly partitions of audit_events, the
+// hash chain's heads and checkpoint records (SPEC 9; the chain itself is
+// computed by internal/integrity), and the checks ingest-api makes before
+// publishing a notification.
 //
-// Schema and the reasons behind it: migrations/000001_init.up.sql.
+// Schema and the reasons behind it: migrations/000001_init.up.sql,
+// migrations/000006_hash_chain.up.sql for the chain.
 package store
 
 import (
@@ -14,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/integrity"
 )
 
 // Defaults for Config fields left zero.
@@ -60,6 +65,11 @@ type Config struct {
 	PartitionsAhead int
 	// Log receives the store's own messages (default: none).
 	Log *zap.Logger
+	// Chain, when set, makes Write link every event it stores to the hash
+	// chain of its correlation_id with these keys (SPEC 9.1); nil stores
+	// events without a chain (INTEGRITY_DISABLED, and binaries that only
+	// read).
+	Chain *integrity.Keys
 	// ReservationTTL is how long a notification_id stays held for a record
 	// that was never stored (default DefaultReservationTTL); see
 	// ReserveNotification.
@@ -72,6 +82,7 @@ type Store struct {
 	pingTimeout    time.Duration
 	ahead          int
 	log            *zap.Logger
+	chain          *integrity.Keys
 	reservationTTL time.Duration
 	// knownMonths caches the months whose partition exists (time.Time of
 	// the month's start → struct{}), so writes check partitions once a month.
@@ -114,6 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pingTimeout: poolCfg.ConnConfig.ConnectTimeout,
 		ahead:       DefaultPartitionsAhead,
 		log:         cfg.Log,
+		chain:       cfg.Chain,
 	}
 	if cfg.PartitionsAhead > 0 {
 		s.ahead = cfg.PartitionsAhead

@@ -55,7 +55,7 @@ func TestMigrateEmptyConcurrentAndIdempotent(t *testing.T) {
 }
 
 // latestVersion is the number of the newest embedded migration.
-const latestVersion uint = 5
+const latestVersion uint = 6
 
 func TestMigrateUnreachableFailsFast(t *testing.T) {
 	start := time.Now()
@@ -70,7 +70,7 @@ func TestSchema(t *testing.T) {
 
 	tables := map[string]string{}
 	rows, err := s.Pool().Query(ctx, `SELECT relname, relkind::text FROM pg_class WHERE relname = ANY($1) AND relnamespace = current_schema()::regnamespace`,
-		[]string{"audit_events", "audit_event_ids", "notification_audit", "notification_audit_id_seq"})
+		[]string{"audit_events", "audit_event_ids", "notification_audit", "notification_audit_id_seq", "chain_heads", "integrity_checkpoints"})
 	require.NoError(t, err)
 	for rows.Next() {
 		var name, kind string
@@ -83,6 +83,8 @@ func TestSchema(t *testing.T) {
 		"audit_event_ids":           "r",
 		"notification_audit":        "r",
 		"notification_audit_id_seq": "S",
+		"chain_heads":               "r",
+		"integrity_checkpoints":     "r",
 	}, tables)
 
 	var indexes []string
@@ -105,10 +107,11 @@ func TestSchema(t *testing.T) {
 		"(namespace, event_timestamp DESC, event_id DESC) WHERE (namespace IS NOT NULL)",
 		"(resource_id, event_timestamp DESC, event_id DESC) WHERE (resource_id IS NOT NULL)",
 		"(resource_type, event_timestamp DESC, event_id DESC) WHERE (resource_type IS NOT NULL)",
+		"(correlation_id, chain_seq) WHERE (chain_seq IS NOT NULL)",
 	} {
 		require.True(t, containsSuffix(indexes, want), "no index %s in %q", want, indexes)
 	}
-	require.Len(t, indexes, 10)
+	require.Len(t, indexes, 11)
 
 	// The filters of GET /events use their index, in result order.
 	plan := explain(t, s.Pool(), `SELECT * FROM audit_events WHERE correlation_id = 'c' AND event_timestamp >= now() - interval '24 hours'

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/integrity"
 )
 
 // WriteResult counts what one Write stored and what it skipped as already
@@ -20,6 +21,9 @@ type WriteResult struct {
 	EventDuplicates        int
 	Notifications          int
 	NotificationDuplicates int
+	// ChainHeads counts the hash chains the stored events moved (0 with
+	// the chain disabled).
+	ChainHeads int
 }
 
 // copyFields are the event fields COPY writes, those of the request and
@@ -62,6 +66,12 @@ func EventRow(e *audit.Event) []any {
 			row[i] = *f.OptInt(e)
 		case audit.KindObject:
 			row[i] = []byte(*f.Raw(e))
+		case audit.KindOptHash:
+			// pgx writes a nil slice as NULL and an empty one as an empty
+			// bytea: previous_event_hash of chain_seq 1.
+			row[i] = *f.Bytes(e)
+		case audit.KindOptSmallInt:
+			row[i] = *f.OptSmallInt(e)
 		default:
 			panic("store: " + f.Name + ": no COPY rule for its kind")
 		}
@@ -124,11 +134,11 @@ func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notificatio
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(events) > 0 {
-			n, err := copyEvents(ctx, tx, events)
+			n, heads, err := copyEvents(ctx, tx, s.chain, events)
 			if err != nil {
 				return err
 			}
-			res.Events = n
+			res.Events, res.ChainHeads = n, heads
 		}
 		if len(notifications) > 0 {
 			n, err := copyNotifications(ctx, tx, notifications)
@@ -174,7 +184,11 @@ func (s *Store) ensureEventPartitions(ctx context.Context, events []audit.Event)
 // when a write reports a missing one (a partition dropped by retention).
 func (s *Store) forgetPartitions() { s.knownMonths.Clear() }
 
-func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, error) {
+// copyEvents registers the events' ids and copies the rows of the new
+// ones; with keys, it first links them to their hash chains, in batch
+// order, and moves the chains' heads after the copy. It returns the rows
+// copied and the heads moved.
+func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, events []audit.Event) (int, int, error) {
 	ids := make([][16]byte, len(events))
 	times := make([]time.Time, len(events))
 	for i := range events {
@@ -182,32 +196,46 @@ func copyEvents(ctx context.Context, tx pgx.Tx, events []audit.Event) (int, erro
 	}
 	rows, err := tx.Query(ctx, insertEventIDs, ids, times)
 	if err != nil {
-		return 0, fmt.Errorf("insert event ids: %w", err)
+		return 0, 0, fmt.Errorf("insert event ids: %w", err)
 	}
 	fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 	if err != nil {
-		return 0, fmt.Errorf("insert event ids: %w", err)
+		return 0, 0, fmt.Errorf("insert event ids: %w", err)
 	}
 	if len(fresh) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	isNew := make(map[[16]byte]struct{}, len(fresh))
 	for _, id := range fresh {
 		isNew[id] = struct{}{}
 	}
-	copyRows := make([][]any, 0, len(fresh))
+	stored := make([]*audit.Event, 0, len(fresh))
 	for i := range events {
-		e := &events[i]
-		if _, ok := isNew[e.EventID]; !ok {
-			continue
+		if _, ok := isNew[events[i].EventID]; ok {
+			stored = append(stored, &events[i])
 		}
-		copyRows = append(copyRows, EventRow(e))
+	}
+	var links *chainLinks
+	if keys != nil {
+		if links, err = linkChains(ctx, tx, keys, stored); err != nil {
+			return 0, 0, err
+		}
+	}
+	copyRows := make([][]any, len(stored))
+	for i, e := range stored {
+		copyRows[i] = EventRow(e)
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
 	if err != nil {
-		return 0, fmt.Errorf("copy events: %w", err)
+		return 0, 0, fmt.Errorf("copy events: %w", err)
 	}
-	return int(n), nil
+	if links == nil {
+		return int(n), 0, nil
+	}
+	if err := links.move(ctx, tx); err != nil {
+		return 0, 0, err
+	}
+	return int(n), len(links.ids), nil
 }
 
 func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) (int, error) {

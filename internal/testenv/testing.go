@@ -104,6 +104,17 @@ func NewSourceKeys(t TB) string {
 	return path
 }
 
+// NewIntegrityKeys generates a writer's integrity keys into a directory
+// of the test's (GenerateIntegrityKeys).
+func NewIntegrityKeys(t TB) IntegrityKeys {
+	t.Helper()
+	k, err := GenerateIntegrityKeys(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return k
+}
+
 // NewOTLPReceiver starts a receiver that keeps every span (see
 // StartOTLPReceiver) and stops it when the test ends.
 func NewOTLPReceiver(t TB) *OTLPReceiver {

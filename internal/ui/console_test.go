@@ -52,7 +52,8 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(tokensFile))
 	env := append(shared.env.Kafka.Env(), "DATABASE_URL="+shared.env.Postgres.URL(), "SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
-	writer := testenv.StartProcess(t, binary("writer"), nil, append(env, "METRICS_ADDR="+testenv.NewAddr(t))...)
+	writer := testenv.StartProcess(t, binary("writer"), nil,
+		append(append(env, testenv.NewIntegrityKeys(t).Env()...), "METRICS_ADDR="+testenv.NewAddr(t), "CHECKPOINT_INTERVAL=1s")...)
 	addr := testenv.NewAddr(t)
 	api := testenv.StartProcess(t, binary("ingest-api"), nil,
 		append(env, "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+tokensFile)...)
@@ -245,9 +246,13 @@ func TestConsole(t *testing.T) {
 		b.do(chromedp.Click("#to-correlation"))
 		b.awaitText("#timeline-summary", "60 events")
 		b.await("the verification badge", `!!document.querySelector("#verify-badge")`)
-		oldest := slices.Clone(newest)
-		slices.Reverse(oldest)
-		require.Equal(t, hrefs(oldest), eval[[]string](b, `[...document.querySelectorAll("#timeline li.step .step-head a")].map(a => a.getAttribute("href"))`))
+		// Chain order is storage order, which is the order of the batch.
+		require.Equal(t, hrefs(events), eval[[]string](b, `[...document.querySelectorAll("#timeline li.step .step-head a")].map(a => a.getAttribute("href"))`))
+		require.Equal(t, "#1", b.text("#timeline li.step .marker"))
+		require.Equal(t, []string{"seq-21"}, eval[[]string](b, `[...document.querySelectorAll("#timeline li.late")].map(li => li.id)`),
+			"the event that happened before the one stored ahead of it is marked late")
+		require.Contains(t, b.text("#seq-21"), "before the previous event")
+		require.Contains(t, b.text("#timeline-summary"), "60 events in chain order (chain_seq, the order the writer stored them in); 0 gaps, 1 late.")
 		require.Contains(t, b.text("#verify-badge"), "Not verified")
 		require.Contains(t, b.text("#verify-badge"), "No route for POST /api/v1/audit/verify-chain.", "the server's problem detail")
 		b.shot("correlation")

@@ -215,6 +215,9 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 	m.rows.WithLabelValues("notification_audit").Add(float64(res.Notifications))
 	m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
 	m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
+	if res.ChainHeads > 0 {
+		m.chainHeads.Observe(float64(res.ChainHeads))
+	}
 	if res.Events+res.EventDuplicates > 0 {
 		m.seed.Written(telemetry.SeedEvent, res.Events, took)
 	}

@@ -20,6 +20,7 @@ type metrics struct {
 	outage       prometheus.Gauge
 	outagesTotal prometheus.Counter
 	submitters   *prometheus.CounterVec
+	chainHeads   prometheus.Histogram
 	seed         *telemetry.SeedMetrics
 }
 
@@ -65,6 +66,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_submitters_total",
 			Help: "Valid records by how their submitted_by was decided: verified (the API's signature checks out), unverified (kafka:<claimed name>), unknown (kafka:unknown).",
 		}, []string{"result"}),
+		chainHeads: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "auditstream_writer_chain_heads_per_batch",
+			Help:    "Hash chain heads a stored batch moved (its distinct correlation ids); not observed with INTEGRITY_DISABLED.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
 		seed: telemetry.NewSeedMetrics(reg),
 	}}
 }

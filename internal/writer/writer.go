@@ -28,6 +28,11 @@
 // Offsets are marked only after the batch's transaction has committed and
 // its dead letters are acknowledged by Kafka; a crash at any point replays
 // unmarked records, which de-duplication absorbs.
+//
+// The hash chain (SPEC 9.1) is the store's part of that transaction: with
+// integrity keys, the events a batch stores are linked to their
+// correlation_id's chain in batch order, so a batch split to isolate a
+// culprit, or abandoned and redelivered, leaves no gap and no fork.
 package writer
 
 import (

@@ -15,15 +15,17 @@ import (
 // propertyOf is what the document must say of a field of each kind: its
 // JSON type and format.
 var propertyOf = map[audit.Kind]struct{ typ, format string }{
-	audit.KindText:      {openapi3.TypeString, ""},
-	audit.KindOptText:   {openapi3.TypeString, ""},
-	audit.KindEnum:      {openapi3.TypeString, ""},
-	audit.KindTimestamp: {openapi3.TypeString, ""}, // a pattern in requests, date-time in responses
-	audit.KindDate:      {openapi3.TypeString, "date"},
-	audit.KindID:        {openapi3.TypeString, "uuid"},
-	audit.KindOptUUID:   {openapi3.TypeString, "uuid"},
-	audit.KindOptCount:  {openapi3.TypeInteger, "int64"},
-	audit.KindObject:    {openapi3.TypeObject, ""},
+	audit.KindText:        {openapi3.TypeString, ""},
+	audit.KindOptText:     {openapi3.TypeString, ""},
+	audit.KindEnum:        {openapi3.TypeString, ""},
+	audit.KindTimestamp:   {openapi3.TypeString, ""}, // a pattern in requests, date-time in responses
+	audit.KindDate:        {openapi3.TypeString, "date"},
+	audit.KindID:          {openapi3.TypeString, "uuid"},
+	audit.KindOptUUID:     {openapi3.TypeString, "uuid"},
+	audit.KindOptCount:    {openapi3.TypeInteger, "int64"},
+	audit.KindObject:      {openapi3.TypeObject, ""},
+	audit.KindOptHash:     {openapi3.TypeString, ""},
+	audit.KindOptSmallInt: {openapi3.TypeInteger, "int32"},
 }
 
 // TestSchemasMatchFieldTable checks the served document against audit's
@@ -51,7 +53,8 @@ func TestSchemasMatchFieldTable(t *testing.T) {
 			if want.format != "" {
 				assert.Equal(t, want.format, s.Value.Format, "AuditEvent.%s format", f.Name)
 			}
-			optional := f.Kind == audit.KindOptText || f.Kind == audit.KindOptUUID || f.Kind == audit.KindOptCount
+			optional := f.Kind == audit.KindOptText || f.Kind == audit.KindOptUUID || f.Kind == audit.KindOptCount ||
+				f.Kind == audit.KindOptHash || f.Kind == audit.KindOptSmallInt
 			assert.Equal(t, optional, s.Value.Nullable, "AuditEvent.%s nullable", f.Name)
 		}
 		if f.Source != audit.Request {

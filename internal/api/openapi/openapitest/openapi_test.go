@@ -382,18 +382,23 @@ func TestSchemaRules(t *testing.T) {
 		s(name)
 	}
 
-	// AuditEvent: every request field plus event_id, event_date and
-	// submitted_by, all always present; the optional ones nullable.
+	// AuditEvent: every request field plus event_id, event_date,
+	// submitted_by and the hash chain's fields, all always present; the
+	// optional ones nullable.
 	ae := s("AuditEvent")
 	var reqFields []string
 	for name := range s("AuditEventRequest").Properties {
 		reqFields = append(reqFields, name)
 	}
-	assert.ElementsMatch(t, append(reqFields, "event_date", "submitted_by"), ae.Required)
+	chain := []string{"chain_seq", "previous_event_hash", "event_hash", "hash_key_id", "hash_version"}
+	assert.ElementsMatch(t, append(append(reqFields, "event_date", "submitted_by"), chain...), ae.Required)
 	assert.Len(t, ae.Properties, len(ae.Required))
 	assert.NotContains(t, reqFields, "submitted_by", "never from the request")
-	for _, field := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"} {
+	for _, field := range chain {
+		assert.NotContains(t, reqFields, field, "never from the request")
+	}
+	for _, field := range append([]string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
+		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"}, chain...) {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
@@ -827,6 +832,11 @@ const sampleQueryResponse = `{
       "severity": null,
       "duration_ms": null,
       "submitted_by": "kafka:unknown",
+      "chain_seq": null,
+      "previous_event_hash": null,
+      "event_hash": null,
+      "hash_key_id": null,
+      "hash_version": null,
       "event_data": {}
     },
     {
@@ -849,6 +859,11 @@ const sampleQueryResponse = `{
       "severity": "critical",
       "duration_ms": 1,
       "submitted_by": null,
+      "chain_seq": 1,
+      "previous_event_hash": "",
+      "event_hash": "9a7c1e2d3b4f5a6978808192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+      "hash_key_id": "2025-06",
+      "hash_version": 1,
       "event_data": {"signal_name": "HighCPUUsage", "labels": {"pod": "xyz"}, "values": [1, 2.5, null]}
     }
   ],
