@@ -24,10 +24,12 @@ import (
 
 // stack is ingest-api and the writer as operators run them, with three
 // credentials: a service that writes, an auditor who reads and places
-// holds, and a reader.
+// holds, a reader, and a team's reader limited to the prod namespace.
 type stack struct {
 	base                  string
 	writer, admin, reader string
+	// team reads the prod namespace only.
+	team string
 }
 
 func startStack(t *testing.T) *stack {
@@ -35,15 +37,17 @@ func startStack(t *testing.T) *stack {
 	s := &stack{}
 	var entries []auth.TokenEntry
 	for _, c := range []struct {
-		token  *string
-		name   string
-		scopes []auth.Scope
+		token      *string
+		name       string
+		scopes     []auth.Scope
+		namespaces []string
 	}{
-		{&s.writer, "svc-gateway", []auth.Scope{auth.ScopeWrite}},
-		{&s.admin, "auditor", []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}},
-		{&s.reader, "reader", []auth.Scope{auth.ScopeRead}},
+		{&s.writer, "svc-gateway", []auth.Scope{auth.ScopeWrite}, nil},
+		{&s.admin, "auditor", []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}, nil},
+		{&s.reader, "reader", []auth.Scope{auth.ScopeRead}, nil},
+		{&s.team, "team-prod", []auth.Scope{auth.ScopeRead}, []string{"prod"}},
 	} {
-		token, entry, err := auth.NewToken(c.name, c.scopes, nil)
+		token, entry, err := auth.NewToken(c.name, c.scopes, c.namespaces)
 		require.NoError(t, err)
 		*c.token = token
 		entries = append(entries, entry)
@@ -315,6 +319,20 @@ func TestConsole(t *testing.T) {
 		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
 		require.Equal(t, "", eval[string](b, `sessionStorage.getItem("auditstream.console.token") ?? ""`))
 		require.Equal(t, "", b.text("#who"))
+	})
+
+	step(t, "a credential limited to a namespace sees the chain with gaps", func(t *testing.T) {
+		b.t = t
+		b.do(chromedp.Navigate(s.base + "/ui/#/correlation/" + url.PathEscape(corr)))
+		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
+		b.do(chromedp.SendKeys("#token", s.team+"\r"))
+		b.awaitText("#who", "namespaces: prod")
+		b.awaitText("#timeline-summary", "30 events in chain order")
+		require.Contains(t, b.hash(), "#/correlation/", "sign-in goes on to the view asked for")
+		require.Contains(t, b.text("#timeline-summary"), "; 29 gaps, 1 late.", "prod holds every other event")
+		require.Equal(t, "Gap: seq 2 not shown (1 event): outside your namespaces, dropped by retention, or missing; the verification above tells whether the chain is intact.",
+			b.text("#timeline li.gap p"))
+		b.shot("correlation-gaps")
 	})
 }
 

@@ -58,8 +58,8 @@ function timeline(events) {
       items.push(h('li', { class: 'gap' },
         h('span', { class: 'marker', 'aria-hidden': 'true' }, '⋯'),
         h('p', {}, h('strong', {}, 'Gap: '),
-          `${missing} event${missing === 1 ? '' : 's'} of the chain (seq ${prev.chain_seq + 1}${missing > 1 ? '–' + (e.chain_seq - 1) : ''}) `,
-          'not shown: outside your namespaces, dropped by retention, or missing. The verification below says which.')));
+          `seq ${prev.chain_seq + 1}${missing > 1 ? '–' + (e.chain_seq - 1) : ''} not shown (${missing} event${missing === 1 ? '' : 's'}): `,
+          'outside your namespaces, dropped by retention, or missing; the verification above tells whether the chain is intact.')));
     }
     const isLate = prev && Date.parse(e.event_timestamp) < Date.parse(prev.event_timestamp);
     if (isLate) late++;
