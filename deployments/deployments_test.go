@@ -502,14 +502,20 @@ func TestKustomizeBase(t *testing.T) {
 	}
 
 	configMaps := map[string]map[string]string{}
-	deployments := map[string]*appsv1.Deployment{}
+	// The workloads: Deployments, and ingest-api's StatefulSet (a claim
+	// per replica for its spool).
+	deployments := map[string]workload{}
+	var spoolClaims []corev1.PersistentVolumeClaim
 	var hpas []*autoscalingv2.HorizontalPodAutoscaler
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.ConfigMap:
 			configMaps[o.Name] = o.Data
 		case *appsv1.Deployment:
-			deployments[o.Name] = o
+			deployments[o.Name] = workload{kind: "Deployment", Spec: workloadSpec{Template: o.Spec.Template, Replicas: o.Spec.Replicas}}
+		case *appsv1.StatefulSet:
+			deployments[o.Name] = workload{kind: "StatefulSet", Spec: workloadSpec{Template: o.Spec.Template, Replicas: o.Spec.Replicas}}
+			spoolClaims = o.Spec.VolumeClaimTemplates
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			hpas = append(hpas, o)
 		case *corev1.Secret:
@@ -548,7 +554,7 @@ func TestKustomizeBase(t *testing.T) {
 					t.Errorf("env %s: unexpected source", e.Name)
 				}
 			}
-			checkEnv(t, "Deployment "+name, b, env)
+			checkEnv(t, d.kind+" "+name, b, env)
 			for _, e := range c.Env {
 				if e.Name == "DATABASE_URL" {
 					require.NotNil(t, e.ValueFrom.SecretKeyRef, "DATABASE_URL holds a password: from a Secret")
@@ -573,6 +579,21 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			require.Equal(t, strconv.Itoa(metrics), d.Spec.Template.Annotations["prometheus.io/port"])
 			if api, ok := cfg.(*config.IngestAPI); ok {
+				// The spool lives on the replica's own claim (SPEC 11).
+				require.Equal(t, "StatefulSet", d.kind, "ingest-api keeps its spool on a claim per replica")
+				require.True(t, api.Spool.Enabled(), "SPOOL_DIR is set")
+				var claim string
+				for _, m := range c.VolumeMounts {
+					if m.MountPath == api.Spool.Dir {
+						claim = m.Name
+					}
+				}
+				require.NotEmpty(t, claim, "a volume is mounted at SPOOL_DIR %s", api.Spool.Dir)
+				require.Len(t, spoolClaims, 1)
+				require.Equal(t, claim, spoolClaims[0].Name)
+				size := spoolClaims[0].Spec.Resources.Requests[corev1.ResourceStorage]
+				require.Greater(t, size.Value(), api.Spool.MaxBytes, "the claim holds SPOOL_MAX_BYTES")
+				require.NotNil(t, pod.SecurityContext.FSGroup, "the claim is writable by the API's group")
 				// The tokens file comes from a Secret volume.
 				var fromSecret bool
 				for _, m := range c.VolumeMounts {
@@ -620,9 +641,21 @@ func TestKustomizeBase(t *testing.T) {
 		})
 	}
 
-	// Only the stateless API autoscales.
+	// Only the API autoscales.
 	require.Len(t, hpas, 1)
 	require.Equal(t, "ingest-api", hpas[0].Spec.ScaleTargetRef.Name)
+	require.Equal(t, deployments["ingest-api"].kind, hpas[0].Spec.ScaleTargetRef.Kind)
+}
+
+// workload is the part of a Deployment or a StatefulSet the checks read.
+type workload struct {
+	kind string
+	Spec workloadSpec
+}
+
+type workloadSpec struct {
+	Template corev1.PodTemplateSpec
+	Replicas *int32
 }
 
 // requireSecretMount checks that container c of pod mounts the Secret
@@ -881,7 +914,7 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		return startProcess(t, filepath.Join(bin, service), args, env)
 	}
 	api := start("ingest-api", nil, map[string]string{"HTTP_ADDR": testenv.NewAddr(t), "METRICS_ADDR": testenv.NewAddr(t),
-		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s"})
+		"AUTH_TOKENS_FILE": composeTokensFile, "PUBLISH_TIMEOUT": "2s", "SPOOL_DIR": t.TempDir(), "SPOOL_MAX_BYTES": "1048576"})
 	api.token = composeToken
 	writer := start("writer", nil, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "BATCH_AGE": "50ms", "CHECKPOINT_INTERVAL": "1s"})
 	replayer := start("dlq-replayer", []string{"run"}, map[string]string{"METRICS_ADDR": testenv.NewAddr(t), "REPLAY_INTERVAL": "500ms", "MAX_ATTEMPTS": "1"})
@@ -928,9 +961,16 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		p.stop(t)
 	}
 
-	// Kafka goes away: the API answers 503 and counts the failed publish.
+	// Kafka goes away: the API spools (202) and counts the failed
+	// publish; what does not fit the spool is answered 503.
 	require.NoError(t, kafka.Close())
-	api.post(t, "/api/v1/audit/events", strings.Replace(event, eventID, uuid.NewString(), 1), http.StatusServiceUnavailable)
+	api.post(t, "/api/v1/audit/events", strings.Replace(event, eventID, uuid.NewString(), 1), http.StatusAccepted)
+	large := make([]string, 20)
+	for i := range large {
+		large[i] = strings.Replace(strings.Replace(event, eventID, uuid.NewString(), 1),
+			`"event_data":{}`, `"event_data":{"blob":"`+strings.Repeat("x", 60<<10)+`"}`, 1)
+	}
+	api.post(t, "/api/v1/audit/events/batch", "["+strings.Join(large, ",")+"]", http.StatusServiceUnavailable)
 	merge(all, api.scrape(t))
 	api.stop(t)
 

@@ -63,6 +63,32 @@ func (c *apiCmd) Run(r *run) error {
 	return r.record(results, err)
 }
 
+// measureCase runs one closed-loop case of a stage (per events a request)
+// and logs its figures; a case in which no request was accepted fails.
+func measureCase(ctx context.Context, cfg apiConfig, logf func(string, ...any), stage, name, url, authorization string,
+	per int, body func(w, i int) []byte) (loadResult, error) {
+	logf("%s %-9s %d clients, %s warm-up + %s ...", stage, name, cfg.Concurrency, cfg.Warmup, cfg.Duration)
+	r := closedLoop(ctx, url, authorization, cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
+	if err := ctx.Err(); err != nil {
+		return r, err
+	}
+	if r.requests == 0 {
+		return r, fmt.Errorf("%s %s: no request succeeded (%d errors, first: %s)", stage, name, r.errors, r.firstErr)
+	}
+	logf("%s %-9s %.0f req/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms, %d errors",
+		stage, name, r.rate(), r.rate()*float64(per), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.99)), r.errors)
+	return r, nil
+}
+
+// caseNote is the notes of a case's main figure: what it measured and how.
+func caseNote(cfg apiConfig, r loadResult, what string) string {
+	n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.Concurrency, cfg.Duration, r.requests)
+	if r.errors > 0 {
+		n += fmt.Sprintf("; %d not 201 or 202 (%s)", r.errors, r.firstErr)
+	}
+	return n
+}
+
 func logger(out io.Writer) func(string, ...any) {
 	return func(format string, a ...any) {
 		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", a...)
@@ -128,25 +154,9 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 
 	var results []Result
 	run := func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error) {
-		logf("api %-9s %d clients, %s warm-up + %s ...", name, cfg.Concurrency, cfg.Warmup, cfg.Duration)
-		r := closedLoop(ctx, url, authorization, cfg.Concurrency, cfg.Warmup, cfg.Duration, body)
-		if err := ctx.Err(); err != nil {
-			return r, err
-		}
-		if r.requests == 0 {
-			return r, fmt.Errorf("api %s: no request succeeded (%d errors, first: %s)", name, r.errors, r.firstErr)
-		}
-		logf("api %-9s %.0f req/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms, %d errors",
-			name, r.rate(), r.rate()*float64(per), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.99)), r.errors)
-		return r, nil
+		return measureCase(ctx, cfg, logf, "api", name, url, authorization, per, body)
 	}
-	note := func(r loadResult, what string) string {
-		n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.Concurrency, cfg.Duration, r.requests)
-		if r.errors > 0 {
-			n += fmt.Sprintf("; %d non-201 (%s)", r.errors, r.firstErr)
-		}
-		return n
-	}
+	note := func(r loadResult, what string) string { return caseNote(cfg, r, what) }
 	latRows := func(prefix string, r loadResult) []Result {
 		return []Result{
 			{Name: prefix + ".p50", Value: ms(r.lat.quantile(0.5)), Unit: "ms", Notes: "request sent to body read"},

@@ -34,7 +34,7 @@ func newLoadClient(conc int) *http.Client {
 // back to back (with authorization as the Authorization header, when set),
 // for warmup (unmeasured) then duration, and returns the completed
 // requests, errors and every measured latency (request sent to body read).
-// Only 201 counts as success.
+// Only 201 and 202 (spooled, SPEC 11) count as success.
 func closedLoop(ctx context.Context, url, authorization string, conc int, warmup, duration time.Duration, body func(worker, i int) []byte) loadResult {
 	client := newLoadClient(conc)
 	defer client.CloseIdleConnections()
@@ -66,7 +66,7 @@ func closedLoop(ctx context.Context, url, authorization string, conc int, warmup
 				if !measuring.Load() || stop.Load() {
 					continue
 				}
-				if status != http.StatusCreated {
+				if status != http.StatusCreated && status != http.StatusAccepted {
 					errs++
 					if firstErr == "" {
 						firstErr = fmt.Sprintf("status %d err %v", status, err)

@@ -36,6 +36,7 @@ type cli struct {
 	Lag    lagCmd    `cmd:"" help:"Accepted -> visible lag at half the maximum rate, and the writer's RSS over the run."`
 	All    allCmd    `cmd:"" help:"Every stage in sequence (make bench): one table, bench/results/latest.json."`
 	Query  queryCmd  `cmd:"" help:"Read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL."`
+	Spool  spoolCmd  `cmd:"" help:"Single POST req/s answered from the local spool (broker down) next to Kafka up, and the drain rate once the broker is back."`
 }
 
 const description = `auditstream benchmark driver. Every command prints a result table and

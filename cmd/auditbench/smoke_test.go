@@ -68,6 +68,7 @@ func TestSmokeAll(t *testing.T) {
 		"lag.proc.writer.peak_rss", "lag.proc.ingest-api.peak_rss", "lag.proc.writer.cpu",
 		"query.correlation_id.p50", "query.correlation_id.p99", "query.event_type_24h.p99",
 		"query.page1000_cursor.p99", "query.page1000_offset.p99",
+		"spool.kafka_up.req_per_s", "spool.spooled.req_per_s", "spool.ratio.spooled_vs_kafka_up", "spool.drain.records_per_s", "spool.drain.resume_delay",
 		"all.total_time",
 	}
 	for _, name := range positive {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -21,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/query"
 	"github.com/auditstream/auditstream/internal/service"
+	"github.com/auditstream/auditstream/internal/spool"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/ui"
@@ -71,17 +73,44 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	health := telemetry.NewHealth(map[string]telemetry.Check{
+	checks := map[string]telemetry.Check{
 		"kafka":      producer.Check,
 		"postgresql": db.Ping,
-	}, telemetry.WithLogger(log.Named("health")))
+	}
+	var publisher message.Publisher = kafka.NewPublisher(producer)
+	var spoolStore *spool.Store
+	var drainer *spool.Publisher
+	if cfg.Spool.Enabled() {
+		if spoolStore, err = spool.Open(spool.Config{Dir: cfg.Spool.Dir, MaxBytes: cfg.Spool.MaxBytes}, log.Named("spool"), reg); err != nil {
+			// Kafka still takes records; what it cannot take is answered
+			// 503, as without a spool, until an operator fixes the
+			// directory and restarts.
+			log.Error("the local spool cannot be used; records Kafka cannot take are answered 503", zap.Error(err))
+		}
+		// Deferred after the producer's Close, so it runs before it: the
+		// drainer has stopped by then (errgroup), the spool is closed,
+		// then the producer flushes.
+		defer func() {
+			if err := spoolStore.Close(); err != nil {
+				log.Error("close spool", zap.Error(err))
+			}
+		}()
+		drainer = spool.NewPublisher(publisher, spoolStore, log.Named("spool"))
+		publisher = drainer
+		checks["spool"] = spoolStore.Check
+	}
+	health := telemetry.NewHealth(checks, telemetry.WithLogger(log.Named("health")))
+	if spoolStore != nil {
+		health.Detail("spool", func() any { return spoolStore.State() })
+		health.Gate("spool", spoolStore.Room)
+	}
 	console, err := ui.NewHandler()
 	if err != nil {
 		return err
 	}
 	deps := api.Deps{
 		Console:       console,
-		Publisher:     kafka.NewPublisher(producer),
+		Publisher:     publisher,
 		Notifications: db,
 		Events:        reader,
 		Health:        health,
@@ -163,19 +192,42 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 			return nil
 		})
 	}
+	ready := func() {
+		health.SetReady()
+		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr), zap.String("metrics_addr", cfg.MetricsAddr),
+			zap.Bool("https", cfg.TLS.Enabled()), zap.Bool("spool", drainer != nil))
+	}
+	if drainer != nil {
+		g.Go(func() error { return drainer.Run(ctx) })
+	}
 	g.Go(func() error {
-		// Until Kafka is reachable the API serves health and answers 503;
 		// PostgreSQL is not needed to be ready, since notifications fall
-		// back to 202 without it.
+		// back to 202 without it. Without a usable spool, until Kafka is
+		// reachable the API serves health and answers 503. With one
+		// (SPEC 11): if Kafka is reachable now, what a previous process
+		// left is drained before the API reports ready, so that nothing
+		// new goes behind it needlessly; if not, the API is ready at once,
+		// answering 202 from the spool while it has room.
+		if drainer != nil && spoolStore.Err() == nil {
+			if err := producer.ConnectOnce(); err == nil {
+				log.Info("kafka producer connected; draining the spool before reporting ready", zap.Int("records", spoolStore.State().Records))
+				if err := drainer.WaitDrained(ctx); err != nil {
+					return nil
+				}
+				ready()
+				return nil
+			}
+			ready()
+		}
 		if err := producer.Connect(ctx); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		}
-		health.SetReady()
-		log.Info("ingest-api ready", zap.String("http_addr", cfg.HTTPAddr), zap.String("metrics_addr", cfg.MetricsAddr),
-			zap.Bool("https", cfg.TLS.Enabled()))
+		if drainer == nil || spoolStore.Err() != nil {
+			ready()
+		}
 		return nil
 	})
 	return g.Wait()

@@ -27,11 +27,14 @@ var (
 	probMediaType  = problemKind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
 	probDuplicate  = problemKind{"duplicate-notification", "Notification already recorded", http.StatusConflict}
 	probKafka      = problemKind{"kafka-unavailable", "Kafka unavailable", http.StatusServiceUnavailable}
-	probNotFound   = problemKind{"not-found", "Not found", http.StatusNotFound}
-	probMethod     = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
-	probInternal   = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
-	probQueryParam = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
-	probDatabase   = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
+	// The local spool (SPOOL_DIR) would have taken what Kafka could not.
+	probSpoolFull        = problemKind{"spool-full", "Kafka unavailable and the local spool full", http.StatusServiceUnavailable}
+	probSpoolUnavailable = problemKind{"spool-unavailable", "Kafka unavailable and the local spool not writable", http.StatusServiceUnavailable}
+	probNotFound         = problemKind{"not-found", "Not found", http.StatusNotFound}
+	probMethod           = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+	probInternal         = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
+	probQueryParam       = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
+	probDatabase         = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
 
 	probUnauthenticated = problemKind{"unauthenticated", "Unauthenticated", http.StatusUnauthorized}
 	probForbidden       = problemKind{"forbidden", "Forbidden", http.StatusForbidden}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/spool"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -75,21 +77,22 @@ type outgoing struct {
 	headers []kafka.Header
 }
 
-// AuditEventResponse is the 201 answer to a single event.
+// AuditEventResponse is the 201 (or, spooled, 202) answer to a single event.
 type AuditEventResponse struct {
 	EventID        uuid.UUID `json:"event_id"`
 	EventTimestamp time.Time `json:"event_timestamp"`
 	Message        string    `json:"message"`
 }
 
-// BatchAuditEventResponse is the 201 answer to a batch.
+// BatchAuditEventResponse is the 201 (or, spooled, 202) answer to a batch.
 type BatchAuditEventResponse struct {
 	EventIDs []uuid.UUID `json:"event_ids"`
 	Message  string      `json:"message"`
 }
 
 // AcceptedResponse is the 202 answer to a notification whose duplicate
-// check could not run.
+// check could not run, or that was spooled (SPEC 2.4's 202 shape, which
+// the seed's clients expect of a 202 on this route).
 type AcceptedResponse struct {
 	Status  string `json:"status"`
 	Message string `json:"message"`
@@ -113,15 +116,18 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID}) != nil {
+	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID})
+	if out == answered {
 		return
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
-	c.JSON(http.StatusCreated, AuditEventResponse{
-		EventID:        ev.EventID,
-		EventTimestamp: ev.EventTimestamp,
-		Message:        "audit event accepted",
-	})
+	res := AuditEventResponse{EventID: ev.EventID, EventTimestamp: ev.EventTimestamp, Message: "audit event accepted"}
+	if out == spooled {
+		res.Message = "audit event accepted into the local spool" + spooledNote
+		c.JSON(http.StatusAccepted, res)
+		return
+	}
+	c.JSON(http.StatusCreated, res)
 }
 
 func (w *writeHandlers) createEventsBatch(c *gin.Context) {
@@ -154,12 +160,20 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 		ids[i] = events[i].EventID
 		records[i] = w.eventRecord(principal, &events[i])
 	}
-	if w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids) != nil {
+	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, records, ids)
+	if out == answered {
 		return
 	}
 	lag := w.seed.Lag(telemetry.SeedEvent)
 	for i := range events {
 		lag.Observe(lagSeconds(acceptedAt, events[i].EventTimestamp))
+	}
+	if out == spooled {
+		c.JSON(http.StatusAccepted, BatchAuditEventResponse{
+			EventIDs: ids,
+			Message:  fmt.Sprintf("%d audit events accepted into the local spool", len(ids)) + spooledNote,
+		})
+		return
 	}
 	c.JSON(http.StatusCreated, BatchAuditEventResponse{
 		EventIDs: ids,
@@ -212,25 +226,30 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	value := n.AppendJSON(nil)
 	rec := outgoing{id: n.NotificationID, key: n.NotificationID, value: value,
 		headers: w.recordHeaders(principal, n.NotificationID, value)}
-	if err := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil); err != nil {
+	out, err := w.publish(c, telemetry.SeedNotification, w.cfg.NotificationsTopic, []outgoing{rec}, nil)
+	if out == answered {
 		if checkErr == nil && res.State == audit.Reserved && nothingTaken(err) {
 			w.release(c, n.NotificationID, n.ID)
 		}
 		return
 	}
 	w.seed.Lag(telemetry.SeedNotification).Observe(lagSeconds(acceptedAt, n.SentAt))
+	if checkErr == nil && out == published {
+		c.JSON(http.StatusCreated, n)
+		return
+	}
+	msg := "Notification audit record published"
+	if out == spooled {
+		msg = "Notification audit record accepted into the local spool" + spooledNote
+	}
 	if checkErr != nil {
 		w.log.Warn("notification accepted without duplicate check",
 			zap.String("request_id", c.GetString(requestIDKey)),
 			zap.String("notification_id", n.NotificationID), zap.Error(checkErr))
 		w.seed.AcceptedWithoutDuplicateCheck(telemetry.SeedNotification)
-		c.JSON(http.StatusAccepted, AcceptedResponse{
-			Status:  "accepted",
-			Message: "Notification audit record published; the duplicate check was unavailable, so the writer de-duplicates it on notification_id.",
-		})
-		return
+		msg += "; the duplicate check was unavailable, so the writer de-duplicates it on notification_id."
 	}
-	c.JSON(http.StatusCreated, n)
+	c.JSON(http.StatusAccepted, AcceptedResponse{Status: "accepted", Message: msg})
 }
 
 // nothingTaken reports whether a failed publish certainly wrote nothing:
@@ -262,11 +281,27 @@ func (w *writeHandlers) eventRecord(principal string, ev *audit.Event) outgoing 
 	return outgoing{id: id, key: ev.CorrelationID, value: value, headers: w.recordHeaders(principal, id, value)}
 }
 
+// outcome is what became of a request's records.
+type outcome int
+
+const (
+	// published: Kafka acknowledged every record (201).
+	published outcome = iota
+	// spooled: the local spool has them on disk, Kafka not yet (202).
+	spooled
+	// answered: neither took them; the client has been answered 503.
+	answered
+)
+
+// spooledNote ends the message of a 202 for spooled records.
+const spooledNote = ": Kafka is unavailable; it is published to Kafka, in order, once Kafka is back (accepted, not yet stored)."
+
 // publish sends the records to topic, as watermill messages of one Publish
-// call, and answers 503 when Kafka did not take all of them, returning why.
-// The event ids travel with the 503 so that a retry carrying them is
-// idempotent even if some records did land.
-func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) error {
+// call, and answers 503 when neither Kafka nor the local spool (when there
+// is one, SPOOL_DIR) took all of them, returning why. The event ids travel
+// with the 503 so that a retry carrying them is idempotent even if some
+// records did land.
+func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic string, records []outgoing, ids []uuid.UUID) (outcome, error) {
 	start := time.Now()
 	ctx := c.Request.Context()
 	var traceHeaders []kafka.Header
@@ -289,18 +324,30 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 		msgs[i].SetContext(ctx)
 	}
 	err := w.pub.Publish(topic, msgs...)
+	if errors.Is(err, spool.ErrSpooled) {
+		if span != nil {
+			span.SetAttributes(attribute.Bool("auditstream.spooled", true))
+		}
+		w.seed.Written(kind, len(records), time.Since(start))
+		return spooled, nil
+	}
 	if span != nil && err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	if err == nil {
 		w.seed.Written(kind, len(records), time.Since(start))
-		return nil
+		return published, nil
 	}
 	w.seed.Failed(kind, len(records))
 	_ = c.Error(err)
-	detail := "Kafka did not acknowledge the records; nothing was accepted. Retry later."
+	kind503, detail := probKafka, "Kafka did not acknowledge the records; nothing was accepted. Retry later."
 	var perr *kafka.PublishError
-	if errors.As(err, &perr) {
+	switch {
+	case errors.Is(err, spool.ErrFull):
+		kind503, detail = probSpoolFull, "Kafka cannot take the records and the local spool is full (SPOOL_MAX_BYTES); nothing was accepted. Retry later with the same ids: the spool empties as soon as Kafka is back."
+	case errors.Is(err, spool.ErrUnwritable) || errors.Is(err, spool.ErrClosed):
+		kind503, detail = probSpoolUnavailable, "Kafka cannot take the records and the local spool cannot be written ("+diskReason(err)+"); nothing was accepted. Retry later with the same ids."
+	case errors.As(err, &perr):
 		switch {
 		case perr.Uncertain:
 			detail = "Kafka did not answer in time; the records may or may not have been written. Retry with the same ids."
@@ -313,8 +360,26 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 		detail += " The event_ids member lists the ids to reuse."
 	}
 	c.Header("Retry-After", retryAfterSeconds)
-	abortProblem(c, probKafka, detail, withEventIDs(ids))
-	return err
+	abortProblem(c, kind503, detail, withEventIDs(ids))
+	return answered, err
+}
+
+// diskReason is why the spool could not write, for a problem's detail: the
+// system's words (read-only file system, no space left on device) without
+// the paths, which the log has.
+func diskReason(err error) string {
+	if errors.Is(err, spool.ErrClosed) {
+		return "the API is shutting down"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err.Error()
+	}
+	return "see the ingest-api log"
 }
 
 // rejectInvalid answers 400 for a record or batch that failed validation,

@@ -5,17 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/spool"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
 )
@@ -215,4 +219,69 @@ func TestProducerNotConnectedAnswers503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
 	ids := res.json(t)["event_ids"].([]any)
 	require.Len(t, ids, 1, "the id to retry with is handed back")
+}
+
+// TestKafkaDownWithASpool: with SPOOL_DIR, what Kafka cannot take is
+// answered 202 with the 201 body (the notification with SPEC 2.4's 202
+// shape); a spool that cannot take it answers 503 with its own problem.
+func TestKafkaDownWithASpool(t *testing.T) {
+	k := testenv.NewKafka(t, map[string]int32{"spool.events": 1, "spool.notifications": 1})
+	producer, err := newProducer(k.Brokers(), time.Second)
+	require.NoError(t, err)
+	require.NoError(t, producer.Connect(t.Context()))
+	t.Cleanup(func() { _ = producer.Close() })
+	require.NoError(t, k.Close())
+	withSpool := func(dir string, maxBytes int64) fixtureOption {
+		return func(c *api.Config, d *api.Deps) {
+			store, _ := spool.Open(spool.Config{Dir: dir, MaxBytes: maxBytes}, zap.NewNop(), prometheus.NewRegistry())
+			t.Cleanup(func() { require.NoError(t, store.Close()) })
+			d.Publisher = spool.NewPublisher(kafka.NewPublisher(producer), store, zap.NewNop())
+			c.EventsTopic, c.NotificationsTopic = "spool.events", "spool.notifications"
+		}
+	}
+
+	f := newFixture(t, withSpool(t.TempDir(), 1<<20))
+	ev := validEvent()
+	ev["event_id"] = uuid.NewString()
+	res := f.postJSON("/api/v1/audit/events", ev)
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	body := res.json(t)
+	require.Equal(t, ev["event_id"], body["event_id"])
+	require.Contains(t, body, "event_timestamp")
+	require.Contains(t, body["message"], "spool")
+
+	res = f.postJSON("/api/v1/audit/events/batch", []any{validEvent(), validEvent()})
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	require.Len(t, res.json(t)["event_ids"], 2)
+	require.Contains(t, res.json(t)["message"], "2 audit events accepted into the local spool")
+
+	res = f.postJSON("/api/v1/audit/notifications", validNotification("n-"+uuid.NewString()))
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	require.Equal(t, "accepted", res.json(t)["status"])
+	require.Contains(t, res.json(t)["message"], "spool")
+
+	// Full: 1 MiB holds a few of the largest records.
+	big := validEvent()
+	big["event_data"] = map[string]any{"blob": strings.Repeat("x", 60<<10)}
+	var full response
+	for range 40 {
+		if full = f.postJSON("/api/v1/audit/events/batch", []any{big, big, big, big}); full.status != http.StatusAccepted {
+			break
+		}
+	}
+	require.Equal(t, http.StatusServiceUnavailable, full.status, "%s", full.body)
+	require.Equal(t, "5", full.header.Get("Retry-After"))
+	require.Equal(t, "https://auditstream.dev/problems/spool-full", full.json(t)["type"])
+	require.Len(t, full.json(t)["event_ids"], 4, "the ids to retry with")
+
+	// Unwritable: the spool directory is a file.
+	notADir := filepath.Join(t.TempDir(), "spool")
+	require.NoError(t, os.WriteFile(notADir, nil, 0o600))
+	f = newFixture(t, withSpool(notADir, 1<<20))
+	res = f.postJSON("/api/v1/audit/events", validEvent())
+	require.Equal(t, http.StatusServiceUnavailable, res.status, "%s", res.body)
+	p := res.json(t)
+	require.Equal(t, "https://auditstream.dev/problems/spool-unavailable", p["type"])
+	require.Contains(t, p["detail"], "not a directory", "the system's reason")
+	require.NotContains(t, p["detail"], notADir, "not the path")
 }

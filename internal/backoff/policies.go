@@ -19,6 +19,13 @@ var (
 	// 10 s cap: a schema that is late delays readiness by at most that.
 	Migrate = Policy{First: 500 * time.Millisecond, Max: 10 * time.Second}
 
+	// SpoolDrain paces ingest-api's drainer while Kafka cannot take the
+	// spooled records. 100 ms first: a blip (a leader election) costs the
+	// drain little. 2 s cap: the spool must start draining soon after Kafka
+	// is back, since records queue behind it meanwhile; each attempt is
+	// one publish, bounded by PUBLISH_TIMEOUT.
+	SpoolDrain = Policy{First: 100 * time.Millisecond, Max: 2 * time.Second}
+
 	// ReplayerConnect paces the dlq-replayer daemon dialling the brokers.
 	// 1 s first, 30 s cap: the replayer runs every interval (minutes) and
 	// nobody waits on it, so it knocks less often than the pipeline does.

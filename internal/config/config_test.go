@@ -51,6 +51,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	require.Equal(t, "/etc/auditstream/tokens.yaml", api.Auth.TokensFile)
 	require.Equal(t, []string{"10.0.0.0/8", "192.0.2.7"}, api.Auth.TrustedProxies)
 	require.Equal(t, ":9090", api.MetricsAddr, "default")
+	require.False(t, api.Spool.Enabled(), "no SPOOL_DIR, no spool")
+	require.Equal(t, int64(1<<30), api.Spool.MaxBytes, "default")
 
 	var w Writer
 	require.NoError(t, parse(t, &w))
@@ -109,6 +111,8 @@ func TestValidateReportsEverySetting(t *testing.T) {
 			[]string{"mutual TLS is HTTPS"}},
 		{"metrics on the API port", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled",
 			"--http-addr", ":8080", "--metrics-addr", ":8080"}, []string{"must not share"}},
+		{"a spool too small", []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-disabled",
+			"--spool-dir", "/var/spool/auditstream", "--spool-max-bytes", "1000"}, []string{"SPOOL_MAX_BYTES"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,11 +31,42 @@ type Record struct {
 
 // PublishError says how much of a Publish call failed. Uncertain is set when
 // PublishTimeout expired before the producer answered: those records may
-// still be written, so clients must retry with the same ids.
+// still be written, so clients must retry with the same ids. Refused is set
+// when the brokers refused the records for what they are (too large,
+// malformed): sending them again unchanged cannot succeed.
 type PublishError struct {
 	Total, Failed int
 	Uncertain     bool
+	Refused       bool
 	Err           error
+}
+
+// Retriable reports whether err, from a publish, means Kafka could not take
+// the records now but may take the same records later: no connection, no
+// acknowledgement in time, no leader, too few in-sync replicas. It is false
+// for records the brokers refused (PublishError.Refused) and for errors
+// that are not a PublishError (a message the publisher cannot encode), so
+// that a record no retry can deliver is never kept for one (internal/spool).
+func Retriable(err error) bool {
+	var perr *PublishError
+	return errors.As(err, &perr) && !perr.Refused
+}
+
+// refused reports whether the records were refused for what they are, not
+// for the cluster's state: by the brokers, or by sarama before sending (a
+// record over Producer.MaxMessageBytes is a ConfigurationError).
+func refused(err error) bool {
+	var cerr sarama.ConfigurationError
+	if errors.As(err, &cerr) {
+		return true
+	}
+	for _, kerr := range []sarama.KError{sarama.ErrInvalidMessage, sarama.ErrMessageSizeTooLarge,
+		sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidTimestamp, sarama.ErrInvalidRecord} {
+		if errors.Is(err, kerr) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *PublishError) Error() string {
@@ -200,7 +231,7 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 				n = len(failed)
 				err = failed[0].Err
 			}
-			perr = &PublishError{Total: len(msgs), Failed: n, Err: err}
+			perr = &PublishError{Total: len(msgs), Failed: n, Refused: refused(err), Err: err}
 		}
 	case <-timer.C:
 		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,

@@ -3,9 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
@@ -24,6 +26,7 @@ func TestPublishCountsPerTopicAndFailsWhenKafkaIsGone(t *testing.T) {
 	// Not connected yet: nothing is sent, every record is reported failed.
 	err = p.Publish(t.Context(), []Record{{Topic: "a", Value: []byte("x")}})
 	require.ErrorIs(t, err, ErrUnavailable)
+	require.True(t, Retriable(err), "not connected yet: the same record may go later")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -39,6 +42,11 @@ func TestPublishCountsPerTopicAndFailsWhenKafkaIsGone(t *testing.T) {
 	require.Equal(t, 1.0, value(p.records.WithLabelValues("a", "failed")))
 	require.NoError(t, p.Check(t.Context()))
 
+	// A record larger than any broker takes is refused for what it is.
+	err = p.Publish(t.Context(), []Record{{Topic: "a", Value: make([]byte, 3<<20)}})
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.False(t, Retriable(err), "%v", err)
+
 	// The broker goes away: the publish fails within the timeout, as a
 	// PublishError that says how much failed.
 	require.NoError(t, k.Close())
@@ -48,8 +56,9 @@ func TestPublishCountsPerTopicAndFailsWhenKafkaIsGone(t *testing.T) {
 	require.True(t, errors.As(err, &perr), "%v", err)
 	require.ErrorIs(t, err, ErrUnavailable)
 	require.Equal(t, 2, perr.Failed)
+	require.True(t, Retriable(err), "%v", err)
 	require.Less(t, time.Since(start), 3*time.Second+time.Second, "bounded by the publish timeout")
-	require.Equal(t, 2.0, value(p.records.WithLabelValues("a", "failed")))
+	require.Equal(t, 3.0, value(p.records.WithLabelValues("a", "failed")))
 	require.Equal(t, 1.0, value(p.records.WithLabelValues("b", "failed")))
 	require.Error(t, p.Check(t.Context()))
 }
@@ -60,4 +69,20 @@ func value(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+func TestRetriable(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no acknowledgement in time", &PublishError{Total: 1, Failed: 1, Uncertain: true, Err: errors.New("timeout")}, true},
+		{"broker gone", fmt.Errorf("publish: %w", &PublishError{Total: 2, Failed: 2, Err: sarama.ErrOutOfBrokers}), true},
+		{"refused", &PublishError{Total: 1, Failed: 1, Refused: true, Err: sarama.ErrMessageSizeTooLarge}, false},
+		{"not a publish error", errors.New("metadata has no place in a Kafka record"), false},
+		{"nil", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) { require.Equal(t, c.want, Retriable(c.err)) })
+	}
 }

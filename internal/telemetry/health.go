@@ -36,6 +36,12 @@ type Health struct {
 	// reports beside the status (such as "auth": "disabled"); set while
 	// wiring, before serving.
 	notes map[string]string
+	// details are components' states /health reports beside the status,
+	// read at each request (ingest-api's spool); set while wiring.
+	details map[string]func() any
+	// gates are conditions readiness also needs once SetReady was called;
+	// set while wiring.
+	gates map[string]func() error
 
 	mu   sync.Mutex
 	down map[string]bool // each component's state at the last probe
@@ -75,6 +81,27 @@ func (h *Health) Note(key, value string) {
 	h.notes[key] = value
 }
 
+// Detail makes /health report key: state() beside its status, a
+// component's state read at each request: counts and states, never what a
+// dependency said (the open /health names no connection details). Call it
+// before serving.
+func (h *Health) Detail(key string, state func() any) {
+	if h.details == nil {
+		h.details = map[string]func() any{}
+	}
+	h.details[key] = state
+}
+
+// Gate makes readiness also need check to pass, once the process is ready
+// (SPEC 11: ingest-api stays ready while its spool has room). Call it
+// before serving.
+func (h *Health) Gate(name string, check func() error) {
+	if h.gates == nil {
+		h.gates = map[string]func() error{}
+	}
+	h.gates[name] = check
+}
+
 // SetReady marks the process as able to take traffic.
 func (h *Health) SetReady() {
 	h.ready.Store(true)
@@ -90,6 +117,11 @@ func (h *Health) SetNotReady(reason string) {
 // Ready reports readiness and, when not ready, the reason.
 func (h *Health) Ready() (bool, string) {
 	if h.ready.Load() {
+		for name, check := range h.gates {
+			if err := check(); err != nil {
+				return false, name + ": " + err.Error()
+			}
+		}
 		return true, ""
 	}
 	if r := h.reason.Load(); r != nil {

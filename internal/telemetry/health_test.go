@@ -111,3 +111,32 @@ func TestHealthLogsStateChanges(t *testing.T) {
 		"warn dependency check failing map[component:postgresql error:" + secretErr.Error() + "]",
 	}, got)
 }
+
+func TestGatesAndDetails(t *testing.T) {
+	h := NewHealth(nil)
+	var full atomic.Bool
+	h.Gate("spool", func() error {
+		if full.Load() {
+			return errors.New("full")
+		}
+		return nil
+	})
+	h.Detail("spool", func() any { return map[string]int{"records": 3} })
+	full.Store(true)
+	ok, reason := h.Ready()
+	require.False(t, ok)
+	require.Equal(t, "starting", reason, "a gate does not make a starting process ready")
+	h.SetReady()
+	ok, reason = h.Ready()
+	require.False(t, ok)
+	require.Equal(t, "spool: full", reason)
+	full.Store(false)
+	ok, _ = h.Ready()
+	require.True(t, ok)
+
+	for _, handler := range []http.Handler{h.HealthHandler(), h.DetailsHandler()} {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+		require.JSONEq(t, `{"status":"healthy","checks":{},"spool":{"records":3}}`, rec.Body.String())
+	}
+}

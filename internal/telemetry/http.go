@@ -47,12 +47,15 @@ const (
 )
 
 // healthBody is the open /health answer: SPEC 2.6's status and error, each
-// component's state, and the notes. error names the failing components
-// only.
+// component's state, the notes and the details. error names the failing
+// components only.
 func (h *Health) healthBody(status, errText string, checks any) map[string]any {
-	m := make(map[string]any, len(h.notes)+3)
+	m := make(map[string]any, len(h.notes)+len(h.details)+3)
 	for k, v := range h.notes {
 		m[k] = v
+	}
+	for k, state := range h.details {
+		m[k] = state()
 	}
 	m["status"] = status
 	if errText != "" {

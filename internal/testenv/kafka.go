@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -33,6 +35,11 @@ type Kafka struct {
 	tls     *tls.Config // the harness's own clients' side of creds
 	client  *kgo.Client // backs admin
 	admin   *kadm.Client
+
+	// For StartRestartableKafka: what a restart needs.
+	mu      sync.Mutex
+	topics  map[string]int32
+	dataDir string
 
 	closeOnce sync.Once
 }
@@ -105,6 +112,67 @@ func StartSecureKafka(topics map[string]int32, sec SecureKafka) (*Kafka, error) 
 		return nil, err
 	}
 	return k, nil
+}
+
+// StartRestartableKafka starts a one-broker kfake cluster that Stop takes
+// down and Restart brings back on the same address, for tests of outages
+// that clients must ride out. Its records, topics and committed offsets
+// are kept in dataDir across a Restart, as a real broker keeps them;
+// RestartEmpty brings back a broker that lost them, with the topics
+// created anew. It is always embedded.
+func StartRestartableKafka(topics map[string]int32, dataDir string) (*Kafka, error) {
+	k, err := startEmbeddedKafka(topics, nil, nil, kfake.DataDir(dataDir))
+	if err != nil {
+		return nil, err
+	}
+	k.topics, k.dataDir = topics, dataDir
+	return k, nil
+}
+
+// Stop shuts a broker of StartRestartableKafka down: its listener closes
+// and its connections drop, so clients see the outage at once.
+func (k *Kafka) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.cluster.Close()
+}
+
+// Restart stops the broker, if running, and starts it again on the same
+// address with what it had stored.
+func (k *Kafka) Restart() error { return k.restart(false) }
+
+// RestartEmpty is Restart of a broker that lost everything it had stored,
+// as the embedded broker of `make dev` does: the topics are created anew.
+func (k *Kafka) RestartEmpty() error { return k.restart(true) }
+
+func (k *Kafka) restart(empty bool) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.cluster.Close()
+	if empty {
+		if err := os.RemoveAll(k.dataDir); err != nil {
+			return fmt.Errorf("restart embedded kafka: %w", err)
+		}
+	}
+	_, port, err := net.SplitHostPort(k.brokers[0])
+	if err != nil {
+		return err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return err
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.Ports(p),
+		kfake.DataDir(k.dataDir)}
+	for name, partitions := range k.topics {
+		opts = append(opts, kfake.SeedTopics(partitions, name))
+	}
+	cluster, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("restart embedded kafka on %s: %w", k.brokers[0], err)
+	}
+	k.cluster = cluster
+	return nil
 }
 
 func startEmbeddedKafka(topics map[string]int32, creds *KafkaCredentials, dial *tls.Config, extra ...kfake.Opt) (*Kafka, error) {
@@ -234,6 +302,8 @@ func (k *Kafka) CreateTopics(ctx context.Context, topics map[string]int32) error
 func (k *Kafka) Close() error {
 	k.closeOnce.Do(func() {
 		k.client.Close()
+		k.mu.Lock()
+		defer k.mu.Unlock()
 		if k.cluster != nil {
 			k.cluster.Close()
 		}

@@ -249,6 +249,32 @@ func TestKafkaCloseRefusesConnections(t *testing.T) {
 	require.Less(t, time.Since(start), 10*time.Second)
 }
 
+func TestRestartableKafka(t *testing.T) {
+	const topic = "restarts"
+	k := NewRestartableKafka(t, map[string]int32{topic: 1})
+	cfg := saramaConfig()
+	producer, err := sarama.NewSyncProducer(k.Brokers(), cfg)
+	require.NoError(t, err)
+	defer producer.Close()
+	require.NoError(t, producer.SendMessages(messages(topic, 0, 3)))
+
+	k.Stop()
+	_, err = net.DialTimeout("tcp", k.Brokers()[0], time.Second)
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+
+	require.NoError(t, k.Restart())
+	recs, err := k.ConsumeAll(t.Context(), topic, 3)
+	require.NoError(t, err, "a restarted broker keeps what it stored")
+	require.Len(t, recs, 3)
+
+	require.NoError(t, k.RestartEmpty())
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	recs, err = k.ConsumeAll(ctx, topic, 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "an empty broker has the topic and nothing in it")
+	require.Empty(t, recs)
+}
+
 func TestConsumeAllStopsWithContext(t *testing.T) {
 	k := NewKafka(t, map[string]int32{"empty": 1})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

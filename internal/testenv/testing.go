@@ -32,6 +32,15 @@ func NewKafka(t TB, topics map[string]int32) *Kafka {
 	return ownKafka(t, k, err)
 }
 
+// NewRestartableKafka starts a broker private to one test that the test
+// can stop and restart on the same address (see StartRestartableKafka),
+// and closes it when the test ends.
+func NewRestartableKafka(t TB, topics map[string]int32) *Kafka {
+	t.Helper()
+	k, err := StartRestartableKafka(topics, t.TempDir())
+	return ownKafka(t, k, err)
+}
+
 // NewSecureKafka starts a broker private to one test that requires TLS and
 // SASL (see StartSecureKafka), with its certificates in a directory of the
 // test's, and closes it when the test ends.

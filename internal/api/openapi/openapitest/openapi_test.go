@@ -57,7 +57,7 @@ func TestOperations(t *testing.T) {
 		{http.MethodGet, "/api/v1/audit/events/{event_id}", "getAuditEvent", "Audit Write API",
 			[]string{"200", "400", "401", "403", "404", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/events/batch", "createAuditEventsBatch", "Audit Write API",
-			[]string{"201", "400", "401", "403", "413", "415", "429", "500", "503"}},
+			[]string{"201", "202", "400", "401", "403", "413", "415", "429", "500", "503"}},
 		{http.MethodPost, "/api/v1/audit/notifications", "createNotificationAudit", "Audit Write API",
 			[]string{"201", "202", "400", "401", "403", "409", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/events/histogram", "getAuditEventsHistogram", "Audit Write API",
@@ -361,7 +361,7 @@ func TestResponseDetails(t *testing.T) {
 	desc := doc.Components.Schemas["RFC7807Problem"].Value.Description
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
-		"duplicate-notification", "kafka-unavailable", "not-found", "method-not-allowed",
+		"duplicate-notification", "kafka-unavailable", "spool-full", "spool-unavailable", "not-found", "method-not-allowed",
 		"internal-error", "invalid-query-parameter", "database-unavailable",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
