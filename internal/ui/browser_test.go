@@ -64,7 +64,7 @@ func newTab(t *testing.T) *tab {
 		cancelTab()
 		cancelAlloc()
 	})
-	require.NoError(t, chromedp.Do(ctx), "start chromium")
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 960)), "start chromium")
 	messages := chromedp.Console(ctx)
 	requests := chromedp.Events(ctx, network.RequestWillBeSent)
 	var wg sync.WaitGroup
@@ -147,10 +147,12 @@ func (b *tab) hash() string {
 	return eval[string](b, `location.hash`)
 }
 
-// shot saves a screenshot of the whole page as NN-name.png.
+// shot saves a screenshot of the window (1280×960, what a person sees
+// first) as NN-name.png; make console-screenshots copies them to
+// docs/screenshots.
 func (b *tab) shot(name string) {
 	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	require.NoError(b.t, err)
 	b.n++
 	require.NoError(b.t, os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, name)), png, 0o644))

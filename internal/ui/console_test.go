@@ -96,15 +96,15 @@ func (s *stack) call(t *testing.T, token, method, path string, body any) (int, s
 	return res.StatusCode, string(b)
 }
 
-// chainEvents are n events of one correlation, a minute apart in
-// publishing order except the 21st, which happened five and a half
+// chainEvents are n events of one correlation, 55 s apart in publishing
+// order (60 of them fit in the last hour) except the 21st, which happened five and a half
 // minutes before the one published ahead of it: a late event.
 func chainEvents(correlationID string, n int, now time.Time) []map[string]any {
 	types := []string{"gateway.signal.received", "analysis.rca.completed", "workflow.step.started", "execution.action.applied", "notification.message.sent"}
 	outcomes := []string{"success", "success", "failure", "pending"}
 	var out []map[string]any
 	for i := range n {
-		at := now.Add(-time.Duration(n-i) * time.Minute)
+		at := now.Add(-time.Duration(n-i) * 55 * time.Second)
 		if i == 20 {
 			at = at.Add(-6*time.Minute - 30*time.Second)
 		}
@@ -180,13 +180,16 @@ func TestConsole(t *testing.T) {
 
 	step(t, "search by correlation_id", func(t *testing.T) {
 		b.t = t
-		b.do(chromedp.SendKeys("#f-correlation_id", corr), chromedp.SetValue("#limit", "25"), chromedp.SendKeys("#f-correlation_id", "\r"))
+		b.do(chromedp.SendKeys("#f-correlation_id", corr), chromedp.SetValue("#limit", "25"), chromedp.SetValue("#range", "1h"),
+			chromedp.SendKeys("#f-correlation_id", "\r"))
 		b.awaitText("#summary", "Events 1–25 of 60, newest first.")
 		require.Equal(t, hrefs(newest[:25]), rows())
 		b.awaitText("#chart-total", "60")
-		require.Contains(t, b.text("#chart"), "the last 24 hours of the range", "an all-time search charts its last day")
+		require.NotContains(t, b.text("#chart"), "the last 24 hours of the range", "the chart covers the search's hour")
+		require.Equal(t, 60, eval[int](b, `[...document.querySelectorAll("#chart-svg rect.bar title")].reduce((n, t) => n + parseInt(t.textContent.split(": ")[1]), 0)`),
+			"the bars add up to the total")
 		hash := b.hash()
-		require.Equal(t, "#/search?correlation_id="+url.QueryEscape(corr)+"&limit=25", hash, "the query is in the URL, to share")
+		require.Equal(t, "#/search?correlation_id="+url.QueryEscape(corr)+"&since=1h&limit=25", hash, "the query is in the URL, to share")
 		b.shot("search")
 	})
 
@@ -280,6 +283,8 @@ func TestConsole(t *testing.T) {
 		// A reload keeps the session: the token is in sessionStorage.
 		b.do(chromedp.Navigate(s.base+"/ui/#/search?correlation_id="+url.QueryEscape(corr)), chromedp.Reload())
 		b.awaitText("#summary", "of 60")
+		b.awaitText("#chart-total", "60")
+		require.Contains(t, b.text("#chart"), "the last 24 hours of the range", "an all-time search charts its last day")
 		b.do(chromedp.KeyEvent("\t"))
 		require.Equal(t, "skip-link", eval[string](b, `document.activeElement.id`), "the first stop is the skip link")
 		b.do(chromedp.KeyEvent("\r"))

@@ -1,12 +1,22 @@
 import { h, s, utc } from './dom.js';
 
 const W = 960;
-const H = 150;
+const H = 120;
 const PAD_TOP = 8;
 const PAD_BOTTOM = 20;
 
 function hhmm(iso) {
   return new Date(iso).toISOString().slice(11, 16);
+}
+
+// ticks label the time axis at its ends and quarters.
+function ticks(hist) {
+  const from = Date.parse(hist.since);
+  const span = Date.parse(hist.until) - from;
+  return [0, 0.25, 0.5, 0.75, 1].map((f) => s('text', {
+    class: 'tick', x: (f * W + (f === 0 ? 2 : f === 1 ? -2 : 0)).toFixed(1), y: H - 4,
+    'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle',
+  }, hhmm(new Date(from + f * span).toISOString())));
 }
 
 // chart draws a histogram answer as bars, one per minute, as SVG built in
@@ -34,8 +44,7 @@ export function chart(hist, clipped) {
   const graphic = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, class: 'chart-svg', id: 'chart-svg' },
     s('line', { class: 'axis', x1: 0, y1: H - PAD_BOTTOM + 0.5, x2: W, y2: H - PAD_BOTTOM + 0.5 }),
     bars,
-    s('text', { class: 'tick', x: 2, y: H - 4 }, hhmm(hist.since)),
-    s('text', { class: 'tick', x: W - 2, y: H - 4, 'text-anchor': 'end' }, hhmm(hist.until)),
+    ticks(hist),
     s('text', { class: 'tick', x: 2, y: PAD_TOP + 10 }, peak ? `${peak}/min` : 'no events'));
   return h('figure', { class: 'card chart', id: 'chart' },
     h('figcaption', {},

@@ -233,9 +233,9 @@ function renderResults(ctx, results, params, page, cursor) {
       h('td', {}, e.event_category),
       h('td', {}, e.event_action),
       h('td', {}, h('span', { class: 'outcome outcome-' + e.event_outcome }, e.event_outcome)),
-      h('td', {}, h('a', { href: correlationHref(e.correlation_id) }, e.correlation_id)),
+      h('td', { class: 'id' }, h('a', { href: correlationHref(e.correlation_id) }, e.correlation_id)),
       h('td', {}, e.actor_id ?? ''),
-      h('td', {}, [e.resource_type, e.resource_id].filter((v) => v != null).join(' / ')),
+      h('td', { class: 'id' }, [e.resource_type, e.resource_id].filter((v) => v != null).join(' / ')),
       h('td', {}, e.namespace ?? '')))));
 
   put(results, h('h2', { id: 'results-heading' }, 'Events'), h('p', { id: 'summary' }, summary), table, n ? pager : null);
