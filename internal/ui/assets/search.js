@@ -80,7 +80,7 @@ function instant(v, now) {
 
 // chartRange picks the histogram's range for a search: the search's own
 // when it spans at most a day, else its last 24 hours (the API's bound).
-export function chartRange(since, until, now = Date.now()) {
+function chartRange(since, until, now = Date.now()) {
   const start = since ? instant(since, now) : -Infinity;
   const end = until ? instant(until, now) : now;
   if (since && !(end - start > DAY_MS)) {
