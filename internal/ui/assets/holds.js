@@ -82,7 +82,11 @@ export async function holdsView(ctx, queryString) {
         h('td', { class: 'nowrap' }, h('time', { datetime: hold.placed_at, title: hold.placed_at }, utc(hold.placed_at))),
         h('td', {}, hold.reason),
         admin ? h('td', {}, h('button', { type: 'button', class: 'secondary release', 'aria-label': `Release the hold on ${hold.correlation_id}`,
-          onclick: () => tr.after(releaseRow(ctx, hold, cols, refresh)) }, 'Release…')) : null);
+          onclick: () => {
+            // One release form at a time.
+            for (const open of list.querySelectorAll('.release-row')) open.remove();
+            tr.after(releaseRow(ctx, hold, cols, refresh));
+          } }, 'Release…')) : null);
       rows.push(tr);
     }
     put(list, h('h2', { id: 'holds-heading' }, 'Holds in force'),
