@@ -276,6 +276,11 @@ func TestConsole(t *testing.T) {
 		b.awaitText("#alert", "Invalid query parameter")
 		require.Contains(t, b.text("#alert"), "since must not be after until", "field_errors, by name")
 		require.Contains(t, b.hash(), "since=2026-03-02T10%3A00%3A05Z&until=2026-03-01T10%3A00%3A05Z")
+
+		missing := uuid.NewString()
+		b.do(chromedp.Navigate(s.base + "/ui/#/event/" + missing))
+		b.awaitText("#alert", "Not found: No audit event with event_id "+missing+" is stored")
+		require.Contains(t, b.text("main"), "The event cannot be shown (see above).")
 	})
 
 	step(t, "keyboard", func(t *testing.T) {

@@ -104,7 +104,12 @@ async function render() {
     try {
       principal = await api.whoami();
     } catch (err) {
-      return sessionEnded(err);
+      if (err instanceof api.ProblemError && err.status === 401) return sessionEnded(err);
+      // The server is unreachable or failing: the session is still good.
+      put(main, h('h1', { tabindex: '-1' }, 'auditstream console'),
+        h('p', {}, 'The server could not say who you are, so nothing is shown. ',
+          h('a', { href: location.hash, onclick: (e) => { e.preventDefault(); render(); } }, 'Try again'), '.'));
+      return showError(err);
     }
     renderWho();
   }

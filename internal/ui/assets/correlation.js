@@ -136,7 +136,13 @@ export async function correlationView(ctx, rawID) {
       put(holdBox, h('span', { class: 'muted' }, 'Legal hold status unavailable: ', err.problem ? err.problem.detail : err.message));
     });
 
-  const { events, complete } = await chainEvents(id);
+  let events, complete;
+  try {
+    ({ events, complete } = await chainEvents(id));
+  } catch (err) {
+    put(body, h('h2', { id: 'timeline-heading' }, 'Timeline'), h('p', { class: 'muted' }, 'The timeline cannot be shown (see above).'));
+    throw err;
+  }
   const ordered = order(events);
   const { list, gaps, late } = timeline(ordered);
   const chained = ordered.some((e) => e.chain_seq != null);

@@ -67,8 +67,15 @@ function value(k, v) {
 export async function eventView(ctx, rawID) {
   const id = decodeURIComponent(rawID);
   const heading = h('h1', { tabindex: '-1' }, 'Event ', h('code', {}, id));
-  ctx.root.append(heading, h('p', { class: 'muted' }, 'Loading…'));
-  const ev = await api.getEvent(id);
+  const loading = h('p', { class: 'muted' }, 'Loading…');
+  ctx.root.append(heading, loading);
+  let ev;
+  try {
+    ev = await api.getEvent(id);
+  } catch (err) {
+    loading.textContent = 'The event cannot be shown (see above).';
+    throw err;
+  }
   const data = JSON.stringify(ev.event_data, null, 2);
   const pre = h('pre', { class: 'json', id: 'event-data', tabindex: '0', 'aria-label': 'event_data as JSON' }, h('code', {}, data));
   const fields = Object.entries(ev).filter(([k]) => k !== 'event_data');
