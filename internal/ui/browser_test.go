@@ -152,6 +152,7 @@ func (b *tab) hash() string {
 // docs/screenshots.
 func (b *tab) shot(name string) {
 	b.t.Helper()
+	b.checkPage()
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	require.NoError(b.t, err)
 	b.n++
@@ -172,4 +173,18 @@ func (b *tab) sent() []*network.Request {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.requests)
+}
+
+// checkPage fails the test when a control of the page has no label, or
+// when an id is used twice (a label for= would then point at either).
+func (b *tab) checkPage() {
+	b.t.Helper()
+	unlabelled := eval[[]string](b, `[...document.querySelectorAll("input, select, textarea")]
+		.filter(el => !el.classList.contains("offscreen") && el.labels.length === 0 && !el.getAttribute("aria-label"))
+		.map(el => el.outerHTML)`)
+	require.Empty(b.t, unlabelled, "controls without a label")
+	dupes := eval[[]string](b, `(() => { const seen = new Set(), twice = [];
+		for (const el of document.querySelectorAll("[id]")) { if (seen.has(el.id)) twice.push(el.id); seen.add(el.id); }
+		return twice; })()`)
+	require.Empty(b.t, dupes, "ids used twice")
 }
