@@ -32,6 +32,7 @@ import (
 var dlqHeaders = []string{
 	dlq.HeaderOriginalTopic, dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderErrorClass,
 	dlq.HeaderError, dlq.HeaderFirstFailedAt, dlq.HeaderFailedAt, dlq.HeaderAttempts,
+	dlq.HeaderOriginalTopicID, dlq.HeaderOriginalTimestamp,
 }
 
 // nonDLQ returns the headers that are not dlq-*, in order.
@@ -69,6 +70,8 @@ func requireEnvelope(t *testing.T, orig, r *kgo.Record, class string, wantAttemp
 	offset, _ := header(r, dlq.HeaderOriginalOffset)
 	require.Equal(t, []string{orig.Topic, strconv.Itoa(int(orig.Partition)), strconv.FormatInt(orig.Offset, 10)},
 		[]string{topic, partition, offset}, "dlq-original-* name the first production")
+	ts, _ := header(r, dlq.HeaderOriginalTimestamp)
+	require.Equal(t, strconv.FormatInt(orig.Timestamp.UnixMilli(), 10), ts, "dlq-original-timestamp is the first production's")
 	cls, _ := header(r, dlq.HeaderErrorClass)
 	require.Equal(t, class, cls)
 	require.Equal(t, wantAttempts, attempts(t, r))
@@ -553,7 +556,7 @@ func TestDaemonTickMovesWhatWasThere(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	producer, err := newProducer(cfg, zap.NewNop(), reg)
 	require.NoError(t, err)
-	s, err := connect(cfg, producer)
+	s, err := connect(cfg, producer, cfg.Kafka.DLQTopic, zap.NewNop())
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -759,7 +762,7 @@ func grepLines(s, substr string) string {
 func TestReadsOfOnePartitionBackToBack(t *testing.T) {
 	e := newEnv(t, 1)
 	seed(t, e, e.dlq, 0)
-	sess, err := connect(e.cfg(t, "list"), nil)
+	sess, err := connect(e.cfg(t, "list"), nil, "", nil)
 	require.NoError(t, err)
 	defer sess.close()
 	for i := range 5 {
@@ -790,7 +793,7 @@ func TestRecordWithoutEnvelopeIsParked(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	producer, err := newProducer(cfg, zap.NewNop(), reg)
 	require.NoError(t, err)
-	s, err := connect(cfg, producer)
+	s, err := connect(cfg, producer, cfg.Kafka.DLQTopic, zap.NewNop())
 	require.NoError(t, err)
 	defer s.close()
 	m := newDaemonMetrics(reg)
@@ -820,7 +823,7 @@ func TestDaemonConnectRetriesWithOneProducer(t *testing.T) {
 	producer, err := newProducer(bad, zap.NewNop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	for range 3 {
-		_, err := connect(bad, producer)
+		_, err := connect(bad, producer, bad.Kafka.DLQTopic, zap.NewNop())
 		require.ErrorContains(t, err, "cannot reach Kafka")
 	}
 }

@@ -201,6 +201,12 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		g.Go(func() error { return drainer.Run(ctx) })
 	}
 	g.Go(func() error {
+		// Topics found missing later (a cluster rebuilt empty) are created
+		// again, once the producer is connected.
+		producer.KeepTopics(ctx, cfg.Kafka.TopicCheckInterval)
+		return nil
+	})
+	g.Go(func() error {
 		// PostgreSQL is not needed to be ready, since notifications fall
 		// back to 202 without it. Without a usable spool, until Kafka is
 		// reachable the API serves health and answers 503. With one

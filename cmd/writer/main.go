@@ -84,6 +84,8 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		BatchAge:           cfg.BatchAge,
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
+		GroupStallTimeout:  cfg.GroupStallTimeout,
+		GroupPollInterval:  cfg.GroupPollInterval,
 		Rules:              cfg.Validation.Rules(),
 		Tracing:            tracing,
 		Submitters:         source,
@@ -139,6 +141,10 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		if gctx.Err() == nil {
 			health.SetReady()
 		}
+		g.Go(func() error {
+			producer.KeepTopics(gctx, cfg.Kafka.TopicCheckInterval)
+			return nil
+		})
 		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
 		if checkpoints == nil {

@@ -44,6 +44,9 @@ import (
 // other's records.
 var shared struct {
 	bin string
+	// faultBin is the writer built with the faultinject tag
+	// (store.FaultUnencodable).
+	faultBin string
 	// replayer is the dlq-replayer binary, for the replay of a dead letter.
 	replayer string
 	// apiBin is ingest-api, for the tests that follow a request through.
@@ -79,6 +82,9 @@ func TestMain(m *testing.M) {
 		shared.kafka, shared.pg = e.Kafka, e.Postgres
 		var err error
 		if shared.bin, err = e.Build(ctx, "writer"); err != nil {
+			return err
+		}
+		if shared.faultBin, err = e.BuildTagged(ctx, "writer", "faultinject"); err != nil {
 			return err
 		}
 		if shared.replayer, err = e.Build(ctx, "dlq-replayer"); err != nil {
@@ -118,6 +124,12 @@ type pipeline struct {
 
 func newPipeline(t *testing.T) pipeline {
 	t.Helper()
+	return newPipelineOn(t, shared.kafka)
+}
+
+// newPipelineOn is newPipeline on the cluster k.
+func newPipelineOn(t *testing.T, k *testenv.Kafka) pipeline {
+	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	suffix := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	base := name + "-" + suffix
@@ -130,7 +142,7 @@ func newPipeline(t *testing.T) pipeline {
 		group:         base + ".writer",
 		tag:           base,
 	}
-	require.NoError(t, shared.kafka.CreateTopics(t.Context(), map[string]int32{
+	require.NoError(t, k.CreateTopics(t.Context(), map[string]int32{
 		p.events: partitions, p.notifications: partitions, p.dlq: 1, p.parked: 1,
 	}))
 	return p
@@ -154,8 +166,14 @@ type writerProc struct {
 // ends, and its output is logged if the test failed.
 func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerProc {
 	t.Helper()
+	return startWriterBin(t, shared.bin, p, name, env...)
+}
+
+// startWriterBin is startWriter for the binary at bin.
+func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...string) *writerProc {
+	t.Helper()
 	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &testenv.Output{}, exited: make(chan struct{})}
-	w.cmd = exec.Command(shared.bin)
+	w.cmd = exec.Command(bin)
 	// Later entries win, so these override whatever the test's own
 	// environment holds.
 	w.cmd.Env = append(os.Environ(),
@@ -309,7 +327,7 @@ func (w *writerProc) metricIfExposed(name string) (float64, bool) {
 // stream produces audit events to a topic in the background, paced in
 // chunks so that a writer is consuming while records still arrive. Every
 // other record has a client event_id; the rest get their deterministic id
-// from the coordinates Kafka acknowledged.
+// from where Kafka acknowledged them and from the record.
 type stream struct {
 	total int
 	sent  atomic.Int64
@@ -327,6 +345,8 @@ func startStream(t *testing.T, p pipeline, total, chunk int, pause time.Duration
 		kgo.DefaultProduceTopic(p.events),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
+	require.NoError(t, err)
+	topicID, err := shared.kafka.TopicID(t.Context(), p.events)
 	require.NoError(t, err)
 	s := &stream{total: total, done: make(chan struct{}), ids: make([]uuid.UUID, 0, total)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -360,7 +380,8 @@ func startStream(t *testing.T, p pipeline, total, chunk int, pause time.Duration
 			for i, r := range recs {
 				id := clientIDs[i]
 				if id == uuid.Nil {
-					id = audit.DeterministicEventID(r.Topic, r.Partition, r.Offset)
+					id = audit.DeterministicEventIDV2(audit.RecordOrigin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition,
+						Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(), Key: r.Key, Value: r.Value})
 				}
 				s.ids = append(s.ids, id)
 			}

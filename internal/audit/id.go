@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -29,9 +31,13 @@ func NewEventID() uuid.UUID {
 // Never change it: stored ids depend on it.
 var DeterministicIDNamespace = uuid.MustParse("6f1d8a52-3c1e-4b7a-9d3e-2a5c0e8b7f41")
 
-// DeterministicEventID returns the id of an event record that was produced to
-// Kafka without event_id (SPEC 3), so that redelivery of the same record
-// yields the same id:
+// DeterministicEventID is the first derivation (v1) of the id of an event
+// record produced to Kafka without event_id (SPEC 3), from its coordinates
+// alone. The writer uses it only for dead letters written before
+// DeterministicEventIDV2 (they carry no dlq-original-timestamp), so that
+// they keep the id they had; every other record gets a V2 id. v1 gives a
+// new record at a reused offset (a topic created again, a cluster rebuilt)
+// the id of the old one, which made it a duplicate:
 //
 //	UUIDv5(namespace = 6f1d8a52-3c1e-4b7a-9d3e-2a5c0e8b7f41,
 //	       name      = "<topic>/<partition>/<offset>")
@@ -50,5 +56,64 @@ func DeterministicEventID(topic string, partition int32, offset int64) uuid.UUID
 	name = strconv.AppendInt(name, int64(partition), 10)
 	name = append(name, '/')
 	name = strconv.AppendInt(name, offset, 10)
+	return uuid.NewSHA1(DeterministicIDNamespace, name)
+}
+
+// RecordOrigin is what DeterministicEventIDV2 derives an id from: where a
+// record was first produced, and the record itself.
+type RecordOrigin struct {
+	Topic string
+	// TopicID is the topic's Kafka topic id in base64url without padding
+	// (as kafka-topics --describe prints it), "" where the broker has none.
+	TopicID   string
+	Partition int32
+	Offset    int64
+	// Timestamp is the record's timestamp in milliseconds since the Unix
+	// epoch, as the broker returns it.
+	Timestamp  int64
+	Key, Value []byte
+}
+
+// DeterministicEventIDV2 returns the id of an event record produced to
+// Kafka without event_id, distinguishing a redelivery of the record (same
+// id) from a new record at a reused offset (new id):
+//
+//	UUIDv5(namespace = 6f1d8a52-3c1e-4b7a-9d3e-2a5c0e8b7f41,
+//	       name      = "v2/<topic>/<topic id>/<partition>/<offset>/<timestamp>/<content>")
+//
+// where partition, offset and timestamp (milliseconds since the Unix epoch)
+// are in decimal without padding, the topic id is as in RecordOrigin (empty
+// when the broker has none), and content is the lowercase hex SHA-256 of
+// the key's length as 8 big-endian bytes, the key, then the value (a null
+// key counts as empty). For example
+// "v2/audit.events/vtx0TaA6SBWj9-2fUwlZWg/3/1234567/1765591200000/9f86d0…".
+// A topic created again gets a new topic id and new records new
+// timestamps and contents; a redelivery is the same record, all alike.
+//
+// A record replayed from the DLQ lands at a new offset with a new
+// timestamp: derive its id from where it was first produced (the
+// dlq-original-* headers), or a replay after a partial failure would store
+// it twice.
+func DeterministicEventIDV2(o RecordOrigin) uuid.UUID {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(o.Key)))
+	h.Write(n[:])
+	h.Write(o.Key)
+	h.Write(o.Value)
+	var sum [sha256.Size]byte
+	name := make([]byte, 0, len(o.Topic)+len(o.TopicID)+64+2*sha256.Size)
+	name = append(name, "v2/"...)
+	name = append(name, o.Topic...)
+	name = append(name, '/')
+	name = append(name, o.TopicID...)
+	name = append(name, '/')
+	name = strconv.AppendInt(name, int64(o.Partition), 10)
+	name = append(name, '/')
+	name = strconv.AppendInt(name, o.Offset, 10)
+	name = append(name, '/')
+	name = strconv.AppendInt(name, o.Timestamp, 10)
+	name = append(name, '/')
+	name = hex.AppendEncode(name, h.Sum(sum[:0]))
 	return uuid.NewSHA1(DeterministicIDNamespace, name)
 }

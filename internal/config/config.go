@@ -32,6 +32,12 @@ type Kafka struct {
 	TopicPartitions int32 `name:"topic-partitions" env:"TOPIC_PARTITIONS" default:"12" help:"Partitions of topics created at start-up."`
 	// -1 asks the broker for its default.replication.factor (KIP-464).
 	TopicReplication int16 `name:"topic-replication-factor" env:"TOPIC_REPLICATION_FACTOR" default:"-1" help:"Replication factor of topics created at start-up (-1: the broker's default)."`
+	// A topic found missing (a cluster rebuilt or restored empty) is
+	// created again with the settings above; a publish that finds one
+	// unknown looks at once, so the interval only bounds how long a topic
+	// nobody writes to stays missing. Ten seconds costs one metadata
+	// request per binary.
+	TopicCheckInterval time.Duration `name:"topic-check-interval" env:"TOPIC_CHECK_INTERVAL" default:"10s" help:"How often the writer and ingest-api check that their topics exist, creating missing ones with TOPIC_PARTITIONS."`
 
 	// PublishTimeout bounds how long a request waits for Kafka before it is
 	// answered 503: long enough to ride out a leader election (a few seconds),
@@ -107,6 +113,9 @@ func (k Kafka) Validate() error {
 	}
 	if k.TopicReplication == 0 || k.TopicReplication < -1 {
 		errs = append(errs, fmt.Errorf("TOPIC_REPLICATION_FACTOR must be -1 or at least 1, got %d", k.TopicReplication))
+	}
+	if k.TopicCheckInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("TOPIC_CHECK_INTERVAL must be at least 100ms, got %s", k.TopicCheckInterval))
 	}
 	if k.PublishTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT must be at least 1s, got %s", k.PublishTimeout))

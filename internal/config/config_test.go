@@ -14,6 +14,7 @@ import (
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/writer"
 )
 
 func parse(t *testing.T, cfg any, args ...string) error {
@@ -304,6 +305,8 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.NoError(t, parse(t, &w, append(required, "--integrity-disabled")...))
 	require.Equal(t, audit.DefaultRules(), w.Validation.Rules())
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
+	require.Equal(t, writer.DefaultGroupStallTimeout, w.GroupStallTimeout)
+	require.Equal(t, writer.DefaultGroupPollInterval, w.GroupPollInterval)
 }
 
 func TestShortDuration(t *testing.T) {

@@ -21,7 +21,7 @@ type Replayer struct {
 
 // ReplayerFilters select records for replay and list.
 type ReplayerFilters struct {
-	ErrorClass    string        `name:"error-class" enum:",poison,failed" default:"" help:"Only records of this class (poison or failed)."`
+	ErrorClass    string        `name:"error-class" enum:",poison,failed,conflict" default:"" help:"Only records of this class (poison, failed or conflict)."`
 	OriginalTopic string        `name:"original-topic" help:"Only records that came from this topic."`
 	OlderThan     time.Duration `name:"older-than" help:"Only records whose last failure is at least this old (e.g. 10m)."`
 	NewerThan     time.Duration `name:"newer-than" help:"Only records whose last failure is at most this old (e.g. 1h)."`
@@ -121,8 +121,13 @@ func (c Replayer) Validate() error {
 func (ReplayerRun) Help() string {
 	return `Runs until SIGTERM. Each tick replays every record that was in the DLQ when
 the tick started, adding 1 to its dlq-attempts header; a record whose attempts
-reached --max-attempts goes to the parked topic instead. Serves /metrics,
-/health, /health/live and /health/ready on --metrics-addr.
+reached --max-attempts goes to the parked topic instead, and so does a
+conflict (a reused event_id) at once, since replaying it can only repeat the
+clash. Serves /metrics, /health, /health/live and /health/ready on
+--metrics-addr.
+
+Several daemons may run: each joins the consumer group (--consumer-group) and
+moves only the DLQ partitions it is given.
 
 Examples:
   dlq-replayer run
@@ -133,9 +138,11 @@ Examples:
 func (ReplayerReplay) Help() string {
 	return `Moves the selected records now and prints each one and a summary. Records the
 filters do not select stay in the DLQ (re-appended at its end, headers and
-value unchanged). Every record is acknowledged by Kafka before its DLQ offset
-is committed: an interrupted replay loses nothing, and the writer absorbs a
-record sent twice.
+value unchanged). Like the daemon it joins the consumer group and moves only
+the partitions it is given: next to a running daemon, its share (it says
+which partitions the daemon keeps). Every record is acknowledged by Kafka
+before its DLQ offset is committed: an interrupted replay loses nothing, and
+the writer absorbs a record sent twice.
 
 Examples:
   dlq-replayer replay --dry-run
@@ -153,6 +160,7 @@ safe at any time, also while the daemon runs.
 Examples:
   dlq-replayer list
   dlq-replayer list --error-class poison --limit 20
+  dlq-replayer list --parked --error-class conflict
   dlq-replayer list --parked --json | jq -r .error`
 }
 

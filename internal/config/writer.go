@@ -32,6 +32,10 @@ type Writer struct {
 	// an outage and is retried. It also bounds the last flush on SIGTERM, so
 	// it stays below Kubernetes' default 30 s grace period.
 	WriteTimeout time.Duration `name:"write-timeout" env:"WRITE_TIMEOUT" default:"20s" help:"Longest one batch transaction may take before it is retried (and the last flush on shutdown)."`
+	// The defaults are writer.DefaultGroupStallTimeout and
+	// DefaultGroupPollInterval (TestDefaultsAreTheOwners checks).
+	GroupStallTimeout time.Duration `name:"group-stall-timeout" env:"GROUP_STALL_TIMEOUT" default:"1m" help:"/health turns unhealthy when the writer has had no consumer group session this long while records wait."`
+	GroupPollInterval time.Duration `name:"group-poll-interval" env:"GROUP_POLL_INTERVAL" default:"15s" help:"How often the writer reads the group's committed offsets and the high-water marks of all partitions (metrics, stall check)."`
 }
 
 // Validate reports settings that cannot work, all at once.
@@ -52,6 +56,12 @@ func (c Writer) Validate() error {
 	}
 	if c.MaxBackoff < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("MAX_BACKOFF must be at least 100ms, got %s", c.MaxBackoff))
+	}
+	if c.GroupPollInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("GROUP_POLL_INTERVAL must be at least 100ms, got %s", c.GroupPollInterval))
+	}
+	if c.GroupStallTimeout < c.GroupPollInterval {
+		errs = append(errs, fmt.Errorf("GROUP_STALL_TIMEOUT (%s) must be at least GROUP_POLL_INTERVAL (%s)", c.GroupStallTimeout, c.GroupPollInterval))
 	}
 	if c.WriteTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT must be at least 1s, got %s", c.WriteTimeout))

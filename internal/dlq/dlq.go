@@ -6,9 +6,9 @@
 //
 // It does no I/O: headers in, Letter out, and back. The replay engine
 // (Replay, DryRun, Measure, List) decides what to do with each dead letter
-// and reads and moves records through small interfaces that internal/kafka's
-// Reader and Producer satisfy, rather than through watermill's Kafka
-// subscriber and publisher: a pass must read exactly the records present
+// and reads and moves records through small interfaces that
+// internal/kafka's Reader, group Member and Producer satisfy, rather than
+// through watermill's Kafka subscriber and publisher: a pass must read exactly the records present
 // when it starts (offsets up to the high-water mark) without committing
 // anything when it only lists, publish each record byte for byte
 // (watermill's marshaler adds its own metadata header), and send a
@@ -30,6 +30,13 @@ const (
 	HeaderOriginalTopic     = "dlq-original-topic"
 	HeaderOriginalPartition = "dlq-original-partition"
 	HeaderOriginalOffset    = "dlq-original-offset"
+	// HeaderOriginalTopicID and HeaderOriginalTimestamp complete the
+	// origin with what the writer derives event ids from
+	// (audit.DeterministicEventIDV2): the topic's id (base64url, empty when
+	// the broker has none) and the record's timestamp in milliseconds since
+	// the Unix epoch.
+	HeaderOriginalTopicID   = "dlq-original-topic-id"
+	HeaderOriginalTimestamp = "dlq-original-timestamp"
 	HeaderErrorClass        = "dlq-error-class"
 	HeaderError             = "dlq-error"
 	HeaderFirstFailedAt     = "dlq-first-failed-at"
@@ -47,7 +54,13 @@ type Letter struct {
 	OriginalTopic     string
 	OriginalPartition int32
 	OriginalOffset    int64
-	// Class is errclass.Poison or errclass.Failed, as the writer decided.
+	// OriginalTopicID and OriginalTimestamp are set when RecordOrigin is:
+	// on letters written since the headers exist.
+	OriginalTopicID   string
+	OriginalTimestamp int64
+	RecordOrigin      bool
+	// Class is errclass.Poison, errclass.Failed or errclass.Conflict, as
+	// the writer decided.
 	Class         errclass.Class
 	Error         string
 	FirstFailedAt time.Time
@@ -56,21 +69,32 @@ type Letter struct {
 	Attempts int
 }
 
-// Origin is where a record was first produced: its own coordinates, or the
-// dlq-original-* headers of a replayed record. Deterministic event ids are
-// derived from it, so a record stored after a replay keeps its id.
+// Origin is where a record was first produced: its own coordinates, topic
+// id and timestamp, or the dlq-original-* headers of a replayed record.
+// Deterministic event ids are derived from it, so a record stored after a
+// replay keeps its id.
 type Origin struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	TopicID   string
+	// Timestamp is the record's, in milliseconds since the Unix epoch.
+	Timestamp int64
+	// CoordinatesOnly is set for a replay of a letter written before
+	// dlq-original-topic-id and -timestamp existed: only its coordinates
+	// are known, and its id is derived from them alone
+	// (audit.DeterministicEventID), as it was when it failed.
+	CoordinatesOnly bool
 }
 
-// OriginOf returns the record's first coordinates.
+// OriginOf returns where the record was first produced.
 func OriginOf(msg *kafka.Message) Origin {
 	if l, ok := Parse(msg.Headers); ok {
-		return Origin{Topic: l.OriginalTopic, Partition: l.OriginalPartition, Offset: l.OriginalOffset}
+		return Origin{Topic: l.OriginalTopic, Partition: l.OriginalPartition, Offset: l.OriginalOffset,
+			TopicID: l.OriginalTopicID, Timestamp: l.OriginalTimestamp, CoordinatesOnly: !l.RecordOrigin}
 	}
-	return Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+	return Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, TopicID: msg.TopicID,
+		Timestamp: msg.Timestamp.UnixMilli()}
 }
 
 // Parse reads the dlq-* headers; ok is false unless the origin headers are
@@ -78,7 +102,7 @@ func OriginOf(msg *kafka.Message) Origin {
 // whose headers a producer mangled, is treated as new).
 func Parse(headers []kafka.Header) (Letter, bool) {
 	var l Letter
-	var haveTopic, havePartition, haveOffset bool
+	var haveTopic, havePartition, haveOffset, haveTopicID, haveTimestamp bool
 	for _, h := range headers {
 		v := string(h.Value)
 		switch string(h.Key) {
@@ -90,6 +114,11 @@ func Parse(headers []kafka.Header) (Letter, bool) {
 		case HeaderOriginalOffset:
 			o, err := strconv.ParseInt(v, 10, 64)
 			l.OriginalOffset, haveOffset = o, err == nil
+		case HeaderOriginalTopicID:
+			l.OriginalTopicID, haveTopicID = v, true
+		case HeaderOriginalTimestamp:
+			ts, err := strconv.ParseInt(v, 10, 64)
+			l.OriginalTimestamp, haveTimestamp = ts, err == nil
 		case HeaderErrorClass:
 			l.Class = errclass.Class(v)
 		case HeaderError:
@@ -102,6 +131,7 @@ func Parse(headers []kafka.Header) (Letter, bool) {
 			l.Attempts, _ = strconv.Atoi(v)
 		}
 	}
+	l.RecordOrigin = haveTopicID && haveTimestamp
 	return l, haveTopic && havePartition && haveOffset
 }
 
@@ -120,6 +150,9 @@ func Failure(msg *kafka.Message, class errclass.Class, reason string, now time.T
 		OriginalTopic:     msg.Topic,
 		OriginalPartition: msg.Partition,
 		OriginalOffset:    msg.Offset,
+		OriginalTopicID:   msg.TopicID,
+		OriginalTimestamp: msg.Timestamp.UnixMilli(),
+		RecordOrigin:      true,
 		Class:             class,
 		Error:             Truncate(reason),
 		FirstFailedAt:     now,
@@ -130,7 +163,7 @@ func Failure(msg *kafka.Message, class errclass.Class, reason string, now time.T
 // Headers returns the record headers to publish: every header that is not
 // dlq-* kept in order, then this letter's dlq-* headers.
 func (l Letter) Headers(orig []kafka.Header) []kafka.Header {
-	out := make([]kafka.Header, 0, len(orig)+8)
+	out := make([]kafka.Header, 0, len(orig)+10)
 	for _, h := range orig {
 		if !strings.HasPrefix(string(h.Key), headerPrefix) {
 			out = append(out, h)
@@ -140,6 +173,10 @@ func (l Letter) Headers(orig []kafka.Header) []kafka.Header {
 	add(HeaderOriginalTopic, l.OriginalTopic)
 	add(HeaderOriginalPartition, strconv.FormatInt(int64(l.OriginalPartition), 10))
 	add(HeaderOriginalOffset, strconv.FormatInt(l.OriginalOffset, 10))
+	if l.RecordOrigin {
+		add(HeaderOriginalTopicID, l.OriginalTopicID)
+		add(HeaderOriginalTimestamp, strconv.FormatInt(l.OriginalTimestamp, 10))
+	}
 	add(HeaderErrorClass, string(l.Class))
 	add(HeaderError, l.Error)
 	add(HeaderFirstFailedAt, l.FirstFailedAt.UTC().Format(time.RFC3339Nano))

@@ -98,15 +98,32 @@ func TestParse(t *testing.T) {
 
 func TestFailureFirstTime(t *testing.T) {
 	now := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
-	msg := &kafka.Message{Topic: "audit.events", Partition: 2, Offset: 99,
-		Headers: []kafka.Header{hdr("content-type", "application/json")}}
+	msg := &kafka.Message{Topic: "audit.events", TopicID: "vtx0TaA6SBWj9-2fUwlZWg", Partition: 2, Offset: 99,
+		Timestamp: time.UnixMilli(1765591200123), Headers: []kafka.Header{hdr("content-type", "application/json")}}
 	l := Failure(msg, errclass.Poison, "invalid audit event: event_outcome: must be one of", now)
 	require.Equal(t, Letter{
 		OriginalTopic: "audit.events", OriginalPartition: 2, OriginalOffset: 99,
+		OriginalTopicID: "vtx0TaA6SBWj9-2fUwlZWg", OriginalTimestamp: 1765591200123, RecordOrigin: true,
 		Class: errclass.Poison, Error: "invalid audit event: event_outcome: must be one of",
 		FirstFailedAt: now, FailedAt: now, Attempts: 0,
 	}, l)
-	require.Equal(t, Origin{Topic: "audit.events", Partition: 2, Offset: 99}, OriginOf(msg))
+	origin := Origin{Topic: "audit.events", Partition: 2, Offset: 99, TopicID: "vtx0TaA6SBWj9-2fUwlZWg", Timestamp: 1765591200123}
+	require.Equal(t, origin, OriginOf(msg))
+
+	// Replayed (new coordinates, new timestamp, no topic id known), the
+	// record keeps its origin whole.
+	replayed := &kafka.Message{Topic: "audit.events", Partition: 0, Offset: 7, Timestamp: time.Now(), Headers: l.Headers(msg.Headers)}
+	require.Equal(t, origin, OriginOf(replayed))
+	back, ok := Parse(replayed.Headers)
+	require.True(t, ok)
+	require.Equal(t, l, back, "the headers carry the whole letter")
+
+	// A broker without topic ids: an empty id is still an origin.
+	msg.TopicID = ""
+	back, ok = Parse(Failure(msg, errclass.Poison, "x", now).Headers(nil))
+	require.True(t, ok)
+	require.True(t, back.RecordOrigin)
+	require.Empty(t, back.OriginalTopicID)
 }
 
 func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
@@ -121,7 +138,10 @@ func TestFailureAgainKeepsOriginAndAttempts(t *testing.T) {
 	l := Failure(msg, errclass.Poison, "new reason", now)
 	require.Equal(t, Letter{OriginalTopic: "audit.events", OriginalPartition: 1, OriginalOffset: 17,
 		Class: errclass.Poison, Error: "new reason", FirstFailedAt: first, FailedAt: now, Attempts: 2}, l)
-	require.Equal(t, Origin{Topic: "audit.events", Partition: 1, Offset: 17}, OriginOf(msg))
+	// Written before dlq-original-topic-id and -timestamp: only the
+	// coordinates, and it stays so across rounds.
+	require.Equal(t, Origin{Topic: "audit.events", Partition: 1, Offset: 17, CoordinatesOnly: true}, OriginOf(msg))
+	require.Empty(t, headerValues(l.Headers(msg.Headers), HeaderOriginalTimestamp), "no timestamp is invented for an old letter")
 
 	// A replayed record whose dlq-first-failed-at was lost gets now.
 	var stripped []kafka.Header

@@ -78,7 +78,8 @@ type Reader interface {
 }
 
 // Source is a Reader that also records how far the group has handled a
-// partition (kafka.Reader).
+// partition (the replayer's kafka.Reader over the partitions its group
+// member holds, committing through the member's kafka.Claims).
 type Source interface {
 	Reader
 	Commit(topic string, partition int32, offset int64) error
@@ -135,7 +136,10 @@ func Decide(r Record, o Options, now time.Time) Decision {
 		}
 		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
 	}
-	if !fromParked && r.Letter.Attempts >= o.MaxAttempts {
+	// A conflict never clears by replaying: the stored event it clashes
+	// with is never replaced. It waits in the parked topic for a person
+	// (docs/runbooks/dlq.md) instead of cycling through its attempts.
+	if !fromParked && (r.Letter.Attempts >= o.MaxAttempts || r.Letter.Class == errclass.Conflict) {
 		return Decision{Record: r, Action: ActionPark, To: o.ParkedTopic}
 	}
 	return Decision{Record: r, Action: ActionReplay, To: r.Letter.OriginalTopic}

@@ -55,9 +55,18 @@ func TestFilterAndDecide(t *testing.T) {
 	other := rec(errclass.Failed, "audit.events", "k1", time.Minute, 0)
 	require.Equal(t, Decision{Record: other, Action: ActionKeep, To: "audit.dlq"}, Decide(other, o, now), "not selected: kept in place")
 
+	conflict := rec(errclass.Conflict, "audit.events", "k1", time.Minute, 0)
+	all := Options{From: "audit.dlq", ParkedTopic: "audit.dlq.parked", MaxAttempts: 2}
+	require.Equal(t, Decision{Record: conflict, Action: ActionPark, To: "audit.dlq.parked"}, Decide(conflict, all, now),
+		"a conflict is parked at once: a replay can only repeat it")
+	all.Filter.ErrorClass = errclass.Conflict
+	require.Equal(t, ActionPark, Decide(conflict, all, now).Action, "also when selected by class")
+
 	fromParked := o
 	fromParked.From = "audit.dlq.parked"
 	require.Equal(t, ActionReplay, Decide(spent, fromParked, now).Action, "parked records return whatever their attempts")
+	fromParked.Filter = Filter{}
+	require.Equal(t, ActionReplay, Decide(conflict, fromParked, now).Action, "a person may send a parked conflict back")
 }
 
 func TestOutgoingReplacesTheLetterOnReplayOnly(t *testing.T) {

@@ -32,6 +32,11 @@ const (
 	// fields, a data exception, a clash with a different stored row).
 	// Isolate it, dead-letter it, store the rest.
 	Poison Class = "poison"
+	// Conflict: the record reuses an event_id that is stored (or earlier in
+	// its batch) with different content. The stored row is never replaced
+	// and a replay can only repeat the clash: dead-letter it for a person
+	// to decide (the replayer parks it at once).
+	Conflict Class = "conflict"
 )
 
 // String returns the name of the class, "none" for None.

@@ -12,6 +12,7 @@ func TestClassString(t *testing.T) {
 	require.Equal(t, "outage", Outage.String())
 	require.Equal(t, "failed", Failed.String())
 	require.Equal(t, "poison", Poison.String())
+	require.Equal(t, "conflict", Conflict.String())
 	require.Equal(t, "none", None.String())
 }
 

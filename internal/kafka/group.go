@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"sync"
 
 	"github.com/IBM/sarama"
 )
@@ -32,16 +34,30 @@ func NewConsumer(cfg Config, group string) (*Consumer, error) {
 // Join connects to the cluster as a member of the group; sessions start
 // with Consume.
 func (c *Consumer) Join() (*ConsumerGroup, error) {
-	g, err := sarama.NewConsumerGroup(c.cfg.Brokers, c.group, c.sc)
+	// A client of our own, not one the group makes for itself: each
+	// session looks up its topics' ids through it (topicIDs).
+	client, err := sarama.NewClient(c.cfg.Brokers, c.sc)
 	if err != nil {
 		return nil, fmt.Errorf("join consumer group %s: %w", c.group, explain(err, c.cfg))
 	}
-	return &ConsumerGroup{g: g}, nil
+	g, err := sarama.NewConsumerGroupFromClient(c.group, client)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("join consumer group %s: %w", c.group, err), client.Close())
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("cluster admin: %w", err), g.Close(), client.Close())
+	}
+	return &ConsumerGroup{g: g, group: c.group, client: client, admin: admin}, nil
 }
 
 // ConsumerGroup is a joined member of a consumer group.
 type ConsumerGroup struct {
-	g sarama.ConsumerGroup
+	g      sarama.ConsumerGroup
+	group  string
+	client sarama.Client
+	// admin shares client; closing it would close the client.
+	admin sarama.ClusterAdmin
 }
 
 // GroupHandler runs the sessions of a ConsumerGroup, as sarama's
@@ -58,7 +74,7 @@ type GroupHandler interface {
 // rebalance, when ctx ends, or with ErrClosedConsumerGroup once Close was
 // called. Call it in a loop to stay in the group.
 func (g *ConsumerGroup) Consume(ctx context.Context, topics []string, h GroupHandler) error {
-	return g.g.Consume(ctx, topics, groupHandler{h})
+	return g.g.Consume(ctx, topics, &groupHandler{h: h, group: g})
 }
 
 // Errors delivers the errors of the background work (fetches, commits,
@@ -72,26 +88,58 @@ func (g *ConsumerGroup) PauseAll() { g.g.PauseAll() }
 // ResumeAll fetches every paused partition again.
 func (g *ConsumerGroup) ResumeAll() { g.g.ResumeAll() }
 
-// Close leaves the group, after the session under way has ended.
-func (g *ConsumerGroup) Close() error { return g.g.Close() }
+// Close leaves the group, after the session under way has ended, and
+// closes the connection.
+func (g *ConsumerGroup) Close() error { return errors.Join(g.g.Close(), g.client.Close()) }
 
-// groupHandler gives sarama's callbacks our types.
-type groupHandler struct{ h GroupHandler }
-
-func (a groupHandler) Setup(s sarama.ConsumerGroupSession) error { return a.h.Setup(&Session{s: s}) }
-
-func (a groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
-	return a.h.ConsumeClaim(&Session{s: s}, &Claim{c: c})
+// groupHandler gives sarama's callbacks our types. Setup looks up the ids
+// of the claimed topics once per session: a topic deleted and created
+// again under the same name gets a new id, and its partitions are only
+// claimed again by a new session.
+type groupHandler struct {
+	h     GroupHandler
+	group *ConsumerGroup
+	// sessions maps sarama's session to ours, from Setup to Cleanup.
+	sessions sync.Map
 }
 
-func (a groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
-	return a.h.Cleanup(&Session{s: s})
+func (a *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
+	topics := make([]string, 0, len(s.Claims()))
+	for t := range s.Claims() {
+		topics = append(topics, t)
+	}
+	ids, err := topicIDs(a.group.admin, topics)
+	if err != nil {
+		return err
+	}
+	sess := &Session{s: s, group: a.group, topicIDs: ids}
+	a.sessions.Store(s, sess)
+	return a.h.Setup(sess)
+}
+
+func (a *groupHandler) session(s sarama.ConsumerGroupSession) *Session {
+	sess, _ := a.sessions.Load(s)
+	return sess.(*Session)
+}
+
+func (a *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	sess := a.session(s)
+	return a.h.ConsumeClaim(sess, &Claim{c: c, topicID: sess.topicIDs[c.Topic()]})
+}
+
+func (a *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	defer a.sessions.Delete(s)
+	return a.h.Cleanup(a.session(s))
 }
 
 // Session is one generation of the group: the partitions claimed from one
 // rebalance to the next.
 type Session struct {
-	s sarama.ConsumerGroupSession
+	s     sarama.ConsumerGroupSession
+	group *ConsumerGroup
+	// topicIDs are the ids of the claimed topics ("" where the broker has
+	// none), as of the session's start.
+	topicIDs map[string]string
 }
 
 // Context ends when the session does (a rebalance, or the group closing).
@@ -117,7 +165,8 @@ func (s *Session) Commit() { s.s.Commit() }
 
 // Claim is one partition claimed by a session.
 type Claim struct {
-	c sarama.ConsumerGroupClaim
+	c       sarama.ConsumerGroupClaim
+	topicID string
 }
 
 // Topic is the claimed partition's topic.
@@ -138,7 +187,12 @@ func (c *Claim) Messages(ctx context.Context) iter.Seq[*Message] {
 		for {
 			select {
 			case m, ok := <-msgs:
-				if !ok || !yield(messageOf(m)) {
+				if !ok {
+					return
+				}
+				msg := messageOf(m)
+				msg.TopicID = c.topicID
+				if !yield(msg) {
 					return
 				}
 			case <-ctx.Done():

@@ -7,7 +7,9 @@
 //     Publisher, watermill's message.Publisher over it, that the API
 //     publishes through and the writer dead-letters through;
 //   - Consumer and ConsumerGroup, the writer's group membership;
-//   - Reader, the replayer's bounded reads and explicit commits.
+//   - Reader, the replayer's bounded reads, and Member, its consumer group
+//     membership: each daemon or replay moves only the partitions it is
+//     given, and commits them fenced by its generation.
 //
 // # watermill
 //
@@ -50,7 +52,6 @@
 package kafka
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -108,6 +109,12 @@ func baseConfig(c Config) (*sarama.Config, error) {
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	sc.Metadata.Timeout = 5 * time.Second
+	// A metadata request must never create a topic: the broker would make
+	// it with its own defaults (num.partitions) while every binary here
+	// creates a missing topic with the configured partition count
+	// (ensureTopics), which could never be changed back without moving
+	// keys between partitions.
+	sc.Metadata.AllowAutoTopicCreation = false
 	if err := applySecurity(sc, c); err != nil {
 		return nil, err
 	}
@@ -169,45 +176,18 @@ func consumerConfig(c Config) (*sarama.Config, error) {
 	sc.Consumer.Fetch.Max = 16 << 20
 	sc.ChannelBufferSize = 256
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	// A rebalance gives each member this long to end its session (the
+	// writer's last flush, bounded by its WRITE_TIMEOUT of 20 s, and the
+	// commit) and to join again. The coordinator holds a JoinGroup request
+	// until the group has formed, up to this long, so the network read
+	// timeout must outlast it, as the Java client allows it 5 s more: with
+	// a shorter one every join of a group waiting for a dead member timed
+	// out, was retried and timed out again, and the member never got a
+	// session (IBM/sarama#2820).
+	sc.Consumer.Group.Rebalance.Timeout = 30 * time.Second
+	sc.Net.ReadTimeout = sc.Consumer.Group.Rebalance.Timeout + 5*time.Second
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama consumer config: %w", err)
 	}
 	return sc, nil
-}
-
-// ensureTopics creates the topics that do not exist yet; existing ones are
-// left as they are (partition counts are never changed behind an operator's
-// back, since that would move keys between partitions).
-func ensureTopics(client sarama.Client, topics []Topic) error {
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return fmt.Errorf("cluster admin: %w", err)
-	}
-	// Closing the admin would close the shared client, so it is not closed.
-	existing, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
-	}
-	var errs []error
-	for _, t := range topics {
-		if _, ok := existing[t.Name]; ok {
-			continue
-		}
-		var entries map[string]*string
-		for k, v := range t.Config {
-			if entries == nil {
-				entries = make(map[string]*string, len(t.Config))
-			}
-			entries[k] = &v
-		}
-		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{
-			NumPartitions:     t.Partitions,
-			ReplicationFactor: t.ReplicationFactor,
-			ConfigEntries:     entries,
-		}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }

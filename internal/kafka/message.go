@@ -17,7 +17,12 @@ type Header struct {
 // Message is one consumed record. Key, Value and the header bytes are the
 // client's decoded buffers, not copies.
 type Message struct {
-	Topic     string
+	Topic string
+	// TopicID is the topic's id (base64url, as Kafka's tools print it)
+	// for records of a consumer group's claim, as of the session's start;
+	// "" where the broker assigns none (before Kafka 2.8) and for records
+	// read otherwise.
+	TopicID   string
 	Partition int32
 	Offset    int64
 	// Timestamp is the record's time as the broker reports it (create or

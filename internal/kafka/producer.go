@@ -90,6 +90,8 @@ type Producer struct {
 
 	conn      atomic.Pointer[connection]
 	closeOnce sync.Once
+	// topicsMissing wakes KeepTopics (one pending signal at most).
+	topicsMissing chan struct{}
 	// tracer wraps the sarama producer when tracing is on (WithOTELTracer).
 	tracer wmkafka.SaramaTracer
 
@@ -114,10 +116,11 @@ func NewProducer(cfg Config, topics []Topic, log *zap.Logger, reg prometheus.Reg
 	}
 	f := promauto.With(reg)
 	p := &Producer{
-		cfg:    cfg,
-		sc:     sc,
-		topics: topics,
-		log:    log,
+		cfg:           cfg,
+		sc:            sc,
+		topics:        topics,
+		log:           log,
+		topicsMissing: make(chan struct{}, 1),
 		connected: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditstream_kafka_producer_connected",
 			Help: "1 while the producer is connected to Kafka, else 0.",
@@ -163,7 +166,7 @@ func (p *Producer) ConnectOnce() error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", explain(err, p.cfg))
 	}
-	if err := ensureTopics(client, p.topics); err != nil {
+	if _, err := ensureTopics(client, p.topics); err != nil {
 		return errors.Join(err, client.Close())
 	}
 	producer, err := sarama.NewSyncProducerFromClient(client)
@@ -244,6 +247,7 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 	p.duration.WithLabelValues(topicLabel(msgs), result).Observe(time.Since(start).Seconds())
 	p.count(msgs, failed, perr != nil && failed == nil)
 	if perr != nil {
+		p.noteUnknownTopic(perr.Err)
 		return perr
 	}
 	return nil

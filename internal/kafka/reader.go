@@ -15,9 +15,9 @@ var ErrNotFound = errors.New("no record at that offset")
 
 // Reader reads topics on behalf of a consumer group without joining it:
 // from the group's committed offsets up to the high-water marks of when a
-// read starts, committing positions only when told to (the replayer's way,
-// SPEC 6.2: a pass reads exactly what was there when it started, and a
-// listing commits nothing).
+// read starts (the replayer's way, SPEC 6.2: a pass reads exactly what was
+// there when it started). It commits nothing: a listing moves nothing, and
+// a pass commits through the Claims of a Member, fenced by its generation.
 type Reader struct {
 	client   sarama.Client
 	admin    sarama.ClusterAdmin
@@ -25,7 +25,8 @@ type Reader struct {
 	group    string
 }
 
-// NewReader connects, once, and reads and commits as consumer group group.
+// NewReader connects, once, and reads from where consumer group group
+// stands.
 func NewReader(cfg Config, group string) (*Reader, error) {
 	sc, err := consumerConfig(cfg)
 	if err != nil {
@@ -174,19 +175,4 @@ func (r *Reader) Get(ctx context.Context, topic string, partition int32, offset 
 		break
 	}
 	return nil, fmt.Errorf("%s/%d@%d: %w", topic, partition, offset, ErrNotFound)
-}
-
-// Commit records that the group has handled topic/partition up to (not
-// including) offset.
-func (r *Reader) Commit(topic string, partition int32, offset int64) error {
-	res, err := r.admin.AlterConsumerGroupOffsets(r.group, map[string]map[int32]sarama.OffsetAndMetadata{
-		topic: {partition: {Offset: offset}},
-	}, nil)
-	if err != nil {
-		return fmt.Errorf("commit %s/%d@%d: %w", topic, partition, offset, err)
-	}
-	if kerr := res.Errors[topic][partition]; kerr != sarama.ErrNoError {
-		return fmt.Errorf("commit %s/%d@%d: %w", topic, partition, offset, kerr)
-	}
-	return nil
 }

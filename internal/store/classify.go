@@ -89,6 +89,12 @@ var (
 // (*errclass.Error) keeps it. Write classifies its errors with it; other
 // callers (the read path) use it to tell a retryable error.
 //
+// A row that pgx could not encode (found after a failed COPY, encode.go)
+// comes classified as Poison: the client refused it before PostgreSQL saw
+// it, so splitting the batch isolates it and the rest is stored. Its class
+// wins over the SQLSTATE 57014 (query_canceled, an outage code) of the COPY
+// it aborted.
+//
 // Errors while connecting are outages whatever their SQLSTATE: until the
 // connection works no record can be judged. Any other error without a
 // SQLSTATE (network, EOF, closed connection, context cancellation or
@@ -99,7 +105,8 @@ func Classify(err error) errclass.Class {
 	if err == nil {
 		return errclass.None
 	}
-	// Decided where it happened (an event the hash chain cannot encode).
+	// Decided where it happened (an event the hash chain cannot encode, a
+	// row pgx cannot).
 	var classified *errclass.Error
 	if errors.As(err, &classified) {
 		return classified.Class

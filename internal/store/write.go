@@ -15,12 +15,19 @@ import (
 )
 
 // WriteResult counts what one Write stored and what it skipped as already
-// stored (or repeated within the call).
+// stored (or repeated within the call), and lists the events it refused as
+// conflicts. Every event is in exactly one of Events, EventDuplicates and
+// EventConflicts.
 type WriteResult struct {
-	Events                 int
-	EventDuplicates        int
-	Notifications          int
-	NotificationDuplicates int
+	Events          int
+	EventDuplicates int
+	// EventDuplicatesUnverified counts, among EventDuplicates, those whose
+	// stored row has no content digest (stored before migration 000003):
+	// taken as duplicates, since they cannot be compared.
+	EventDuplicatesUnverified int
+	EventConflicts            []Conflict
+	Notifications             int
+	NotificationDuplicates    int
 	// ChainHeads counts the hash chains the stored events moved (0 with
 	// the chain disabled).
 	ChainHeads int
@@ -84,18 +91,13 @@ var notificationColumns = []string{
 	"sent_at", "delivery_status", "error_message", "escalation_level", "created_at", "updated_at", "submitted_by",
 }
 
+// Inserting the ids first (register.go), with ON CONFLICT DO NOTHING,
+// makes de-duplication exact across partitions: only ids that were new
+// come back, and only their rows are copied into audit_events, straight
+// into the partitions. Measured against a staging table followed by
+// INSERT ... SELECT, this costs PostgreSQL about a quarter less CPU per
+// row, the same as a bare COPY (bench/README.md).
 const (
-	// Inserting the ids first, with ON CONFLICT DO NOTHING, makes
-	// de-duplication exact across partitions: only ids that were new come
-	// back, and only their rows are copied into audit_events, straight
-	// into the partitions. Measured against a staging table followed by
-	// INSERT ... SELECT, this costs PostgreSQL about a quarter less CPU per
-	// row, the same as a bare COPY (bench/README.md).
-	insertEventIDs = `INSERT INTO audit_event_ids (event_id, event_timestamp)
-	SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
-	ON CONFLICT (event_id) DO NOTHING
-	RETURNING event_id`
-
 	// Notifications are few; a staging table keeps their SQL simple. It
 	// lives per connection, empties itself at every commit and has no
 	// indexes, so COPY into it is cheap; the real table's rules apply on
@@ -122,23 +124,24 @@ const (
 )
 
 // writeOnce stores events and notifications in one transaction, skipping
-// every one whose event_id / notification_id is already stored. Either all
-// of the new rows are committed or none is. Partitions for the events'
-// months are created first if missing.
+// every one whose event_id / notification_id is already stored, and
+// leaving out (as conflicts) the events whose event_id is stored with other
+// content. Either all of the new rows are committed or none is. Partitions
+// for the events' months are created first if missing.
 func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
 	var res WriteResult
-	events, res.EventDuplicates = uniqueEvents(events)
 	notifications, res.NotificationDuplicates = uniqueNotifications(notifications)
 	if err := s.ensureEventPartitions(ctx, events); err != nil {
 		return WriteResult{}, err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(events) > 0 {
-			n, heads, err := copyEvents(ctx, tx, s.chain, events)
+			r, heads, err := copyEvents(ctx, tx, s.chain, newEventBatch(events))
 			if err != nil {
 				return err
 			}
-			res.Events, res.ChainHeads = n, heads
+			res.Events, res.EventDuplicates, res.ChainHeads = len(r.fresh), r.duplicates, heads
+			res.EventDuplicatesUnverified, res.EventConflicts = r.unverified, r.conflicts
 		}
 		if len(notifications) > 0 {
 			n, err := copyNotifications(ctx, tx, notifications)
@@ -152,7 +155,6 @@ func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notificatio
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("write batch: %w", err)
 	}
-	res.EventDuplicates += len(events) - res.Events
 	res.NotificationDuplicates += len(notifications) - res.Notifications
 	return res, nil
 }
@@ -184,58 +186,43 @@ func (s *Store) ensureEventPartitions(ctx context.Context, events []audit.Event)
 // when a write reports a missing one (a partition dropped by retention).
 func (s *Store) forgetPartitions() { s.knownMonths.Clear() }
 
-// copyEvents registers the events' ids and copies the rows of the new
+// copyEvents registers the batch's ids and copies the rows of the new
 // ones; with keys, it first links them to their hash chains, in batch
-// order, and moves the chains' heads after the copy. It returns the rows
-// copied and the heads moved.
-func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, events []audit.Event) (int, int, error) {
-	ids := make([][16]byte, len(events))
-	times := make([]time.Time, len(events))
-	for i := range events {
-		ids[i], times[i] = events[i].EventID, events[i].EventTimestamp
+// order, and moves the chains' heads after the copy. It returns what the
+// register found and the heads moved.
+func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBatch) (registered, int, error) {
+	r, err := b.register(ctx, tx)
+	if err != nil || len(r.fresh) == 0 {
+		return r, 0, err
 	}
-	rows, err := tx.Query(ctx, insertEventIDs, ids, times)
-	if err != nil {
-		return 0, 0, fmt.Errorf("insert event ids: %w", err)
-	}
-	fresh, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
-	if err != nil {
-		return 0, 0, fmt.Errorf("insert event ids: %w", err)
-	}
-	if len(fresh) == 0 {
-		return 0, 0, nil
-	}
-	isNew := make(map[[16]byte]struct{}, len(fresh))
-	for _, id := range fresh {
-		isNew[id] = struct{}{}
-	}
-	stored := make([]*audit.Event, 0, len(fresh))
-	for i := range events {
-		if _, ok := isNew[events[i].EventID]; ok {
-			stored = append(stored, &events[i])
-		}
+	stored := make([]*audit.Event, len(r.fresh))
+	for j, i := range r.fresh {
+		stored[j] = &b.events[i]
 	}
 	var links *chainLinks
 	if keys != nil {
 		if links, err = linkChains(ctx, tx, keys, stored); err != nil {
-			return 0, 0, err
+			return registered{}, 0, err
 		}
 	}
 	copyRows := make([][]any, len(stored))
 	for i, e := range stored {
 		copyRows[i] = EventRow(e)
+		injectRowFault(e, copyRows[i])
 	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows))
-	if err != nil {
-		return 0, 0, fmt.Errorf("copy events: %w", err)
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows)); err != nil {
+		if rerr := unencodable(copyRows, eventColumns, eventOIDs); rerr != nil {
+			err = rerr
+		}
+		return registered{}, 0, fmt.Errorf("copy events: %w", err)
 	}
 	if links == nil {
-		return int(n), 0, nil
+		return r, 0, nil
 	}
 	if err := links.move(ctx, tx); err != nil {
-		return 0, 0, err
+		return registered{}, 0, err
 	}
-	return int(n), len(links.ids), nil
+	return r, len(links.ids), nil
 }
 
 func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) (int, error) {
@@ -252,6 +239,9 @@ func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) 
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"notification_audit_stage"}, notificationColumns, pgx.CopyFromRows(rows)); err != nil {
+		if rerr := unencodable(rows, notificationColumns, notificationStageOIDs); rerr != nil {
+			err = rerr
+		}
 		return 0, fmt.Errorf("copy notifications: %w", err)
 	}
 	tag, err := tx.Exec(ctx, insertNotifications)
@@ -259,34 +249,6 @@ func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) 
 		return 0, fmt.Errorf("insert notifications: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
-}
-
-// uniqueEvents keeps the first of each event_id: a batch can hold the same
-// record twice after a producer retry. The common case, no repeat, returns
-// the slice as it is.
-func uniqueEvents(events []audit.Event) ([]audit.Event, int) {
-	seen := make(map[uuid.UUID]struct{}, len(events))
-	for i, e := range events {
-		if _, dup := seen[e.EventID]; dup {
-			return keepFirst(events, i, seen)
-		}
-		seen[e.EventID] = struct{}{}
-	}
-	return events, 0
-}
-
-// keepFirst finishes uniqueEvents from the first repeat at i on.
-func keepFirst(events []audit.Event, i int, seen map[uuid.UUID]struct{}) ([]audit.Event, int) {
-	out := make([]audit.Event, i, len(events))
-	copy(out, events[:i])
-	for _, e := range events[i:] {
-		if _, dup := seen[e.EventID]; dup {
-			continue
-		}
-		seen[e.EventID] = struct{}{}
-		out = append(out, e)
-	}
-	return out, len(events) - len(out)
 }
 
 func uniqueNotifications(ns []audit.Notification) ([]audit.Notification, int) {

@@ -100,39 +100,85 @@ func TestWriteEventsDedup(t *testing.T) {
 
 	a := testEvent(corr, now)
 	aAgain := a
-	aAgain.EventAction = "changed" // same event_id, other content: the first wins
+	aAgain.EventAction = "changed" // same event_id, other content: the first wins, the other is a conflict
 	b := testEvent(corr, now.Add(-time.Minute))
 	b.ActorType, b.ActorID, b.ResourceType, b.ResourceID, b.ParentEventID = nil, nil, nil, nil, nil
 	b.Namespace, b.ClusterName, b.Severity, b.DurationMS, b.SubmittedBy = nil, nil, nil, nil, nil
 	b.EventData = json.RawMessage(`{}`)
+	aConflict := Conflict{Index: 1, EventID: a.EventID, Stored: a.ContentDigest(), Got: aAgain.ContentDigest(), InBatch: true}
 
-	res, err := s.Write(ctx, []audit.Event{a, aAgain, b}, nil)
+	res, err := s.Write(ctx, []audit.Event{a, aAgain, b, b}, nil)
 	require.NoError(t, err)
-	require.Equal(t, WriteResult{Events: 2, EventDuplicates: 1}, res)
+	require.Equal(t, WriteResult{Events: 2, EventDuplicates: 1, EventConflicts: []Conflict{aConflict}}, res)
 	requireSameEvent(t, a, loadEvent(t, s.Pool(), a.EventID))
 	requireSameEvent(t, b, loadEvent(t, s.Pool(), b.EventID))
 
-	// Across calls: stored ids are skipped, new ones stored.
+	// Across calls: stored ids are skipped, new ones stored; a stored id
+	// with other content is a conflict.
 	c := testEvent(corr, now)
-	res, err = s.Write(ctx, []audit.Event{aAgain, b, c}, nil)
+	res, err = s.Write(ctx, []audit.Event{aAgain, b, c, a}, nil)
 	require.NoError(t, err)
-	require.Equal(t, WriteResult{Events: 1, EventDuplicates: 2}, res)
+	aConflict.Index, aConflict.InBatch = 0, false
+	require.Equal(t, WriteResult{Events: 1, EventDuplicates: 2, EventConflicts: []Conflict{aConflict}}, res)
 	require.Equal(t, 3, countEvents(t, s.Pool(), corr))
 	requireSameEvent(t, a, loadEvent(t, s.Pool(), a.EventID))
 
 	// The same event_id with another timestamp (another partition) is
-	// still a duplicate: de-duplication is exact across partitions.
+	// still caught: de-duplication is exact across partitions, and the
+	// other timestamp is other content.
 	moved := a
 	moved.EventTimestamp = a.EventTimestamp.AddDate(0, -1, 0)
-	res, err = s.Write(ctx, []audit.Event{moved}, nil)
+	res, err = s.Write(ctx, []audit.Event{moved, a}, nil)
 	require.NoError(t, err)
-	require.Equal(t, WriteResult{EventDuplicates: 1}, res)
+	require.Equal(t, WriteResult{EventDuplicates: 1, EventConflicts: []Conflict{
+		{Index: 0, EventID: a.EventID, Stored: a.ContentDigest(), Got: moved.ContentDigest()},
+	}}, res)
 	require.Equal(t, 3, countEvents(t, s.Pool(), corr))
 
 	// Nothing at all is fine.
 	res, err = s.Write(ctx, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, WriteResult{}, res)
+}
+
+// TestWriteEventConflictsInBatch: of several records of one new event_id
+// the first is stored; the others are duplicates or conflicts by their
+// content, also when the first comes back later.
+func TestWriteEventConflictsInBatch(t *testing.T) {
+	s := openStore(t, pg.URL())
+	corr := "write-inbatch-" + uuid.NewString()
+	x := testEvent(corr, time.Now())
+	y := x
+	y.EventData = json.RawMessage(`{"other":true}`)
+	res, err := s.Write(t.Context(), []audit.Event{x, y, x, y}, nil)
+	require.NoError(t, err)
+	require.Equal(t, WriteResult{Events: 1, EventDuplicates: 1, EventConflicts: []Conflict{
+		{Index: 1, EventID: x.EventID, Stored: x.ContentDigest(), Got: y.ContentDigest(), InBatch: true},
+		{Index: 3, EventID: x.EventID, Stored: x.ContentDigest(), Got: y.ContentDigest(), InBatch: true},
+	}}, res)
+	requireSameEvent(t, x, loadEvent(t, s.Pool(), x.EventID))
+}
+
+// TestWriteDuplicateOfUndigestedRow: a row stored before migration 000003
+// has no digest to compare with; a record repeating its id is a duplicate,
+// counted as unverified.
+func TestWriteDuplicateOfUndigestedRow(t *testing.T) {
+	s := openStore(t, pg.URL())
+	ctx := t.Context()
+	old := testEvent("write-undigested-"+uuid.NewString(), time.Now())
+	_, err := s.Pool().Exec(ctx, `INSERT INTO audit_event_ids (event_id, event_timestamp) VALUES ($1, $2)`, old.EventID, old.EventTimestamp)
+	require.NoError(t, err)
+	res, err := s.Write(ctx, []audit.Event{old}, nil)
+	require.NoError(t, err)
+	require.Equal(t, WriteResult{EventDuplicates: 1, EventDuplicatesUnverified: 1}, res)
+
+	var digest []byte
+	fresh := testEvent(old.CorrelationID, time.Now())
+	_, err = s.Write(ctx, []audit.Event{fresh}, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT content_sha256 FROM audit_event_ids WHERE event_id = $1`, fresh.EventID).Scan(&digest))
+	want := fresh.ContentDigest()
+	require.Equal(t, want[:], digest, "new rows are registered with their digest")
 }
 
 func TestWriteNotifications(t *testing.T) {

@@ -14,7 +14,18 @@ import (
 // cmd/) into dir with `go build`, so tests and benchmarks run the binaries
 // operators run rather than a test binary calling main.
 func BuildCommands(ctx context.Context, dir string, names ...string) error {
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	return BuildTagged(ctx, dir, "", names...)
+}
+
+// BuildTagged is BuildCommands with build tags (comma-separated), for the
+// process tests of a fault that only a tagged build can inject (see
+// store.FaultUnencodable).
+func BuildTagged(ctx context.Context, dir, tags string, names ...string) error {
+	args := []string{"build"}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	args = append(args, "-o", dir+string(filepath.Separator))
 	for _, n := range names {
 		args = append(args, "./cmd/"+n)
 	}

@@ -146,30 +146,44 @@ func (k *Kafka) Restart() error { return k.restart(false) }
 func (k *Kafka) RestartEmpty() error { return k.restart(true) }
 
 func (k *Kafka) restart(empty bool) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.cluster.Close()
-	if empty {
-		if err := os.RemoveAll(k.dataDir); err != nil {
-			return fmt.Errorf("restart embedded kafka: %w", err)
-		}
-	}
-	_, port, err := net.SplitHostPort(k.brokers[0])
-	if err != nil {
-		return err
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return err
-	}
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.Ports(p),
-		kfake.DataDir(k.dataDir)}
+	opts := []kfake.Opt{kfake.DataDir(k.dataDir)}
 	for name, partitions := range k.topics {
 		opts = append(opts, kfake.SeedTopics(partitions, name))
 	}
-	cluster, err := kfake.NewCluster(opts...)
+	return k.replaceCluster(func() error {
+		if !empty {
+			return nil
+		}
+		if err := os.RemoveAll(k.dataDir); err != nil {
+			return fmt.Errorf("restart embedded kafka: %w", err)
+		}
+		return nil
+	}, opts...)
+}
+
+// replaceCluster closes the embedded broker and starts another on the same
+// addresses with opts, once prepare has run in between.
+func (k *Kafka) replaceCluster(prepare func() error, opts ...kfake.Opt) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.cluster.Close()
+	if err := prepare(); err != nil {
+		return err
+	}
+	ports := make([]int, len(k.brokers))
+	for i, b := range k.brokers {
+		_, port, err := net.SplitHostPort(b)
+		if err != nil {
+			return err
+		}
+		if ports[i], err = strconv.Atoi(port); err != nil {
+			return err
+		}
+	}
+	all := append([]kfake.Opt{kfake.NumBrokers(len(ports)), kfake.DefaultNumPartitions(1), kfake.Ports(ports...)}, opts...)
+	cluster, err := kfake.NewCluster(all...)
 	if err != nil {
-		return fmt.Errorf("restart embedded kafka on %s: %w", k.brokers[0], err)
+		return fmt.Errorf("restart embedded kafka on %v: %w", k.brokers, err)
 	}
 	k.cluster = cluster
 	return nil

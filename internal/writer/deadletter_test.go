@@ -22,6 +22,7 @@ import (
 var dlqHeaders = []string{
 	dlq.HeaderOriginalTopic, dlq.HeaderOriginalPartition, dlq.HeaderOriginalOffset, dlq.HeaderErrorClass,
 	dlq.HeaderError, dlq.HeaderFirstFailedAt, dlq.HeaderFailedAt, dlq.HeaderAttempts,
+	dlq.HeaderOriginalTopicID, dlq.HeaderOriginalTimestamp,
 }
 
 // requireDeadLetter checks a DLQ record against the record it stands for:
@@ -63,6 +64,12 @@ func requireDeadLetter(t *testing.T, orig, dead *kgo.Record, class errclass.Clas
 	}
 	l, ok := dlq.Parse(hs)
 	require.True(t, ok)
+	if len(header(orig, dlq.HeaderOriginalTopic)) == 0 {
+		// First failure: the origin is the record itself, whole.
+		require.True(t, l.RecordOrigin)
+		require.NotEmpty(t, l.OriginalTopicID, "kfake assigns topic ids")
+		require.Equal(t, orig.Timestamp.UnixMilli(), l.OriginalTimestamp)
+	}
 	return l
 }
 
@@ -257,8 +264,8 @@ func TestFailedClass(t *testing.T) {
 	}
 	replayed := produce(t, replay)[0]
 	eventually(t, 15*time.Second, func() bool { return countEvents(t, p) == 60 }, "the replayed record stored")
-	id := audit.DeterministicEventID(tp.events, recs[41].Partition, recs[41].Offset)
-	require.NotEqual(t, id, audit.DeterministicEventID(replayed.Topic, replayed.Partition, replayed.Offset))
+	id := recordID(t, env.admin, recs[41])
+	require.NotEqual(t, id, recordID(t, env.admin, replayed))
 	require.Equal(t, 1, count(t, `SELECT count(*) FROM audit_events WHERE event_id = $1 AND event_type = $2`, id, blocked))
 
 	again := *replay

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/dlq"
 	"github.com/auditstream/auditstream/internal/kafka"
@@ -36,10 +38,7 @@ func (w *Writer) decode(msg *kafka.Message) item {
 		}
 		ev.SubmittedBy = w.submittedBy(msg, signedID(ev.EventID))
 		if ev.EventID == [16]byte{} {
-			// Derived from where the record was first produced, so every
-			// redelivery and every replay of it gets the same id.
-			o := dlq.OriginOf(msg)
-			ev.EventID = audit.DeterministicEventID(o.Topic, o.Partition, o.Offset)
+			ev.EventID = deterministicID(msg)
 		}
 		it.event = &ev
 	case w.cfg.NotificationsTopic:
@@ -54,6 +53,19 @@ func (w *Writer) decode(msg *kafka.Message) item {
 		it.poison = fmt.Sprintf("record from unexpected topic %q", msg.Topic)
 	}
 	return it
+}
+
+// deterministicID is the id of an event record without event_id, derived
+// from where the record was first produced and from the record itself, so
+// that every redelivery and every replay of it gets the same id and a new
+// record at a reused offset (its topic created again) a new one.
+func deterministicID(msg *kafka.Message) uuid.UUID {
+	o := dlq.OriginOf(msg)
+	if o.CoordinatesOnly {
+		return audit.DeterministicEventID(o.Topic, o.Partition, o.Offset)
+	}
+	return audit.DeterministicEventIDV2(audit.RecordOrigin{Topic: o.Topic, TopicID: o.TopicID, Partition: o.Partition,
+		Offset: o.Offset, Timestamp: o.Timestamp, Key: msg.Key, Value: msg.Value})
 }
 
 // reason renders a validation error for the dlq-error header: every field

@@ -136,9 +136,9 @@ func (w *Writer) storeIsolating(ctx context.Context, sess session, rows []item, 
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	err := w.write(ctx, sess, rows, final)
+	conflicts, err := w.write(ctx, sess, rows, final)
 	if err == nil || errors.Is(err, errAbandoned) {
-		return nil, err
+		return conflicts, err
 	}
 	if len(rows) == 1 {
 		class := errclass.Of(err)
@@ -160,15 +160,19 @@ func (w *Writer) storeIsolating(ctx context.Context, sess session, rows []item, 
 }
 
 // write runs one transaction for rows, retrying through outages with
-// capped exponential backoff (fetching paused meanwhile). It returns nil,
-// errAbandoned, or the poison/failed error of the batch. Each attempt is a
-// "store write" span of the batch's trace.
-func (w *Writer) write(ctx context.Context, sess session, rows []item, final bool) error {
+// capped exponential backoff (fetching paused meanwhile). It returns the
+// records refused as conflicts (their event_id is stored with other
+// content), or errAbandoned, or the poison/failed error of the batch. Each
+// attempt is a "store write" span of the batch's trace.
+func (w *Writer) write(ctx context.Context, sess session, rows []item, final bool) ([]deadLetter, error) {
 	events := make([]audit.Event, 0, len(rows))
+	// eventRows maps an event's index in events to its record in rows.
+	eventRows := make([]int, 0, len(rows))
 	var notifications []audit.Notification
-	for _, it := range rows {
+	for i, it := range rows {
 		if it.event != nil {
 			events = append(events, *it.event)
+			eventRows = append(eventRows, i)
 		} else {
 			notifications = append(notifications, *it.notification)
 		}
@@ -193,20 +197,39 @@ func (w *Writer) write(ctx context.Context, sess session, rows []item, final boo
 		if err == nil {
 			w.setOutage(false, nil)
 			w.recordWrite(res, rows, time.Since(start))
-			return nil
+			return conflictLetters(res.EventConflicts, rows, eventRows), nil
 		}
 		if errclass.Of(err) != errclass.Outage {
 			w.setOutage(false, nil)
-			return err
+			return nil, err
 		}
 		if final {
-			return fmt.Errorf("%w: %w", errAbandoned, err)
+			return nil, fmt.Errorf("%w: %w", errAbandoned, err)
 		}
 		w.setOutage(true, err)
 		if !retry.Wait(sess.Context()) {
-			return fmt.Errorf("%w: %w", errAbandoned, err)
+			return nil, fmt.Errorf("%w: %w", errAbandoned, err)
 		}
 	}
+}
+
+// conflictLetters turns the store's conflicts into dead letters whose
+// reason gives an SRE what to compare: the id and both digests.
+func conflictLetters(conflicts []store.Conflict, rows []item, eventRows []int) []deadLetter {
+	if len(conflicts) == 0 {
+		return nil
+	}
+	dead := make([]deadLetter, len(conflicts))
+	for i, c := range conflicts {
+		holder := "is stored"
+		if c.InBatch {
+			holder = "was just stored from an earlier record of the same batch"
+		}
+		dead[i] = deadLetter{msg: rows[eventRows[c.Index]].msg, class: errclass.Conflict, reason: fmt.Sprintf(
+			"event_id %s %s with other content (content_sha256 stored %x, this record %x): a reused event_id; the stored event is kept as it is",
+			c.EventID, holder, c.Stored, c.Got)}
+	}
+	return dead
 }
 
 func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Duration) {
@@ -215,6 +238,7 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 	m.rows.WithLabelValues("notification_audit").Add(float64(res.Notifications))
 	m.duplicates.WithLabelValues("audit_events").Add(float64(res.EventDuplicates))
 	m.duplicates.WithLabelValues("notification_audit").Add(float64(res.NotificationDuplicates))
+	m.unverifiedDuplicates.Add(float64(res.EventDuplicatesUnverified))
 	if res.ChainHeads > 0 {
 		m.chainHeads.Observe(float64(res.ChainHeads))
 	}

@@ -29,6 +29,7 @@ type session interface {
 
 // Setup starts the batcher for a new session.
 func (h *handler) Setup(sess *kafka.Session) error {
+	h.w.sessionStarted()
 	h.w.resumeForSession()
 	h.w.log.Info("consumer group session started",
 		zap.String("member_id", sess.MemberID()), zap.Int32("generation", sess.GenerationID()),
@@ -71,6 +72,7 @@ func (h *handler) Cleanup(sess *kafka.Session) error {
 	close(h.items)
 	<-h.done
 	sess.Commit()
+	h.w.sessionEnded(h.w.now())
 	h.w.log.Info("consumer group session ended", zap.Int32("generation", sess.GenerationID()))
 	return nil
 }

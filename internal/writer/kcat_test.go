@@ -15,8 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // kcatKafka starts an embedded broker of the test's own that advertises
@@ -140,7 +138,7 @@ func TestDirectProducerKcat(t *testing.T) {
 		require.Equal(t, codecOf[codec], rec.Attrs.CompressionType(), "codec of %s", corr)
 		id, ok := ids[corr]
 		if !ok {
-			id = audit.DeterministicEventID(rec.Topic, rec.Partition, rec.Offset)
+			id = recordID(t, admin, rec)
 		}
 		require.Equal(t, 1, count(t, `SELECT count(*) FROM audit_events WHERE event_id = $1 AND correlation_id = $2`, id, corr), corr)
 	}

@@ -2,6 +2,7 @@ package writer_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -392,3 +393,15 @@ func header(r *kgo.Record, key string) []string {
 }
 
 func itoa[T int32 | int64 | int](v T) string { return strconv.FormatInt(int64(v), 10) }
+
+// recordID is the event id the writer derives for rec, a record without
+// event_id as the broker behind adm holds it (audit.DeterministicEventIDV2).
+func recordID(t *testing.T, adm *kadm.Client, rec *kgo.Record) uuid.UUID {
+	t.Helper()
+	details, err := adm.ListTopics(t.Context(), rec.Topic)
+	require.NoError(t, err)
+	d := details[rec.Topic]
+	require.NoError(t, d.Err, "topic id of %s", rec.Topic)
+	return audit.DeterministicEventIDV2(audit.RecordOrigin{Topic: rec.Topic, TopicID: base64.RawURLEncoding.EncodeToString(d.ID[:]),
+		Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp.UnixMilli(), Key: rec.Key, Value: rec.Value})
+}

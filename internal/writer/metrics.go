@@ -11,17 +11,24 @@ import (
 type Metrics struct{ m *metrics }
 
 type metrics struct {
-	rows         *prometheus.CounterVec
-	duplicates   *prometheus.CounterVec
-	deadLetters  *prometheus.CounterVec
-	batchSize    prometheus.Histogram
-	flush        *prometheus.HistogramVec
-	lag          *prometheus.GaugeVec
-	outage       prometheus.Gauge
-	outagesTotal prometheus.Counter
-	submitters   *prometheus.CounterVec
-	chainHeads   prometheus.Histogram
-	seed         *telemetry.SeedMetrics
+	rows       *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	// unverifiedDuplicates counts the event duplicates of rows stored
+	// without a content digest (before migration 000003).
+	unverifiedDuplicates prometheus.Counter
+	deadLetters          *prometheus.CounterVec
+	batchSize            prometheus.Histogram
+	flush                *prometheus.HistogramVec
+	lag                  *prometheus.GaugeVec
+	outage               prometheus.Gauge
+	outagesTotal         prometheus.Counter
+	// groupSession, committedOffset and highWatermark: group.go.
+	groupSession    prometheus.Gauge
+	committedOffset *prometheus.GaugeVec
+	highWatermark   *prometheus.GaugeVec
+	submitters      *prometheus.CounterVec
+	chainHeads      prometheus.Histogram
+	seed            *telemetry.SeedMetrics
 }
 
 // NewMetrics registers the writer's metrics on reg.
@@ -36,9 +43,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_duplicates_total",
 			Help: "Records skipped because their event_id / notification_id was already stored, by table.",
 		}, []string{"table"}),
+		unverifiedDuplicates: f.NewCounter(prometheus.CounterOpts{
+			Name: "auditstream_writer_unverified_duplicates_total",
+			Help: "Of the audit_events duplicates, those whose stored row has no content digest to compare with (stored before migration 000003): skipped unchecked.",
+		}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditstream_writer_dead_letters_total",
-			Help: "Records sent to the DLQ, by error class (poison, failed).",
+			Help: "Records sent to the DLQ, by error class (poison, failed, conflict).",
 		}, []string{"class"}),
 		batchSize: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "auditstream_writer_batch_records",
@@ -58,6 +69,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditstream_writer_outage",
 			Help: "1 while PostgreSQL is unreachable and the writer is paused, retrying; else 0.",
 		}),
+		groupSession: f.NewGauge(prometheus.GaugeOpts{
+			Name: "auditstream_writer_group_session",
+			Help: "1 while the writer is in a consumer group session (owning its share of the partitions), else 0.",
+		}),
+		committedOffset: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_writer_partition_committed_offset",
+			Help: "The consumer group's committed offset (the partition's oldest when it has none), for every partition of the writer's topics, owned or not; polled by each writer.",
+		}, []string{"topic", "partition"}),
+		highWatermark: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditstream_writer_partition_high_watermark",
+			Help: "The offset the partition's next record will get, for every partition of the writer's topics; minus the committed offset, the records waiting.",
+		}, []string{"topic", "partition"}),
 		outagesTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "auditstream_writer_outages_total",
 			Help: "Database outages the writer has entered.",

@@ -7,8 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // TestShutdownFlushesAndCommits: cancelling Run stores the batch in hand
@@ -52,7 +50,7 @@ func TestShutdownFlushesAndCommits(t *testing.T) {
 		o, ok := committed.Lookup(tp.events, rec.Partition)
 		require.True(t, ok, "partition %d committed", rec.Partition)
 		require.NoError(t, o.Err)
-		id := audit.DeterministicEventID(rec.Topic, rec.Partition, rec.Offset)
+		id := recordID(t, env.admin, rec)
 		stored := count(t, `SELECT count(*) FROM audit_events WHERE event_id = $1`, id) == 1
 		require.Equal(t, rec.Offset < o.At, stored, "record %d/%d, commit at %d", rec.Partition, rec.Offset, o.At)
 	}

@@ -61,9 +61,9 @@ func TestStoreAndDeduplicate(t *testing.T) {
 
 	requireStoredEvent(t, full)
 
-	// No event_id: the id derives from the record's Kafka coordinates.
-	m := produced[1]
-	minimal.EventID = audit.DeterministicEventID(m.Topic, m.Partition, m.Offset)
+	// No event_id: the id derives from where the record is in Kafka and
+	// from the record itself.
+	minimal.EventID = recordID(t, env.admin, produced[1])
 	requireStoredEvent(t, minimal)
 
 	require.Equal(t, api, loadNotification(t, api.NotificationID))
@@ -120,12 +120,12 @@ func TestDeterministicIDAcrossPartitions(t *testing.T) {
 	partitions := map[int32]bool{}
 	for _, rec := range produced {
 		partitions[rec.Partition] = true
-		id := audit.DeterministicEventID(rec.Topic, rec.Partition, rec.Offset)
+		id := recordID(t, env.admin, rec)
 		require.Equal(t, 1, count(t, `SELECT count(*) FROM audit_events WHERE event_id = $1 AND correlation_id = $2`,
 			id, string(rec.Key)), "record at %s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
 	}
 	require.Greater(t, len(partitions), 1, "records spread over partitions")
-	require.NotEqual(t, uuid.Nil, audit.DeterministicEventID(tp.events, 0, 0))
+	require.NotEqual(t, uuid.Nil, recordID(t, env.admin, produced[0]))
 }
 
 // TestDroppedPartitionIsCreatedAgain: a partition dropped behind the

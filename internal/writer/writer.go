@@ -23,7 +23,10 @@
 //   - outage (database unreachable, timeouts, serialization failures):
 //     nothing is dead-lettered; fetching pauses and the batch is retried
 //     with capped exponential backoff until the database is back;
-//   - a record already stored is counted as a duplicate and skipped.
+//   - a record already stored is counted as a duplicate and skipped; one
+//     whose event_id is stored with other content (the store compares
+//     content digests) is a conflict: dead-lettered with both digests,
+//     the stored event kept as it is.
 //
 // Offsets are marked only after the batch's transaction has committed and
 // its dead letters are acknowledged by Kafka; a crash at any point replays
@@ -68,6 +71,17 @@ type deadLetterPublisher interface {
 	Publish(topic string, messages ...*message.Message) error
 }
 
+// Defaults of Config fields left zero.
+const (
+	// DefaultGroupStallTimeout: well above a rebalance (members have the
+	// consumer's 30 s rebalance timeout to end their sessions and join
+	// again), well below the time a backlog takes to matter.
+	DefaultGroupStallTimeout = time.Minute
+	// DefaultGroupPollInterval: offsets move every second under load; a
+	// scrape every 15 to 30 s needs no fresher figures.
+	DefaultGroupPollInterval = 15 * time.Second
+)
+
 // Config is the writer's behaviour.
 type Config struct {
 	Group              string
@@ -80,7 +94,13 @@ type Config struct {
 	// WriteTimeout bounds one transaction, including the last flush of a
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
-	Rules        audit.Rules
+	// GroupStallTimeout is how long the writer may be without a consumer
+	// group session while records wait before Check fails; GroupPollInterval
+	// is how often it reads the group's offsets (group.go). Zero: the
+	// defaults above.
+	GroupStallTimeout time.Duration
+	GroupPollInterval time.Duration
+	Rules             audit.Rules
 	// Submitters verify the principal the API signed on each record
 	// (SOURCE_KEYS_FILE); nil verifies none, and every record is stored
 	// with an unverified kafka:<name> (SOURCE_SIGNING_DISABLED).
@@ -99,8 +119,8 @@ func (c Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchAge <= 0 {
 		errs = append(errs, errors.New("writer: batch size and age must be positive"))
 	}
-	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 {
-		errs = append(errs, errors.New("writer: backoff and timeouts must be positive"))
+	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 || c.GroupStallTimeout <= 0 || c.GroupPollInterval <= 0 {
+		errs = append(errs, errors.New("writer: backoff, timeouts and intervals must be positive"))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -128,10 +148,18 @@ type Writer struct {
 	// outage because a new session resumes fetching while the outage lasts
 	// (see resumeForSession).
 	paused atomic.Bool
+	// groupState is what Check knows of the consumer group (group.go).
+	groupState
 }
 
 // New checks the configuration; it does not connect.
 func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, log *zap.Logger, m *Metrics) (*Writer, error) {
+	if cfg.GroupStallTimeout == 0 {
+		cfg.GroupStallTimeout = DefaultGroupStallTimeout
+	}
+	if cfg.GroupPollInterval == 0 {
+		cfg.GroupPollInterval = DefaultGroupPollInterval
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -147,6 +175,7 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if cfg.Tracing.Enabled() {
 		w.propagator = cfg.Tracing.Propagator()
 	}
+	w.groupState.init(w.now())
 	return w, nil
 }
 
@@ -161,7 +190,15 @@ func (w *Writer) Run(ctx context.Context) error {
 		return err
 	}
 	w.group.Store(group)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		w.watchGroup(watchCtx, group)
+	}()
 	defer func() {
+		stopWatch()
+		<-watched
 		if err := group.Close(); err != nil {
 			w.log.Error("close consumer group", zap.Error(err))
 		}
@@ -210,12 +247,13 @@ func (w *Writer) connect(ctx context.Context) (*kafka.ConsumerGroup, error) {
 }
 
 // Check is the health probe: it fails while PostgreSQL is unreachable and
-// the writer is holding a batch, retrying.
+// the writer is holding a batch, retrying, and when the writer has had no
+// consumer group session for GroupStallTimeout while records wait.
 func (w *Writer) Check(context.Context) error {
 	if w.outage.Load() {
 		return errors.New("database outage: writer paused, retrying with backoff")
 	}
-	return nil
+	return w.stalled(w.now())
 }
 
 // setOutage records the outage state: metric and log on a change, and

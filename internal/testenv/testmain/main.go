@@ -49,12 +49,17 @@ func (s *Shared) Cleanup(f func()) { s.closers = append(s.closers, f) }
 // directory removed after the tests, and returns the binary's path: the
 // binary operators run, for process tests.
 func (s *Shared) Build(ctx context.Context, name string) (string, error) {
+	return s.BuildTagged(ctx, name, "")
+}
+
+// BuildTagged is Build with build tags (testenv.BuildTagged).
+func (s *Shared) BuildTagged(ctx context.Context, name, tags string) (string, error) {
 	dir, err := os.MkdirTemp("", name+"-test-")
 	if err != nil {
 		return "", err
 	}
 	s.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := testenv.BuildCommands(ctx, dir, name); err != nil {
+	if err := testenv.BuildTagged(ctx, dir, tags, name); err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, name), nil
