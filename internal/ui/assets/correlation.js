@@ -78,25 +78,38 @@ function timeline(events) {
   return { list: h('ol', { class: 'timeline', id: 'timeline' }, items), gaps, late };
 }
 
+// anchor says which signed checkpoint the chain was held to.
+function anchor(result) {
+  const c = result.checkpoint;
+  if (!c) return ' No signed checkpoint covers it yet.';
+  return ` Held to signed checkpoint ${c.id} of ${utc(c.time)} (${c.covered} event${c.covered === 1 ? '' : 's'} covered).`;
+}
+
+// badge shows a verify-chain answer (SPEC 9.3): its verdict in words and
+// an icon, never by colour alone.
 function badge(result) {
+  const range = result.total_events ? ` seq ${result.first_seq}–${result.last_seq}` : '';
+  const retention = result.truncated_by_retention ? ' Its oldest events were dropped by retention; it verifies from the first one left.' : '';
   if (result.is_valid) {
     return h('div', { class: 'badge badge-ok', id: 'verify-badge' },
       h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '✓'),
       h('div', {},
         h('p', { class: 'badge-title' }, 'Chain verified'),
-        h('p', {}, `${result.verified_events} of ${result.total_events} events verified, seq ${result.first_seq}–${result.last_seq}.`,
-          result.truncated_by_retention ? ' Its oldest events were dropped by retention; it verifies from the first remaining one.' : '',
-          result.checkpoint && result.checkpoint.covered ? ` Anchored by the signed checkpoint of ${utc(result.checkpoint.time)}.` : ''),
+        h('p', {}, `${result.verified_events} of ${result.total_events} events verified,${range}.`, retention, anchor(result)),
         result.message ? h('p', { class: 'muted' }, result.message) : null));
   }
   const tampered = result.tampered_events || [];
+  const more = result.more_tampered_events || 0;
   return h('div', { class: 'badge badge-bad', id: 'verify-badge' },
     h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '✗'),
     h('div', {},
       h('p', { class: 'badge-title' }, 'Chain broken' + (tampered.length ? ` at seq ${tampered[0].chain_seq}` : '')),
-      h('p', {}, `${result.verified_events} of ${result.total_events} events verified.`, result.message ? ' ' + result.message : ''),
+      h('p', {}, `${result.verified_events} of ${result.total_events} events verified,${range}.`, retention, anchor(result)),
+      result.message ? h('p', {}, result.message) : null,
       tampered.length ? h('ul', {}, tampered.map((t) => h('li', {},
-        h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}`), `: ${t.message}`))) : null));
+        t.event_id ? h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}`) : `seq ${t.chain_seq}`,
+        `${t.kind ? ' (' + t.kind + ')' : ''}: ${t.message}`))) : null,
+      more ? h('p', {}, `and ${more} more break${more === 1 ? '' : 's'} after these.`) : null));
 }
 
 function unverified(err) {
