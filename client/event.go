@@ -70,6 +70,19 @@ type Event struct {
 	ClusterName   *string    `json:"cluster_name,omitempty"` // ≤ 255 characters
 	Severity      *string    `json:"severity,omitempty"`     // ≤ 50 characters
 	DurationMS    *int64     `json:"duration_ms,omitempty"`  // ≥ 0
+
+	// ActorIP is an IPv4 or IPv6 address, stored as the server's
+	// canonical text (an IPv4-mapped IPv6 address as its IPv4 address).
+	ActorIP      *string `json:"actor_ip,omitempty"`
+	ClusterID    *string `json:"cluster_id,omitempty"`    // ≤ 255 characters
+	ErrorCode    *string `json:"error_code,omitempty"`    // ≤ 100 characters
+	ErrorMessage *string `json:"error_message,omitempty"` // ≤ 2000 characters
+	// IsSensitive marks the event as holding sensitive data (false when
+	// left out).
+	IsSensitive bool `json:"is_sensitive,omitempty"`
+	// RetentionDays keeps the event this many days (1–2555) instead of the
+	// server's RETENTION_DAYS; nil keeps the server's.
+	RetentionDays *int `json:"retention_days,omitempty"`
 }
 
 // FieldError is one rejected field.
@@ -77,7 +90,7 @@ type FieldError struct {
 	// Field is the JSON field name, e.g. "event_type".
 	Field string
 	// Reason is the server's stable code: required, type, empty, too_long,
-	// enum, format, future, range, too_large, nul, utf8.
+	// enum, format, future, range, too_large, nul, utf8, reserved.
 	Reason string
 	// Message is for the developer, e.g. "must not be empty".
 	Message string
@@ -136,7 +149,8 @@ func (e *encoder) encode(ev Event) (uuid.UUID, []byte, error) {
 		{"event_action", &ev.EventAction}, {"event_outcome", &ev.EventOutcome}, {"correlation_id", &ev.CorrelationID},
 		{"actor_type", ev.ActorType}, {"actor_id", ev.ActorID}, {"resource_type", ev.ResourceType},
 		{"resource_id", ev.ResourceID}, {"namespace", ev.Namespace}, {"cluster_name", ev.ClusterName},
-		{"severity", ev.Severity},
+		{"severity", ev.Severity}, {"actor_ip", ev.ActorIP}, {"cluster_id", ev.ClusterID}, {"error_code", ev.ErrorCode},
+		{"error_message", ev.ErrorMessage},
 	})
 	pre = append(pre, invalidTime("event_timestamp", &ev.EventTimestamp, now)...)
 	raw, err := json.Marshal(ev)

@@ -44,8 +44,22 @@ func TestSendValidates(t *testing.T) {
 			e.ParentEventID = &parent
 			e.Namespace, e.ClusterName, e.Severity = new("prod"), new("eu-1"), new("")
 			e.DurationMS = new(int64(0))
+			e.ActorIP, e.ClusterID = new("::ffff:192.0.2.1"), new("c-uid")
+			e.ErrorCode, e.ErrorMessage = new("E1"), new("boom")
+			e.IsSensitive, e.RetentionDays = true, new(30)
 			e.EventData = json.RawMessage(`{"a": [1, 2]}`)
 		}},
+		{name: "the newer fields' bad input", modify: func(e *client.Event) {
+			e.ActorIP = new("999.1.1.1")
+			e.ErrorCode = new(strings.Repeat("e", 101))
+			e.RetentionDays = new(2556)
+		}, want: map[string]string{
+			"actor_ip":       "must be an IPv4 or IPv6 address without zone, e.g. 192.0.2.10 or 2001:db8::10",
+			"error_code":     "must be at most 100 characters",
+			"retention_days": "must be an integer between 1 and 2555",
+		}},
+		{name: "the reserved category", modify: func(e *client.Event) { e.EventCategory = "auditstream" },
+			want: map[string]string{"event_category": "auditstream is reserved for the events auditstream records about itself"}},
 		{name: "required fields missing", modify: func(e *client.Event) { *e = client.Event{} }, want: map[string]string{
 			"version":        "must not be empty",
 			"event_type":     "must not be empty",

@@ -17,6 +17,7 @@ const (
 	ChannelSlack     = "slack"
 	ChannelPagerDuty = "pagerduty"
 	ChannelWebhook   = "webhook"
+	ChannelTeams     = "teams"
 )
 
 // Notification delivery statuses (status).

@@ -34,7 +34,7 @@ func TestNotifyValidates(t *testing.T) {
 			"remediation_id":  "must not be empty",
 			"notification_id": "must not be empty",
 			"recipient":       "must not be empty",
-			"channel":         "must be one of: email, slack, pagerduty, webhook",
+			"channel":         "must be one of: email, slack, pagerduty, webhook, teams",
 			"message_summary": "must not be empty",
 			"status":          "must be one of: sent, failed, pending",
 		}},

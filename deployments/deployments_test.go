@@ -325,12 +325,16 @@ func TestComposeFile(t *testing.T) {
 	require.Equal(t, []string{"/usr/local/bin/auditctl", "keys", "--dir", "/run/auditstream/integrity", "--keep-existing"}, keysInit.Command)
 	require.Equal(t, "no", keysInit.Restart)
 	require.Contains(t, volumes(keysInit), "integrity-keys:/run/auditstream/integrity:rw")
+	exportInit := p.Services["export-key-init"]
+	require.Equal(t, []string{"/usr/local/bin/auditctl", "keys", "--kind", "ed25519", "--ed25519-name", "export-signing-key",
+		"--dir", "/run/auditstream/export", "--keep-existing"}, exportInit.Command)
+	require.Equal(t, "no", exportInit.Restart)
 	require.Contains(t, initCmd, "--topic audit.checkpoints --partitions 1")
 	require.Contains(t, initCmd, "retention.ms=-1")
 
 	ran := map[string]bool{}
 	for name, svc := range p.Services {
-		if !strings.HasPrefix(svc.Image, "auditstream:") || name == "integrity-keys-init" {
+		if !strings.HasPrefix(svc.Image, "auditstream:") || name == "integrity-keys-init" || name == "export-key-init" {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
@@ -374,16 +378,28 @@ func TestComposeFile(t *testing.T) {
 				require.Equal(t, "service_completed_successfully", svc.DependsOn["source-keys-init"].Condition)
 			}
 			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
+				// The writers' key file, which the API verifies with too.
 				require.Equal(t, "/run/auditstream/integrity/integrity-keys.yaml", env["INTEGRITY_KEYS_FILE"])
-				require.Equal(t, "/run/auditstream/integrity/checkpoint-signing-key.pem", env["CHECKPOINT_SIGNING_KEY_FILE"])
 				require.Contains(t, volumes(svc), "integrity-keys:/run/auditstream/integrity:ro")
 				require.Equal(t, "service_completed_successfully", svc.DependsOn["integrity-keys-init"].Condition)
+			}
+			if b.acceptedEnv()["CHECKPOINT_SIGNING_KEY_FILE"] {
+				require.Equal(t, "/run/auditstream/integrity/checkpoint-signing-key.pem", env["CHECKPOINT_SIGNING_KEY_FILE"])
+			}
+			if b.acceptedEnv()["EXPORT_SIGNING_KEY_FILE"] {
+				// The key integrity-keys-init makes, and the export key of
+				// export-key-init.
+				require.Equal(t, "/run/auditstream/integrity/checkpoint-signing-key.pub.pem", env["CHECKPOINT_PUBLIC_KEY_FILE"])
+				require.Equal(t, "/run/auditstream/export/export-signing-key.pem", env["EXPORT_SIGNING_KEY_FILE"])
+				require.Contains(t, volumes(svc), "export-key:/run/auditstream/export:ro")
+				require.Equal(t, "service_completed_successfully", svc.DependsOn["export-key-init"].Condition)
 			}
 		})
 	}
 	require.Equal(t, map[string]bool{"ingest-api": true, "writer": true, "dlq-replayer run": true}, ran,
 		"compose runs the three binaries (the replayer as the `run` daemon)")
 	require.Contains(t, volumes(p.Services["source-keys-init"]), "source-keys:/run/auditstream/source-keys:rw")
+	require.Contains(t, volumes(exportInit), "export-key:/run/auditstream/export:rw")
 }
 
 // volumes lists a service's volume mounts as `docker-compose config`
@@ -565,7 +581,13 @@ func TestKustomizeBase(t *testing.T) {
 			}
 			if b.acceptedEnv()["INTEGRITY_KEYS_FILE"] {
 				requireSecretMount(t, pod, c, filepath.Dir(env["INTEGRITY_KEYS_FILE"]), "auditstream-integrity-keys")
+			}
+			if b.acceptedEnv()["CHECKPOINT_SIGNING_KEY_FILE"] {
 				requireSecretMount(t, pod, c, filepath.Dir(env["CHECKPOINT_SIGNING_KEY_FILE"]), "auditstream-checkpoint-signing-key")
+			}
+			if b.acceptedEnv()["EXPORT_SIGNING_KEY_FILE"] {
+				requireSecretMount(t, pod, c, filepath.Dir(env["EXPORT_SIGNING_KEY_FILE"]), "auditstream-export-signing-key")
+				requireConfigMapMount(t, pod, c, filepath.Dir(env["CHECKPOINT_PUBLIC_KEY_FILE"]), "auditstream-checkpoint-public-key")
 			}
 			delete(env, "GOMEMLIMIT")
 			cfg := b.parseConfig(t, env)
@@ -656,6 +678,27 @@ type workload struct {
 type workloadSpec struct {
 	Template corev1.PodTemplateSpec
 	Replicas *int32
+}
+
+// requireConfigMapMount checks that container c of pod mounts the
+// ConfigMap name, required, read-only at dir.
+func requireConfigMapMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, dir, name string) {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != dir {
+			continue
+		}
+		require.True(t, m.ReadOnly, "%s is mounted read-only", dir)
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name {
+				require.NotNil(t, v.ConfigMap, "%s is a ConfigMap", m.Name)
+				require.Equal(t, name, v.ConfigMap.Name)
+				require.True(t, v.ConfigMap.Optional == nil || !*v.ConfigMap.Optional, "%s is required", name)
+				return
+			}
+		}
+	}
+	t.Errorf("no ConfigMap %s mounted at %s", name, dir)
 }
 
 // requireSecretMount checks that container c of pod mounts the Secret
@@ -906,9 +949,13 @@ func TestMetricsQueriedAreExported(t *testing.T) {
 		if _, ok := env["SOURCE_KEYS_FILE"]; ok {
 			env["SOURCE_KEYS_FILE"] = sourceKeys
 		}
-		if _, ok := env["INTEGRITY_KEYS_FILE"]; ok {
-			env["INTEGRITY_KEYS_FILE"] = integrityKeys.KeysFile
-			env["CHECKPOINT_SIGNING_KEY_FILE"] = integrityKeys.SigningKeyFile
+		// The keys each binary is given, at the test's paths.
+		for name, path := range map[string]string{"INTEGRITY_KEYS_FILE": integrityKeys.KeysFile,
+			"CHECKPOINT_SIGNING_KEY_FILE": integrityKeys.SigningKeyFile, "CHECKPOINT_PUBLIC_KEY_FILE": integrityKeys.PublicKeyFile,
+			"EXPORT_SIGNING_KEY_FILE": integrityKeys.ExportKeyFile} {
+			if _, ok := env[name]; ok {
+				env[name] = path
+			}
 		}
 		maps.Copy(env, overrides)
 		return startProcess(t, filepath.Join(bin, service), args, env)

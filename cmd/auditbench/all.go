@@ -11,10 +11,11 @@ import (
 
 const allSynopsis = `
 Every stage in sequence on this machine (make bench): api, writer, lag,
-query, spool (with the api stage's durations); one table at the end, merged into bench/results/latest.json. The
+query, spool (with the api stage's durations), verify; one table at the end, merged into bench/results/latest.json. The
 default sizes keep the run near 5 minutes on 2 cores; --long runs bigger
 ones (api 30 s per case, writer 500,000 rows, lag 5 min, query 10,000,000
-rows). Each size has its own flag for smaller (test) or custom runs.`
+rows, a chain of 1,000,000 events). Each size has its own flag for smaller
+(test) or custom runs.`
 
 type allCmd struct {
 	Long        bool          `help:"Longer runs (see above); a size given as a flag is kept."`
@@ -22,7 +23,8 @@ type allCmd struct {
 	WriterRows  int           `default:"100000" help:"Writer stage: events in the pre-filled topic."`
 	LagDuration time.Duration `default:"60s" help:"Lag stage: sustained load."`
 	Query       queryConfig   `embed:"" prefix:"query-" set:"query_rows=1000000" set:"query_iterations=300"`
-	Stages      []string      `default:"api,writer,lag,query,spool" help:"Stages to run, comma-separated."`
+	Verify      verifyConfig  `embed:"" prefix:"verify-"`
+	Stages      []string      `default:"api,writer,lag,query,spool,verify" help:"Stages to run, comma-separated."`
 }
 
 func (allCmd) Help() string { return allSynopsis }
@@ -46,6 +48,9 @@ func (c *allCmd) long(given map[string]bool) {
 	}
 	if !given["query-iterations"] {
 		c.Query.Iterations = 500
+	}
+	if !given["verify-events"] {
+		c.Verify.Events = 1_000_000
 	}
 }
 
@@ -123,6 +128,16 @@ func (c *allCmd) Run(r *run) error {
 			return fmt.Errorf("spool: %w", err)
 		}
 		stageTime("spool", t)
+	}
+	if want["verify"] {
+		t := time.Now()
+		logf("=== verify")
+		res, err := verifyStage(ctx, c.Verify, logf, env.Params)
+		r.results = append(r.results, res...)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		stageTime("verify", t)
 	}
 	r.results = append(r.results, Result{Name: "all.total_time", Value: time.Since(begin).Seconds(), Unit: "s",
 		Notes: "load average at start " + env.Params["loadavg_at_start"] + " on " + env.Params["cpus"] + " CPUs (other work on the machine skews every figure; ratios within a stage less)"})

@@ -37,6 +37,7 @@ type cli struct {
 	All    allCmd    `cmd:"" help:"Every stage in sequence (make bench): one table, bench/results/latest.json."`
 	Query  queryCmd  `cmd:"" help:"Read latency of GET /api/v1/audit/events over real HTTP against a populated PostgreSQL."`
 	Spool  spoolCmd  `cmd:"" help:"Single POST req/s answered from the local spool (broker down) next to Kafka up, and the drain rate once the broker is back."`
+	Verify verifyCmd `cmd:"" help:"verify-chain and export time of one long chain over real HTTP."`
 }
 
 const description = `auditstream benchmark driver. Every command prints a result table and

@@ -36,6 +36,11 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("env %+v, %+v", r.env, selected(kctx))
 			}
 		}},
+		{name: "verify defaults", args: []string{"verify"}, check: func(t *testing.T, kctx *kong.Context, _ *run) {
+			if v := selected(kctx).(*verifyCmd); v.Events != 100_000 || v.Iterations != 3 {
+				t.Errorf("%+v", v)
+			}
+		}},
 		{name: "query defaults", args: []string{"query"}, check: func(t *testing.T, kctx *kong.Context, _ *run) {
 			if q := selected(kctx).(*queryCmd); q.Rows != 10_000_000 || q.Iterations != 500 || q.Chunk != 500_000 {
 				t.Errorf("%+v", q)
@@ -45,7 +50,7 @@ func TestCommandLine(t *testing.T) {
 			a := selected(kctx).(*allCmd)
 			a.long(r.given)
 			if a.API.Duration != 10*time.Second || a.WriterRows != 100_000 || a.Query.Rows != 1_000_000 || a.Query.Iterations != 300 ||
-				!slices.Equal(a.Stages, []string{"api", "writer", "lag", "query", "spool"}) {
+				a.Verify.Events != 100_000 || !slices.Equal(a.Stages, []string{"api", "writer", "lag", "query", "spool", "verify"}) {
 				t.Errorf("%+v", a)
 			}
 		}},
@@ -54,7 +59,7 @@ func TestCommandLine(t *testing.T) {
 				a := selected(kctx).(*allCmd)
 				a.long(r.given)
 				if a.API.Duration != 30*time.Second || a.WriterRows != 7 || a.LagDuration != 5*time.Minute ||
-					a.Query.Rows != 10_000_000 || a.Query.Iterations != 9 {
+					a.Query.Rows != 10_000_000 || a.Query.Iterations != 9 || a.Verify.Events != 1_000_000 {
 					t.Errorf("%+v", a)
 				}
 			}},

@@ -35,7 +35,7 @@ func TestSmokeAll(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "latest.json")
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{"all", "--api-duration", "1s", "--api-warmup", "300ms", "--writer-rows", "5000",
-		"--lag-duration", "6s", "--query-rows", "50000", "--query-iterations", "10", "--out", out}, &stdout, &stderr)
+		"--lag-duration", "6s", "--query-rows", "50000", "--query-iterations", "10", "--verify-events", "3000", "--verify-iterations", "1", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("auditbench all exited %d: %s\n%s", code, stderr.String(), tail(stdout.String(), 6000))
 	}
@@ -68,7 +68,9 @@ func TestSmokeAll(t *testing.T) {
 		"lag.proc.writer.peak_rss", "lag.proc.ingest-api.peak_rss", "lag.proc.writer.cpu",
 		"query.correlation_id.p50", "query.correlation_id.p99", "query.event_type_24h.p99",
 		"query.page1000_cursor.p99", "query.page1000_offset.p99",
+		"query.detail_24h.p99", "query.detail_corr.p99", "query.detail_alone.p99",
 		"spool.kafka_up.req_per_s", "spool.spooled.req_per_s", "spool.ratio.spooled_vs_kafka_up", "spool.drain.records_per_s", "spool.drain.resume_delay",
+		"verify.setup.store_chain", "verify.chain_3000.verify_chain", "verify.chain_3000.export", "verify.chain_3000.export_size",
 		"all.total_time",
 	}
 	for _, name := range positive {

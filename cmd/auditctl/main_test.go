@@ -17,13 +17,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/testenv"
 	"github.com/auditstream/auditstream/internal/testenv/testmain"
 )
 
 var bin string
 
+// shared is the broker the verify tests publish checkpoints to; each of
+// them has a database of its own, whose chains it verifies whole.
+var shared struct {
+	kafka *testenv.Kafka
+}
+
 func TestMain(m *testing.M) {
-	os.Exit(testmain.Main(m, "auditctl tests", 0, func(ctx context.Context, s *testmain.Shared) error {
+	os.Exit(testmain.Main(m, "auditctl tests", testmain.Kafka, func(ctx context.Context, s *testmain.Shared) error {
+		shared.kafka = s.Kafka
 		var err error
 		bin, err = s.Build(ctx, "auditctl")
 		return err
@@ -98,8 +106,27 @@ func TestExitCodes(t *testing.T) {
 			require.Contains(t, stderr, tc.want)
 		})
 	}
-	code, out, _ := run(t, "token", "--help")
-	require.Equal(t, 0, code)
-	require.Contains(t, out, "Examples:")
-	require.Contains(t, out, "AUDITCTL_JSON")
+	for _, cmd := range []string{"token", "verify", "verify-export"} {
+		code, out, _ := run(t, cmd, "--help")
+		require.Equal(t, 0, code, cmd)
+		require.Contains(t, out, "Examples:", cmd)
+		require.Contains(t, out, "AUDITCTL_JSON", cmd)
+	}
+}
+
+// TestMigrateFailsOnAnUnreachableDatabase: migrate gives up after its
+// timeout with exit 1 and the reason, so a Job retries it; a missing URL
+// is a usage error.
+func TestMigrateFailsOnAnUnreachableDatabase(t *testing.T) {
+	start := time.Now()
+	code, _, stderr := run(t, "migrate", "--database-url", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1",
+		"--timeout", "2s")
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "auditctl:")
+	require.Less(t, time.Since(start), 20*time.Second)
+
+	t.Setenv("DATABASE_URL", "") // not a developer's, which the tests may use otherwise
+	code, _, stderr = run(t, "migrate")
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "--database-url")
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, rep
 	if err := keyring.Generate(sourceKeys, "dev"); err != nil {
 		return fmt.Errorf("source keys: %w", err)
 	}
-	// So are the writer's hash chain key and checkpoint signing key.
+	// So are the hash chain key and the checkpoint and export signing keys.
 	integrityKeys, err := testenv.GenerateIntegrityKeys(secrets)
 	if err != nil {
 		return fmt.Errorf("integrity keys: %w", err)
@@ -88,8 +88,8 @@ func run(ctx context.Context, binDir, httpAddr, apiMetricsAddr, metricsAddr, rep
 		"LOG_FORMAT=console",
 	}
 	services := []service{
-		{name: "ingest-api", env: append([]string{"HTTP_ADDR=" + httpAddr, "METRICS_ADDR=" + apiMetricsAddr,
-			"AUTH_TOKENS_FILE=" + tokensFile, "SHUTDOWN_DELAY=0s"}, common...)},
+		{name: "ingest-api", env: append(append([]string{"HTTP_ADDR=" + httpAddr, "METRICS_ADDR=" + apiMetricsAddr,
+			"AUTH_TOKENS_FILE=" + tokensFile, "SHUTDOWN_DELAY=0s"}, integrityKeys.APIEnv()...), common...)},
 		{name: "writer", env: append(append([]string{"METRICS_ADDR=" + metricsAddr, "CHECKPOINT_INTERVAL=10s"}, integrityKeys.Env()...), common...)},
 		{name: "dlq-replayer", args: []string{"run"}, env: append([]string{"METRICS_ADDR=" + replayerAddr}, common...)},
 	}
@@ -127,6 +127,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
   source keys     %s   (signs submitted_by; removed on exit)
   integrity keys  %s   (the hash chain; removed on exit)
   checkpoints     signed every 10s, public key %s
+  exports         signed, public key %s
 
 Try:
   export AUDITSTREAM_TOKEN=%s
@@ -140,6 +141,11 @@ Then see it stored:
   psql '%s' -c 'SELECT event_id, event_type, event_timestamp FROM audit_events'
   curl -s -H "Authorization: Bearer $AUDITSTREAM_TOKEN" '%s/api/v1/audit/events?correlation_id=rr-2025-001'
 
+Verify its chain, export it signed and verify the export offline:
+  curl -s -X POST %s/api/v1/audit/verify-chain -H "Authorization: Bearer $AUDITSTREAM_TOKEN" -d '{"correlation_id": "rr-2025-001"}'
+  curl -s -H "Authorization: Bearer $AUDITSTREAM_TOKEN" '%s/api/v1/audit/export?correlation_id=rr-2025-001' > export.ndjson
+  %s/auditctl verify-export export.ndjson --public-key %s
+
 More keys (add the printed entry to the tokens file; it is reloaded by itself):
   %s/auditctl token --name my-service --scopes audit:write
 
@@ -147,8 +153,9 @@ Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
 `, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, base, token, tokensFile,
-		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, integrityKeys.KeysFile, integrityKeys.PublicKeyFile, token, base,
-		time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base, binDir, strings.Join(broker.Brokers(), ","), binDir)
+		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, integrityKeys.KeysFile, integrityKeys.PublicKeyFile,
+		integrityKeys.ExportPublicKeyFile, token, base, time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base,
+		base, base, binDir, integrityKeys.ExportPublicKeyFile, binDir, strings.Join(broker.Brokers(), ","), binDir)
 
 	var runErr error
 	select {

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/config"
+	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/provenance"
 	"github.com/auditstream/auditstream/internal/query"
@@ -26,6 +27,7 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
 	"github.com/auditstream/auditstream/internal/ui"
+	"github.com/auditstream/auditstream/internal/verify"
 )
 
 func main() {
@@ -108,11 +110,17 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	integrityDeps, err := wireIntegrity(cfg.Integrity, reader, log)
+	if err != nil {
+		return err
+	}
 	deps := api.Deps{
 		Console:       console,
+		Integrity:     integrityDeps,
 		Publisher:     publisher,
 		Notifications: db,
 		Events:        reader,
+		Holds:         db,
 		Health:        health,
 		Log:           log,
 		Tracing:       tracing,
@@ -135,6 +143,9 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		MaxPageBytes:          cfg.QueryMaxPageBytes,
 		WriteTimeout:          cfg.HTTPWriteTimeout,
 		TrustedProxies:        cfg.Auth.TrustedProxies,
+		VerifyTimeout:         cfg.Integrity.VerifyTimeout,
+		ExportMaxDuration:     cfg.Integrity.ExportMaxDuration,
+		MaxConcurrentExports:  cfg.Integrity.MaxConcurrentExports,
 	}, deps)
 	if err != nil {
 		return err
@@ -262,4 +273,45 @@ func wireAuth(cfg config.IngestAPI, log *zap.Logger, reg prometheus.Registerer, 
 	}
 	deps.Auth = authn
 	return authn, nil
+}
+
+// wireIntegrity loads the keys of verify-chain, the export and the
+// public-key route; a route whose keys are not configured answers 503,
+// which is logged here once.
+func wireIntegrity(c config.IntegrityAPI, reader *query.Reader, log *zap.Logger) (api.Integrity, error) {
+	var out api.Integrity
+	var err error
+	if c.KeysFile != "" {
+		if out.Keys, err = integrity.LoadKeys(c.KeysFile); err != nil {
+			return api.Integrity{}, err
+		}
+		out.Exporter = reader
+	}
+	if c.CheckpointPublicKeyFile != "" {
+		if out.CheckpointKeys, err = integrity.LoadPublicKeys(c.CheckpointPublicKeyFile); err != nil {
+			return api.Integrity{}, err
+		}
+	}
+	if c.ExportSigningKeyFile != "" {
+		if out.ExportSigner, err = integrity.LoadSigner(c.ExportSigningKeyFile); err != nil {
+			return api.Integrity{}, err
+		}
+	}
+	if out.Keys != nil && out.CheckpointKeys != nil {
+		out.Verifier = verify.New(reader, out.Keys, out.CheckpointKeys, 0)
+	}
+	var off []string
+	if out.Verifier == nil {
+		off = append(off, "verify-chain (INTEGRITY_KEYS_FILE and CHECKPOINT_PUBLIC_KEY_FILE)")
+	}
+	if out.ExportSigner == nil || out.Keys == nil {
+		off = append(off, "export (EXPORT_SIGNING_KEY_FILE and INTEGRITY_KEYS_FILE)")
+	}
+	if out.CheckpointKeys == nil {
+		off = append(off, "checkpoints/public-key (CHECKPOINT_PUBLIC_KEY_FILE)")
+	}
+	if len(off) > 0 {
+		log.Warn("integrity routes answer 503 until their keys are configured", zap.Strings("routes", off))
+	}
+	return out, nil
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/auditstream/auditstream/internal/config"
 	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/lifecycle"
 	"github.com/auditstream/auditstream/internal/provenance"
+	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/service"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
@@ -75,6 +77,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	publisher := kafka.NewPublisher(producer)
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
 		EventsTopic:        cfg.Kafka.EventsTopic,
@@ -89,7 +92,15 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		Rules:              cfg.Validation.Rules(),
 		Tracing:            tracing,
 		Submitters:         source,
-	}, cfg.Kafka.Client(), db, kafka.NewPublisher(producer), log.Named("writer"), writer.NewMetrics(reg))
+	}, cfg.Kafka.Client(), db, publisher, log.Named("writer"), writer.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+
+	// The system's own events (retention) go to the events topic through
+	// the same acknowledged producer, signed as the API signs.
+	maintainer, err := lifecycle.New(lifecycle.Config{Interval: cfg.MaintenanceInterval, RetentionDays: cfg.RetentionDays},
+		db, selfaudit.New(publisher, source, cfg.Kafka.EventsTopic, "writer"), log.Named("lifecycle"), reg)
 	if err != nil {
 		return err
 	}
@@ -132,9 +143,9 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 				return err // cannot heal: exit, and let the operator see why
 			}
 		}
-		// Partitions ahead are kept by the writer, once the schema (and
-		// its partition function) exists.
-		g.Go(func() error { return db.RunPartitionMaintenance(gctx) })
+		// Partitions ahead and retention are the writer's, once the
+		// schema (and its functions) exists.
+		g.Go(func() error { return maintainer.Run(gctx) })
 		if err := producer.Connect(gctx); err != nil {
 			return nil // only ends when ctx does
 		}

@@ -1,6 +1,7 @@
 // Package api owns the HTTP surface of ingest-api: the gin router, the write
-// and read handlers of the Audit Write API (SPEC 2.2–2.5), RFC 7807 problems, request
-// limits, and the operations endpoints. It validates with package audit and
+// and read handlers of the Audit Write API (SPEC 2.2–2.5), verify-chain,
+// the signed export and the checkpoints' public key (SPEC 9), RFC 7807
+// problems, request limits, and the operations endpoints. It validates with package audit and
 // declares the small interfaces it needs to publish and to check duplicates.
 package api
 
@@ -19,7 +20,9 @@ import (
 
 	"github.com/auditstream/auditstream/internal/api/openapi"
 	"github.com/auditstream/auditstream/internal/audit"
+	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/provenance"
+	"github.com/auditstream/auditstream/internal/selfaudit"
 	"github.com/auditstream/auditstream/internal/telemetry"
 )
 
@@ -56,6 +59,15 @@ type Config struct {
 	// the client address in logs (TRUSTED_PROXIES); none by default, so a
 	// client cannot choose the address it is logged with.
 	TrustedProxies []string
+	// VerifyTimeout bounds one verify-chain (default
+	// DefaultVerifyTimeout); ExportMaxDuration one export (default
+	// DefaultExportMaxDuration), after which it ends signed as
+	// incomplete.
+	VerifyTimeout     time.Duration
+	ExportMaxDuration time.Duration
+	// MaxConcurrentExports bounds the exports served at once (default
+	// DefaultMaxConcurrentExports).
+	MaxConcurrentExports int
 }
 
 // DefaultWriteTimeout lets a full page of DefaultMaxPageBytes reach a
@@ -86,8 +98,8 @@ func (c Config) Validate() error {
 	if c.DuplicateCheckTimeout <= 0 {
 		errs = append(errs, errors.New("api: duplicate check timeout must be positive"))
 	}
-	if c.MaxOffset < 0 || c.MaxPageBytes < 0 || c.WriteTimeout < 0 {
-		errs = append(errs, errors.New("api: max offset, max page bytes and write timeout must not be negative"))
+	if c.MaxOffset < 0 || c.MaxPageBytes < 0 || c.WriteTimeout < 0 || c.VerifyTimeout < 0 || c.ExportMaxDuration < 0 || c.MaxConcurrentExports < 0 {
+		errs = append(errs, errors.New("api: max offset, max page bytes and the timeouts must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -101,6 +113,8 @@ type Deps struct {
 	Publisher     message.Publisher
 	Notifications notificationReserver
 	Events        eventReader
+	// Holds keeps the legal holds.
+	Holds holdStore
 	// Auth names the principal of each /api/v1 request (auth.Disabled
 	// when AUTH_DISABLED=true).
 	Auth authenticator
@@ -123,6 +137,25 @@ type Deps struct {
 	// sends the name unsigned, which the writer stores as an unverified
 	// kafka:<name> (SOURCE_SIGNING_DISABLED).
 	Signer principalSigner
+	// Integrity serves verify-chain, the export and the checkpoints'
+	// public key; a route whose parts are nil answers 503
+	// integrity-not-configured.
+	Integrity Integrity
+}
+
+// Integrity are the parts of tamper evidence the API serves (SPEC 9).
+type Integrity struct {
+	// Verifier verifies chains (verify.Verifier) for verify-chain.
+	Verifier chainVerifier
+	// CheckpointKeys are the writers' checkpoint public keys, served at
+	// GET /api/v1/audit/checkpoints/public-key.
+	CheckpointKeys *integrity.PublicKeys
+	// Exporter reads exports (query.Reader), ExportSigner signs them
+	// (EXPORT_SIGNING_KEY_FILE) and Keys check their chains
+	// (INTEGRITY_KEYS_FILE).
+	Exporter     eventExporter
+	ExportSigner *integrity.Signer
+	Keys         *integrity.Keys
 }
 
 // NewHandler builds the router with every route of the API.
@@ -130,8 +163,8 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Auth == nil || deps.Health == nil ||
-		deps.Log == nil || deps.Registerer == nil {
+	if deps.Publisher == nil || deps.Notifications == nil || deps.Events == nil || deps.Holds == nil || deps.Auth == nil ||
+		deps.Health == nil || deps.Log == nil || deps.Registerer == nil {
 		return nil, errors.New("api: every dependency must be set")
 	}
 	if deps.Now == nil {
@@ -151,6 +184,15 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.VerifyTimeout == 0 {
+		cfg.VerifyTimeout = DefaultVerifyTimeout
+	}
+	if cfg.ExportMaxDuration == 0 {
+		cfg.ExportMaxDuration = DefaultExportMaxDuration
+	}
+	if cfg.MaxConcurrentExports == 0 {
+		cfg.MaxConcurrentExports = DefaultMaxConcurrentExports
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -178,7 +220,16 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	v1.GET("/events/histogram", rd.histogram)
 	v1.GET("/events/:event_id", rd.getEvent)
 	v1.GET("/whoami", whoami)
+	holds := &holdHandlers{holds: deps.Holds, access: guard, log: deps.Log, maxBody: cfg.MaxBodyBytes,
+		system: selfaudit.New(deps.Publisher, deps.Signer, cfg.EventsTopic, "ingest-api")}
+	v1.POST("/legal-hold", holds.place)
+	v1.GET("/legal-hold", holds.list)
+	v1.DELETE("/legal-hold/*correlation_id", holds.release)
 	v1.GET("/health", gin.WrapH(deps.Health.DetailsHandler()))
+	ih := newIntegrityHandlers(cfg, deps, guard)
+	v1.POST("/verify-chain", ih.verifyChain)
+	v1.GET("/export", ih.export)
+	v1.GET("/checkpoints/public-key", ih.publicKey)
 
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))

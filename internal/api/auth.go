@@ -29,12 +29,6 @@ const (
 // 8.1), keyed by method and gin route pattern. NewHandler refuses to build
 // a router with an /api/v1 route missing here, so a new route cannot ship
 // open by accident: add its line when you add the route.
-//
-// Still to come, with their features: POST /api/v1/audit/verify-chain,
-// GET /api/v1/audit/export and GET /api/v1/audit/legal-hold (audit:read);
-// POST /api/v1/audit/legal-hold and DELETE
-// /api/v1/audit/legal-hold/:correlation_id (audit:admin); and
-// GET /api/v1/audit/checkpoints/public-key, public by nature (publicRoute).
 var routeScopes = map[string]auth.Scope{
 	"POST /api/v1/audit/events":          auth.ScopeWrite,
 	"POST /api/v1/audit/events/batch":    auth.ScopeWrite,
@@ -44,6 +38,15 @@ var routeScopes = map[string]auth.Scope{
 	"GET /api/v1/audit/events/histogram": auth.ScopeRead,
 	// Who the caller is: the console's first call, for any credential.
 	"GET /api/v1/audit/whoami": anyScope,
+	// A restricted principal verifies and exports only within its
+	// namespaces (integrityHandlers.visible, restrictReads).
+	"POST /api/v1/audit/verify-chain": auth.ScopeRead,
+	"GET /api/v1/audit/export":        auth.ScopeRead,
+	// Whoever verifies a checkpoint needs its key, credential or not.
+	"GET /api/v1/audit/checkpoints/public-key":        publicRoute,
+	"GET /api/v1/audit/legal-hold":                    auth.ScopeRead,
+	"POST /api/v1/audit/legal-hold":                   auth.ScopeAdmin,
+	"DELETE /api/v1/audit/legal-hold/*correlation_id": auth.ScopeAdmin,
 	// The detailed health report names hosts, ports, users and brokers:
 	// operators only (the open /health names components and states).
 	"GET /api/v1/audit/health": auth.ScopeAdmin,
@@ -71,7 +74,7 @@ const (
 var denialReasons = []string{
 	string(auth.ReasonMissing), string(auth.ReasonMalformed), string(auth.ReasonTooLarge),
 	string(auth.ReasonUnknownToken), string(auth.ReasonInvalidJWT), string(auth.ReasonExpiredJWT),
-	string(auth.ReasonKeysUnavailable), reasonMissingScope, reasonNamespace, reasonRateLimited,
+	string(auth.ReasonKeysUnavailable), string(auth.ReasonReservedPrincipal), reasonMissingScope, reasonNamespace, reasonRateLimited,
 }
 
 // access enforces routeScopes, namespace restrictions and rate limits.
@@ -220,11 +223,17 @@ func (a *access) mayWrite(c *gin.Context, namespaces []*string) bool {
 // carry no namespace, and a team's credential must not claim other teams'
 // notification_ids.
 func (a *access) mayWriteUnscoped(c *gin.Context) bool {
+	return a.mayUseUnscoped(c, "Notification records carry no namespace, so a credential limited to namespaces may not write them; nothing was accepted.")
+}
+
+// mayUseUnscoped answers 403, saying why, to a principal limited to
+// namespaces, for what belongs to no namespace.
+func (a *access) mayUseUnscoped(c *gin.Context, why string) bool {
 	p, _ := auth.PrincipalFrom(c.Request.Context())
 	if !p.Restricted() {
 		return true
 	}
-	a.forbidNamespace(c, p, "Notification records carry no namespace, so a credential limited to namespaces may not write them; nothing was accepted.")
+	a.forbidNamespace(c, p, why)
 	return false
 }
 

@@ -19,7 +19,7 @@ func TestEveryAPIRouteHasAScope(t *testing.T) {
 	err := checkRoutes(gin.RoutesInfo{
 		{Method: "POST", Path: "/api/v1/audit/events"},
 		{Method: "DELETE", Path: "/api/v1/audit/events/:event_id"},
-		{Method: "POST", Path: "/api/v1/audit/legal-hold"},
+		{Method: "PUT", Path: "/api/v1/audit/legal-hold"},
 	})
-	require.ErrorContains(t, err, "DELETE /api/v1/audit/events/:event_id, POST /api/v1/audit/legal-hold")
+	require.ErrorContains(t, err, "DELETE /api/v1/audit/events/:event_id, PUT /api/v1/audit/legal-hold")
 }

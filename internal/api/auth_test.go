@@ -186,6 +186,9 @@ func TestBadCredentialsAreRefused(t *testing.T) {
 		{http.MethodPost, "/api/v1/audit/events", mustJSON(t, validEvent())},
 		{http.MethodPost, "/api/v1/audit/events/batch", mustJSON(t, []any{validEvent()})},
 		{http.MethodPost, "/api/v1/audit/notifications", mustJSON(t, validNotification("n-"+uuid.NewString()))},
+		{http.MethodPost, "/api/v1/audit/legal-hold", []byte(`{"correlation_id":"rr-2025-001","reason":"r"}`)},
+		{http.MethodGet, "/api/v1/audit/legal-hold", nil},
+		{http.MethodDelete, "/api/v1/audit/legal-hold/rr-2025-001", []byte(`{"release_reason":"r"}`)},
 		{http.MethodGet, "/api/v1/audit/events?namespace=prod", nil},
 		{http.MethodGet, "/api/v1/audit/events/histogram?since=1h", nil},
 		{http.MethodGet, "/api/v1/audit/whoami", nil},
@@ -257,6 +260,11 @@ func TestScopesPerRoute(t *testing.T) {
 		{"ast_admin", http.MethodPost, "/api/v1/audit/events", "audit:write", mustJSON(t, validEvent())},
 		{"ast_writer", http.MethodGet, "/api/v1/audit/events/histogram?since=1h", "audit:read", nil},
 		{"ast_admin", http.MethodGet, "/api/v1/audit/events/histogram?since=1h", "audit:read", nil},
+		{"ast_reader", http.MethodPost, "/api/v1/audit/legal-hold", "audit:admin", []byte(`{"correlation_id":"c","reason":"r"}`)},
+		{"ast_writer", http.MethodPost, "/api/v1/audit/legal-hold", "audit:admin", []byte(`{"correlation_id":"c","reason":"r"}`)},
+		{"ast_reader", http.MethodDelete, "/api/v1/audit/legal-hold/c", "audit:admin", []byte(`{"release_reason":"r"}`)},
+		{"ast_writer", http.MethodGet, "/api/v1/audit/legal-hold", "audit:read", nil},
+		{"ast_admin", http.MethodGet, "/api/v1/audit/legal-hold", "audit:read", nil},
 	} {
 		res := f.send(http.DefaultClient, f.request(tc.method, tc.path, tc.body, bearer(tc.token)))
 		p := requireProblem(t, res, http.StatusForbidden, "forbidden")
@@ -697,6 +705,8 @@ func TestJWTs(t *testing.T) {
 	validClaims := is.claims("svc", now)
 	validClaims.Scope = "audit:write audit:read"
 	payload := base64.RawURLEncoding.EncodeToString(mustJSON(t, validClaims))
+	system := is.claims(audit.SystemPrincipal, now)
+	system.Scope = "audit:write audit:read"
 
 	for _, tc := range []struct {
 		name, token, challenge string
@@ -709,6 +719,7 @@ func TestJWTs(t *testing.T) {
 		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"key-1"}`)) + "." + payload + ".", `error="invalid_token"`},
 		{"HS256 signed with the public key", sign(t, jose.HS256, pubPEM, "key-1", validClaims), `error="invalid_token"`},
 		{"signed by another key under a known kid", sign(t, jose.ES256, stranger, "key-1", validClaims), `error="invalid_token"`},
+		{"the system's reserved name", sign(t, jose.ES256, k1, "key-1", system), `error="invalid_token"`},
 		{"payload swapped", func() string {
 			parts := strings.Split(sign(t, jose.ES256, k1, "key-1", good), ".")
 			return parts[0] + "." + payload + "." + parts[2]

@@ -138,6 +138,7 @@ func newFixtureServing(t testing.TB, tc *tls.Config, opts ...fixtureOption) *fix
 		Publisher:     kafka.NewPublisher(shared.producer),
 		Notifications: shared.db,
 		Events:        shared.reader,
+		Holds:         shared.db,
 		Health:        f.health,
 		Log:           zap.NewNop(),
 		Registerer:    f.registry,

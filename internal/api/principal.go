@@ -13,10 +13,10 @@ type principalSigner interface {
 	AppendHeaders(hs []kafka.Header, principal, id string, value []byte) []kafka.Header
 }
 
-// principalOf names the caller the authorize middleware authenticated
-// (auth.Anonymous with AUTH_DISABLED). Every write route passes the
+// principalName names the caller the authorize middleware authenticated
+// (auth.Anonymous with AUTH_DISABLED). Every route that asks passes the
 // middleware, so the fallback only names a request that did not.
-func (w *writeHandlers) principalOf(ctx context.Context) string {
+func principalName(ctx context.Context) string {
 	if p, ok := auth.PrincipalFrom(ctx); ok {
 		return p.Name
 	}

@@ -35,6 +35,9 @@ var (
 	probInternal         = problemKind{"internal-error", "Internal server error", http.StatusInternalServerError}
 	probQueryParam       = problemKind{"invalid-query-parameter", "Invalid query parameter", http.StatusBadRequest}
 	probDatabase         = problemKind{"database-unavailable", "Database unavailable", http.StatusServiceUnavailable}
+	probIntegrity        = problemKind{"integrity-not-configured", "Integrity not configured", http.StatusServiceUnavailable}
+	probExportBusy       = problemKind{"export-busy", "Too many exports", http.StatusServiceUnavailable}
+	probHeld             = problemKind{"legal-hold-exists", "Legal hold already in force", http.StatusConflict}
 
 	probUnauthenticated = problemKind{"unauthenticated", "Unauthenticated", http.StatusUnauthorized}
 	probForbidden       = problemKind{"forbidden", "Forbidden", http.StatusForbidden}

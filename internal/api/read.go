@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -28,6 +29,13 @@ const (
 	defaultLimit = 50
 	maxLimit     = 1000
 )
+
+// The detail filter (SPEC 10): detail_key names a top-level member of
+// event_data, so it is what such names are in practice, identifiers; the
+// length bound keeps a parameter from being a payload.
+var detailKeyPattern = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
+
+const maxDetailKey = 100
 
 // filterFields are the event fields GET /api/v1/audit/events filters on.
 var filterFields = func() []audit.Field {
@@ -117,6 +125,65 @@ func readFailed(c *gin.Context, err error) {
 	abortProblem(c, probDatabase, "The query could not be served by PostgreSQL (unreachable, or it ran past the statement timeout: narrow the filters or the time range). Retry later.")
 }
 
+// parseDetail reads the detail_key/detail_value pair: both or neither, a
+// key of the allowed form, a value PostgreSQL can compare (text without
+// NUL).
+func parseDetail(c *gin.Context, bad map[string]string) *query.Detail {
+	key, value := c.Query("detail_key"), c.Query("detail_value")
+	switch {
+	case key == "" && value == "":
+		return nil
+	case key == "":
+		bad["detail_key"] = "is required with detail_value"
+	case value == "":
+		bad["detail_value"] = "is required with detail_key"
+	}
+	if key != "" && (len(key) > maxDetailKey || !detailKeyPattern.MatchString(key)) {
+		bad["detail_key"] = fmt.Sprintf("must be 1 to %d letters, digits or underscores (a top-level member of event_data)", maxDetailKey)
+	}
+	// The rule every filter value follows (no NUL, valid UTF-8), which a
+	// field of no kind applies alone.
+	if msg := (&audit.Field{}).FilterError(value); msg != "" {
+		bad["detail_value"] = msg
+	}
+	return &query.Detail{Key: key, Value: value}
+}
+
+// parseEquals reads the equality filters of fields into f, reporting each
+// value no stored one can equal in bad.
+func parseEquals(c *gin.Context, fields []audit.Field, f *query.Filter, bad map[string]string) {
+	for i := range fields {
+		field := &fields[i]
+		v := c.Query(field.Name)
+		if v == "" {
+			continue
+		}
+		if msg := field.FilterError(v); msg != "" {
+			bad[field.Name] = msg
+		}
+		f.Equal[field.Name] = v
+	}
+}
+
+// parseTimeRange reads the inclusive bounds named since and until (the
+// forms of query.ParseTimeBound) into f, reporting each bad one, and a
+// range that ends before it starts, in bad.
+func parseTimeRange(c *gin.Context, now time.Time, since, until string, f *query.Filter, bad map[string]string) {
+	for name, dst := range map[string]*time.Time{since: &f.Since, until: &f.Until} {
+		if v, ok := c.GetQuery(name); ok {
+			t, err := query.ParseTimeBound(v, now)
+			if err != nil {
+				bad[name] = err.Error()
+				continue
+			}
+			*dst = t
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
+		bad[since] = "must not be after " + until
+	}
+}
+
 // parseQuery reads every parameter of SPEC 2.5 and reports each bad one by
 // name; nothing is clamped or guessed.
 func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
@@ -161,29 +228,8 @@ func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, 
 // histogram share, adding each bad one to bad by name.
 func parseFilter(c *gin.Context, now time.Time, bad map[string]string) query.Filter {
 	f := query.Filter{Equal: map[string]string{}}
-	for i := range filterFields {
-		field := &filterFields[i]
-		v := c.Query(field.Name)
-		if v == "" {
-			continue
-		}
-		if msg := field.FilterError(v); msg != "" {
-			bad[field.Name] = msg
-		}
-		f.Equal[field.Name] = v
-	}
-	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
-		if v, ok := c.GetQuery(name); ok {
-			t, err := query.ParseTimeBound(v, now)
-			if err != nil {
-				bad[name] = err.Error()
-				continue
-			}
-			*dst = t
-		}
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
-		bad["since"] = "must not be after until"
-	}
+	parseEquals(c, filterFields, &f, bad)
+	parseTimeRange(c, now, "since", "until", &f, bad)
+	f.Detail = parseDetail(c, bad)
 	return f
 }

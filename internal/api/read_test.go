@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func readDataset() []audit.Event {
 			EventAction:    "act",
 			EventOutcome:   outcomes[(i/9)%3],
 			CorrelationID:  fmt.Sprintf("corr-%d", i%10),
-			EventData:      json.RawMessage(fmt.Sprintf(`{"n": %d, "nested": {"ok": true}}`, i)),
+			EventData:      json.RawMessage(fmt.Sprintf(`{"n": %d, "nested": {"ok": true}, "signal": "sig-%d", "attempt": %d}`, i, i%4, i%3)),
 		}
 		if i%3 == 0 {
 			ev.SubmittedBy = str([]string{"svc-gateway", "kafka:unknown"}[(i/3)%2])
@@ -62,6 +64,11 @@ func readDataset() []audit.Event {
 			ev.DurationMS = &d
 			p := uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "parent-%d", i))
 			ev.ParentEventID = &p
+			ev.ActorIP = []netip.Addr{netip.MustParseAddr("192.0.2.5"), netip.MustParseAddr("2001:db8::5")}[(i/5)%2]
+			ev.ClusterID, ev.ErrorCode, ev.ErrorMessage = str("cluster-uid"), str("E42"), str("disk full")
+			ev.IsSensitive = i%10 == 0
+			days := int32(30 + i)
+			ev.RetentionDays = &days
 		}
 		events = append(events, ev)
 	}
@@ -129,6 +136,26 @@ func newestFirst(events []audit.Event, match func(audit.Event) bool) []string {
 	return ids
 }
 
+// detail matches what detail_key=key&detail_value=value selects: the
+// member's JSON text, unquoted for a string.
+func detail(key, value string) func(audit.Event) bool {
+	return func(e audit.Event) bool {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(e.EventData, &m) != nil {
+			return false
+		}
+		raw, ok := m[key]
+		if !ok {
+			return false
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s == value
+		}
+		return string(raw) == value
+	}
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -174,6 +201,14 @@ func TestQueryEvents(t *testing.T) {
 						!e.EventTimestamp.After(time.Date(2026, 6, 14, 0, 0, 0, 0, time.UTC))
 				}},
 			{"no match", url.Values{"correlation_id": {"nope"}}, func(audit.Event) bool { return false }},
+			{"detail", url.Values{"detail_key": {"signal"}, "detail_value": {"sig-1"}}, detail("signal", "sig-1")},
+			{"detail with a time bound", url.Values{"detail_key": {"signal"}, "detail_value": {"sig-2"}, "since": {"24h"}},
+				func(e audit.Event) bool { return detail("signal", "sig-2")(e) && !e.EventTimestamp.Before(at(24)) }},
+			{"detail with correlation_id", url.Values{"detail_key": {"signal"}, "detail_value": {"sig-3"}, "correlation_id": {"corr-7"}},
+				func(e audit.Event) bool { return detail("signal", "sig-3")(e) && e.CorrelationID == "corr-7" }},
+			{"detail on a number, by its JSON text", url.Values{"detail_key": {"attempt"}, "detail_value": {"2"}}, detail("attempt", "2")},
+			{"detail on a key no event has", url.Values{"detail_key": {"absent_key"}, "detail_value": {"x"}}, func(audit.Event) bool { return false }},
+			{"detail value with a quote", url.Values{"detail_key": {"signal"}, "detail_value": {"sig-1' OR '1'='1"}}, func(audit.Event) bool { return false }},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +299,13 @@ func TestQueryEvents(t *testing.T) {
 			{url.Values{"since": {"-5m"}}, "since"},
 			{url.Values{"since": {"2026-06-14"}, "until": {"2026-06-13"}}, "since"},
 			{url.Values{"cursor": {"bm9wZQ"}}, "cursor"},
+			{url.Values{"detail_key": {"sig'nal"}, "detail_value": {"x"}}, "detail_key"},
+			{url.Values{"detail_key": {"sig-nal"}, "detail_value": {"x"}}, "detail_key"},
+			{url.Values{"detail_key": {"sig nal"}, "detail_value": {"x"}}, "detail_key"},
+			{url.Values{"detail_key": {strings.Repeat("k", 200)}, "detail_value": {"x"}}, "detail_key"},
+			{url.Values{"detail_key": {"signal"}}, "detail_value"},
+			{url.Values{"detail_value": {"sig-1"}}, "detail_key"},
+			{url.Values{"detail_key": {"signal"}, "detail_value": {"a\x00b"}}, "detail_value"},
 			{url.Values{"cursor": {query.Cursor{Timestamp: readNow, EventID: uuid.New()}.Encode()}, "offset": {"5"}}, "cursor"},
 			{url.Values{"offset": {"10001"}}, "offset"},
 			{url.Values{"offset": {"10000000"}}, "offset"},
@@ -313,10 +355,14 @@ func TestQueryEvents(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(b, &want))
 			for _, k := range []string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-				"namespace", "cluster_name", "severity", "duration_ms"} {
+				"namespace", "cluster_name", "severity", "duration_ms", "actor_ip", "cluster_id", "error_code",
+				"error_message", "retention_days"} {
 				if _, ok := want[k]; !ok {
 					want[k] = nil // absent optional fields come back as null
 				}
+			}
+			if _, ok := want["is_sensitive"]; !ok {
+				want["is_sensitive"] = false // the default, left out of the record
 			}
 			// Not in the record (the writer decides them), returned by
 			// reads; this store keeps no hash chain.

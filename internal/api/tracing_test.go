@@ -87,3 +87,32 @@ func TestTracingOffAddsNothing(t *testing.T) {
 	require.Equal(t, 1, logs.FilterMessage("http request").Len())
 	require.Zero(t, logs.FilterFieldKey("trace_id").Len())
 }
+
+// TestTracingIntegrity: verify-chain and the export are spans of their
+// requests, saying how many events they read and with what outcome.
+func TestTracingIntegrity(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	f := newIntegrityFixture(t, func(_ *api.Config, d *api.Deps) { d.Tracing = telemetry.TracingTo(tp) })
+	corr, _ := f.chain(t)
+	res, body := f.verifyChain(t, corr)
+	require.Equal(t, http.StatusOK, res.status)
+	require.True(t, body.IsValid)
+	require.Equal(t, http.StatusOK, f.do(http.MethodGet, "/api/v1/audit/export?correlation_id="+corr, "", nil).status)
+
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans.GetSpans().Snapshots() {
+		byName[s.Name()] = s
+	}
+	for name, parent := range map[string]string{"verify-chain": "POST /api/v1/audit/verify-chain", "export": "GET /api/v1/audit/export"} {
+		s, p := byName[name], byName[parent]
+		require.NotNil(t, s, "%s: %v", name, byName)
+		require.NotNil(t, p, "%s: %v", parent, byName)
+		require.Equal(t, p.SpanContext().SpanID(), s.Parent().SpanID(), "%s is a child of its request", name)
+		attrs := map[string]any{}
+		for _, kv := range s.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.AsInterface()
+		}
+		require.Equal(t, int64(5), attrs["auditstream.events"], name)
+	}
+}

@@ -141,7 +141,7 @@ func TestWriteRejections(t *testing.T) {
 			}(),
 			status: 400, problem: "validation-error",
 			fieldErrors: map[string]string{
-				"channel":          "must be one of: email, slack, pagerduty, webhook",
+				"channel":          "must be one of: email, slack, pagerduty, webhook, teams",
 				"escalation_level": "must be an integer between 0 and 5",
 				"recipient":        "is required",
 			},

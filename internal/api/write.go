@@ -116,7 +116,7 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	if ev.EventID == uuid.Nil {
 		ev.EventID = audit.NewEventID()
 	}
-	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(w.principalOf(c), &ev)}, []uuid.UUID{ev.EventID})
+	out, _ := w.publish(c, telemetry.SeedEvent, w.cfg.EventsTopic, []outgoing{w.eventRecord(principalName(c), &ev)}, []uuid.UUID{ev.EventID})
 	if out == answered {
 		return
 	}
@@ -152,7 +152,7 @@ func (w *writeHandlers) createEventsBatch(c *gin.Context) {
 	}
 	records := make([]outgoing, len(events))
 	ids := make([]uuid.UUID, len(events))
-	principal := w.principalOf(c)
+	principal := principalName(c)
 	for i := range events {
 		if events[i].EventID == uuid.Nil {
 			events[i].EventID = audit.NewEventID()
@@ -205,7 +205,7 @@ func (w *writeHandlers) createNotification(c *gin.Context) {
 	n.ID = 0
 	n.CreatedAt = acceptedAt.UTC().Truncate(time.Microsecond)
 	checkCtx, cancel := context.WithTimeout(c.Request.Context(), w.cfg.DuplicateCheckTimeout)
-	principal := w.principalOf(c)
+	principal := principalName(c)
 	res, checkErr := w.notif.ReserveNotification(checkCtx, n.NotificationID, n.ContentDigest(principal), n.CreatedAt)
 	cancel()
 	if checkErr == nil {
@@ -391,16 +391,26 @@ func (w *writeHandlers) rejectInvalid(c *gin.Context, kind telemetry.SeedRecord,
 		for _, e := range fe {
 			w.seed.ValidationFailure(e.Name(), e.Reason)
 		}
+	} else {
+		reason := "malformed"
+		var be *audit.BodyError
+		if errors.As(err, &be) {
+			reason = be.Reason()
+		}
+		w.seed.ValidationFailure("body", reason)
+	}
+	answerInvalid(c, err)
+}
+
+// answerInvalid answers 400 for a body audit's parsers refused: every bad
+// field, or what is wrong with the document.
+func answerInvalid(c *gin.Context, err error) {
+	var fe audit.FieldErrors
+	if errors.As(err, &fe) {
 		abortProblem(c, probValidation, fmt.Sprintf("%d field(s) failed validation; see field_errors.", len(fe)),
 			withFieldErrors(fe.Map()))
 		return
 	}
-	reason := "malformed"
-	var be *audit.BodyError
-	if errors.As(err, &be) {
-		reason = be.Reason()
-	}
-	w.seed.ValidationFailure("body", reason)
 	abortProblem(c, probMalformed, err.Error())
 }
 

@@ -64,6 +64,8 @@
 //	too_large  event_data larger than Rules.MaxEventDataBytes once compacted
 //	nul        contains a NUL character (the \u0000 escape)
 //	utf8       invalid UTF-8, or an unpaired UTF-16 surrogate escape
+//	reserved   event_category auditstream, which only auditstream itself
+//	           may use (SystemCategory)
 //	duplicate  an event_id carried by two elements of one batch
 //
 // [BodyError.Reason] gives a code for body-level problems: malformed,

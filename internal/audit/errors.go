@@ -19,6 +19,7 @@ const (
 	ReasonTooLarge = "too_large"
 	ReasonNUL      = "nul"
 	ReasonUTF8     = "utf8"
+	ReasonReserved = "reserved"
 	// ReasonDuplicate: a batch carries the same event_id more than once.
 	ReasonDuplicate = "duplicate"
 )
@@ -154,6 +155,9 @@ const (
 	msgIntNonNeg  = "must be an integer >= 0"
 	msgIntInt64   = "must be an integer between 0 and 9223372036854775807"
 	msgIDPositive = "must be an integer > 0"
+	msgAddr       = "must be an IPv4 or IPv6 address without zone, e.g. 192.0.2.10 or 2001:db8::10"
+	msgBool       = "must be true or false"
+	msgReserved   = "auditstream is reserved for the events auditstream records about itself"
 	// msgNumberRange: jsonb stores numbers as numeric (see number.go).
 	msgNumberRange = "must not contain a number PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)"
 )

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -27,6 +28,16 @@ type Event struct {
 	ParentEventID                                *uuid.UUID
 	Namespace, ClusterName, Severity             *string
 	DurationMS                                   *int64
+
+	// ActorIP is the zero Addr when absent; IPv4-mapped IPv6 addresses
+	// are held as IPv4 (KindOptAddr).
+	ActorIP                            netip.Addr
+	ClusterID, ErrorCode, ErrorMessage *string
+	// IsSensitive is false when the record did not say.
+	IsSensitive bool
+	// RetentionDays overrides the store's RETENTION_DAYS for this event
+	// (MinRetentionDays to MaxRetentionDays).
+	RetentionDays *int32
 
 	// EventData is the client's JSON object, compacted but otherwise as
 	// given. It does not alias the parsed input.
@@ -122,6 +133,24 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 		case KindOptCount:
 			if n := *f.OptInt(e); n != nil {
 				dst = strconv.AppendInt(append(dst, f.key...), *n, 10)
+				continue
+			}
+		case KindOptAddr:
+			if a := *f.Addr(e); a.IsValid() {
+				dst = append(append(dst, f.key...), '"')
+				dst = append(a.AppendTo(dst), '"')
+				continue
+			}
+		case KindFlag:
+			// false is the default: the record leaves it out, reads
+			// say it.
+			if *f.Flag(e) || nulls {
+				dst = strconv.AppendBool(append(dst, f.key...), *f.Flag(e))
+			}
+			continue
+		case KindOptInt:
+			if n := *f.OptInt32(e); n != nil {
+				dst = strconv.AppendInt(append(dst, f.key...), int64(*n), 10)
 				continue
 			}
 		case KindOptHash:

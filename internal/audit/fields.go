@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -45,6 +46,18 @@ const (
 	// KindObject: json.RawMessage, compacted; a JSON object of at most
 	// Rules.MaxEventDataBytes; jsonb NOT NULL.
 	KindObject
+	// KindOptAddr: netip.Addr, the zero (invalid) Addr when absent or null;
+	// a JSON string of at most MaxLen characters holding an IPv4 or IPv6
+	// address without zone; inet. An IPv4-mapped IPv6 address
+	// (::ffff:1.2.3.4) is stored as the IPv4 address it maps: it is the
+	// same client, as a dual-stack listener reports it. Encoded in
+	// netip.Addr's canonical form (RFC 5952 for IPv6).
+	KindOptAddr
+	// KindFlag: bool; a JSON boolean, absent or null meaning false (the
+	// SPEC's default, stored as such: never null); boolean NOT NULL.
+	KindFlag
+	// KindOptInt: *int32; a JSON integer in [Min, Max] or null; integer.
+	KindOptInt
 	// KindOptHash: []byte, nil when absent (an empty, non-nil slice is an
 	// empty value); a lowercase hex string or null; bytea. The hash
 	// chain's hashes: the output of the canonical form
@@ -67,6 +80,9 @@ var goType = [...]reflect.Type{
 	KindObject:      reflect.TypeFor[json.RawMessage](),
 	KindOptHash:     reflect.TypeFor[[]byte](),
 	KindOptSmallInt: reflect.TypeFor[*int16](),
+	KindOptAddr:     reflect.TypeFor[netip.Addr](),
+	KindFlag:        reflect.TypeFor[bool](),
+	KindOptInt:      reflect.TypeFor[*int32](),
 }
 
 // Required reports whether a record must carry the field: absent or null is
@@ -102,9 +118,12 @@ type Field struct {
 	Name   string
 	Kind   Kind
 	Source Source
-	// MaxLen is the most characters of a KindText or KindOptText value, and
-	// the varchar size of those columns and of a KindEnum's.
+	// MaxLen is the most characters of a KindText, KindOptText or
+	// KindOptAddr value, and the varchar size of the text columns and of a
+	// KindEnum's.
 	MaxLen int
+	// Min and Max bound a KindOptInt value.
+	Min, Max int32
 	// Values is the allowed set of a KindEnum fixed by the SPEC; nil for
 	// event_category, whose set is Rules.Categories (configurable).
 	Values []string
@@ -151,6 +170,16 @@ var eventFields = [...]Field{
 	{Name: "cluster_name", Kind: KindOptText, MaxLen: 255, offset: unsafe.Offsetof(Event{}.ClusterName)},
 	{Name: "severity", Kind: KindOptText, MaxLen: 50, Filter: true, offset: unsafe.Offsetof(Event{}.Severity)},
 	{Name: "duration_ms", Kind: KindOptCount, offset: unsafe.Offsetof(Event{}.DurationMS)},
+	// The fields the seed system added later (SPEC 10), with its limits.
+	// 45 characters hold the longest IPv6 text form (an embedded IPv4
+	// address in the last 32 bits).
+	{Name: "actor_ip", Kind: KindOptAddr, MaxLen: 45, offset: unsafe.Offsetof(Event{}.ActorIP)},
+	{Name: "cluster_id", Kind: KindOptText, MaxLen: 255, offset: unsafe.Offsetof(Event{}.ClusterID)},
+	{Name: "error_code", Kind: KindOptText, MaxLen: 100, offset: unsafe.Offsetof(Event{}.ErrorCode)},
+	{Name: "error_message", Kind: KindOptText, MaxLen: 2000, offset: unsafe.Offsetof(Event{}.ErrorMessage)},
+	{Name: "is_sensitive", Kind: KindFlag, offset: unsafe.Offsetof(Event{}.IsSensitive)},
+	{Name: "retention_days", Kind: KindOptInt, Min: MinRetentionDays, Max: MaxRetentionDays,
+		offset: unsafe.Offsetof(Event{}.RetentionDays)},
 	{Name: "event_id", Kind: KindID, offset: unsafe.Offsetof(Event{}.EventID)},
 	// MaxLen is provenance.MaxSubmittedBy ("kafka:" and a name of up to 512
 	// characters), which a test of that package checks. Null for events
@@ -290,6 +319,15 @@ func (f *Field) OptUUID(e *Event) **uuid.UUID { return at[*uuid.UUID](f, e, Kind
 
 // OptInt serves KindOptCount.
 func (f *Field) OptInt(e *Event) **int64 { return at[*int64](f, e, KindOptCount, KindOptCount) }
+
+// Addr serves KindOptAddr.
+func (f *Field) Addr(e *Event) *netip.Addr { return at[netip.Addr](f, e, KindOptAddr, KindOptAddr) }
+
+// Flag serves KindFlag.
+func (f *Field) Flag(e *Event) *bool { return at[bool](f, e, KindFlag, KindFlag) }
+
+// OptInt32 serves KindOptInt.
+func (f *Field) OptInt32(e *Event) **int32 { return at[*int32](f, e, KindOptInt, KindOptInt) }
 
 // Bytes serves KindOptHash.
 func (f *Field) Bytes(e *Event) *[]byte { return at[[]byte](f, e, KindOptHash, KindOptHash) }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"time"
 	"unsafe"
@@ -73,6 +74,7 @@ func TestAppendStoredJSON(t *testing.T) {
 	ts := time.Date(2025, 12, 13, 2, 0, 0, 123000, time.UTC)
 	s := func(v string) *string { return &v }
 	n := int64(0)
+	days := int32(30)
 	seq, version := int64(1), int16(1)
 	parent := uuid.MustParse("0190b1a2-7c3d-7e4f-8a5b-000000000001")
 	full := Event{
@@ -81,6 +83,8 @@ func TestAppendStoredJSON(t *testing.T) {
 		EventCategory: "gateway", EventAction: "a", EventOutcome: "success", CorrelationID: `c"1`,
 		ActorType: s("at"), ActorID: s("ai"), ResourceType: s("rt"), ResourceID: s("ri"), ParentEventID: &parent,
 		Namespace: s(""), ClusterName: s("cn"), Severity: s("sv"), DurationMS: &n,
+		ActorIP: netip.MustParseAddr("2001:db8::1"), ClusterID: s("ci"), ErrorCode: s("E1"), ErrorMessage: s("boom"),
+		IsSensitive: true, RetentionDays: &days,
 		EventData: json.RawMessage(`{"k": [1, 2]}`), SubmittedBy: s("svc-gateway"),
 		ChainSeq: &seq, PreviousEventHash: []byte{}, EventHash: []byte{0xab, 0x01}, HashKeyID: s("k1"), HashVersion: &version,
 	}
@@ -88,7 +92,8 @@ func TestAppendStoredJSON(t *testing.T) {
 		`"event_timestamp":"2025-12-13T02:00:00.000123Z","event_date":"2025-12-13","event_category":"gateway",`+
 		`"event_action":"a","event_outcome":"success","correlation_id":"c\"1","actor_type":"at","actor_id":"ai",`+
 		`"resource_type":"rt","resource_id":"ri","parent_event_id":"0190b1a2-7c3d-7e4f-8a5b-000000000001",`+
-		`"namespace":"","cluster_name":"cn","severity":"sv","duration_ms":0,"submitted_by":"svc-gateway",`+
+		`"namespace":"","cluster_name":"cn","severity":"sv","duration_ms":0,"actor_ip":"2001:db8::1","cluster_id":"ci",`+
+		`"error_code":"E1","error_message":"boom","is_sensitive":true,"retention_days":30,"submitted_by":"svc-gateway",`+
 		`"chain_seq":1,"previous_event_hash":"","event_hash":"ab01","hash_key_id":"k1","hash_version":1,"event_data":{"k": [1, 2]}}`,
 		string(full.AppendStoredJSON([]byte{})))
 
@@ -99,7 +104,8 @@ func TestAppendStoredJSON(t *testing.T) {
 		`"event_timestamp":"2025-12-13T02:00:00.000123Z","event_date":"2025-12-13","event_category":"gateway",`+
 		`"event_action":"a","event_outcome":"failure","correlation_id":"c","actor_type":null,"actor_id":null,`+
 		`"resource_type":null,"resource_id":null,"parent_event_id":null,"namespace":null,"cluster_name":null,`+
-		`"severity":null,"duration_ms":null,"submitted_by":null,"chain_seq":null,"previous_event_hash":null,`+
+		`"severity":null,"duration_ms":null,"actor_ip":null,"cluster_id":null,"error_code":null,"error_message":null,`+
+		`"is_sensitive":false,"retention_days":null,"submitted_by":null,"chain_seq":null,"previous_event_hash":null,`+
 		`"event_hash":null,"hash_key_id":null,"hash_version":null,"event_data":{}}`, string(out))
 
 	// The record form of the same events leaves out what the database

@@ -13,7 +13,7 @@ func notificationFieldCases() []fieldCase {
 	cs = append(cs, stringCases("remediation_id", true, 255)...)
 	cs = append(cs, stringCases("notification_id", true, 255)...)
 	cs = append(cs, stringCases("recipient", true, 500)...)
-	cs = append(cs, enumCases("channel", []string{"email", "slack", "pagerduty", "webhook"})...)
+	cs = append(cs, enumCases("channel", []string{"email", "slack", "pagerduty", "webhook", "teams"})...)
 	cs = append(cs, stringCases("message_summary", true, 1000)...)
 	cs = append(cs, enumCases("status", []string{"sent", "failed", "pending"})...)
 	cs = append(cs, dateTimeCases("sent_at", true, true)...)

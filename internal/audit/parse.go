@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -317,11 +318,11 @@ func (p *parser) field(f *Field, raw []byte, e *Event) {
 	case KindOptText:
 		*f.OptStr(e) = p.optText(f.Name, raw, f.MaxLen)
 	case KindEnum:
-		allowed := f.Values
-		if allowed == nil {
-			allowed = p.rules.Categories
+		if f.Values == nil {
+			*f.Str(e) = p.category(f.Name, raw)
+			break
 		}
-		*f.Str(e) = p.enum(f.Name, raw, allowed)
+		*f.Str(e) = p.enum(f.Name, raw, f.Values)
 	case KindTimestamp:
 		*f.Time(e) = p.dateTime(f.Name, raw, true, true)
 	case KindID:
@@ -341,6 +342,16 @@ func (p *parser) field(f *Field, raw []byte, e *Event) {
 		}
 	case KindObject:
 		*f.Raw(e) = p.object(f.Name, raw)
+	case KindOptAddr:
+		*f.Addr(e) = p.addr(f.Name, raw, f.MaxLen)
+	case KindFlag:
+		*f.Flag(e) = p.flag(f.Name, raw)
+	case KindOptInt:
+		msg := "must be an integer between " + strconv.Itoa(int(f.Min)) + " and " + strconv.Itoa(int(f.Max))
+		if n, ok := p.integer(f.Name, raw, int64(f.Min), int64(f.Max), msg); ok {
+			v := int32(n)
+			*f.OptInt32(e) = &v
+		}
 	default:
 		panic("audit: " + f.Name + ": the parser has no rule for its kind")
 	}
@@ -473,6 +484,62 @@ func (p *parser) enum(name string, raw []byte, allowed []string) string {
 	}
 	p.fail(name, ReasonEnum, msgEnum(allowed))
 	return ""
+}
+
+// category validates event_category: one of the configured categories, or
+// the reserved SystemCategory when the rules accept it (the writer, which
+// then checks who sent it; SPEC 10).
+func (p *parser) category(name string, raw []byte) string {
+	s, ok := p.str(name, raw, true)
+	if !ok {
+		return ""
+	}
+	if s == SystemCategory {
+		if p.rules.AcceptSystemCategory {
+			return SystemCategory
+		}
+		p.fail(name, ReasonReserved, msgReserved)
+		return ""
+	}
+	for _, a := range p.rules.Categories {
+		if s == a {
+			return a
+		}
+	}
+	p.fail(name, ReasonEnum, msgEnum(p.rules.Categories))
+	return ""
+}
+
+// addr validates an optional IP address of at most maxLen characters (see
+// KindOptAddr).
+func (p *parser) addr(name string, raw []byte, maxLen int) netip.Addr {
+	s, ok := p.text(name, raw, false, maxLen)
+	if !ok {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		// inet has no zones, and a link-local zone names an interface of
+		// the sender's host, which means nothing here.
+		p.fail(name, ReasonFormat, msgAddr)
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// flag validates an optional boolean; absent or null is false.
+func (p *parser) flag(name string, raw []byte) bool {
+	if isNull(raw) {
+		return false
+	}
+	switch string(raw) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	p.fail(name, ReasonType, msgBool)
+	return false
 }
 
 // uuid validates an optional UUID in the 36-character hyphenated form.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,6 +247,7 @@ func eventFieldCases() []fieldCase {
 	cs = append(cs, uuidCases("event_id")...)
 	cs = append(cs, fieldCase{"nil uuid", "event_id", `"00000000-0000-0000-0000-000000000000"`, fe("event_id", ReasonFormat, msgNilUUID)})
 	cs = append(cs, intCases("duration_ms", msgIntNonNeg, 0, 1<<63-1, msgIntNonNeg, "must be at most 9223372036854775807")...)
+	cs = append(cs, newerFieldCases()...)
 	const ed = "event_data"
 	cs = append(cs,
 		fieldCase{"missing", ed, absent, fe(ed, ReasonRequired, msgRequired)},
@@ -272,6 +275,117 @@ func eventFieldCases() []fieldCase {
 		fieldCase{"whitespace does not count", ed, `{"a":    "` + strings.Repeat("x", 64<<10-8) + `"   }`, FieldError{}},
 	)
 	return cs
+}
+
+// newerFieldCases are the fields of SPEC 10, with the issue's bad input.
+func newerFieldCases() []fieldCase {
+	const ip, rd, sens = "actor_ip", "retention_days", "is_sensitive"
+	cs := []fieldCase{
+		{"missing", ip, absent, FieldError{}},
+		{"null", ip, `null`, FieldError{}},
+		{"IPv4", ip, `"192.0.2.10"`, FieldError{}},
+		{"IPv6", ip, `"2001:db8::10"`, FieldError{}},
+		{"IPv6 upper case, uncompressed", ip, `"2001:0DB8:0:0:0:0:0:10"`, FieldError{}},
+		{"IPv4-mapped IPv6", ip, `"::ffff:1.2.3.4"`, FieldError{}},
+		{"longest IPv6 form", ip, `"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"`, FieldError{}},
+		{"octet out of range", ip, `"999.1.1.1"`, fe(ip, ReasonFormat, msgAddr)},
+		{"46 characters", ip, `"` + strings.Repeat("1", 46) + `"`, fe(ip, ReasonTooLong, "must be at most 45 characters")},
+		{"46-character address form", ip, `"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.2555"`, fe(ip, ReasonTooLong, "must be at most 45 characters")},
+		{"empty", ip, `""`, fe(ip, ReasonFormat, msgAddr)},
+		{"host name", ip, `"gateway.local"`, fe(ip, ReasonFormat, msgAddr)},
+		{"network", ip, `"10.0.0.0/8"`, fe(ip, ReasonFormat, msgAddr)},
+		{"zone", ip, `"fe80::1%eth0"`, fe(ip, ReasonFormat, msgAddr)},
+		{"leading zero", ip, `"010.1.1.1"`, fe(ip, ReasonFormat, msgAddr)},
+		{"with port", ip, `"192.0.2.10:443"`, fe(ip, ReasonFormat, msgAddr)},
+		{"wrong type", ip, `3221225994`, fe(ip, ReasonType, msgString)},
+		{"NUL escape", ip, `"1.2.3.4\u0000"`, fe(ip, ReasonNUL, msgNUL)},
+
+		{"missing", sens, absent, FieldError{}},
+		{"null", sens, `null`, FieldError{}},
+		{"true", sens, `true`, FieldError{}},
+		{"false", sens, `false`, FieldError{}},
+		{"string", sens, `"true"`, fe(sens, ReasonType, msgBool)},
+		{"number", sens, `1`, fe(sens, ReasonType, msgBool)},
+	}
+	cs = append(cs, stringCases("cluster_id", false, 255)...)
+	cs = append(cs, stringCases("error_code", false, 100)...)
+	cs = append(cs, stringCases("error_message", false, 2000)...)
+	const msg = "must be an integer between 1 and 2555"
+	cs = append(cs, intCases(rd, msg, 1, 2555, msg, msg)...)
+	cs = append(cs,
+		fieldCase{"zero", rd, `0`, fe(rd, ReasonRange, msg)},
+		fieldCase{"past seven years", rd, `2556`, fe(rd, ReasonRange, msg)},
+		fieldCase{"a string of digits", rd, `"7"`, fe(rd, ReasonType, msg)},
+	)
+	return cs
+}
+
+func TestParseEventNewerFieldValues(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Event // only the newer fields
+		record   string
+	}{
+		{"absent", `{}`, Event{}, ``},
+		{"IPv4-mapped IPv6 becomes IPv4", `{"actor_ip":"::ffff:1.2.3.4"}`,
+			Event{ActorIP: netip.MustParseAddr("1.2.3.4")}, `"actor_ip":"1.2.3.4"`},
+		{"IPv6 in canonical form", `{"actor_ip":"2001:0DB8:0:0:0:0:0:10"}`,
+			Event{ActorIP: netip.MustParseAddr("2001:db8::10")}, `"actor_ip":"2001:db8::10"`},
+		{"sensitive", `{"is_sensitive":true}`, Event{IsSensitive: true}, `"is_sensitive":true`},
+		{"not sensitive is the default, left out", `{"is_sensitive":false}`, Event{}, ``},
+		{"retention", `{"retention_days":365}`, Event{RetentionDays: new(int32(365))}, `"retention_days":365`},
+		{"errors and cluster", `{"cluster_id":"c-1","error_code":"E42","error_message":"disk full"}`,
+			Event{ClusterID: new("c-1"), ErrorCode: new("E42"), ErrorMessage: new("disk full")},
+			`"cluster_id":"c-1","error_code":"E42","error_message":"disk full"`},
+	}
+	r := DefaultRules()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var over []member
+			for k, v := range map[string]json.RawMessage(mustUnmarshal(t, tc.in)) {
+				over = append(over, member{k, string(v)})
+			}
+			ev, err := r.ParseEvent([]byte(object(append(slices.Clone(baseEvent), over...), "", "")), acceptedAt)
+			require.NoError(t, err)
+			got := Event{ActorIP: ev.ActorIP, ClusterID: ev.ClusterID, ErrorCode: ev.ErrorCode, ErrorMessage: ev.ErrorMessage,
+				IsSensitive: ev.IsSensitive, RetentionDays: ev.RetentionDays}
+			require.Equal(t, tc.want, got)
+			out := string(ev.AppendJSON(nil))
+			if tc.record != "" {
+				require.Contains(t, out, tc.record)
+			}
+			again, err := r.ParseEvent([]byte(out), acceptedAt)
+			require.NoError(t, err)
+			require.Equal(t, ev, again, "the record parses back to the same event")
+		})
+	}
+}
+
+func mustUnmarshal(t *testing.T, s string) map[string]json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(s), &m))
+	return m
+}
+
+// TestReservedCategory: auditstream is refused unless the rules accept
+// the system's category (the writer's), and cannot be configured.
+func TestReservedCategory(t *testing.T) {
+	raw := []byte(object(baseEvent, "event_category", `"auditstream"`))
+	r := DefaultRules()
+	_, err := r.ParseEvent(raw, acceptedAt)
+	var fes FieldErrors
+	require.ErrorAs(t, err, &fes)
+	require.Equal(t, FieldErrors{fe("event_category", ReasonReserved, msgReserved)}, fes)
+
+	r.AcceptSystemCategory = true
+	ev, err := r.ParseEvent(raw, acceptedAt)
+	require.NoError(t, err)
+	require.Equal(t, SystemCategory, ev.EventCategory)
+
+	r = DefaultRules()
+	r.Categories = append(r.Categories, SystemCategory)
+	require.ErrorContains(t, r.Validate(), "reserved")
 }
 
 func TestParseEventFields(t *testing.T) {

@@ -19,7 +19,29 @@ type Rules struct {
 	// MaxEventDataBytes limits the size of event_data once compacted (what
 	// is stored).
 	MaxEventDataBytes int
+	// AcceptSystemCategory lets event_category be SystemCategory. Only the
+	// writer sets it, and stores such a record only when it comes from
+	// SystemPrincipal; everywhere else (the API, the client) the category
+	// is refused as reserved. It is not a setting.
+	AcceptSystemCategory bool
 }
+
+// The system's own events (SPEC 10): auditstream records what it does to
+// the audit trail itself (retention drops, legal holds) as audit events of
+// this category, submitted by this principal, which no credential may
+// take (internal/auth refuses it).
+const (
+	SystemCategory  = "auditstream"
+	SystemPrincipal = "system:auditstream"
+)
+
+// Per-event retention bounds (SPEC 10): retention_days of an event, and
+// the store's RETENTION_DAYS, lie in this range; the longest is seven
+// years, the default.
+const (
+	MinRetentionDays = 1
+	MaxRetentionDays = 2555
+)
 
 // Defaults (SPEC 2.2, 2.3). The binaries' settings default to these.
 const (
@@ -42,7 +64,7 @@ func DefaultCategories() []string {
 // Enumerations fixed by the SPEC.
 var (
 	eventOutcomes        = []string{"success", "failure", "pending"}
-	notificationChannels = []string{"email", "slack", "pagerduty", "webhook"}
+	notificationChannels = []string{"email", "slack", "pagerduty", "webhook", "teams"}
 	notificationStatuses = []string{"sent", "failed", "pending"}
 )
 
@@ -68,7 +90,7 @@ var maxCategoryLen = func() int {
 
 // Validate checks the configuration: non-negative skew, a positive limit and
 // a non-empty set of distinct, non-empty, valid UTF-8 categories that fit
-// the event_category column (100 characters).
+// the event_category column (100 characters), none of them SystemCategory.
 func (r Rules) Validate() error {
 	var errs []error
 	if r.MaxFutureSkew < 0 {
@@ -89,6 +111,8 @@ func (r Rules) Validate() error {
 			errs = append(errs, fmt.Errorf("event category %q must be valid UTF-8 of at most %d characters", c, maxCategoryLen))
 		case seen[c]:
 			errs = append(errs, fmt.Errorf("event category %q is listed twice", c))
+		case c == SystemCategory:
+			errs = append(errs, fmt.Errorf("event category %q is reserved for auditstream's own events and cannot be configured", c))
 		}
 		seen[c] = true
 	}

@@ -43,6 +43,9 @@ func TestNewToken(t *testing.T) {
 	_, ok = set.lookup(tok2)
 	require.False(t, ok)
 
+	_, _, err = NewToken("system:auditstream", []Scope{ScopeWrite}, nil)
+	require.ErrorContains(t, err, "reserved for the events auditstream records about itself")
+
 	_, _, err = NewToken("", []Scope{"audit:everything"}, nil)
 	require.ErrorContains(t, err, "name is empty")
 	require.ErrorContains(t, err, `unknown scope "audit:everything"`)
@@ -58,6 +61,7 @@ func TestTokensFileIsChecked(t *testing.T) {
 		"misspelt key":    {fmt.Sprintf(`tokens: [{name: a, sha256: %q, scopes: [audit:read], namespace: [x]}]`, hash), "namespace"},
 		"twice":           {fmt.Sprintf(`tokens: [{name: a, sha256: %q, scopes: [audit:read]}, {name: b, sha256: %q, scopes: [audit:read]}]`, hash, hash), "appears twice"},
 		"empty namespace": {fmt.Sprintf(`tokens: [{name: a, sha256: %q, scopes: [audit:read], namespaces: [""]}]`, hash), "empty entry"},
+		"system's name":   {fmt.Sprintf(`tokens: [{name: "system:auditstream", sha256: %q, scopes: [audit:write]}]`, hash), "reserved"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadTokens(writeFile(t, tc.body))
@@ -97,10 +101,11 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`rules: [{scopes: [audit:read]}]`:                             "exactly one of subject and certificate",
-		`rules: [{subject: a, certificate: b, scopes: [audit:read]}]`: "exactly one of subject and certificate",
-		`rules: [{subject: "[", scopes: [audit:read]}]`:               "syntax error in pattern",
-		`rules: [{subject: a}]`:                                       "scopes is empty",
+		`rules: [{scopes: [audit:read]}]`:                                 "exactly one of subject and certificate",
+		`rules: [{subject: a, certificate: b, scopes: [audit:read]}]`:     "exactly one of subject and certificate",
+		`rules: [{subject: "[", scopes: [audit:read]}]`:                   "syntax error in pattern",
+		`rules: [{subject: a}]`:                                           "scopes is empty",
+		`rules: [{subject: "system:auditstream", scopes: [audit:write]}]`: "reserved",
 	} {
 		_, err := loadPolicy(writeFile(t, body))
 		require.ErrorContains(t, err, want, body)

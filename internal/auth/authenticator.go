@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // MaxTokenBytes bounds a bearer token. Issued API keys are 47 bytes and
@@ -113,7 +115,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
 		if cert := verifiedClientCert(r); cert != nil && a.certs {
-			return a.certificatePrincipal(cert), nil
+			if p := a.certificatePrincipal(cert); p.Name != audit.SystemPrincipal {
+				return p, nil
+			}
+			return Principal{}, refuse(ReasonReservedPrincipal, errReservedName)
 		}
 		return Principal{}, refuse(ReasonMissing, nil)
 	}
@@ -130,6 +135,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 		c, err := a.jwt.verify(r.Context(), token)
 		if err != nil {
 			return Principal{}, err
+		}
+		if c.subject == audit.SystemPrincipal {
+			return Principal{}, refuse(ReasonReservedPrincipal, errReservedName)
 		}
 		return a.jwtPrincipal(c), nil
 	}

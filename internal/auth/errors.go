@@ -1,6 +1,11 @@
 package auth
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/auditstream/auditstream/internal/audit"
+)
 
 // Reason says why a credential was refused. The values are few and fixed,
 // so they serve as the reason label of auditstream_auth_denied_total.
@@ -26,7 +31,15 @@ const (
 	// ReasonKeysUnavailable: the issuer's keys could not be fetched, so a
 	// JWT could not be verified.
 	ReasonKeysUnavailable Reason = "jwks_unavailable"
+	// ReasonReservedPrincipal: a JWT subject or certificate subject named
+	// system:auditstream, the principal only auditstream's own events
+	// carry (SPEC 10).
+	ReasonReservedPrincipal Reason = "reserved_principal"
 )
+
+// errReservedName refuses a token file or policy that would hand out the
+// system's own principal.
+var errReservedName = errors.New("the name " + audit.SystemPrincipal + " is reserved for the events auditstream records about itself")
 
 // Error is a refused credential: its Reason, and the underlying cause for
 // the log (never for the client, whom it could help probe).

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // PolicyFile is the YAML document of AUTH_POLICY_FILE: which scopes and
@@ -53,6 +55,9 @@ func loadPolicy(p string) (*policy, error) {
 		}
 		if err := validateGrant(r.Scopes, r.Namespaces); err != nil {
 			errs = append(errs, fmt.Errorf("rules[%d]: %w", i, err))
+		}
+		if pattern == audit.SystemPrincipal {
+			errs = append(errs, fmt.Errorf("rules[%d]: %w", i, errReservedName))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // TokenPrefix starts every token auditctl issues, so a leaked one is
@@ -76,6 +78,9 @@ func (e TokenEntry) validate() error {
 	var errs []error
 	if strings.TrimSpace(e.Name) == "" {
 		errs = append(errs, errors.New("name is empty"))
+	}
+	if e.Name == audit.SystemPrincipal {
+		errs = append(errs, errReservedName)
 	}
 	if len(e.SHA256) != sha256.Size*2 || strings.ToLower(e.SHA256) != e.SHA256 {
 		errs = append(errs, errors.New("sha256 must be the 64 lowercase hex digits of the token's SHA-256 (the token itself is never stored)"))

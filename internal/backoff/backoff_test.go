@@ -137,3 +137,28 @@ func scale(ds []time.Duration, unit time.Duration) []time.Duration {
 	}
 	return out
 }
+
+// TestEvery: the first run is at once, a failed one is followed sooner and
+// reported with that wait, and the loop ends with its context.
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var runs []time.Time
+	var reported []time.Duration
+	boom := errors.New("database down")
+	start := time.Now()
+	err := Every(ctx, time.Hour, 10*time.Millisecond, func(context.Context) error {
+		runs = append(runs, time.Now())
+		if len(runs) == 3 {
+			cancel()
+			return boom // ctx ended: not reported
+		}
+		return boom
+	}, func(err error, wait time.Duration) {
+		require.ErrorIs(t, err, boom)
+		reported = append(reported, wait)
+	})
+	require.NoError(t, err)
+	require.Len(t, runs, 3, "failed runs come again after retry, not the hour")
+	require.Less(t, runs[0].Sub(start), time.Second, "the first run is at once")
+	require.Equal(t, []time.Duration{10 * time.Millisecond, 10 * time.Millisecond}, reported)
+}

@@ -13,6 +13,7 @@ import (
 	apipkg "github.com/auditstream/auditstream/internal/api"
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
+	"github.com/auditstream/auditstream/internal/lifecycle"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/writer"
 )
@@ -300,6 +301,9 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultReservationTTL, api.NotificationReservationTTL)
 	require.Equal(t, apipkg.DefaultMaxPageBytes, api.QueryMaxPageBytes)
 	require.Equal(t, apipkg.DefaultWriteTimeout, api.HTTPWriteTimeout)
+	require.Equal(t, apipkg.DefaultVerifyTimeout, api.Integrity.VerifyTimeout)
+	require.Equal(t, apipkg.DefaultExportMaxDuration, api.Integrity.ExportMaxDuration)
+	require.Equal(t, apipkg.DefaultMaxConcurrentExports, api.Integrity.MaxConcurrentExports)
 
 	var w Writer
 	require.NoError(t, parse(t, &w, append(required, "--integrity-disabled")...))
@@ -307,6 +311,8 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
 	require.Equal(t, writer.DefaultGroupStallTimeout, w.GroupStallTimeout)
 	require.Equal(t, writer.DefaultGroupPollInterval, w.GroupPollInterval)
+	require.Equal(t, lifecycle.DefaultRetentionDays, w.RetentionDays)
+	require.Equal(t, lifecycle.DefaultInterval, w.MaintenanceInterval)
 }
 
 func TestShortDuration(t *testing.T) {

@@ -33,9 +33,10 @@ type IngestAPI struct {
 	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
-	Validation Validation `embed:""`
-	Source     Source     `embed:""`
-	Spool      Spool      `embed:""`
+	Validation Validation   `embed:""`
+	Source     Source       `embed:""`
+	Spool      Spool        `embed:""`
+	Integrity  IntegrityAPI `embed:""`
 
 	// DuplicateCheckTimeout bounds the PostgreSQL look-up behind the 409 for
 	// notifications; past it the record is published unchecked (202).
@@ -75,7 +76,7 @@ type IngestAPI struct {
 // Validate reports settings that cannot work, all at once.
 func (c IngestAPI) Validate() error {
 	errs := []error{c.Kafka.Validate(), c.Postgres.Validate(), c.Validation.Rules().Validate(), c.Source.Validate(),
-		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate(), c.Tracing.Validate(), c.Spool.validate()}
+		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate(), c.Tracing.Validate(), c.Spool.validate(), c.Integrity.Validate()}
 	if c.HTTPAddr == "" || c.MetricsAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
 	}

@@ -54,3 +54,34 @@ func (i Integrity) CheckpointsTopicSpec(replication int16) kafka.Topic {
 	return kafka.Topic{Name: i.CheckpointsTopic, Partitions: 1, ReplicationFactor: replication,
 		Config: map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}}
 }
+
+// IntegrityAPI is what ingest-api serves of tamper evidence (SPEC 9):
+// verify-chain needs the chain's HMAC keys and the checkpoints' public
+// key, the export its own signing key and the HMAC keys, the public-key
+// route the public key. Each is optional: a route whose keys are not given
+// answers 503 integrity-not-configured, naming the setting.
+type IntegrityAPI struct {
+	KeysFile                string `name:"integrity-keys-file" env:"INTEGRITY_KEYS_FILE" placeholder:"PATH" help:"The writers' HMAC key file of the hash chain (the format of SOURCE_KEYS_FILE), to verify chains (verify-chain, the export's check)."`
+	CheckpointPublicKeyFile string `name:"checkpoint-public-key-file" env:"CHECKPOINT_PUBLIC_KEY_FILE" placeholder:"PATH" help:"PEM public key(s) of the writers' CHECKPOINT_SIGNING_KEY_FILE (several after a change of key, the current one last): served at /api/v1/audit/checkpoints/public-key and used by verify-chain."`
+	ExportSigningKeyFile    string `name:"export-signing-key-file" env:"EXPORT_SIGNING_KEY_FILE" placeholder:"PATH" help:"PEM PKCS#8 Ed25519 private key that signs exports (auditctl keys --kind ed25519 --ed25519-name export-signing-key)."`
+	// See api.DefaultVerifyTimeout and api.DefaultExportMaxDuration.
+	VerifyTimeout     time.Duration `name:"verify-chain-timeout" env:"VERIFY_CHAIN_TIMEOUT" default:"10m" help:"Longest one verify-chain may take (503 past it; auditctl verify has no limit)."`
+	ExportMaxDuration time.Duration `name:"export-max-duration" env:"EXPORT_MAX_DURATION" default:"15m" help:"Longest one export may take, the client's reading included; past it the export ends with a signed trailer marked incomplete."`
+	// See api.DefaultMaxConcurrentExports.
+	MaxConcurrentExports int `name:"export-max-concurrent" env:"EXPORT_MAX_CONCURRENT" default:"2" help:"Exports one ingest-api serves at a time (each holds a database connection while it streams); more get 503 with Retry-After."`
+}
+
+// Validate reports settings that cannot work.
+func (i IntegrityAPI) Validate() error {
+	var errs []error
+	if i.VerifyTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("VERIFY_CHAIN_TIMEOUT must be at least 1s, got %s", i.VerifyTimeout))
+	}
+	if i.ExportMaxDuration < time.Second {
+		errs = append(errs, fmt.Errorf("EXPORT_MAX_DURATION must be at least 1s, got %s", i.ExportMaxDuration))
+	}
+	if i.MaxConcurrentExports < 1 {
+		errs = append(errs, fmt.Errorf("EXPORT_MAX_CONCURRENT must be at least 1, got %d", i.MaxConcurrentExports))
+	}
+	return errors.Join(errs...)
+}

@@ -38,6 +38,7 @@ func Vars() kong.Vars {
 		"default_max_future_skew":      shortDuration(audit.DefaultMaxFutureSkew),
 		"default_event_categories":     strings.Join(audit.DefaultCategories(), ","),
 		"default_max_batch_size":       strconv.Itoa(audit.DefaultMaxBatchSize),
+		"default_retention_days":       strconv.Itoa(audit.MaxRetentionDays),
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/audit"
 )
 
 // Writer configures cmd/writer.
@@ -36,6 +38,12 @@ type Writer struct {
 	// DefaultGroupPollInterval (TestDefaultsAreTheOwners checks).
 	GroupStallTimeout time.Duration `name:"group-stall-timeout" env:"GROUP_STALL_TIMEOUT" default:"1m" help:"/health turns unhealthy when the writer has had no consumer group session this long while records wait."`
 	GroupPollInterval time.Duration `name:"group-poll-interval" env:"GROUP_POLL_INTERVAL" default:"15s" help:"How often the writer reads the group's committed offsets and the high-water marks of all partitions (metrics, stall check)."`
+
+	// Retention (SPEC 10). The defaults are internal/lifecycle's
+	// (TestDefaultsAreTheOwners checks; a ${var} taken from lifecycle
+	// would link pgx into dlq-replayer).
+	RetentionDays       int           `name:"retention-days" env:"RETENTION_DAYS" default:"${default_retention_days}" help:"Days an event without its own retention_days is kept (1-2555); a monthly partition is dropped once every event in it is past its retention and none is under legal hold."`
+	MaintenanceInterval time.Duration `name:"maintenance-interval" env:"MAINTENANCE_INTERVAL" default:"1h" help:"How often the writer keeps the partitions ahead in place and applies retention."`
 }
 
 // Validate reports settings that cannot work, all at once.
@@ -65,6 +73,12 @@ func (c Writer) Validate() error {
 	}
 	if c.WriteTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("WRITE_TIMEOUT must be at least 1s, got %s", c.WriteTimeout))
+	}
+	if c.RetentionDays < audit.MinRetentionDays || c.RetentionDays > audit.MaxRetentionDays {
+		errs = append(errs, fmt.Errorf("RETENTION_DAYS must be %d to %d, got %d", audit.MinRetentionDays, audit.MaxRetentionDays, c.RetentionDays))
+	}
+	if c.MaintenanceInterval < time.Second {
+		errs = append(errs, fmt.Errorf("MAINTENANCE_INTERVAL must be at least 1s, got %s", c.MaintenanceInterval))
 	}
 	return errors.Join(errs...)
 }

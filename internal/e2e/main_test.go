@@ -1,5 +1,5 @@
-// Package e2e runs the three real binaries together, ingest-api, writer
-// and dlq-replayer, as operators run them, against the services of
+// Package e2e runs the real binaries together, ingest-api, writer,
+// dlq-replayer and auditctl, as operators run them, against the services of
 // internal/testenv: what no single binary's tests can show, such as the
 // whole pipeline over secured connections, or an identity that the API
 // signs and the writer checks.
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		}
 		s.Cleanup(func() { _ = os.RemoveAll(dir) })
 		bin = dir
-		return testenv.BuildCommands(ctx, dir, "ingest-api", "writer", "dlq-replayer")
+		return testenv.BuildCommands(ctx, dir, "ingest-api", "writer", "dlq-replayer", "auditctl")
 	}))
 }
 

@@ -43,8 +43,10 @@ var canonicalFields = func() []audit.Field {
 //
 // with the value as UTF-8 text: strings as they are; event_timestamp as
 // 2006-01-02T15:04:05.000000Z (UTC, six fractional digits); UUIDs in
-// lowercase 36-character form; integers in decimal; event_data as
-// canonical JSON (AppendCanonicalJSON). Names are framed by the NUL no
+// lowercase 36-character form; integers in decimal; actor_ip in
+// netip.Addr's canonical form (as reads return it); is_sensitive as
+// "true", and left out when false; event_data as canonical JSON
+// (AppendCanonicalJSON). Names are framed by the NUL no
 // name contains and values by their length, so every event has one
 // encoding and no two events share one; a null field and an empty string
 // differ (absent, or present with length 0). The README spells it out
@@ -99,6 +101,25 @@ func appendField(dst []byte, f *audit.Field, e *audit.Event) ([]byte, error) {
 		dst = strconv.AppendInt(dst, *n, 10)
 	case audit.KindOptSmallInt:
 		n := *f.OptSmallInt(e)
+		if n == nil {
+			return dst[:head], nil
+		}
+		dst = strconv.AppendInt(dst, int64(*n), 10)
+	case audit.KindOptAddr:
+		a := *f.Addr(e)
+		if !a.IsValid() {
+			return dst[:head], nil
+		}
+		dst = a.AppendTo(dst)
+	case audit.KindFlag:
+		// false, the default, is left out like a null, so the events
+		// stored before the flag existed keep their bytes (and version).
+		if !*f.Flag(e) {
+			return dst[:head], nil
+		}
+		dst = append(dst, "true"...)
+	case audit.KindOptInt:
+		n := *f.OptInt32(e)
 		if n == nil {
 			return dst[:head], nil
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -140,6 +142,12 @@ func TestEveryFieldIsCovered(t *testing.T) {
 		"cluster_name":        func(e *audit.Event) { e.ClusterName = ptr("") },
 		"severity":            func(e *audit.Event) { e.Severity = nil },
 		"duration_ms":         func(e *audit.Event) { e.DurationMS = ptr(int64(8)) },
+		"actor_ip":            func(e *audit.Event) { e.ActorIP = netip.MustParseAddr("2001:db8::9") },
+		"cluster_id":          func(e *audit.Event) { e.ClusterID = ptr("c-uid") },
+		"error_code":          func(e *audit.Event) { e.ErrorCode = ptr("") },
+		"error_message":       func(e *audit.Event) { e.ErrorMessage = ptr("boom") },
+		"is_sensitive":        func(e *audit.Event) { e.IsSensitive = true },
+		"retention_days":      func(e *audit.Event) { e.RetentionDays = ptr(int32(30)) },
 		"submitted_by":        func(e *audit.Event) { e.SubmittedBy = ptr("kafka:svc-gateway") },
 		"chain_seq":           func(e *audit.Event) { e.ChainSeq = ptr(int64(3)) },
 		"previous_event_hash": func(e *audit.Event) { e.PreviousEventHash = bytes.Repeat([]byte{1}, 32) },
@@ -328,4 +336,181 @@ func TestKeyRotation(t *testing.T) {
 	_, breaks = verify(integrity.NewKeys(ring), "c-1", nil, events)
 	require.Len(t, breaks, 2)
 	require.Equal(t, integrity.BreakKey, breaks[0].Kind)
+}
+
+// TestLinkVerifier: without the HMAC keys, what breaks the links is
+// found; an altered field with its hash left alone is not, which is why
+// the keyed check exists.
+func TestLinkVerifier(t *testing.T) {
+	keys, _ := newKeys(t, "k1")
+	clean := chain(t, keys, "c-1", 5)
+	clone := func() []audit.Event { return append([]audit.Event(nil), clean...) }
+	link := func(events []audit.Event) []integrity.Break {
+		v := integrity.NewLinkVerifier("c-1")
+		var breaks []integrity.Break
+		for i := range events {
+			if b := v.Check(&events[i]); b != nil {
+				breaks = append(breaks, *b)
+			}
+		}
+		_, end := v.Finish()
+		return append(breaks, end...)
+	}
+	require.Empty(t, link(clean))
+
+	for _, tc := range []struct {
+		name   string
+		tamper func([]audit.Event) []audit.Event
+		kind   integrity.BreakKind
+		seq    int64
+	}{
+		{"middle event deleted", func(ev []audit.Event) []audit.Event { return append(ev[:2], ev[3:]...) }, integrity.BreakGap, 4},
+		{"two chain_seq swapped", func(ev []audit.Event) []audit.Event {
+			ev[1].ChainSeq, ev[2].ChainSeq = ev[2].ChainSeq, ev[1].ChainSeq
+			ev[1], ev[2] = ev[2], ev[1]
+			return ev
+		}, integrity.BreakLink, 2},
+		{"an event's hash replaced", func(ev []audit.Event) []audit.Event {
+			ev[2].EventHash = bytes.Repeat([]byte{7}, 32)
+			return ev
+		}, integrity.BreakLink, 4},
+		{"chain fields erased", func(ev []audit.Event) []audit.Event {
+			ev[1].HashKeyID = nil
+			return ev
+		}, integrity.BreakUnchained, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			breaks := link(tc.tamper(clone()))
+			require.NotEmpty(t, breaks)
+			require.Equal(t, tc.kind, breaks[0].Kind, "%+v", breaks[0])
+			require.Equal(t, tc.seq, breaks[0].ChainSeq)
+		})
+	}
+
+	altered := clone()
+	altered[2].EventData = json.RawMessage(`{"i":2,"labels":{"pod":"evil"}}`)
+	require.Empty(t, link(altered), "only the keyed check sees a field change")
+	_, breaks := verify(keys, "c-1", nil, altered)
+	require.Equal(t, integrity.BreakAltered, breaks[0].Kind)
+}
+
+// TestSubset: the events of a filtered export skip chain_seq values
+// without a break, and are checked otherwise.
+func TestSubset(t *testing.T) {
+	keys, _ := newKeys(t, "k1")
+	events := chain(t, keys, "c-1", 6)
+	some := []audit.Event{events[1], events[2], events[4]}
+	run := func(v *integrity.ChainVerifier, events []audit.Event) (integrity.ChainReport, error) {
+		return v.Verify(func(fn func(*audit.Event) error) error {
+			for i := range events {
+				if err := fn(&events[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 10)
+	}
+	r, err := run(keys.NewChainVerifier("c-1", nil).Subset(), some)
+	require.NoError(t, err)
+	require.True(t, r.Valid(), "%+v", r.Breaks)
+	require.Equal(t, integrity.Summary{Events: 3, Verified: 3, FirstSeq: 2, LastSeq: 5, Truncated: true, Skipped: 2}, r.Summary)
+
+	some[1].Severity = ptr("low")
+	r, err = run(keys.NewChainVerifier("c-1", nil).Subset(), some)
+	require.NoError(t, err)
+	require.Equal(t, integrity.BreakAltered, r.Breaks[0].Kind)
+	r, err = run(integrity.NewLinkVerifier("c-1").Subset(), some)
+	require.NoError(t, err)
+	require.True(t, r.Valid())
+}
+
+// TestRetention: chain_seq values that retention removed are no break, as
+// many as it removed and where it removed them; any other missing one is.
+func TestRetention(t *testing.T) {
+	keys, _ := newKeys(t, "k1")
+	events := chain(t, keys, "c-1", 10)
+	without := func(seqs ...int64) []audit.Event {
+		var out []audit.Event
+		for _, e := range events {
+			if !slices.Contains(seqs, *e.ChainSeq) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	anchor := []integrity.Head{{Seq: 10, Hash: events[9].EventHash}}
+	tests := []struct {
+		name    string
+		events  []audit.Event
+		dropped []integrity.Dropped
+		anchors []integrity.Head
+		reach   int64
+		kind    integrity.BreakKind // "" for a valid chain
+		seq     int64
+		summary integrity.Summary
+	}{
+		{name: "the head dropped", events: without(1, 2, 3), dropped: []integrity.Dropped{{MinSeq: 1, MaxSeq: 3, Events: 3}},
+			summary: integrity.Summary{Events: 7, Verified: 7, FirstSeq: 4, LastSeq: 10, Truncated: true, Dropped: 3}},
+		{name: "events of a dropped month inside the chain", events: without(5, 7),
+			dropped: []integrity.Dropped{{MinSeq: 5, MaxSeq: 7, Events: 2}}, anchors: anchor, reach: 10,
+			summary: integrity.Summary{Events: 8, Verified: 8, FirstSeq: 1, LastSeq: 10, Dropped: 2}},
+		{name: "the head deleted, nothing dropped", events: without(1, 2), dropped: nil, kind: integrity.BreakGap, seq: 3},
+		{name: "one more deleted inside a dropped range", events: without(5, 6, 7),
+			dropped: []integrity.Dropped{{MinSeq: 5, MaxSeq: 7, Events: 2}}, kind: integrity.BreakGap, seq: 8},
+		{name: "deleted outside the dropped range", events: without(1, 2, 3, 6),
+			dropped: []integrity.Dropped{{MinSeq: 1, MaxSeq: 3, Events: 3}}, kind: integrity.BreakGap, seq: 7},
+		{name: "the checkpointed end dropped", events: without(9, 10), anchors: anchor,
+			dropped: []integrity.Dropped{{MinSeq: 9, MaxSeq: 10, Events: 2}},
+			summary: integrity.Summary{Events: 8, Verified: 8, FirstSeq: 1, LastSeq: 8, Dropped: 2}},
+		{name: "the end deleted after the last checkpoint", events: without(9, 10), reach: 10, kind: integrity.BreakCut, seq: 10},
+		{name: "every event dropped", events: nil, anchors: anchor, reach: 10,
+			dropped: []integrity.Dropped{{MinSeq: 1, MaxSeq: 6, Events: 6}, {MinSeq: 7, MaxSeq: 10, Events: 4}},
+			summary: integrity.Summary{Dropped: 10}},
+		{name: "every event deleted", events: nil, anchors: anchor, kind: integrity.BreakCut, seq: 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := keys.NewChainVerifier("c-1", tc.anchors).Retention(tc.dropped).Reaches(integrity.Head{Seq: tc.reach})
+			r, err := v.Verify(func(fn func(*audit.Event) error) error {
+				for i := range tc.events {
+					if err := fn(&tc.events[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, 5)
+			require.NoError(t, err)
+			if tc.kind == "" {
+				require.True(t, r.Valid(), "%+v", r.Breaks)
+				require.Equal(t, tc.summary, r.Summary)
+				return
+			}
+			require.False(t, r.Valid())
+			require.Equal(t, tc.kind, r.Breaks[0].Kind, "%+v", r.Breaks[0])
+			require.Equal(t, tc.seq, r.Breaks[0].ChainSeq, "%+v", r.Breaks[0])
+			require.Contains(t, r.Breaks[0].Message, "deleted")
+		})
+	}
+}
+
+// TestVerifyKeepsTheFirstBreaks: memory stays bounded however broken the
+// chain is; the rest are counted.
+func TestVerifyKeepsTheFirstBreaks(t *testing.T) {
+	keys, _ := newKeys(t, "k1")
+	events := chain(t, keys, "c-1", 20)
+	for i := range events {
+		events[i].EventAction = "forged"
+	}
+	r, err := keys.NewChainVerifier("c-1", nil).Verify(func(fn func(*audit.Event) error) error {
+		for i := range events {
+			if err := fn(&events[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, 3)
+	require.NoError(t, err)
+	require.Len(t, r.Breaks, 3)
+	require.Equal(t, int64(17), r.MoreBreaks)
+	require.Equal(t, []int64{1, 2, 3}, []int64{r.Breaks[0].ChainSeq, r.Breaks[1].ChainSeq, r.Breaks[2].ChainSeq})
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -189,6 +191,28 @@ func (c *SignedCheckpoint) Verify(pub ed25519.PublicKey) error {
 		return fmt.Errorf("%w: checkpoint %d", ErrCheckpointSignature, c.ID)
 	}
 	return nil
+}
+
+// VerifyWith checks the signature with the key of keys it names.
+func (c *SignedCheckpoint) VerifyWith(keys *PublicKeys) error {
+	pub, ok := keys.Lookup(c.KeyFingerprint)
+	if !ok {
+		return fmt.Errorf("%w: checkpoint %d names key %s, not one of %s", ErrCheckpointKey, c.ID, c.KeyFingerprint,
+			strings.Join(keys.Fingerprints(), ", "))
+	}
+	return c.Verify(pub)
+}
+
+// HeadOf returns the head c recorded for correlationID (Heads are sorted
+// by correlation_id, bytewise).
+func (c *SignedCheckpoint) HeadOf(correlationID string) (Head, bool) {
+	i, ok := slices.BinarySearchFunc(c.Heads, correlationID, func(h CheckpointHead, id string) int {
+		return strings.Compare(h.CorrelationID, id)
+	})
+	if !ok {
+		return Head{}, false
+	}
+	return c.Heads[i].Head, true
 }
 
 // VerifyNext checks that c directly follows prev in the sequence: the next

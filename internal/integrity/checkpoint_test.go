@@ -151,3 +151,28 @@ func newSigner(t *testing.T) *integrity.Signer {
 	require.NoError(t, err)
 	return s
 }
+
+// TestCheckpointWithKeySet: a checkpoint verifies with the key of the set
+// it names, and names the set when it is signed by none of them; HeadOf
+// finds a chain's head.
+func TestCheckpointWithKeySet(t *testing.T) {
+	signer, err := integrity.ParseSigner([]byte(opensslPrivate))
+	require.NoError(t, err)
+	c, err := integrity.SignCheckpoint(signer, testCheckpoint(1, nil))
+	require.NoError(t, err)
+	_, otherPub := integrity.GenerateSigningKey()
+	both, err := integrity.ParsePublicKeys(append([]byte(opensslPublic), otherPub...))
+	require.NoError(t, err)
+	require.NoError(t, c.VerifyWith(both))
+	other, err := integrity.ParsePublicKeys(otherPub)
+	require.NoError(t, err)
+	err = c.VerifyWith(other)
+	require.ErrorIs(t, err, integrity.ErrCheckpointKey)
+	require.ErrorContains(t, err, other.Fingerprints()[0])
+
+	h, ok := c.HeadOf("rr-2025-002\n\"é")
+	require.True(t, ok)
+	require.Equal(t, int64(100), h.Seq)
+	_, ok = c.HeadOf("rr-2025-000")
+	require.False(t, ok)
+}

@@ -23,7 +23,10 @@
 // Keys (the HMAC keys of INTEGRITY_KEYS_FILE, in internal/keyring's format)
 // link with the last key and verify with any, so rotation is adding a key.
 // ChainVerifier checks a chain in chain_seq order in constant memory and
-// names each break (BreakKind).
+// names each break (BreakKind); without the keys (NewLinkVerifier) it
+// checks the links alone, as a holder of a public key can. Given what
+// retention removed (Retention) it tells a dropped partition from a
+// deletion.
 //
 // # Checkpoints
 //
@@ -35,9 +38,17 @@
 // is elsewhere. The document is self-describing JSON; the signature covers
 // its canonical JSON without the signature member.
 //
+// # Signed exports
+//
+// ExportWriter writes an export (ndjson, or the seed system's json shape)
+// in constant memory, checking each event's chain as it goes, and ends it
+// with metadata whose Ed25519 signature covers the SHA-256 of every byte
+// before it; VerifyExport checks such a file offline (ExportMetadata
+// describes the layout).
+//
 // # Signing keys
 //
-// Signer, LoadSigner, ParsePublicKey, MarshalPublicKey and
+// Signer, LoadSigner, ParsePublicKey, MarshalPublicKey, PublicKeys and
 // GenerateSigningKey handle PEM PKCS#8 Ed25519 private keys (as
 // `openssl genpkey -algorithm ed25519` writes them) and PEM PKIX public
 // keys, for CHECKPOINT_SIGNING_KEY_FILE and EXPORT_SIGNING_KEY_FILE.

@@ -9,7 +9,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 )
 
 // Signer signs with an Ed25519 private key: checkpoints
@@ -99,6 +101,68 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	return loadPEM(path, "public key", ParsePublicKey)
 }
+
+// PublicKeys are the Ed25519 public keys a verifier accepts, found by the
+// fingerprint a signed document names: after a change of signing key,
+// documents signed before and after both verify.
+type PublicKeys struct {
+	keys map[string]ed25519.PublicKey
+	pem  []byte
+}
+
+// ParsePublicKeys reads one or more PEM "PUBLIC KEY" blocks (a file of
+// concatenated public keys, the current one last).
+func ParsePublicKeys(data []byte) (*PublicKeys, error) {
+	p := &PublicKeys{keys: map[string]ed25519.PublicKey{}}
+	for rest := data; ; {
+		block, next := pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		pub, err := ParsePublicKey(pem.EncodeToMemory(block))
+		if err != nil {
+			return nil, err
+		}
+		p.keys[KeyFingerprint(pub)] = pub
+		p.pem = append(p.pem, MarshalPublicKey(pub)...)
+		rest = next
+	}
+	if len(p.keys) == 0 {
+		return nil, errors.New(`no PEM "PUBLIC KEY" block`)
+	}
+	return p, nil
+}
+
+// LoadPublicKeys reads the PEM public keys of every file in paths.
+func LoadPublicKeys(paths ...string) (*PublicKeys, error) {
+	var all []byte
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("public key: %w", err)
+		}
+		if _, err := ParsePublicKeys(data); err != nil {
+			return nil, fmt.Errorf("public key %s: %w", path, err)
+		}
+		all = append(all, data...)
+	}
+	return ParsePublicKeys(all)
+}
+
+// Lookup returns the key of fingerprint (KeyFingerprint).
+func (p *PublicKeys) Lookup(fingerprint string) (ed25519.PublicKey, bool) {
+	k, ok := p.keys[fingerprint]
+	return k, ok
+}
+
+// Fingerprints lists the keys, for messages.
+func (p *PublicKeys) Fingerprints() []string {
+	return slices.Sorted(maps.Keys(p.keys))
+}
+
+// PEM is every key as a PEM "PUBLIC KEY" block, in the order read: what
+// GET /api/v1/audit/checkpoints/public-key serves.
+func (p *PublicKeys) PEM() []byte { return p.pem }
 
 // KeyFingerprint names a public key: the lowercase hex SHA-256 of its 32
 // bytes. Signed documents carry it, so a verifier holding several keys

@@ -87,3 +87,35 @@ BluVMXm1DlwRrhozaG/BzlMukQahRANCAAQz4OPa2/+UpR5U26mxIrCBNRg4+scp
 	_, err = integrity.ParsePublicKey([]byte(opensslPrivate))
 	require.ErrorContains(t, err, "PUBLIC KEY")
 }
+
+// TestPublicKeys: a file of several public keys (after a change of
+// signing key) verifies the documents of each, and is served as read.
+func TestPublicKeys(t *testing.T) {
+	_, second := integrity.GenerateSigningKey()
+	dir := t.TempDir()
+	old, current := filepath.Join(dir, "old.pub.pem"), filepath.Join(dir, "current.pub.pem")
+	require.NoError(t, os.WriteFile(old, []byte(opensslPublic), 0o644))
+	require.NoError(t, os.WriteFile(current, second, 0o644))
+	keys, err := integrity.LoadPublicKeys(old, current)
+	require.NoError(t, err)
+	require.Equal(t, opensslPublic+string(second), string(keys.PEM()))
+	require.Len(t, keys.Fingerprints(), 2)
+	pub, err := integrity.ParsePublicKey([]byte(opensslPublic))
+	require.NoError(t, err)
+	got, ok := keys.Lookup(integrity.KeyFingerprint(pub))
+	require.True(t, ok)
+	require.Equal(t, pub, got)
+	_, ok = keys.Lookup("00")
+	require.False(t, ok)
+
+	both, err := integrity.ParsePublicKeys(keys.PEM())
+	require.NoError(t, err)
+	require.Equal(t, keys.Fingerprints(), both.Fingerprints())
+
+	_, err = integrity.ParsePublicKeys([]byte("not a key"))
+	require.ErrorContains(t, err, "PUBLIC KEY")
+	_, err = integrity.ParsePublicKeys([]byte(opensslPrivate))
+	require.ErrorContains(t, err, "PUBLIC KEY")
+	_, err = integrity.LoadPublicKeys(filepath.Join(dir, "missing.pem"))
+	require.ErrorContains(t, err, "missing.pem")
+}

@@ -24,6 +24,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/keyring"
 )
@@ -117,6 +118,15 @@ func (k *Keys) SubmittedBy(headers []kafka.Header, id string, value []byte) stri
 		return principal
 	}
 	return Unverified + principal
+}
+
+// FromSystem reports whether a record SubmittedBy named submittedBy comes
+// from auditstream itself (audit.SystemPrincipal), the only sender allowed
+// the reserved category auditstream: its signature verified, or, with
+// signing disabled, where no name verifies, it claims to be the system,
+// which the stored kafka: prefix shows for what it is.
+func (k *Keys) FromSystem(submittedBy string) bool {
+	return submittedBy == audit.SystemPrincipal || k == nil && submittedBy == Unverified+audit.SystemPrincipal
 }
 
 // Result names what SubmittedBy decided, for metrics: verified, unverified

@@ -51,7 +51,9 @@ const (
 	insertCheckpoints = `INSERT INTO integrity_checkpoints (id, created_at, heads, previous_hash, hash, document)
 	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::bytea[], $5::bytea[], $6::bytea[])`
 
-	coverHeads = `UPDATE chain_heads AS h SET checkpoint_id = u.checkpoint, pending_since = NULL
+	// last_checkpoint_id stays when a writer moves the head: it is the
+	// anchor verify-chain looks up.
+	coverHeads = `UPDATE chain_heads AS h SET checkpoint_id = u.checkpoint, last_checkpoint_id = u.checkpoint, pending_since = NULL
 	FROM unnest($1::text[], $2::bigint[]) AS u(id, checkpoint)
 	WHERE h.correlation_id = u.id`
 

@@ -70,6 +70,14 @@ var eventOIDs = func() []uint32 {
 			oids[i] = pgtype.ByteaOID
 		case audit.KindOptSmallInt:
 			oids[i] = pgtype.Int2OID
+		case audit.KindOptInt:
+			oids[i] = pgtype.Int4OID
+		case audit.KindDate:
+			oids[i] = pgtype.DateOID
+		case audit.KindOptAddr:
+			oids[i] = pgtype.InetOID
+		case audit.KindFlag:
+			oids[i] = pgtype.BoolOID
 		default:
 			panic("store: " + f.Name + ": no column type for its kind")
 		}

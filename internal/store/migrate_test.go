@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -82,25 +83,9 @@ func TestMigrateRetryingRetriesAnUnreachableServer(t *testing.T) {
 // migration removes the columns again.
 func TestSubmittedByMigration(t *testing.T) {
 	ctx := t.Context()
-	db := testenv.NewPostgres(t)
-	_, err := Migrate(ctx, db.URL(), zap.NewNop())
-	require.NoError(t, err)
-	require.NoError(t, db.Exec(ctx, downTo(t, 4)))
-
-	s := openStore(t, db.URL())
-	before := testEvent("migration-000005", time.Now())
-	// As a binary of schema version 4 (the one before 000005) stores them:
-	// no submitted_by column.
-	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
-		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
-		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
-			correlation_id, event_data) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', 'migration-000005', '{}');
-		INSERT INTO notification_audit (notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
-			VALUES ('migration-000005', 'r', 'x@example.com', 'email', 'm', 'sent', now())`, before.EventID)))
-
-	v, err := Migrate(ctx, db.URL(), zap.NewNop())
-	require.NoError(t, err)
-	require.Equal(t, latestVersion, v)
+	// Stored as a binary of schema version 4 (the one before 000005)
+	// stores them: no submitted_by column.
+	s, _, _ := migratedAfterRows(t, 4, "migration-000005")
 	var n int
 	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_events WHERE correlation_id = 'migration-000005'
 		AND submitted_by IS NULL) + (SELECT count(*) FROM notification_audit WHERE notification_id = 'migration-000005'
@@ -108,7 +93,7 @@ func TestSubmittedByMigration(t *testing.T) {
 	require.Equal(t, 2, n, "the rows stay, with no submitter")
 
 	after := testEvent("migration-000005", time.Now())
-	_, err = s.Write(ctx, []audit.Event{after}, nil)
+	_, err := s.Write(ctx, []audit.Event{after}, nil)
 	require.NoError(t, err)
 	require.Equal(t, after.SubmittedBy, loadEvent(t, s.Pool(), after.EventID).SubmittedBy)
 }
@@ -131,6 +116,56 @@ func downTo(t *testing.T, version uint) string {
 		sql = append(sql, string(b))
 	}
 	return strings.Join(append(sql, fmt.Sprintf("UPDATE schema_migrations SET version = %d", version)), ";\n")
+}
+
+// migratedAfterRows is a database where a binary of schema version stored
+// an event and a notification of correlation corr (with only the columns
+// every version has), before it was migrated to the latest version.
+func migratedAfterRows(t *testing.T, version uint, corr string) (*Store, *testenv.Postgres, audit.Event) {
+	t.Helper()
+	ctx := t.Context()
+	db := testenv.NewPostgres(t)
+	_, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, db.Exec(ctx, downTo(t, version)))
+	before := testEvent(corr, time.Now())
+	require.NoError(t, db.Exec(ctx, fmt.Sprintf(`SELECT audit_events_ensure_partition(now());
+		INSERT INTO audit_event_ids VALUES ('%[1]s', now());
+		INSERT INTO audit_events (event_id, event_timestamp, version, event_type, event_category, event_action, event_outcome,
+			correlation_id, event_data) VALUES ('%[1]s', now(), '1', 't', 'gateway', 'a', 'success', '%[2]s', '{}');
+		INSERT INTO notification_audit (notification_id, remediation_id, recipient, channel, message_summary, status, sent_at)
+			VALUES ('%[2]s', 'r', 'x@example.com', 'email', 'm', 'sent', now())`, before.EventID, corr)))
+	v, err := Migrate(ctx, db.URL(), zap.NewNop())
+	require.NoError(t, err)
+	require.Equal(t, latestVersion, v)
+	return openStore(t, db.URL()), db, before
+}
+
+// TestLifecycleMigration: 000007 applies to a database that already holds
+// events and notifications: their new columns read as never given
+// (is_sensitive false, the rest null), the rows stay append-only, and the
+// new values are stored from then on.
+func TestLifecycleMigration(t *testing.T) {
+	ctx := t.Context()
+	s, db, before := migratedAfterRows(t, 5, "migration-000007")
+	old := loadEvent(t, s.Pool(), before.EventID)
+	require.False(t, old.IsSensitive)
+	require.False(t, old.ActorIP.IsValid())
+	require.Nil(t, old.ClusterID)
+	require.Nil(t, old.RetentionDays)
+
+	after := testEvent("migration-000007", time.Now())
+	after.ActorIP, after.IsSensitive, after.RetentionDays = netip.MustParseAddr("192.0.2.1"), true, new(int32(30))
+	_, err := s.Write(ctx, []audit.Event{after}, nil)
+	require.NoError(t, err)
+	stored := loadEvent(t, s.Pool(), after.EventID)
+	require.Equal(t, after.ActorIP, stored.ActorIP)
+	require.True(t, stored.IsSensitive)
+	require.Equal(t, int32(30), *stored.RetentionDays)
+
+	require.Error(t, db.Exec(ctx, `UPDATE notification_audit SET notification_id = 'x' WHERE notification_id = 'migration-000007'`))
+	require.NoError(t, db.Exec(ctx, `UPDATE notification_audit SET channel = 'teams' WHERE notification_id = 'migration-000007'`),
+		"delivery columns may change, and teams is a channel now")
 }
 
 // TestHashChainMigration: 000006 applies to a database that already holds

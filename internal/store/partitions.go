@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/internal/backoff"
 )
 
 // maxPartitionsPerCall caps EnsurePartitions: a range wider than this many
@@ -100,15 +102,13 @@ func (s *Store) ensureMonths(ctx context.Context, months []time.Time) error {
 	return nil
 }
 
-// RunPartitionMaintenance keeps the partitions of the current month and the
-// configured months ahead in place: at once, then hourly, until ctx ends
-// (then it returns nil). A failure, such as the database being down, is
-// logged and tried again a minute later; it never stops the loop.
-func (s *Store) RunPartitionMaintenance(ctx context.Context) error {
-	return s.runPeriodically(ctx, partitionMaintenanceInterval, "partition maintenance", func(ctx context.Context) error {
-		now := time.Now()
-		return s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0))
-	})
+// EnsurePartitionsAhead creates the partitions of the current month and
+// the configured months ahead (Config.PartitionsAhead) that are missing,
+// so that a month never starts without its partition. The writer's
+// maintenance loop calls it (internal/lifecycle).
+func (s *Store) EnsurePartitionsAhead(ctx context.Context) error {
+	now := time.Now()
+	return s.EnsurePartitions(ctx, now, now.AddDate(0, s.ahead, 0))
 }
 
 // runPeriodically runs fn at once and then every interval until ctx ends
@@ -116,19 +116,7 @@ func (s *Store) RunPartitionMaintenance(ctx context.Context) error {
 // logged as what failed and tried again after maintenanceRetryInterval; it
 // never stops the loop.
 func (s *Store) runPeriodically(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		wait := interval
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			wait = maintenanceRetryInterval
-			s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
-		}
-		timer.Reset(wait)
-	}
+	return backoff.Every(ctx, interval, maintenanceRetryInterval, fn, func(err error, wait time.Duration) {
+		s.log.Warn(what+" failed", zap.Error(err), zap.Duration("retry_in", wait))
+	})
 }

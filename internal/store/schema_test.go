@@ -29,6 +29,9 @@ var columnOf = map[audit.Kind]column{
 	audit.KindObject:      {dataType: "jsonb", nullable: "NO"},
 	audit.KindOptHash:     {dataType: "bytea", nullable: "YES"},
 	audit.KindOptSmallInt: {dataType: "smallint", nullable: "YES"},
+	audit.KindOptAddr:     {dataType: "inet", nullable: "YES"},
+	audit.KindFlag:        {dataType: "boolean", nullable: "NO"},
+	audit.KindOptInt:      {dataType: "integer", nullable: "YES"},
 }
 
 // TestFieldTableMatchesSchema checks audit's field table against the
@@ -42,15 +45,26 @@ func TestFieldTableMatchesSchema(t *testing.T) {
 		FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'audit_events'`)
 	require.NoError(t, err)
 	got := map[string]column{}
-	var filled []string // by the writer: neither generated nor defaulted
+	fields := map[string]audit.Kind{}
+	for _, f := range audit.EventFields() {
+		fields[f.Name] = f.Kind
+	}
+	// By the writer: neither generated nor defaulted, or a field whose
+	// column has a default all the same (a flag's, for rows stored before
+	// it existed).
+	var filled []string
 	for rows.Next() {
 		var name string
 		var c column
 		var defaulted bool
 		require.NoError(t, rows.Scan(&name, &c.dataType, &c.maxLength, &c.nullable, &c.generated, &defaulted))
 		got[name] = c
-		if c.generated == "NEVER" && !defaulted {
+		kind, isField := fields[name]
+		if c.generated == "NEVER" && (!defaulted || isField) {
 			filled = append(filled, name)
+		}
+		if defaulted && isField {
+			require.Equal(t, audit.KindFlag, kind, "%s: only a flag's column has a default (false, its kind's)", name)
 		}
 	}
 	require.NoError(t, rows.Err())

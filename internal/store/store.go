@@ -40,15 +40,9 @@ const (
 	DefaultPartitionsAhead = 3
 )
 
-// partitionMaintenanceInterval: how often RunPartitionMaintenance makes sure
-// the months ahead exist. Hourly is far more often than months change and
-// costs one cheap query.
-// After a failure (database down) the maintenance loops try again sooner,
-// after maintenanceRetryInterval.
-const (
-	partitionMaintenanceInterval = time.Hour
-	maintenanceRetryInterval     = time.Minute
-)
+// maintenanceRetryInterval: after a failure (database down) the store's
+// periodic loops try again this soon.
+const maintenanceRetryInterval = time.Minute
 
 // Config configures Open. Only URL is required.
 type Config struct {
@@ -60,7 +54,7 @@ type Config struct {
 	// DefaultConnectTimeout, unless URL sets connect_timeout).
 	ConnectTimeout time.Duration
 	// PartitionsAhead is how many months after the current one
-	// RunPartitionMaintenance keeps partitioned (default
+	// EnsurePartitionsAhead keeps partitioned (default
 	// DefaultPartitionsAhead).
 	PartitionsAhead int
 	// Log receives the store's own messages (default: none).

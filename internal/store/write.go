@@ -73,6 +73,12 @@ func EventRow(e *audit.Event) []any {
 			row[i] = *f.OptInt(e)
 		case audit.KindObject:
 			row[i] = []byte(*f.Raw(e))
+		case audit.KindOptAddr:
+			row[i] = *f.Addr(e) // the zero Addr encodes as NULL
+		case audit.KindFlag:
+			row[i] = *f.Flag(e)
+		case audit.KindOptInt:
+			row[i] = *f.OptInt32(e)
 		case audit.KindOptHash:
 			// pgx writes a nil slice as NULL and an empty one as an empty
 			// bytea: previous_event_hash of chain_seq 1.

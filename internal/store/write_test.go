@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -39,6 +40,12 @@ func testEvent(corr string, ts time.Time) audit.Event {
 		ClusterName:    ptr("c1"),
 		Severity:       ptr("info"),
 		DurationMS:     ptr(int64(12)),
+		ActorIP:        netip.MustParseAddr("2001:db8::7"),
+		ClusterID:      ptr("cluster-uid-1"),
+		ErrorCode:      ptr("E42"),
+		ErrorMessage:   ptr("disk full"),
+		IsSensitive:    true,
+		RetentionDays:  ptr(int32(90)),
 		EventData:      json.RawMessage(`{"a":1,"b":[true,null,"x"]}`),
 		SubmittedBy:    ptr("svc-store-test"),
 	}
@@ -62,17 +69,23 @@ func testNotification(notificationID string) audit.Notification {
 
 const selectEventSQL = `SELECT event_id, version, event_type, event_timestamp, event_category, event_action,
 	event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id, parent_event_id,
-	namespace, cluster_name, severity, duration_ms, event_data, submitted_by
+	namespace, cluster_name, severity, duration_ms, event_data, submitted_by,
+	actor_ip, cluster_id, error_code, error_message, is_sensitive, retention_days
 	FROM audit_events WHERE event_id = $1`
 
 func loadEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) audit.Event {
 	t.Helper()
 	var e audit.Event
 	var data []byte
+	var ip *netip.Prefix
 	require.NoError(t, pool.QueryRow(t.Context(), selectEventSQL, id).Scan(
 		&e.EventID, &e.Version, &e.EventType, &e.EventTimestamp, &e.EventCategory, &e.EventAction,
 		&e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ResourceType, &e.ResourceID,
-		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data, &e.SubmittedBy))
+		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data, &e.SubmittedBy,
+		&ip, &e.ClusterID, &e.ErrorCode, &e.ErrorMessage, &e.IsSensitive, &e.RetentionDays))
+	if ip != nil {
+		e.ActorIP = ip.Addr()
+	}
 	e.EventTimestamp = e.EventTimestamp.UTC()
 	e.EventData = data
 	return e

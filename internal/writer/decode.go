@@ -37,6 +37,11 @@ func (w *Writer) decode(msg *kafka.Message) item {
 			return it
 		}
 		ev.SubmittedBy = w.submittedBy(msg, signedID(ev.EventID))
+		if ev.EventCategory == audit.SystemCategory && !w.cfg.Submitters.FromSystem(*ev.SubmittedBy) {
+			it.poison = fmt.Sprintf("invalid audit event: event_category: %s is reserved for auditstream's own events, "+
+				"and this one was submitted by %s", audit.SystemCategory, *ev.SubmittedBy)
+			return it
+		}
 		if ev.EventID == [16]byte{} {
 			ev.EventID = deterministicID(msg)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -311,6 +312,12 @@ func fullEvent(corr string) audit.Event {
 		ClusterName:    ptr("eu-1"),
 		Severity:       ptr("warning"),
 		DurationMS:     ptr(int64(1500)),
+		ActorIP:        netip.MustParseAddr("192.0.2.44"),
+		ClusterID:      ptr("cluster-uid-9"),
+		ErrorCode:      ptr("E_QUOTA"),
+		ErrorMessage:   ptr("quota exceeded"),
+		IsSensitive:    true,
+		RetentionDays:  ptr(int32(400)),
 		EventData:      []byte(`{"nested":{"k":[1,2.5,"ü"]},"flag":true}`),
 	}
 }
@@ -341,7 +348,8 @@ func notificationRecord(topic string, n audit.Notification) *kgo.Record {
 
 const selectEventSQL = `SELECT event_id, version, event_type, event_timestamp, event_category, event_action,
 	event_outcome, correlation_id, actor_type, actor_id, resource_type, resource_id, parent_event_id,
-	namespace, cluster_name, severity, duration_ms, event_data, event_date::text
+	namespace, cluster_name, severity, duration_ms, event_data, event_date::text,
+	host(actor_ip), cluster_id, error_code, error_message, is_sensitive, retention_days
 	FROM audit_events WHERE event_id = $1`
 
 // loadEvent reads a stored event back, with its event_date.
@@ -350,10 +358,15 @@ func loadEvent(t *testing.T, id uuid.UUID) (audit.Event, string) {
 	var e audit.Event
 	var data []byte
 	var date string
+	var ip *string
 	require.NoError(t, env.db.Pool().QueryRow(t.Context(), selectEventSQL, id).Scan(
 		&e.EventID, &e.Version, &e.EventType, &e.EventTimestamp, &e.EventCategory, &e.EventAction,
 		&e.EventOutcome, &e.CorrelationID, &e.ActorType, &e.ActorID, &e.ResourceType, &e.ResourceID,
-		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data, &date))
+		&e.ParentEventID, &e.Namespace, &e.ClusterName, &e.Severity, &e.DurationMS, &data, &date,
+		&ip, &e.ClusterID, &e.ErrorCode, &e.ErrorMessage, &e.IsSensitive, &e.RetentionDays))
+	if ip != nil {
+		e.ActorIP = netip.MustParseAddr(*ip)
+	}
 	e.EventTimestamp = e.EventTimestamp.UTC()
 	e.EventData = data
 	return e, date

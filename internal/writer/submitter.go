@@ -11,6 +11,9 @@ import (
 // header (internal/provenance).
 type submitters interface {
 	SubmittedBy(headers []kafka.Header, id string, value []byte) string
+	// FromSystem says whether that submitter is auditstream itself, the
+	// only one whose events of category auditstream are stored.
+	FromSystem(submittedBy string) bool
 }
 
 // submittedBy is who submitted msg, whose id the API would have signed is

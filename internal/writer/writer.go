@@ -170,6 +170,9 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if cfg.Submitters == nil {
 		cfg.Submitters = (*provenance.Keys)(nil)
 	}
+	// The writer reads the system's own events too, and decides on their
+	// sender (decode); it is not a setting.
+	cfg.Rules.AcceptSystemCategory = true
 	w := &Writer{cfg: cfg, consumer: consumer, brokers: kcfg.Brokers, rows: st, dlq: dlq, log: log, metrics: m.m, now: time.Now,
 		tracer: cfg.Tracing.Tracer("github.com/auditstream/auditstream/internal/writer")}
 	if cfg.Tracing.Enabled() {

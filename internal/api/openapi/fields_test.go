@@ -26,6 +26,9 @@ var propertyOf = map[audit.Kind]struct{ typ, format string }{
 	audit.KindObject:      {openapi3.TypeObject, ""},
 	audit.KindOptHash:     {openapi3.TypeString, ""},
 	audit.KindOptSmallInt: {openapi3.TypeInteger, "int32"},
+	audit.KindOptAddr:     {openapi3.TypeString, ""},
+	audit.KindFlag:        {openapi3.TypeBoolean, ""},
+	audit.KindOptInt:      {openapi3.TypeInteger, "int32"},
 }
 
 // TestSchemasMatchFieldTable checks the served document against audit's
@@ -54,7 +57,7 @@ func TestSchemasMatchFieldTable(t *testing.T) {
 				assert.Equal(t, want.format, s.Value.Format, "AuditEvent.%s format", f.Name)
 			}
 			optional := f.Kind == audit.KindOptText || f.Kind == audit.KindOptUUID || f.Kind == audit.KindOptCount ||
-				f.Kind == audit.KindOptHash || f.Kind == audit.KindOptSmallInt
+				f.Kind == audit.KindOptAddr || f.Kind == audit.KindOptInt || f.Kind == audit.KindOptHash || f.Kind == audit.KindOptSmallInt
 			assert.Equal(t, optional, s.Value.Nullable, "AuditEvent.%s nullable", f.Name)
 		}
 		if f.Source != audit.Request {
@@ -74,7 +77,7 @@ func TestSchemasMatchFieldTable(t *testing.T) {
 			assert.Equal(t, want.format, p.Value.Format, "AuditEventRequest.%s format", f.Name)
 		}
 		switch f.Kind {
-		case audit.KindText, audit.KindOptText:
+		case audit.KindText, audit.KindOptText, audit.KindOptAddr:
 			if assert.NotNil(t, p.Value.MaxLength, "AuditEventRequest.%s maxLength", f.Name) {
 				assert.EqualValues(t, f.MaxLen, *p.Value.MaxLength, "AuditEventRequest.%s maxLength", f.Name)
 			}
@@ -95,6 +98,12 @@ func TestSchemasMatchFieldTable(t *testing.T) {
 			if assert.NotNil(t, p.Value.Min, "AuditEventRequest.%s minimum", f.Name) {
 				assert.Zero(t, *p.Value.Min, "AuditEventRequest.%s minimum", f.Name)
 			}
+		case audit.KindOptInt:
+			if assert.NotNil(t, p.Value.Min, "AuditEventRequest.%s minimum", f.Name) &&
+				assert.NotNil(t, p.Value.Max, "AuditEventRequest.%s maximum", f.Name) {
+				assert.EqualValues(t, f.Min, *p.Value.Min, "AuditEventRequest.%s minimum", f.Name)
+				assert.EqualValues(t, f.Max, *p.Value.Max, "AuditEventRequest.%s maximum", f.Name)
+			}
 		}
 	}
 	assert.ElementsMatch(t, requestNames, keys(request.Properties), "AuditEventRequest properties")
@@ -109,7 +118,7 @@ func TestSchemasMatchFieldTable(t *testing.T) {
 			params = append(params, p.Value.Name)
 		}
 	}
-	assert.ElementsMatch(t, append(filterNames, "since", "until", "limit", "offset", "cursor"), params)
+	assert.ElementsMatch(t, append(filterNames, "detail_key", "detail_value", "since", "until", "limit", "offset", "cursor"), params)
 	require.NoError(t, doc.Validate(context.Background()))
 }
 

@@ -63,7 +63,17 @@ func TestOperations(t *testing.T) {
 		{http.MethodGet, "/api/v1/audit/events/histogram", "getAuditEventsHistogram", "Audit Write API",
 			[]string{"200", "400", "401", "403", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/whoami", "getWhoAmI", "Audit Write API", []string{"200", "401", "429"}},
+		{http.MethodPost, "/api/v1/audit/legal-hold", "placeLegalHold", "Legal Hold",
+			[]string{"200", "400", "401", "403", "404", "409", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/legal-hold", "listLegalHolds", "Legal Hold",
+			[]string{"200", "401", "403", "429", "500", "503"}},
+		{http.MethodDelete, "/api/v1/audit/legal-hold/{correlation_id}", "releaseLegalHold", "Legal Hold",
+			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
 		{http.MethodGet, "/api/v1/audit/health", "getHealthDetails", "Operations", []string{"200", "401", "403", "429", "503"}},
+		{http.MethodPost, "/api/v1/audit/verify-chain", "verifyChain", "Integrity",
+			[]string{"200", "400", "401", "403", "404", "413", "415", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/export", "exportAuditEvents", "Integrity", []string{"200", "400", "401", "403", "429", "500", "503"}},
+		{http.MethodGet, "/api/v1/audit/checkpoints/public-key", "getCheckpointPublicKey", "Integrity", []string{"200", "503"}},
 		{http.MethodGet, "/health", "getHealth", "Operations", []string{"200", "503"}},
 		{http.MethodGet, "/health/live", "getLiveness", "Operations", []string{"200"}},
 		{http.MethodGet, "/health/ready", "getReadiness", "Operations", []string{"200", "503"}},
@@ -100,7 +110,7 @@ func TestOperations(t *testing.T) {
 				if assert.NotNil(t, h, "X-Request-ID header on %s", code) {
 					assert.True(t, h.Value.Required)
 				}
-				if strings.HasPrefix(code, "4") || (strings.HasPrefix(code, "5") && w.tag == "Audit Write API") {
+				if strings.HasPrefix(code, "4") || (strings.HasPrefix(code, "5") && w.tag != "Operations") {
 					mt := r.Value.Content["application/problem+json"]
 					if assert.NotNil(t, mt, "%s is a problem", code) {
 						assert.Equal(t, "#/components/schemas/RFC7807Problem", mt.Schema.Ref)
@@ -168,7 +178,7 @@ func TestReadOperations(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"event_type", "event_category", "event_outcome", "severity",
-		"correlation_id", "actor_id", "resource_type", "resource_id", "namespace",
+		"correlation_id", "actor_id", "resource_type", "resource_id", "namespace", "detail_key", "detail_value",
 		"since", "until", "limit", "offset", "cursor"}, names)
 
 	assert.ElementsMatch(t, []any{"success", "failure", "pending"}, params["event_outcome"].Schema.Value.Enum)
@@ -362,7 +372,7 @@ func TestResponseDetails(t *testing.T) {
 	for _, kind := range []string{
 		"validation-error", "malformed-request", "payload-too-large", "unsupported-media-type",
 		"duplicate-notification", "kafka-unavailable", "spool-full", "spool-unavailable", "not-found", "method-not-allowed",
-		"internal-error", "invalid-query-parameter", "database-unavailable",
+		"internal-error", "invalid-query-parameter", "database-unavailable", "integrity-not-configured", "export-busy",
 	} {
 		assert.Contains(t, desc, "`"+kind+"`")
 	}
@@ -398,11 +408,12 @@ func TestSchemaRules(t *testing.T) {
 		assert.NotContains(t, reqFields, field, "never from the request")
 	}
 	for _, field := range append([]string{"actor_type", "actor_id", "resource_type", "resource_id", "parent_event_id",
-		"namespace", "cluster_name", "severity", "duration_ms", "submitted_by"}, chain...) {
+		"namespace", "cluster_name", "severity", "duration_ms", "actor_ip", "cluster_id", "error_code", "error_message",
+		"retention_days", "submitted_by"}, chain...) {
 		assert.True(t, ae.Properties[field].Value.Nullable, field)
 	}
 	for _, field := range []string{"event_id", "version", "event_type", "event_timestamp", "event_date",
-		"event_category", "event_action", "event_outcome", "correlation_id", "event_data"} {
+		"event_category", "event_action", "event_outcome", "correlation_id", "is_sensitive", "event_data"} {
 		assert.False(t, ae.Properties[field].Value.Nullable, field)
 	}
 	assert.Equal(t, "uuid", ae.Properties["event_id"].Value.Format)
@@ -831,6 +842,12 @@ const sampleQueryResponse = `{
       "cluster_name": null,
       "severity": null,
       "duration_ms": null,
+      "actor_ip": null,
+      "cluster_id": null,
+      "error_code": null,
+      "error_message": null,
+      "is_sensitive": false,
+      "retention_days": null,
       "submitted_by": "kafka:unknown",
       "chain_seq": null,
       "previous_event_hash": null,
@@ -858,6 +875,12 @@ const sampleQueryResponse = `{
       "cluster_name": "prod-eu-1",
       "severity": "critical",
       "duration_ms": 1,
+      "actor_ip": "2001:db8::7",
+      "cluster_id": "c-uid-1",
+      "error_code": "E42",
+      "error_message": "disk full",
+      "is_sensitive": true,
+      "retention_days": 365,
       "submitted_by": null,
       "chain_seq": 1,
       "previous_event_hash": "",
