@@ -56,11 +56,14 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(tokensFile))
 	env := append(shared.env.Kafka.Env(), "DATABASE_URL="+shared.env.Postgres.URL(), "SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
+	// The writer chains and checkpoints with the keys ingest-api
+	// verifies with, so the console's badge is a real verification.
+	keys := testenv.NewIntegrityKeys(t)
 	writer := testenv.StartProcess(t, binary("writer"), nil,
-		append(append(env, testenv.NewIntegrityKeys(t).Env()...), "METRICS_ADDR="+testenv.NewAddr(t), "CHECKPOINT_INTERVAL=1s")...)
+		append(append(env, keys.Env()...), "METRICS_ADDR="+testenv.NewAddr(t), "CHECKPOINT_INTERVAL=1s")...)
 	addr := testenv.NewAddr(t)
 	api := testenv.StartProcess(t, binary("ingest-api"), nil,
-		append(env, "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+tokensFile)...)
+		append(append(env, keys.APIEnv()...), "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+tokensFile)...)
 	s.base = "http://" + addr
 	testenv.Await(t, time.Minute, "ingest-api and the writer ready", func() (bool, string) {
 		require.True(t, api.Running(), "ingest-api exited:\n%s", api.Stderr.Tail(4<<10))
@@ -109,16 +112,42 @@ func chainEvents(correlationID string, n int, now time.Time) []map[string]any {
 			at = at.Add(-6*time.Minute - 30*time.Second)
 		}
 		typ := types[i%len(types)]
-		out = append(out, map[string]any{
+		e := map[string]any{
 			"event_id": uuid.NewString(), "version": "1.0", "event_type": typ, "event_category": strings.Split(typ, ".")[0],
 			"event_action": strings.Split(typ, ".")[2], "event_outcome": outcomes[i%len(outcomes)],
 			"event_timestamp": at.UTC().Format(time.RFC3339Nano), "correlation_id": correlationID,
 			"actor_type": "service", "actor_id": "svc-" + strings.Split(typ, ".")[0], "resource_type": "Signal", "resource_id": "fp-abc123",
 			"namespace": []string{"prod", "staging"}[i%2], "severity": "info", "duration_ms": i * 3,
 			"event_data": map[string]any{"step": i, "signal": "cpu-high", "labels": map[string]any{"pod": "web-7d9f", "node": "n-12"}},
-		})
+			// The newer seed fields (SPEC 10).
+			"actor_ip": "10.0.12.7", "cluster_id": "eu-west-1a", "is_sensitive": i%2 == 1, "retention_days": 400,
+		}
+		if e["event_outcome"] == "failure" {
+			e["error_code"], e["error_message"] = "E_TIMEOUT", "the remediation job timed out after 30 s"
+		}
+		out = append(out, e)
 	}
 	return out
+}
+
+// awaitAnchored waits until verify-chain holds the n events of corr to a
+// signed checkpoint: the writer publishes one a second, and a badge
+// shown before would say none covers the chain yet.
+func (s *stack) awaitAnchored(t *testing.T, corr string, n int) {
+	t.Helper()
+	testenv.Await(t, time.Minute, "a signed checkpoint covers the chain", func() (bool, string) {
+		code, body := s.call(t, s.admin, http.MethodPost, "/api/v1/audit/verify-chain", map[string]string{"correlation_id": corr})
+		var res struct {
+			IsValid    bool `json:"is_valid"`
+			Checkpoint *struct {
+				Covered int `json:"covered"`
+			} `json:"checkpoint"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
+			return false, fmt.Sprint(code, body)
+		}
+		return res.IsValid && res.Checkpoint != nil && res.Checkpoint.Covered == n, body
+	})
 }
 
 // unknownToken is a token nobody issued.
@@ -141,6 +170,7 @@ func TestConsole(t *testing.T) {
 		code, body := s.call(t, s.admin, http.MethodGet, "/api/v1/audit/events?limit=1&correlation_id="+url.QueryEscape(corr), nil)
 		return code == http.StatusOK && strings.Contains(body, `"total":60,`), body
 	})
+	s.awaitAnchored(t, corr, 60)
 
 	b := newTab(t)
 	step(t, "sign in", func(t *testing.T) {
@@ -225,9 +255,15 @@ func TestConsole(t *testing.T) {
 		b.do(chromedp.Click("#events tbody tr:first-child td:first-child a"))
 		b.awaitText("#fields", first["event_id"].(string))
 		fields := b.text("#fields")
-		for _, want := range []string{"correlation_id\n" + corr, "submitted_by\nsvc-gateway", "parent_event_id\nnull", "event_date"} {
+		for _, want := range []string{"correlation_id\n" + corr, "submitted_by\nsvc-gateway", "parent_event_id\nnull", "event_date",
+			"actor_ip\n10.0.12.7", "cluster_id\neu-west-1a", "error_code\nnull", "error_message\nnull", "is_sensitive\ntrue", "retention_days\n400"} {
 			require.Contains(t, fields, want)
 		}
+		require.Equal(t, "sensitive", b.text("#sensitive"), "a sensitive event says so at the top")
+		chain := b.text("#chain-fields")
+		require.Regexp(t, `^chain_seq\n60\nprevious_event_hash\n[0-9a-f]{64}\nevent_hash\n[0-9a-f]{64}\nhash_key_id\ndev-[0-9T.]+\nhash_version\n1$`, chain,
+			"the chain fields, apart from the others")
+		require.NotContains(t, fields, "event_hash", "the chain fields are shown once")
 		var shown, sent any
 		require.NoError(t, json.Unmarshal([]byte(b.text("#event-data")), &shown))
 		require.NoError(t, json.Unmarshal(mustJSON(t, first["event_data"]), &sent))
@@ -260,8 +296,11 @@ func TestConsole(t *testing.T) {
 			"the event that happened before the one stored ahead of it is marked late")
 		require.Contains(t, b.text("#seq-21"), "before the previous event")
 		require.Contains(t, b.text("#timeline-summary"), "60 events in chain order (chain_seq, the order the writer stored them in); 0 gaps, 1 late.")
-		require.Contains(t, b.text("#verify-badge"), "Not verified")
-		require.Contains(t, b.text("#verify-badge"), "No route for POST /api/v1/audit/verify-chain.", "the server's problem detail")
+		badge := b.text("#verify-badge")
+		require.Contains(t, badge, "Chain verified")
+		require.Contains(t, badge, "60 of 60 events verified, seq 1–60.")
+		require.Regexp(t, `Held to signed checkpoint \d+ of [0-9-]+ [0-9:]+ UTC \(60 events covered\)\.`, badge, "anchored outside the database")
+		require.Empty(t, eval[[]string](b, `[...document.querySelectorAll("#timeline li.broken")].map(li => li.id)`), "no break marked")
 		b.shot("correlation")
 	})
 

@@ -103,11 +103,12 @@ function badge(result) {
   return h('div', { class: 'badge badge-bad', id: 'verify-badge' },
     h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '✗'),
     h('div', {},
-      h('p', { class: 'badge-title' }, 'Chain broken' + (tampered.length ? ` at seq ${tampered[0].chain_seq}` : '')),
+      h('p', { class: 'badge-title' }, 'Not verified: the chain is broken' + (tampered.length ? ` at seq ${tampered[0].chain_seq}` : '')),
       h('p', {}, `${result.verified_events} of ${result.total_events} events verified,${range}.`, retention, anchor(result)),
       result.message ? h('p', {}, result.message) : null,
       tampered.length ? h('ul', {}, tampered.map((t) => h('li', {},
-        t.event_id ? h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}`) : `seq ${t.chain_seq}`,
+        // A break after the last stored event (a cut) has no event.
+        t.event_id ? h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}, event ${t.event_id}`) : `seq ${t.chain_seq}`,
         `${t.kind ? ' (' + t.kind + ')' : ''}: ${t.message}`))) : null,
       more ? h('p', {}, `and ${more} more break${more === 1 ? '' : 's'} after these.`) : null));
 }
@@ -116,8 +117,19 @@ function unverified(err) {
   return h('div', { class: 'badge badge-unknown', id: 'verify-badge' },
     h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '?'),
     h('div', {},
-      h('p', { class: 'badge-title' }, 'Not verified'),
+      h('p', { class: 'badge-title' }, 'Could not verify the chain'),
       h('p', {}, err.problem ? err.problem.detail : err.message)));
+}
+
+// markBreaks tags the timeline's events where verification found the
+// chain broken, so the break is seen in its place too.
+function markBreaks(list, result) {
+  for (const t of result.tampered_events || []) {
+    const step = list.querySelector(`#seq-${t.chain_seq}`);
+    if (!step) continue;
+    step.classList.add('broken');
+    step.querySelector('.step-head').append(h('span', { class: 'tag tag-broken' }, `chain broken here${t.kind ? ' (' + t.kind + ')' : ''}`));
+  }
 }
 
 export async function correlationView(ctx, rawID) {
@@ -130,11 +142,15 @@ export async function correlationView(ctx, rawID) {
     h('p', { class: 'muted' }, 'Loading…'));
   ctx.root.append(h('h1', { tabindex: '-1' }, 'Correlation ', h('code', {}, id)), verifyBox, holdBox, body);
 
-  api.verifyChain(id).then(
-    (r) => put(verifyBox, verifyBox.firstChild, badge(r)),
+  const verified = api.verifyChain(id).then(
+    (r) => {
+      put(verifyBox, verifyBox.firstChild, badge(r));
+      return r;
+    },
     (err) => {
-      if (err instanceof api.ProblemError && err.status === 401) return ctx.error(err);
-      put(verifyBox, verifyBox.firstChild, unverified(err));
+      if (err instanceof api.ProblemError && err.status === 401) ctx.error(err);
+      else put(verifyBox, verifyBox.firstChild, unverified(err));
+      return null;
     });
   api.listHolds().then(
     (res) => {
@@ -167,4 +183,6 @@ export async function correlationView(ctx, rawID) {
       complete ? '' : ` Only the newest ${ordered.length} are shown.`),
     list);
   ctx.announce(`${ordered.length} events in the timeline.`);
+  const result = await verified;
+  if (result) markBreaks(list, result);
 }

@@ -56,6 +56,10 @@ function flash(button, text) {
   }, 1500);
 }
 
+// The fields the writer sets to chain the event (SPEC 9.1), shown apart
+// from what the event says: they are how verification checks it.
+const CHAIN_FIELDS = ['chain_seq', 'previous_event_hash', 'event_hash', 'hash_key_id', 'hash_version'];
+
 function value(k, v) {
   if (v === null || v === undefined) return h('span', { class: 'null' }, 'null');
   if (k === 'correlation_id') return h('a', { href: correlationHref(v) }, v);
@@ -78,15 +82,28 @@ export async function eventView(ctx, rawID) {
   }
   const data = JSON.stringify(ev.event_data, null, 2);
   const pre = h('pre', { class: 'json', id: 'event-data', tabindex: '0', 'aria-label': 'event_data as JSON' }, h('code', {}, data));
-  const fields = Object.entries(ev).filter(([k]) => k !== 'event_data');
-  put(ctx.root, 
+  // Every field the server returned is shown, those it may add later
+  // too: all but the chain's and event_data go in the first list.
+  const entries = Object.entries(ev).filter(([k]) => k !== 'event_data');
+  const fields = entries.filter(([k]) => !CHAIN_FIELDS.includes(k));
+  const chain = entries.filter(([k]) => CHAIN_FIELDS.includes(k));
+  const list = (id, items) => h('dl', { class: 'fields', id }, items.map(([k, v]) => [h('dt', {}, k), h('dd', {}, value(k, v))]));
+  put(ctx.root,
     heading,
     h('p', { class: 'lede' }, h('strong', {}, ev.event_type), ' · ', ev.event_action, ' · ',
-      h('span', { class: 'outcome outcome-' + ev.event_outcome }, ev.event_outcome), ' · ',
+      h('span', { class: 'outcome outcome-' + ev.event_outcome }, ev.event_outcome),
+      ev.is_sensitive ? h('span', { class: 'tag tag-sensitive', id: 'sensitive' }, 'sensitive') : null, ' · ',
       h('a', { href: correlationHref(ev.correlation_id), id: 'to-correlation' }, 'Correlation timeline')),
     h('section', { class: 'card', 'aria-labelledby': 'fields-heading' },
       h('h2', { id: 'fields-heading' }, 'Fields'),
-      h('dl', { class: 'fields', id: 'fields' }, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, value(k, v))]))),
+      list('fields', fields)),
+    h('section', { class: 'card', 'aria-labelledby': 'chain-heading' },
+      h('h2', { id: 'chain-heading' }, 'Hash chain'),
+      h('p', { class: 'help' }, ev.chain_seq == null
+        ? 'The writer stored this event before it chained events, or without integrity keys: nothing links it to its correlation\'s chain.'
+        : `Position ${ev.chain_seq} in the chain of its correlation_id, linked to the event before it by previous_event_hash. `
+          + 'The correlation timeline verifies the whole chain against the keys and the signed checkpoints.'),
+      list('chain-fields', chain)),
     h('section', { class: 'card', 'aria-labelledby': 'data-heading' },
       h('div', { class: 'section-head' },
         h('h2', { id: 'data-heading' }, 'event_data'),
