@@ -147,6 +147,16 @@ func (b *tab) hash() string {
 	return eval[string](b, `location.hash`)
 }
 
+// signIn opens the console at view (a fragment such as "#/holds"), signs
+// in with token and waits until the console greets name.
+func (b *tab) signIn(base, view, token, name string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(base + "/ui/" + view))
+	b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
+	b.do(chromedp.SendKeys("#token", token+"\r"))
+	b.awaitText("#who-name", name)
+}
+
 // shot saves a screenshot of the window (1280×960, what a person sees
 // first) as NN-name.png; make console-screenshots copies them to
 // docs/screenshots.

@@ -99,6 +99,19 @@ func (s *stack) call(t *testing.T, token, method, path string, body any) (int, s
 	return res.StatusCode, string(b)
 }
 
+// store posts events, all of one correlation, and waits until the writer
+// has stored them.
+func (s *stack) store(t *testing.T, events []map[string]any) {
+	t.Helper()
+	code, body := s.call(t, s.writer, http.MethodPost, "/api/v1/audit/events/batch", events)
+	require.Equal(t, http.StatusCreated, code, body)
+	corr := events[0]["correlation_id"].(string)
+	testenv.Await(t, time.Minute, "the writer stored the events", func() (bool, string) {
+		code, body := s.call(t, s.admin, http.MethodGet, "/api/v1/audit/events?limit=1&correlation_id="+url.QueryEscape(corr), nil)
+		return code == http.StatusOK && strings.Contains(body, fmt.Sprintf(`"total":%d,`, len(events))), body
+	})
+}
+
 // chainEvents are n events of one correlation, 55 s apart in publishing
 // order (60 of them fit in the last hour) except the 21st, which happened five and a half
 // minutes before the one published ahead of it: a late event.
@@ -162,14 +175,8 @@ func TestConsole(t *testing.T) {
 	s := startStack(t)
 	corr := "console-" + uuid.NewString()
 	events := chainEvents(corr, 60, time.Now())
-	code, body := s.call(t, s.writer, http.MethodPost, "/api/v1/audit/events/batch", events)
-	require.Equal(t, http.StatusCreated, code, body)
-	code, body = s.call(t, s.writer, http.MethodPost, "/api/v1/audit/events/batch", chainEvents("other-"+uuid.NewString(), 5, time.Now()))
-	require.Equal(t, http.StatusCreated, code, body)
-	testenv.Await(t, time.Minute, "the writer stored the events", func() (bool, string) {
-		code, body := s.call(t, s.admin, http.MethodGet, "/api/v1/audit/events?limit=1&correlation_id="+url.QueryEscape(corr), nil)
-		return code == http.StatusOK && strings.Contains(body, `"total":60,`), body
-	})
+	s.store(t, chainEvents("other-"+uuid.NewString(), 5, time.Now()))
+	s.store(t, events)
 	s.awaitAnchored(t, corr, 60)
 
 	b := newTab(t)
@@ -372,9 +379,7 @@ func TestConsole(t *testing.T) {
 
 	step(t, "a credential limited to a namespace sees the chain with gaps", func(t *testing.T) {
 		b.t = t
-		b.do(chromedp.Navigate(s.base + "/ui/#/correlation/" + url.PathEscape(corr)))
-		b.await("the sign-in form", `!!document.querySelector("#sign-in-form")`)
-		b.do(chromedp.SendKeys("#token", s.team+"\r"))
+		b.signIn(s.base, "#/correlation/"+url.PathEscape(corr), s.team, "team-prod")
 		b.awaitText("#who", "namespaces: prod")
 		b.awaitText("#timeline-summary", "30 events in chain order")
 		require.Contains(t, b.hash(), "#/correlation/", "sign-in goes on to the view asked for")

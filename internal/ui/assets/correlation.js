@@ -105,7 +105,8 @@ function badge(result) {
     h('div', {},
       h('p', { class: 'badge-title' }, 'Not verified: the chain is broken' + (tampered.length ? ` at seq ${tampered[0].chain_seq}` : '')),
       h('p', {}, `${result.verified_events} of ${result.total_events} events verified,${range}.`, retention, anchor(result)),
-      result.message ? h('p', {}, result.message) : null,
+      // The message repeats the first break, which the list names.
+      result.message && !tampered.length ? h('p', {}, result.message) : null,
       tampered.length ? h('ul', {}, tampered.map((t) => h('li', {},
         // A break after the last stored event (a cut) has no event.
         t.event_id ? h('a', { href: eventHref(t.event_id) }, `seq ${t.chain_seq}, event ${t.event_id}`) : `seq ${t.chain_seq}`,
