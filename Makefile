@@ -19,11 +19,11 @@ dev: build
 test: vet
 	$(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...
 
-## console-screenshots: run the console's browser test and copy a screenshot
+## console-screenshots: run the console's browser tests and copy a screenshot
 ## of each page into docs/screenshots (the README shows them)
 console-screenshots:
 	rm -rf $(BIN)/screenshots && mkdir -p $(BIN)/screenshots docs/screenshots
-	$(GO) test -count=1 -run '^TestConsole$$' -artifacts -outputdir $(CURDIR)/$(BIN)/screenshots ./internal/ui/
+	$(GO) test -count=1 -run '^(TestConsole|TestTamperedChain|TestLegalHolds)$$' -artifacts -outputdir $(CURDIR)/$(BIN)/screenshots ./internal/ui/
 	for f in $(BIN)/screenshots/_artifacts/*/[0-9][0-9]-*.png; do n=$$(basename $$f); cp $$f docs/screenshots/$${n#[0-9][0-9]-}; done
 
 ## vet: static checks

@@ -22,20 +22,24 @@ import (
 	"github.com/auditstream/auditstream/internal/testenv"
 )
 
-// stack is ingest-api and the writer as operators run them, with three
+// stack is ingest-api and the writer as operators run them, with these
 // credentials: a service that writes, an auditor who reads and places
-// holds, a reader, and a team's reader limited to the prod namespace.
+// holds, a reader, a team's reader limited to the prod namespace, and a
+// clerk who places holds until a test takes the scope away.
 type stack struct {
 	base                  string
 	writer, admin, reader string
 	// team reads the prod namespace only.
-	team string
+	team  string
+	clerk string
+
+	tokensFile string
+	entries    []auth.TokenEntry
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{}
-	var entries []auth.TokenEntry
 	for _, c := range []struct {
 		token      *string
 		name       string
@@ -46,14 +50,15 @@ func startStack(t *testing.T) *stack {
 		{&s.admin, "auditor", []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}, nil},
 		{&s.reader, "reader", []auth.Scope{auth.ScopeRead}, nil},
 		{&s.team, "team-prod", []auth.Scope{auth.ScopeRead}, []string{"prod"}},
+		{&s.clerk, "clerk", []auth.Scope{auth.ScopeRead, auth.ScopeAdmin}, nil},
 	} {
 		token, entry, err := auth.NewToken(c.name, c.scopes, c.namespaces)
 		require.NoError(t, err)
 		*c.token = token
-		entries = append(entries, entry)
+		s.entries = append(s.entries, entry)
 	}
-	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
-	require.NoError(t, auth.TokensFile{Tokens: entries}.WriteFile(tokensFile))
+	s.tokensFile = filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, auth.TokensFile{Tokens: s.entries}.WriteFile(s.tokensFile))
 	env := append(shared.env.Kafka.Env(), "DATABASE_URL="+shared.env.Postgres.URL(), "SOURCE_KEYS_FILE="+testenv.NewSourceKeys(t),
 		"LOG_FORMAT=json", "SHUTDOWN_DELAY=0s")
 	// The writer chains and checkpoints with the keys ingest-api
@@ -63,7 +68,9 @@ func startStack(t *testing.T) *stack {
 		append(append(env, keys.Env()...), "METRICS_ADDR="+testenv.NewAddr(t), "CHECKPOINT_INTERVAL=1s")...)
 	addr := testenv.NewAddr(t)
 	api := testenv.StartProcess(t, binary("ingest-api"), nil,
-		append(append(env, keys.APIEnv()...), "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+tokensFile)...)
+		append(append(env, keys.APIEnv()...), "HTTP_ADDR="+addr, "METRICS_ADDR="+testenv.NewAddr(t), "AUTH_TOKENS_FILE="+s.tokensFile,
+			// A changed tokens file is in force at once (see setScopes).
+			"AUTH_FILE_CHECK_INTERVAL=50ms")...)
 	s.base = "http://" + addr
 	testenv.Await(t, time.Minute, "ingest-api and the writer ready", func() (bool, string) {
 		require.True(t, api.Running(), "ingest-api exited:\n%s", api.Stderr.Tail(4<<10))
@@ -72,6 +79,26 @@ func startStack(t *testing.T) *stack {
 		return code == http.StatusOK, fmt.Sprint(code, body)
 	})
 	return s
+}
+
+// setScopes gives the credential name these scopes from now on, as an
+// operator would by editing the tokens file, which ingest-api re-reads.
+func (s *stack) setScopes(t *testing.T, name, token string, scopes ...auth.Scope) {
+	t.Helper()
+	for i := range s.entries {
+		if s.entries[i].Name == name {
+			s.entries[i].Scopes = scopes
+		}
+	}
+	require.NoError(t, auth.TokensFile{Tokens: s.entries}.WriteFile(s.tokensFile))
+	want := fmt.Sprintf("%q", scopes)
+	testenv.Await(t, time.Minute, "ingest-api read the tokens file again", func() (bool, string) {
+		code, body := s.call(t, token, http.MethodGet, "/api/v1/audit/whoami", nil)
+		var who struct {
+			Scopes []string `json:"scopes"`
+		}
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &who) == nil && fmt.Sprintf("%q", who.Scopes) == want, body
+	})
 }
 
 // call sends one request to the API as token.

@@ -136,6 +136,26 @@ function sessionEnded(err) {
   showError(err);
 }
 
+// refused shows a 403's problem detail, then asks the server again what
+// the token may do: the scopes the console drew its controls for were
+// read at sign-in, and the tokens file may have changed since (it is
+// re-read without a restart). When they did change, the view is drawn
+// again with the controls the token holds now, the refusal still shown.
+async function refused(err) {
+  showError(err);
+  let now;
+  try {
+    now = await api.whoami();
+  } catch {
+    return;
+  }
+  if (!principal || now.scopes.join(' ') === principal.scopes.join(' ')) return;
+  principal = now;
+  renderWho();
+  await render();
+  showError(err);
+}
+
 // show renders a view into a fresh root: an answer that arrives after
 // the user moved on lands in a detached element and shows nowhere.
 function show(name, view, args) {
@@ -157,10 +177,12 @@ function show(name, view, args) {
     announce: (text) => root.isConnected && announce(text),
     clearError: () => root.isConnected && clearError(),
     showProblem: (err) => root.isConnected && showError(err),
-    // A refused token ends the session; any other problem is shown.
+    // A refused token ends the session, a refused scope reads the
+    // principal again; any other problem is shown.
     error: (err) => {
       if (!root.isConnected) return;
       if (err instanceof api.ProblemError && err.status === 401) sessionEnded(err);
+      else if (err instanceof api.ProblemError && err.status === 403) refused(err);
       else showError(err);
     },
     signedIn: (p) => {
