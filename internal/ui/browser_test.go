@@ -157,12 +157,13 @@ func (b *tab) signIn(base, view, token, name string) {
 	b.awaitText("#who-name", name)
 }
 
-// shot saves a screenshot of the window (1280×960, what a person sees
-// first) as NN-name.png; make console-screenshots copies them to
-// docs/screenshots.
+// shot saves a screenshot of the top of the page (1280×960, what a
+// person sees first, wherever a click scrolled to) as NN-name.png; make
+// console-screenshots copies them to docs/screenshots.
 func (b *tab) shot(name string) {
 	b.t.Helper()
 	b.checkPage()
+	b.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	require.NoError(b.t, err)
 	b.n++

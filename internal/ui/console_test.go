@@ -411,6 +411,9 @@ func TestConsole(t *testing.T) {
 		b.awaitText("#timeline-summary", "30 events in chain order")
 		require.Contains(t, b.hash(), "#/correlation/", "sign-in goes on to the view asked for")
 		require.Contains(t, b.text("#timeline-summary"), "; 29 gaps, 1 late.", "prod holds every other event")
+		b.awaitText("#verify-badge", "Could not verify the chain")
+		require.Contains(t, b.text("#verify-limited"), "Your credential reads only the namespaces prod: a chain with events outside them is verified with a credential that reads every namespace",
+			"why the chain is not verified for this credential")
 		require.Equal(t, "Gap: seq 2 not shown (1 event): outside your namespaces, dropped by retention, or missing; the verification above tells whether the chain is intact.",
 			b.text("#timeline li.gap p"))
 		b.shot("correlation-gaps")

@@ -114,12 +114,18 @@ function badge(result) {
       more ? h('p', {}, `and ${more} more break${more === 1 ? '' : 's'} after these.`) : null));
 }
 
-function unverified(err) {
+function unverified(err, principal) {
+  // The server verifies for a credential limited to namespaces only the
+  // chains wholly inside them, and answers any other as not found.
+  const limited = err.status === 404 && principal && principal.namespaces.length;
   return h('div', { class: 'badge badge-unknown', id: 'verify-badge' },
     h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, '?'),
     h('div', {},
       h('p', { class: 'badge-title' }, 'Could not verify the chain'),
-      h('p', {}, err.problem ? err.problem.detail : err.message)));
+      h('p', {}, err.problem ? err.problem.detail : err.message),
+      limited ? h('p', { id: 'verify-limited' }, `Your credential reads only the namespaces ${principal.namespaces.join(', ')}: `
+        + 'a chain with events outside them is verified with a credential that reads every namespace, '
+        + 'since its result would tell about events you may not read.') : null));
 }
 
 // markBreaks tags the timeline's events where verification found the
@@ -150,7 +156,7 @@ export async function correlationView(ctx, rawID) {
     },
     (err) => {
       if (err instanceof api.ProblemError && err.status === 401) ctx.error(err);
-      else put(verifyBox, verifyBox.firstChild, unverified(err));
+      else put(verifyBox, verifyBox.firstChild, unverified(err, ctx.principal));
       return null;
     });
   api.listHolds().then(
