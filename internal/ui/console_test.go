@@ -252,6 +252,15 @@ func TestConsole(t *testing.T) {
 		require.NotContains(t, b.text("#chart"), "the last 24 hours of the range", "the chart covers the search's hour")
 		require.Equal(t, 60, eval[int](b, `[...document.querySelectorAll("#chart-svg rect.bar title")].reduce((n, t) => n + parseInt(t.textContent.split(": ")[1]), 0)`),
 			"the bars add up to the total")
+		// The results often arrive before the chart: were its box to grow
+		// then, the pager below would move under a click aimed at it.
+		require.True(t, eval[bool](b, `(async () => {
+			const chart = document.querySelector("#chart");
+			const box = (await import("./chart.js")).chartPlaceholder("Loading…");
+			chart.after(box);
+			const same = box.offsetHeight === chart.offsetHeight;
+			box.remove();
+			return same; })()`), "the chart's box while it loads is as tall as the chart")
 		hash := b.hash()
 		require.Equal(t, "#/search?correlation_id="+url.QueryEscape(corr)+"&since=1h&limit=25", hash, "the query is in the URL, to share")
 		b.shot("search")

@@ -23,6 +23,7 @@ func TestLegalHolds(t *testing.T) {
 	s := startStack(t)
 	corr := "hold-" + uuid.NewString()
 	s.store(t, chainEvents(corr, 6, time.Now()))
+	s.awaitAnchored(t, corr, 6)
 	b := newTab(t)
 	rowSel := `#holds tr[data-correlation="` + corr + `"]`
 	const reason = "Case 2026-117: counsel asked to keep the remediation trail"
@@ -31,6 +32,9 @@ func TestLegalHolds(t *testing.T) {
 		b.t = t
 		b.signIn(s.base, "#/correlation/"+url.PathEscape(corr), s.admin, "auditor")
 		b.awaitText("#hold-status", "No legal hold on this correlation.")
+		// The badge above arrives on its own: a click waits until the page
+		// stands still.
+		b.awaitText("#verify-badge", "Chain verified")
 		b.do(chromedp.Click("#manage-hold"))
 		b.awaitText("#holds-summary", "in force")
 		require.Equal(t, corr, eval[string](b, `document.querySelector("#hold-correlation").value`), "the correlation is filled in")
@@ -50,6 +54,7 @@ func TestLegalHolds(t *testing.T) {
 		b.awaitText("#hold-status", "Legal hold since")
 		require.Contains(t, b.text("#hold-status"), "by auditor: "+reason)
 		require.Equal(t, "Manage holds", b.text("#manage-hold"))
+		b.awaitText("#verify-badge", "Chain verified")
 	})
 
 	step(t, "a second hold is refused with the problem detail", func(t *testing.T) {

@@ -149,7 +149,8 @@ async function refused(err) {
   } catch {
     return;
   }
-  if (!principal || now.scopes.join(' ') === principal.scopes.join(' ')) return;
+  const grants = (p) => JSON.stringify([p.scopes, p.namespaces]);
+  if (!principal || grants(now) === grants(principal)) return;
   principal = now;
   renderWho();
   await render();

@@ -19,6 +19,15 @@ function ticks(hist) {
   }, hhmm(new Date(from + f * span).toISOString())));
 }
 
+// chartPlaceholder is the chart's box while it loads, or when it cannot
+// be drawn: as tall as the chart, so that nothing below moves when the
+// numbers arrive (a click aimed at the pager would land elsewhere).
+export function chartPlaceholder(text) {
+  return h('figure', { class: 'card chart', id: 'chart' },
+    h('figcaption', {}, h('span', { class: 'chart-title' }, 'Events per minute'), ' ', h('span', { class: 'muted' }, text)),
+    s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', 'aria-hidden': 'true' }));
+}
+
 // chart draws a histogram answer as bars, one per minute, as SVG built in
 // the page (no inline markup or style, so the CSP holds). The numbers are
 // also given as text for those who do not see the chart.

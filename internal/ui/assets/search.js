@@ -1,6 +1,6 @@
 import { h, timeEl, eventHref, correlationHref, put } from './dom.js';
 import * as api from './api.js';
-import { chart } from './chart.js';
+import { chart, chartPlaceholder } from './chart.js';
 
 // The time ranges offered besides a custom one; the value is the API's own
 // relative since (that long before now), so the URL reads like the query.
@@ -165,7 +165,7 @@ export async function searchView(ctx, queryString) {
     ctx.navigate('#/search' + (q.toString() ? '?' + q : ''));
   });
 
-  const chartBox = h('figure', { class: 'card chart', id: 'chart' }, h('figcaption', {}, 'Events per minute'), h('p', { class: 'muted' }, 'Loading…'));
+  const chartBox = chartPlaceholder('Loading…');
   const results = h('section', { class: 'results', 'aria-labelledby': 'results-heading' },
     h('h2', { id: 'results-heading' }, 'Events'), h('p', { class: 'muted' }, 'Loading…'));
   ctx.root.append(h('h1', { tabindex: '-1' }, 'Search events'), form, chartBox, results);
@@ -180,8 +180,7 @@ export async function searchView(ctx, queryString) {
     (hist) => chartBox.replaceWith(chart(hist, cr.clipped)),
     (err) => {
       if (err instanceof api.ProblemError && err.status === 401) return ctx.error(err);
-      put(chartBox, h('figcaption', {}, 'Events per minute'),
-        h('p', { class: 'muted' }, 'Chart unavailable: ', err.problem ? err.problem.detail : err.message));
+      chartBox.replaceWith(chartPlaceholder('Chart unavailable: ' + (err.problem ? err.problem.detail : err.message)));
     });
 
   let page;
