@@ -78,8 +78,14 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		return err
 	}
 	publisher := kafka.NewPublisher(producer)
+	member, err := cfg.MemberName() // checked by Validate
+	if err != nil {
+		return err
+	}
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
+		InstanceID:         member,
+		SessionTimeout:     cfg.SessionTimeout,
 		EventsTopic:        cfg.Kafka.EventsTopic,
 		NotificationsTopic: cfg.Kafka.NotificationsTopic,
 		DLQTopic:           cfg.Kafka.DLQTopic,
@@ -156,7 +162,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 			producer.KeepTopics(gctx, cfg.Kafka.TopicCheckInterval)
 			return nil
 		})
-		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
+		log.Info("writer ready", zap.String("group", cfg.Group), zap.String("instance_id", member), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
 		if checkpoints == nil {
 			return w.Run(gctx)

@@ -84,7 +84,16 @@ const (
 
 // Config is the writer's behaviour.
 type Config struct {
-	Group              string
+	Group string
+	// InstanceID makes the writer a static member of Group (KIP-345): a
+	// writer restarted under the same id within SessionTimeout gets its
+	// partitions back at once, without a rebalance. Empty: a dynamic
+	// member, whose restart waits for its old session to expire.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a writer that went
+	// silent (a crash) before its partitions go to the others; zero is
+	// sarama's default.
+	SessionTimeout     time.Duration
 	EventsTopic        string
 	NotificationsTopic string
 	DLQTopic           string
@@ -163,7 +172,7 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	consumer, err := kafka.NewConsumer(kcfg, cfg.Group)
+	consumer, err := kafka.NewConsumer(kcfg, cfg.Group, kafka.Membership{InstanceID: cfg.InstanceID, SessionTimeout: cfg.SessionTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +229,12 @@ func (w *Writer) Run(ctx context.Context) error {
 		if err := group.Consume(ctx, topics, h); err != nil {
 			if errors.Is(err, kafka.ErrClosedConsumerGroup) {
 				return nil
+			}
+			if errors.Is(err, kafka.ErrFencedInstanceID) {
+				// Joining again would fence the other member, which
+				// would fence this one in turn: exit, and say why.
+				return fmt.Errorf("another writer joined consumer group %s with instance id %q (WRITER_INSTANCE_ID): each writer needs its own: %w",
+					w.cfg.Group, w.cfg.InstanceID, err)
 			}
 			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", retry.Next()), zap.Error(err))
 			if !retry.Wait(ctx) {
