@@ -125,7 +125,11 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		"postgresql": db.Ping,
 		"writer":     w.Check,
 	}, telemetry.WithLogger(log.Named("health")))
-	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
+	ops := telemetry.OpsMux(health, reg)
+	if cfg.Pprof.Enabled {
+		telemetry.ServePprof(ops)
+	}
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: ops, ReadHeaderTimeout: 10 * time.Second}
 
 	// Run stops each part when ctx ends; the HTTP server keeps serving
 	// health and metrics until the writer has flushed its last batch.

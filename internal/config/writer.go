@@ -13,6 +13,7 @@ import (
 // Writer configures cmd/writer.
 type Writer struct {
 	MetricsAddr string `name:"metrics-addr" env:"METRICS_ADDR" default:":9090" help:"Address serving /metrics and the health endpoints."`
+	Pprof       Pprof  `embed:""`
 
 	Kafka      Kafka      `embed:""`
 	Postgres   Postgres   `embed:""`
