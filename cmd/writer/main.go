@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +36,9 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
+	if limit := cfg.SoftMemoryLimit(); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	reg := telemetry.NewRegistry()
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
 	if err != nil {
@@ -91,6 +95,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		DLQTopic:           cfg.Kafka.DLQTopic,
 		BatchSize:          cfg.BatchSize,
 		BatchAge:           cfg.BatchAge,
+		FlushLanes:         cfg.FlushLanes,
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		GroupStallTimeout:  cfg.GroupStallTimeout,

@@ -312,6 +312,7 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
 	require.Equal(t, writer.DefaultGroupStallTimeout, w.GroupStallTimeout)
 	require.Equal(t, writer.DefaultGroupPollInterval, w.GroupPollInterval)
+	require.Equal(t, writer.DefaultFlushLanes, w.FlushLanes)
 	require.Equal(t, lifecycle.DefaultRetentionDays, w.RetentionDays)
 	require.Equal(t, lifecycle.DefaultInterval, w.MaintenanceInterval)
 }
@@ -372,6 +373,33 @@ func TestWriterMemberName(t *testing.T) {
 			got, err := w.MemberName()
 			require.NoError(t, err)
 			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestWriterSoftMemoryLimit: the writer limits its heap to
+// MEMORY_LIMIT_MIB unless GOMEMLIMIT is set, which the runtime applies.
+func TestWriterSoftMemoryLimit(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled", "--integrity-disabled"}
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		gomemlimit string
+		want       int64
+	}{
+		{name: "default", want: 160 << 20},
+		{name: "set", args: []string{"--memory-limit-mib", "512"}, want: 512 << 20},
+		{name: "off", args: []string{"--memory-limit-mib", "0"}, want: 0},
+		{name: "GOMEMLIMIT wins", gomemlimit: "1GiB", want: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tt.gomemlimit) // restored after the test
+			if tt.gomemlimit == "" {
+				require.NoError(t, os.Unsetenv("GOMEMLIMIT"))
+			}
+			var w Writer
+			require.NoError(t, parse(t, &w, append(base, tt.args...)...))
+			require.Equal(t, tt.want, w.SoftMemoryLimit())
 		})
 	}
 }

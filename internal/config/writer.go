@@ -42,6 +42,15 @@ type Writer struct {
 	// low volume.
 	BatchSize int           `name:"batch-size" env:"BATCH_SIZE" default:"5000" help:"Records per batch: a batch is flushed when it has this many."`
 	BatchAge  time.Duration `name:"batch-age" env:"BATCH_AGE" default:"100ms" help:"Longest a record waits in a batch before it is flushed."`
+	// The default is writer.DefaultFlushLanes (TestDefaultsAreTheOwners
+	// checks).
+	FlushLanes int `name:"flush-lanes" env:"FLUSH_LANES" default:"4" help:"Batches stored at once, each in its own transaction on its own connection, over disjoint shares of the writer's partitions."`
+	// A soft limit keeps the writer's memory flat however deep the backlog:
+	// what it holds is bounded (the lanes' batches, sarama's fetch
+	// buffers), but without a limit the Go heap may grow to twice that
+	// before a collection (GOGC=100). GOMEMLIMIT, when set (the Kubernetes
+	// manifest sets it from the container's limit), wins.
+	MemoryLimitMiB int64 `name:"memory-limit-mib" env:"MEMORY_LIMIT_MIB" default:"160" help:"Soft limit of the Go heap in MiB, unless GOMEMLIMIT is set (0: none); past it the collector runs more often."`
 	// During a PostgreSQL outage the writer retries with exponential backoff
 	// up to this cap: short enough to notice recovery quickly, long enough
 	// not to hammer a database that is restarting.
@@ -83,6 +92,12 @@ func (c Writer) Validate() error {
 	// writer flushing its last batch at a rebalance for dead.
 	if c.SessionTimeout < 6*time.Second || c.SessionTimeout >= 30*time.Second {
 		errs = append(errs, fmt.Errorf("GROUP_SESSION_TIMEOUT must be at least 6s and under 30s, got %s", c.SessionTimeout))
+	}
+	if c.MemoryLimitMiB < 0 {
+		errs = append(errs, fmt.Errorf("MEMORY_LIMIT_MIB must not be negative, got %d", c.MemoryLimitMiB))
+	}
+	if c.FlushLanes < 1 || c.FlushLanes >= int(c.Postgres.MaxConns) {
+		errs = append(errs, fmt.Errorf("FLUSH_LANES must be at least 1 and below DATABASE_MAX_CONNS (%d: retention and checkpoints need a connection too), got %d", c.Postgres.MaxConns, c.FlushLanes))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("BATCH_SIZE must be at least 1, got %d", c.BatchSize))
@@ -134,3 +149,13 @@ func (c Writer) MemberName() (string, error) {
 
 // memberNameRE is Kafka's rule for a group.instance.id.
 var memberNameRE = regexp.MustCompile(`^[0-9a-zA-Z._-]+$`)
+
+// SoftMemoryLimit is the Go heap limit the writer sets at start, in bytes:
+// MEMORY_LIMIT_MIB, or 0 (leave the runtime's) when GOMEMLIMIT is set or
+// the setting is 0.
+func (c Writer) SoftMemoryLimit() int64 {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return 0
+	}
+	return c.MemoryLimitMiB << 20
+}

@@ -80,6 +80,12 @@ const (
 	// DefaultGroupPollInterval: offsets move every second under load; a
 	// scrape every 15 to 30 s needs no fresher figures.
 	DefaultGroupPollInterval = 15 * time.Second
+	// DefaultFlushLanes: while one batch's transaction waits for
+	// PostgreSQL (its COPY, its commit's WAL flush), others are stored on
+	// connections of their own, and their commits share WAL flushes. On
+	// the 2-core bench machine with fsync on, the writer drained at 0.35x
+	// raw COPY with one lane, 0.70x with two and 0.89x with four.
+	DefaultFlushLanes = 4
 )
 
 // Config is the writer's behaviour.
@@ -99,7 +105,11 @@ type Config struct {
 	DLQTopic           string
 	BatchSize          int
 	BatchAge           time.Duration
-	MaxBackoff         time.Duration
+	// FlushLanes is how many batches are stored at once, each on its own
+	// connection, over disjoint sets of the session's partitions; zero is
+	// DefaultFlushLanes.
+	FlushLanes int
+	MaxBackoff time.Duration
 	// WriteTimeout bounds one transaction, including the last flush of a
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
@@ -125,8 +135,8 @@ func (c Config) Validate() error {
 	if c.Group == "" || c.EventsTopic == "" || c.NotificationsTopic == "" || c.DLQTopic == "" {
 		errs = append(errs, errors.New("writer: group and topics must be set"))
 	}
-	if c.BatchSize < 1 || c.BatchAge <= 0 {
-		errs = append(errs, errors.New("writer: batch size and age must be positive"))
+	if c.BatchSize < 1 || c.BatchAge <= 0 || c.FlushLanes < 1 {
+		errs = append(errs, errors.New("writer: batch size and age, and flush lanes, must be positive"))
 	}
 	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 || c.GroupStallTimeout <= 0 || c.GroupPollInterval <= 0 {
 		errs = append(errs, errors.New("writer: backoff, timeouts and intervals must be positive"))
@@ -168,6 +178,9 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	}
 	if cfg.GroupPollInterval == 0 {
 		cfg.GroupPollInterval = DefaultGroupPollInterval
+	}
+	if cfg.FlushLanes == 0 {
+		cfg.FlushLanes = DefaultFlushLanes
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
