@@ -53,6 +53,7 @@ type apiConfig struct {
 	Duration    time.Duration `default:"10s" help:"Measured load per case."`
 	Warmup      time.Duration `default:"1s" help:"Unmeasured load before each case."`
 	Concurrency int           `default:"64" help:"Concurrent keep-alive clients (connections)."`
+	Profile     string        `placeholder:"FILE" help:"Write a CPU profile of ingest-api over the single case to FILE (PPROF_ENABLED; go tool pprof FILE)."`
 }
 
 type apiCmd struct {
@@ -134,7 +135,11 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if err := waitHTTP(ctx, "http://"+ginAddr+"/health", gp, 30*time.Second); err != nil {
 		return nil, 0, err
 	}
-	ap, base, err := st.startIngestAPI(ctx, dbURL, nil, logf)
+	var apiEnv []string
+	if cfg.Profile != "" {
+		apiEnv = []string{"AUTH_TOKENS_FILE=" + filepath.Join(st.keysDir, "tokens.yaml"), "PPROF_ENABLED=true"}
+	}
+	ap, base, err := st.startIngestAPI(ctx, dbURL, apiEnv, logf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -175,8 +180,17 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events")})
 	results = append(results, latRows("api.bare_gin", ginRes)...)
 
+	profiled := make(chan error, 1)
+	if cfg.Profile != "" {
+		go func() { profiled <- cpuProfile(ctx, ap, cfg.Warmup, cfg.Duration, cfg.Profile) }()
+	} else {
+		profiled <- nil
+	}
 	sRes, err := run("single", base+"/api/v1/audit/events", st.authorization(), 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
 	if err != nil {
+		return results, 0, err
+	}
+	if err := <-profiled; err != nil {
 		return results, 0, err
 	}
 	if sRes.errors > 0 {
@@ -325,6 +339,36 @@ func tracedCases(ctx context.Context, st *stack, dbURL string, logf func(string,
 		{Name: "api.traced.ratio.batch100", Value: br.rate() / b100Res.rate(), Unit: "x", Notes: "api.traced.batch100.events_per_s / api.batch100.events_per_s (same run)"},
 		{Name: "api.traced.exported_bytes", Value: float64(bytes) / (1 << 20), Unit: "MiB", Notes: fmt.Sprintf("OTLP bodies the sink received in %d exports", exports)},
 	}, nil
+}
+
+// cpuProfile waits out warmup, then takes a CPU profile of p over the
+// measured part of a case (its last second left out) into file.
+func cpuProfile(ctx context.Context, p *proc, warmup, duration time.Duration, file string) error {
+	sleepCtx(ctx, warmup)
+	secs := max(int((duration - time.Second).Seconds()), 1)
+	return fetchProfile(p, fmt.Sprintf("profile?seconds=%d", secs), time.Duration(secs+30)*time.Second, file)
+}
+
+// fetchProfile saves p's /debug/pprof/<what> into file.
+func fetchProfile(p *proc, what string, timeout time.Duration, file string) error {
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get(p.ops + "/debug/pprof/" + what)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", p.name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("profile %s: %w", p.name, err)
+	}
+	return f.Close()
 }
 
 // bareGinEnv, when set to an address, makes this binary serve the bare gin

@@ -29,7 +29,7 @@ func backlogStage(ctx context.Context, st *stack, rows int, logf func(string, ..
 		}
 	}
 	logf("writer: backlog of %s events in %s in %s", thousands(int64(rows)), topic, time.Since(start).Round(time.Millisecond))
-	d, err := drainWithWriter(ctx, st, rows, "backlog", logf, append(st.integrity.Env(), "EVENTS_TOPIC="+topic)...)
+	d, err := drainWithWriter(ctx, st, rows, "backlog", logf, nil, append(st.integrity.Env(), "EVENTS_TOPIC="+topic)...)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,8 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	log  *procLog
+	// ops is the base URL of its METRICS_ADDR, where it has one.
+	ops string
 
 	mu      sync.Mutex
 	hwm     int64 // bytes, last VmHWM read

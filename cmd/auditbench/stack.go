@@ -190,6 +190,7 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []stri
 	if err != nil {
 		return nil, "", err
 	}
+	p.ops = "http://" + metricsAddr
 	base := "http://" + addr
 	if err := waitHTTP(ctx, base+"/health/ready", p, 60*time.Second); err != nil {
 		_ = p.stop()
@@ -218,6 +219,7 @@ func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(
 	if err != nil {
 		return nil, "", err
 	}
+	p.ops = "http://" + addr
 	if err := waitHTTP(ctx, "http://"+addr+"/metrics", p, 60*time.Second); err != nil {
 		_ = p.stop()
 		return nil, "", err

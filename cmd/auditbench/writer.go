@@ -56,8 +56,9 @@ type writerCmd struct {
 // writerConfig are the flags of the writer stage (also of all, prefixed
 // writer-).
 type writerConfig struct {
-	Rows        int `default:"200000" help:"Events in the pre-filled topic."`
-	BacklogRows int `default:"1000000" help:"Events of the backlog whose drain's RSS is measured (0: skip)."`
+	Rows        int    `default:"200000" help:"Events in the pre-filled topic."`
+	BacklogRows int    `default:"1000000" help:"Events of the backlog whose drain's RSS is measured (0: skip)."`
+	Profile     string `placeholder:"FILE" help:"Write a 10 s CPU profile of the writer binary (chain on) from its first stored rows to FILE, and its heap at the end of the drain to FILE.heap (PPROF_ENABLED)."`
 }
 
 func (writerCmd) Help() string { return writerSynopsis }
@@ -117,11 +118,17 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 	// (another consumer group each), each into a fresh database. The
 	// chain goes first, so whatever a warmed-up machine gives the second
 	// run counts against it.
-	chained, err := drainWithWriter(ctx, st, len(events), "writer", logf)
+	var profile *drainProfile
+	chainEnv := st.integrity.Env()
+	if cfg.Profile != "" {
+		profile = &drainProfile{file: cfg.Profile}
+		chainEnv = append(chainEnv, "PPROF_ENABLED=true")
+	}
+	chained, err := drainWithWriter(ctx, st, len(events), "writer", logf, profile, chainEnv...)
 	if err != nil {
 		return nil, err
 	}
-	noChain, err := drainWithWriter(ctx, st, len(events), "nochain", logf, "INTEGRITY_DISABLED=true")
+	noChain, err := drainWithWriter(ctx, st, len(events), "nochain", logf, nil, "INTEGRITY_DISABLED=true")
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +191,16 @@ type drained struct {
 	proc              *proc
 }
 
+// drainProfile asks drainWithWriter for the writer's profiles (its env
+// must have PPROF_ENABLED).
+type drainProfile struct {
+	file string
+	cpu  chan error
+}
+
 // drainWithWriter runs the writer binary (with env) into a fresh database
 // until it has written rows rows, and measures it.
-func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf func(string, ...any), env ...string) (drained, error) {
+func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf func(string, ...any), profile *drainProfile, env ...string) (drained, error) {
 	dbURL, drop, err := st.freshDB(ctx, name)
 	if err != nil {
 		return drained{}, err
@@ -217,6 +231,10 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		now := time.Now()
 		if err == nil && v > 0 && first.IsZero() {
 			first, firstRows = now, v
+			if profile != nil {
+				profile.cpu = make(chan error, 1)
+				go func() { profile.cpu <- fetchProfile(wp, "profile?seconds=10", time.Minute, profile.file) }()
+			}
 		}
 		if err == nil && v >= float64(rows) {
 			break
@@ -224,6 +242,14 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
+	if profile != nil {
+		if err := fetchProfile(wp, "heap", time.Minute, profile.file+".heap"); err != nil {
+			return drained{}, err
+		}
+		if err := <-profile.cpu; err != nil {
+			return drained{}, err
+		}
+	}
 	if err := wp.stop(); err != nil {
 		return drained{}, err
 	}
