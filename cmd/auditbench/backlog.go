@@ -42,17 +42,24 @@ func backlogStage(ctx context.Context, st *stack, rows int, logf func(string, ..
 	}
 	samples := d.proc.rssSamples()
 	if len(samples) >= 8 {
-		q := len(samples) / 4
-		mean := func(s []rssSample) float64 {
-			var t float64
-			for _, x := range s {
-				t += float64(x.rss)
-			}
-			return t / float64(len(s)) / (1 << 20)
-		}
-		second, last := mean(samples[q:2*q]), mean(samples[len(samples)-q:])
+		second, last := rssQuarters(len(samples), func(i int) int64 { return samples[i].rss })
 		results = append(results, Result{Name: "writer.backlog.rss_growth", Value: last / second, Unit: "x", Target: Below(1.10),
 			Notes: fmt.Sprintf("mean VmRSS of the last quarter of the drain (%.1f MiB) / of the second (%.1f MiB), %d 1 s samples: memory does not grow with the backlog", last, second, len(samples))})
 	}
 	return results, nil
+}
+
+// rssQuarters returns the mean RSS (MiB) of the second and of the last
+// quarter of n samples (rss(i) in bytes): the first quarter is warm-up,
+// and memory that grows with what has been drained shows as last > second.
+func rssQuarters(n int, rss func(i int) int64) (second, last float64) {
+	q := n / 4
+	mean := func(from, to int) float64 {
+		var t float64
+		for i := from; i < to; i++ {
+			t += float64(rss(i))
+		}
+		return t / float64(to-from) / (1 << 20)
+	}
+	return mean(q, 2*q), mean(n-q, n)
 }

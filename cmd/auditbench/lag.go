@@ -365,14 +365,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 	// Writer RSS over the sustained run.
 	if len(samples) >= 4 {
 		q := len(samples) / 4
-		mean := func(s []sample) float64 {
-			var t float64
-			for _, x := range s {
-				t += float64(x.rss)
-			}
-			return t / float64(len(s)) / (1 << 20)
-		}
-		second, last := mean(samples[q:2*q]), mean(samples[len(samples)-q:])
+		second, last := rssQuarters(len(samples), func(i int) int64 { return samples[i].rss })
 		// Least squares of RSS (MiB) on rows (millions), after warm-up.
 		var sx, sy, sxx, sxy float64
 		w := samples[q:]
