@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 TESTFLAGS ?=
 
-.PHONY: all build dev test test-short vet bench bench-long bench-api bench-writer fmt clean
+.PHONY: all build dev test test-short vet bench bench-long bench-api bench-writer console-screenshots fmt clean
 
 all: build
 
@@ -18,6 +18,13 @@ dev: build
 ## test: vet, then every test (unit and integration, real broker and PostgreSQL)
 test: vet
 	$(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...
+
+## console-screenshots: run the console's browser tests and copy a screenshot
+## of each page into docs/screenshots (the README shows them)
+console-screenshots:
+	rm -rf $(BIN)/screenshots && mkdir -p $(BIN)/screenshots docs/screenshots
+	$(GO) test -count=1 -run '^(TestConsole|TestTamperedChain|TestLegalHolds)$$' -artifacts -outputdir $(CURDIR)/$(BIN)/screenshots ./internal/ui/
+	for f in $(BIN)/screenshots/_artifacts/*/[0-9][0-9]-*.png; do n=$$(basename $$f); cp $$f docs/screenshots/$${n#[0-9][0-9]-}; done
 
 ## vet: static checks
 vet:

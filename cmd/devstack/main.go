@@ -119,6 +119,7 @@ auditstream dev stack is running (Ctrl-C stops it all)
   ingest API      %s              health %s/health
   API metrics     http://%s/metrics
   OpenAPI         %s/openapi.yaml
+  web console     %s/ui/   (sign in with the API token below)
   API token       %s
                   (every scope; tokens file %s)
   writer          http://%s/metrics   health http://%s/health
@@ -151,7 +152,7 @@ More keys (add the printed entry to the tokens file; it is reloaded by itself):
 Dead letters:
   KAFKA_BROKERS=%s %s/dlq-replayer list
 
-`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, token, tokensFile,
+`, strings.Join(broker.Brokers(), ","), db.URL(), base, base, apiMetricsAddr, base, base, token, tokensFile,
 		metricsAddr, metricsAddr, replayerAddr, replayerAddr, sourceKeys, integrityKeys.KeysFile, integrityKeys.PublicKeyFile,
 		integrityKeys.ExportPublicKeyFile, token, base, time.Now().UTC().Format("2006-01-02T15:04:05Z"), db.URL(), base,
 		base, base, binDir, integrityKeys.ExportPublicKeyFile, binDir, strings.Join(broker.Brokers(), ","), binDir)

@@ -26,6 +26,7 @@ import (
 	"github.com/auditstream/auditstream/internal/spool"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/telemetry"
+	"github.com/auditstream/auditstream/internal/ui"
 	"github.com/auditstream/auditstream/internal/verify"
 )
 
@@ -105,11 +106,16 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 		health.Detail("spool", func() any { return spoolStore.State() })
 		health.Gate("spool", spoolStore.Room)
 	}
+	console, err := ui.NewHandler()
+	if err != nil {
+		return err
+	}
 	integrityDeps, err := wireIntegrity(cfg.Integrity, reader, log)
 	if err != nil {
 		return err
 	}
 	deps := api.Deps{
+		Console:       console,
 		Integrity:     integrityDeps,
 		Publisher:     publisher,
 		Notifications: db,

@@ -129,6 +129,10 @@ type Deps struct {
 	// Now is the clock; nil means time.Now. Tests set it to check the
 	// future-timestamp rule at its boundary.
 	Now func() time.Time
+	// Console serves the web console under /ui/ (package ui); nil serves
+	// none. It is static files that call this API with the user's token,
+	// so it passes no access control of its own.
+	Console http.Handler
 	// Signer signs each record's principal header (SOURCE_KEYS_FILE); nil
 	// sends the name unsigned, which the writer stores as an unverified
 	// kafka:<name> (SOURCE_SIGNING_DISABLED).
@@ -213,7 +217,9 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	rd := &readHandlers{events: deps.Events, now: deps.Now, access: guard,
 		maxOffset: cfg.MaxOffset, maxPageBytes: cfg.MaxPageBytes, writeTimeout: cfg.WriteTimeout}
 	v1.GET("/events", rd.queryEvents)
+	v1.GET("/events/histogram", rd.histogram)
 	v1.GET("/events/:event_id", rd.getEvent)
+	v1.GET("/whoami", whoami)
 	holds := &holdHandlers{holds: deps.Holds, access: guard, log: deps.Log, maxBody: cfg.MaxBodyBytes,
 		system: selfaudit.New(deps.Publisher, deps.Signer, cfg.EventsTopic, "ingest-api")}
 	v1.POST("/legal-hold", holds.place)
@@ -228,6 +234,10 @@ func NewHandler(cfg Config, deps Deps) (http.Handler, error) {
 	r.GET("/health", gin.WrapH(deps.Health.HealthHandler()))
 	r.GET("/health/live", gin.WrapH(deps.Health.LiveHandler()))
 	r.GET("/health/ready", gin.WrapH(deps.Health.ReadyHandler()))
+	if deps.Console != nil {
+		r.GET("/ui/*file", gin.WrapH(deps.Console))
+		r.HEAD("/ui/*file", gin.WrapH(deps.Console))
+	}
 	spec := openapi.YAML()
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", spec) })
 

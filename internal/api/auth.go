@@ -18,8 +18,12 @@ import (
 	"github.com/auditstream/auditstream/internal/query"
 )
 
-// publicRoute marks a route that needs no credential.
-const publicRoute auth.Scope = ""
+// publicRoute marks a route that needs no credential; anyScope one that
+// needs a credential but no particular scope.
+const (
+	publicRoute auth.Scope = ""
+	anyScope    auth.Scope = "any"
+)
 
 // routeScopes is the one table of what each /api/v1 route requires (SPEC
 // 8.1), keyed by method and gin route pattern. NewHandler refuses to build
@@ -31,6 +35,9 @@ var routeScopes = map[string]auth.Scope{
 	"POST /api/v1/audit/notifications":   auth.ScopeWrite,
 	"GET /api/v1/audit/events":           auth.ScopeRead,
 	"GET /api/v1/audit/events/:event_id": auth.ScopeRead,
+	"GET /api/v1/audit/events/histogram": auth.ScopeRead,
+	// Who the caller is: the console's first call, for any credential.
+	"GET /api/v1/audit/whoami": anyScope,
 	// A restricted principal verifies and exports only within its
 	// namespaces (integrityHandlers.visible, restrictReads).
 	"POST /api/v1/audit/verify-chain": auth.ScopeRead,
@@ -120,7 +127,7 @@ func (a *access) authorize(c *gin.Context) {
 		a.unauthenticated(c, err)
 		return
 	}
-	if !ok || !p.HasScope(scope) {
+	if !ok || (scope != anyScope && !p.HasScope(scope)) {
 		a.deny(c, p.Name, reasonMissingScope, nil)
 		c.Header("WWW-Authenticate", fmt.Sprintf(`Bearer realm="auditstream", error="insufficient_scope", scope=%q`, scope))
 		abortProblem(c, probForbidden, fmt.Sprintf("This credential lacks the scope %s, which %s %s requires.", scope, c.Request.Method, c.FullPath()),

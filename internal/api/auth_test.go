@@ -70,6 +70,11 @@ func (r spyReader) Get(ctx context.Context, id uuid.UUID) (query.Event, error) {
 	return r.next.Get(ctx, id)
 }
 
+func (r spyReader) Histogram(ctx context.Context, f query.Filter) ([]query.Bucket, error) {
+	r.s.queried.Add(1)
+	return r.next.Histogram(ctx, f)
+}
+
 type spyReserver struct{ s *spies }
 
 func (r spyReserver) ReserveNotification(ctx context.Context, id string, digest [sha256.Size]byte, at time.Time) (audit.Reservation, error) {
@@ -185,6 +190,8 @@ func TestBadCredentialsAreRefused(t *testing.T) {
 		{http.MethodGet, "/api/v1/audit/legal-hold", nil},
 		{http.MethodDelete, "/api/v1/audit/legal-hold/rr-2025-001", []byte(`{"release_reason":"r"}`)},
 		{http.MethodGet, "/api/v1/audit/events?namespace=prod", nil},
+		{http.MethodGet, "/api/v1/audit/events/histogram?since=1h", nil},
+		{http.MethodGet, "/api/v1/audit/whoami", nil},
 		{http.MethodGet, "/api/v1/audit/events/" + existing, nil},
 		{http.MethodGet, "/api/v1/audit/events/" + uuid.NewString(), nil},
 	}
@@ -251,6 +258,8 @@ func TestScopesPerRoute(t *testing.T) {
 		{"ast_writer", http.MethodGet, "/api/v1/audit/events/" + uuid.NewString(), "audit:read", nil},
 		{"ast_admin", http.MethodGet, "/api/v1/audit/events", "audit:read", nil},
 		{"ast_admin", http.MethodPost, "/api/v1/audit/events", "audit:write", mustJSON(t, validEvent())},
+		{"ast_writer", http.MethodGet, "/api/v1/audit/events/histogram?since=1h", "audit:read", nil},
+		{"ast_admin", http.MethodGet, "/api/v1/audit/events/histogram?since=1h", "audit:read", nil},
 		{"ast_reader", http.MethodPost, "/api/v1/audit/legal-hold", "audit:admin", []byte(`{"correlation_id":"c","reason":"r"}`)},
 		{"ast_writer", http.MethodPost, "/api/v1/audit/legal-hold", "audit:admin", []byte(`{"correlation_id":"c","reason":"r"}`)},
 		{"ast_reader", http.MethodDelete, "/api/v1/audit/legal-hold/c", "audit:admin", []byte(`{"release_reason":"r"}`)},
@@ -381,6 +390,23 @@ func TestNamespaceRestriction(t *testing.T) {
 		res := g.send(http.DefaultClient, g.request(http.MethodGet, "/api/v1/audit/events?correlation_id="+corr+"&namespace=team-b", nil, bearer("ast_team-a")))
 		requireProblem(t, res, http.StatusForbidden, "forbidden")
 		s.untouched(t, "another team's namespace")
+	})
+
+	t.Run("histogram", func(t *testing.T) {
+		count := func(token, extra string) int64 {
+			res := f.send(http.DefaultClient, f.request(http.MethodGet, "/api/v1/audit/events/histogram?since=2h&correlation_id="+corr+extra, nil, bearer(token)))
+			require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+			var h api.HistogramResponse
+			require.NoError(t, json.Unmarshal(res.body, &h))
+			return h.Total
+		}
+		require.EqualValues(t, 3, count("ast_team-a", ""), "only its namespace")
+		require.EqualValues(t, 6, count(fullAccessToken, ""))
+		s := &spies{}
+		g := newFixture(t, withSpies(s), withTokensOf(f))
+		res := g.send(http.DefaultClient, g.request(http.MethodGet, "/api/v1/audit/events/histogram?since=2h&namespace=team-b", nil, bearer("ast_team-a")))
+		requireProblem(t, res, http.StatusForbidden, "forbidden")
+		s.untouched(t, "another team's histogram")
 	})
 
 	t.Run("a cursor minted by another principal", func(t *testing.T) {

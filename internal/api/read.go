@@ -21,6 +21,7 @@ import (
 type eventReader interface {
 	Stream(ctx context.Context, f query.Filter, p query.Page, emit func(*query.Event) (bool, error)) (query.Summary, error)
 	Get(ctx context.Context, id uuid.UUID) (query.Event, error)
+	Histogram(ctx context.Context, f query.Filter) ([]query.Bucket, error)
 }
 
 // Query parameter rules of SPEC 2.5.
@@ -187,10 +188,7 @@ func parseTimeRange(c *gin.Context, now time.Time, since, until string, f *query
 // name; nothing is clamped or guessed.
 func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, query.Page, map[string]string) {
 	bad := map[string]string{}
-	f := query.Filter{Equal: map[string]string{}}
-	parseEquals(c, filterFields, &f, bad)
-	parseTimeRange(c, now, "since", "until", &f, bad)
-	f.Detail = parseDetail(c, bad)
+	f := parseFilter(c, now, bad)
 	p := query.Page{Limit: defaultLimit}
 	if v, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(v)
@@ -224,4 +222,14 @@ func (h *readHandlers) parseQuery(c *gin.Context, now time.Time) (query.Filter, 
 		}
 	}
 	return f, p, bad
+}
+
+// parseFilter reads the filters and the time bounds that the query and the
+// histogram share, adding each bad one to bad by name.
+func parseFilter(c *gin.Context, now time.Time, bad map[string]string) query.Filter {
+	f := query.Filter{Equal: map[string]string{}}
+	parseEquals(c, filterFields, &f, bad)
+	parseTimeRange(c, now, "since", "until", &f, bad)
+	f.Detail = parseDetail(c, bad)
+	return f
 }

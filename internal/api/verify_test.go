@@ -143,25 +143,40 @@ func TestVerifyChain(t *testing.T) {
 	require.Contains(t, metrics, fmt.Sprintf(`auditstream_verify_runs_total{result="broken"} %d`, len(verifytest.Tamperings())))
 }
 
-// TestVerifyChainRetention: a chain whose head retention removed verifies
-// from the first event left, saying so; one deleted without a retention
-// record is tampering.
+// TestVerifyChainRetention: a chain whose head a real retention run
+// dropped (its first two events backfilled into a partition three years
+// old) verifies from the first event left, saying so; events deleted
+// without a retention record are tampering.
 func TestVerifyChainRetention(t *testing.T) {
 	f := newIntegrityFixture(t)
-	corr, _ := f.chain(t)
-	require.NoError(t, verifytest.Exec(t.Context(), f.store.Pool(), `DELETE FROM audit_events WHERE correlation_id = $1 AND chain_seq <= 2`, corr))
-	_, body := f.verifyChain(t, corr)
-	require.False(t, body.IsValid)
-	require.Equal(t, integrity.BreakGap, body.TamperedEvents[0].Kind)
-	require.False(t, body.TruncatedByRetention)
+	corr := "api-retention-" + uuid.NewString()
+	events := verifytest.Events(corr, verifytest.ChainLength)
+	for i := range events[:2] {
+		events[i].EventTimestamp = events[i].EventTimestamp.AddDate(-3, 0, 0)
+	}
+	_, err := f.store.Write(t.Context(), events, nil)
+	require.NoError(t, err)
+	_, err = verifytest.Checkpoint(t.Context(), f.store, f.checkpointSigner)
+	require.NoError(t, err)
+	run, err := f.store.RunRetention(t.Context(), 365, uuid.New)
+	require.NoError(t, err)
+	dropped := map[string]string{}
+	for _, o := range run.Outcomes {
+		dropped[o.Partition] = o.Outcome
+	}
+	require.Equal(t, store.RetentionDropped, dropped[store.PartitionName(events[0].EventTimestamp)])
 
-	require.NoError(t, verifytest.RecordRetention(t.Context(), f.store.Pool(), corr, 1, 2, 2))
-	_, body = f.verifyChain(t, corr)
+	_, body := f.verifyChain(t, corr)
 	require.True(t, body.IsValid, "%+v", body)
 	require.True(t, body.TruncatedByRetention)
 	require.Equal(t, int64(3), body.FirstSeq)
 	require.Equal(t, int64(3), body.TotalEvents)
 	require.Contains(t, body.Message, "Retention removed 2 event(s)")
+
+	require.NoError(t, verifytest.Exec(t.Context(), f.store.Pool(), `DELETE FROM audit_events WHERE correlation_id = $1 AND chain_seq = 4`, corr))
+	_, body = f.verifyChain(t, corr)
+	require.False(t, body.IsValid)
+	require.Equal(t, integrity.BreakGap, body.TamperedEvents[0].Kind, "a deletion retention does not account for")
 }
 
 // TestVerifyChainAccess: audit:read is needed; a principal limited to

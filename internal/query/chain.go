@@ -38,11 +38,8 @@ const (
 	FROM chain_heads h LEFT JOIN integrity_checkpoints c ON c.id = COALESCE(h.last_checkpoint_id, h.checkpoint_id)
 	WHERE h.correlation_id = $1`
 
-	// The retention bookkeeping comes with the lifecycle migration
-	// (000007, issue 12): until a database has it, retention has removed
-	// nothing, which is what no table says.
-	hasRetentionSQL = `SELECT to_regclass('retention_dropped_chains') IS NOT NULL`
-	droppedSQL      = `SELECT min_chain_seq, max_chain_seq, events FROM retention_dropped_chains
+	// What retention removed from the chain (migration 000007).
+	droppedSQL = `SELECT min_chain_seq, max_chain_seq, events FROM retention_dropped_chains
 	WHERE correlation_id = $1 AND min_chain_seq IS NOT NULL ORDER BY min_chain_seq`
 
 	chainSQL = `SELECT ` + "%s" + ` FROM audit_events
@@ -100,13 +97,6 @@ func readChainState(ctx context.Context, tx pgx.Tx, correlationID string) (Chain
 		if cpID != nil {
 			s.Checkpoint = &Checkpoint{ID: *cpID, CreatedAt: cpAt.UTC(), Document: cpDoc}
 		}
-	}
-	var retention bool
-	if err := tx.QueryRow(ctx, hasRetentionSQL).Scan(&retention); err != nil {
-		return ChainState{}, fmt.Errorf("read retention records: %w", err)
-	}
-	if !retention {
-		return s, nil
 	}
 	rows, err := tx.Query(ctx, droppedSQL, correlationID)
 	if err != nil {

@@ -110,30 +110,7 @@ func TestPlansUseIndexes(t *testing.T) {
 	require.NoError(t, err)
 	since := time.Now().Add(-24 * time.Hour)
 	after := &Cursor{Timestamp: time.Now(), EventID: uuid.New()}
-	// index is a part of the per-partition index name PostgreSQL derives
-	// from the columns (names are cut at 63 characters).
-	filters := map[string]struct {
-		f     Filter
-		index string
-	}{
-		"none":           {Filter{}, "Index Scan"},
-		"event_type":     {Filter{Equal: map[string]string{"event_type": "t1"}}, "_event_type_event_times"},
-		"event_category": {Filter{Equal: map[string]string{"event_category": "gateway"}}, "Index Scan"},
-		"event_outcome":  {Filter{Equal: map[string]string{"event_outcome": "success"}}, "Index Scan"},
-		"severity":       {Filter{Equal: map[string]string{"severity": "s1"}}, "_severity_event_times"},
-		"correlation_id": {Filter{Equal: map[string]string{"correlation_id": "c1"}}, "_correlation_id_event_times"},
-		"actor_id":       {Filter{Equal: map[string]string{"actor_id": "a1"}}, "_actor_id_event_times"},
-		"resource_type":  {Filter{Equal: map[string]string{"resource_type": "R1"}}, "_resource_type_event_times"},
-		"resource_id":    {Filter{Equal: map[string]string{"resource_id": "r1"}}, "_resource_id_event_times"},
-		"resource both":  {Filter{Equal: map[string]string{"resource_type": "R1", "resource_id": "r1"}}, "_resource_"},
-		"namespace":      {Filter{Equal: map[string]string{"namespace": "n1"}}, "_namespace_event_times"},
-		// A principal restricted to one namespace reads through the same
-		// index, whatever else it filters on.
-		"restricted": {Filter{Namespaces: []string{"n1"}}, "_namespace_event_times"},
-	}
-	for _, col := range filterColumns {
-		require.Contains(t, filters, col, "every filter of the field table is checked here (and has an index)")
-	}
+	filters := planFilters(t)
 	for name, tc := range filters {
 		for _, variant := range []string{"plain", "since", "cursor"} {
 			t.Run(name+"/"+variant, func(t *testing.T) {
@@ -152,6 +129,41 @@ func TestPlansUseIndexes(t *testing.T) {
 			})
 		}
 	}
+}
+
+// planFilter is a filter and a part of the name of the index that must
+// serve it.
+type planFilter struct {
+	f     Filter
+	index string
+}
+
+// planFilters are the filters the plan tests check, one per filter of the
+// field table and the restriction.
+func planFilters(t *testing.T) map[string]planFilter {
+	t.Helper()
+	// index is a part of the per-partition index name PostgreSQL derives
+	// from the columns (names are cut at 63 characters).
+	filters := map[string]planFilter{
+		"none":           {Filter{}, "Index Scan"},
+		"event_type":     {Filter{Equal: map[string]string{"event_type": "t1"}}, "_event_type_event_times"},
+		"event_category": {Filter{Equal: map[string]string{"event_category": "gateway"}}, "Index Scan"},
+		"event_outcome":  {Filter{Equal: map[string]string{"event_outcome": "success"}}, "Index Scan"},
+		"severity":       {Filter{Equal: map[string]string{"severity": "s1"}}, "_severity_event_times"},
+		"correlation_id": {Filter{Equal: map[string]string{"correlation_id": "c1"}}, "_correlation_id_event_times"},
+		"actor_id":       {Filter{Equal: map[string]string{"actor_id": "a1"}}, "_actor_id_event_times"},
+		"resource_type":  {Filter{Equal: map[string]string{"resource_type": "R1"}}, "_resource_type_event_times"},
+		"resource_id":    {Filter{Equal: map[string]string{"resource_id": "r1"}}, "_resource_id_event_times"},
+		"resource both":  {Filter{Equal: map[string]string{"resource_type": "R1", "resource_id": "r1"}}, "_resource_"},
+		"namespace":      {Filter{Equal: map[string]string{"namespace": "n1"}}, "_namespace_event_times"},
+		// A principal restricted to one namespace reads through the same
+		// index, whatever else it filters on.
+		"restricted": {Filter{Namespaces: []string{"n1"}}, "_namespace_event_times"},
+	}
+	for _, col := range filterColumns {
+		require.Contains(t, filters, col, "every filter of the field table is checked here (and has an index)")
+	}
+	return filters
 }
 
 func explain(ctx context.Context, t *testing.T, sql string, args []any) string {
@@ -317,4 +329,97 @@ func TestStreamEndsWhereEmitSays(t *testing.T) {
 	sum, err := r.Stream(t.Context(), f, Page{Limit: 1}, takeAll)
 	require.NoError(t, err, "the pool serves on after an abandoned page")
 	require.True(t, sum.HasMore)
+}
+
+// TestHistogramPlansUseIndexes: the per-minute count of every filter over
+// a day reads the filter's own index (or, for the few-valued ones and no
+// filter, any index bounded by the time range), never a whole partition.
+// A hash aggregate needs no sort.
+func TestHistogramPlansUseIndexes(t *testing.T) {
+	ctx := t.Context()
+	seed(t, 5000)
+	_, err := db.Pool().Exec(ctx, "ANALYZE audit_events")
+	require.NoError(t, err)
+	until := time.Now()
+	for name, tc := range planFilters(t) {
+		t.Run(name, func(t *testing.T) {
+			f := tc.f
+			f.Since, f.Until = until.Add(-MaxHistogramRange), until
+			sql, args := buildHistogram(f)
+			plan := explain(ctx, t, sql, args)
+			require.NotContains(t, plan, "Sort", plan)
+			require.NotContains(t, plan, "Seq Scan", plan)
+			if tc.index == "Index Scan" {
+				require.Contains(t, plan, "Index", plan)
+			} else {
+				require.Contains(t, plan, tc.index, plan)
+			}
+			require.Regexp(t, `Index Cond: .*event_timestamp >=`, plan, "the time range bounds the index scan")
+		})
+	}
+}
+
+// TestHistogram counts events per minute: every minute of the range has
+// its bucket, the bounds are inclusive and cut the first and last minute,
+// the filter and the namespace restriction hold, and a range the API
+// would refuse is an error here too.
+func TestHistogram(t *testing.T) {
+	ctx := t.Context()
+	r, err := NewReader(db.Pool(), Config{StatementTimeout: 5 * time.Second, CountCap: 100})
+	require.NoError(t, err)
+	corr := "histogram-" + uuid.NewString()
+	base := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	ns := func(v string) *string { return &v }
+	// offsets from base, and the namespace of each event
+	at := []struct {
+		d  time.Duration
+		ns *string
+	}{
+		{0, ns("a")}, {10 * time.Second, ns("a")}, {59*time.Second + 999999*time.Microsecond, ns("b")},
+		{time.Minute, nil}, {3*time.Minute + 30*time.Second, ns("a")}, {10 * time.Minute, ns("a")},
+	}
+	events := make([]audit.Event, len(at))
+	for i, a := range at {
+		events[i] = audit.Event{EventID: uuid.New(), Version: "1", EventType: "t", EventTimestamp: base.Add(a.d),
+			EventCategory: "gateway", EventAction: "a", EventOutcome: "success", CorrelationID: corr, Namespace: a.ns,
+			EventData: json.RawMessage(`{}`)}
+	}
+	_, err = db.Write(ctx, events, nil)
+	require.NoError(t, err)
+	counts := func(f Filter) []int64 {
+		t.Helper()
+		f.Equal = map[string]string{"correlation_id": corr}
+		buckets, err := r.Histogram(ctx, f)
+		require.NoError(t, err)
+		out := make([]int64, len(buckets))
+		for i, b := range buckets {
+			require.Equal(t, f.Since.Truncate(time.Minute).Add(time.Duration(i)*time.Minute), b.Start, "one bucket per minute, in order")
+			require.Equal(t, time.UTC, b.Start.Location())
+			out[i] = b.Count
+		}
+		return out
+	}
+
+	require.Equal(t, []int64{3, 1, 0, 1, 0}, counts(Filter{Since: base, Until: base.Add(4 * time.Minute)}))
+	require.Equal(t, []int64{2, 1, 0, 1}, counts(Filter{Since: base.Add(10 * time.Second), Until: base.Add(3*time.Minute + 30*time.Second)}),
+		"the bounds are inclusive and cut their minutes")
+	require.Equal(t, []int64{1}, counts(Filter{Since: base.Add(20 * time.Second), Until: base.Add(time.Minute - time.Microsecond)}), "one minute")
+	require.Equal(t, []int64{2, 0, 0, 1, 0}, counts(Filter{Since: base, Until: base.Add(4 * time.Minute), Namespaces: []string{"a"}}))
+	day := counts(Filter{Since: base.Add(-23 * time.Hour), Until: base.Add(time.Hour)})
+	require.Len(t, day, 24*60+1)
+	var total int64
+	for _, n := range day {
+		total += n
+	}
+	require.EqualValues(t, len(events), total)
+
+	for _, f := range []Filter{
+		{Since: base},
+		{Until: base},
+		{Since: base, Until: base.Add(-time.Second)},
+		{Since: base, Until: base.Add(MaxHistogramRange + time.Microsecond)},
+	} {
+		_, err := r.Histogram(ctx, f)
+		require.Error(t, err, "%+v", f)
+	}
 }

@@ -419,3 +419,44 @@ func TestRetentionRecordsChainSeqs(t *testing.T) {
 	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT max(chain_seq) FROM audit_events WHERE correlation_id = 'rt-chain'`).Scan(&last))
 	require.Equal(t, int64(7), last, "the chain goes on after the drop, never reusing a chain_seq")
 }
+
+// DroppedEvents is what one retention drop removed from one chain (a
+// correlation_id), as retention_dropped_chains keeps it.
+type DroppedEvents struct {
+	Partition string
+	DroppedAt time.Time
+	// Events is how many of the chain's events the partition held.
+	Events                        int64
+	FirstTimestamp, LastTimestamp time.Time
+	// MinChainSeq and MaxChainSeq bound their chain_seq; nil when none had
+	// one (stored before the chain, or with INTEGRITY_DISABLED).
+	MinChainSeq, MaxChainSeq *int64
+}
+
+// DroppedFromChain lists what retention recorded it removed from the chain
+// of correlationID, oldest drop first (verify-chain reads the same rows,
+// internal/query's ReadChain). Retention drops by time and a chain numbers its
+// events in storage order, so the events that went may be the chain's head
+// or any others: a verifier explains the chain_seqs missing below and
+// between the remaining events by these rows, when the missing ones number
+// exactly the sum of Events and each lies within some row's
+// [MinChainSeq, MaxChainSeq]; a gap they do not explain is tampering.
+func (s *Store) DroppedFromChain(ctx context.Context, correlationID string) ([]DroppedEvents, error) {
+	rows, err := s.pool.Query(ctx, `SELECT d.partition, d.dropped_at, c.events, c.first_timestamp, c.last_timestamp,
+			c.min_chain_seq, c.max_chain_seq
+		FROM retention_dropped_chains c JOIN retention_drops d ON d.id = c.drop_id
+		WHERE c.correlation_id = $1 ORDER BY d.id`, correlationID)
+	if err != nil {
+		return nil, fmt.Errorf("dropped events of %s: %w", correlationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DroppedEvents, error) {
+		var d DroppedEvents
+		err := row.Scan(&d.Partition, &d.DroppedAt, &d.Events, &d.FirstTimestamp, &d.LastTimestamp, &d.MinChainSeq, &d.MaxChainSeq)
+		d.DroppedAt, d.FirstTimestamp, d.LastTimestamp = d.DroppedAt.UTC(), d.FirstTimestamp.UTC(), d.LastTimestamp.UTC()
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dropped events of %s: %w", correlationID, err)
+	}
+	return out, nil
+}

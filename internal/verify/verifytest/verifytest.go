@@ -170,21 +170,11 @@ func Rewrite(ctx context.Context, pool *pgxpool.Pool, keys *integrity.Keys, corr
 	return Exec(ctx, pool, `UPDATE chain_heads SET event_hash = $2 WHERE correlation_id = $1`, corr, head.Hash)
 }
 
-// RecordRetention records that retention dropped a partition holding
-// events events of the chain corr with chain_seq from minSeq to maxSeq, in
-// the lifecycle schema's tables (migration 000007), which it creates when
-// the database predates them.
+// RecordRetention records, as a retention run does, that retention dropped
+// a partition holding events events of the chain corr with chain_seq from
+// minSeq to maxSeq, without dropping one: for the cases a real drop makes
+// hard to arrange (several drops of one chain).
 func RecordRetention(ctx context.Context, pool *pgxpool.Pool, corr string, minSeq, maxSeq, events int64) error {
-	if err := Exec(ctx, pool, `CREATE TABLE IF NOT EXISTS retention_drops (
-		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, partition text NOT NULL, period_start timestamptz NOT NULL,
-		period_end timestamptz NOT NULL, dropped_at timestamptz NOT NULL DEFAULT now(), events bigint NOT NULL,
-		default_days integer NOT NULL, event_id uuid NOT NULL UNIQUE);
-	CREATE TABLE IF NOT EXISTS retention_dropped_chains (
-		correlation_id varchar(255) NOT NULL, drop_id bigint NOT NULL REFERENCES retention_drops (id), events bigint NOT NULL,
-		first_timestamp timestamptz NOT NULL, last_timestamp timestamptz NOT NULL, min_chain_seq bigint, max_chain_seq bigint,
-		PRIMARY KEY (correlation_id, drop_id))`); err != nil {
-		return err
-	}
 	return Exec(ctx, pool, `WITH d AS (
 		INSERT INTO retention_drops (partition, period_start, period_end, events, default_days, event_id)
 		VALUES ('audit_events_p201901', now(), now(), $4, 30, $5) RETURNING id)
