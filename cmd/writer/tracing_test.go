@@ -74,7 +74,7 @@ func TestTraceFromRequestToBatchSpan(t *testing.T) {
 	require.Equal(t, map[string]bool{
 		"POST /api/v1/audit/events": true, // otelgin
 		"send " + p.events:          true, // the API's publish
-		p.events + " publish":       true, // otelsarama's producer tracer
+		p.events + " publish":       true, // watermill-kafka's sarama tracer
 	}, names, "the API's spans of the request's trace")
 	batchTrace := hex.EncodeToString(batch.GetTraceId())
 	require.NotEqual(t, traceID, batchTrace, "a batch is a trace of its own")

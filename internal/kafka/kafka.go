@@ -37,15 +37,10 @@
 //     encoded, in one metadata entry of its own, so a decorator that
 //     stores messages keeps the record by keeping the metadata; the
 //     message UUID (the event id) is not published.
-//   - With tracing on, github.com/dnwe/otelsarama, the tracer behind
-//     watermill-kafka's NewOTELSaramaTracer, wraps the API's producer
-//     (WithOTELTracer); not the writer's, whose dead letters keep the
-//     original traceparent byte for byte. It is applied directly: the
-//     producer is sarama's asynchronous one (its acknowledgements handed
-//     back to each Publish, rather than a SyncProducer's goroutine per
-//     call), and watermill-kafka's tracer wraps only sync producers. So
-//     no watermill-kafka code is linked any more; its design notes above
-//     still say why ours replaces its Publisher, marshaler and subscriber.
+//   - With tracing on, watermill-kafka's OpenTelemetry sarama tracer
+//     (NewOTELSaramaTracer, github.com/dnwe/otelsarama) wraps the API's
+//     producer (WithOTELTracer); not the writer's, whose dead letters keep
+//     the original traceparent byte for byte.
 //   - Reading stays on sarama: the writer's consumer group and the
 //     replayer's Reader. watermill-kafka's subscriber hands over one
 //     message per partition and waits for its ack before the next (batch

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/dnwe/otelsarama"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
@@ -92,70 +92,17 @@ type Producer struct {
 	closeOnce sync.Once
 	// topicsMissing wakes KeepTopics (one pending signal at most).
 	topicsMissing chan struct{}
-	// traced wraps the sarama producer in otelsarama's (WithOTELTracer).
-	traced bool
+	// tracer wraps the sarama producer when tracing is on (WithOTELTracer).
+	tracer wmkafka.SaramaTracer
 
 	connected *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
 	records   *prometheus.CounterVec
-	// series caches the series of each topic published to (topicMetrics).
-	series sync.Map
 }
 
-// connection is a connected producer. Sends share one asynchronous sarama
-// producer, whose acknowledgements one goroutine (acknowledge) hands back
-// to the send each message belongs to (its Metadata): a SyncProducer
-// would cost every request a goroutine of its own, and sarama's
-// per-message expectation channels, for the same batching (sarama gathers
-// the messages of concurrent sends into one produce request either way).
 type connection struct {
 	client   sarama.Client
-	producer sarama.AsyncProducer
-	// acked is closed once acknowledge has returned: sarama has answered
-	// for every message handed to it.
-	acked chan struct{}
-}
-
-// pending is one send's messages awaiting acknowledgement. Only the
-// connection's acknowledge goroutine touches left and failed; all is
-// closed when the last message is answered, after which the send reads
-// failed.
-type pending struct {
-	left   int
-	failed sarama.ProducerErrors
-	all    chan struct{}
-}
-
-func (p *pending) answer(perr *sarama.ProducerError) {
-	if perr != nil {
-		p.failed = append(p.failed, perr)
-	}
-	if p.left--; p.left == 0 {
-		close(p.all)
-	}
-}
-
-// acknowledge answers each message's send until sarama has closed both
-// channels (after AsyncClose, once every message is answered).
-func (c *connection) acknowledge() {
-	defer close(c.acked)
-	successes, errs := c.producer.Successes(), c.producer.Errors()
-	for successes != nil || errs != nil {
-		select {
-		case m, ok := <-successes:
-			if !ok {
-				successes = nil
-				continue
-			}
-			m.Metadata.(*pending).answer(nil)
-		case e, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			e.Msg.Metadata.(*pending).answer(e)
-		}
-	}
+	producer sarama.SyncProducer
 }
 
 // NewProducer validates the configuration; it does not connect.
@@ -222,16 +169,14 @@ func (p *Producer) ConnectOnce() error {
 	if _, err := ensureTopics(client, p.topics); err != nil {
 		return errors.Join(err, client.Close())
 	}
-	producer, err := sarama.NewAsyncProducerFromClient(client)
+	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		return errors.Join(fmt.Errorf("kafka producer: %w", err), client.Close())
 	}
-	if p.traced {
-		producer = otelsarama.WrapAsyncProducer(p.sc, producer)
+	if p.tracer != nil {
+		producer = p.tracer.WrapSyncProducer(p.sc, producer)
 	}
-	conn := &connection{client: client, producer: producer, acked: make(chan struct{})}
-	go conn.acknowledge()
-	p.conn.Store(conn)
+	p.conn.Store(&connection{client: client, producer: producer})
 	p.connected.WithLabelValues().Set(1)
 	return nil
 }
@@ -252,7 +197,7 @@ func (p *Producer) Publish(_ context.Context, records []Record) error {
 	var from []Header
 	var headers []sarama.RecordHeader
 	for i, r := range records {
-		if p.traced || !sameList(r.Headers, from) {
+		if p.tracer != nil || !sameList(r.Headers, from) {
 			from, headers = r.Headers, recordHeaders(r.Headers)
 		}
 		msgs[i] = &sarama.ProducerMessage{
@@ -274,68 +219,33 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 		return &PublishError{Total: len(msgs), Failed: len(msgs), Err: errors.New("not connected to kafka")}
 	}
 	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- conn.producer.SendMessages(msgs) }()
 	timer := time.NewTimer(p.cfg.PublishTimeout)
 	defer timer.Stop()
-	pd := &pending{left: len(msgs), all: make(chan struct{})}
-	timedOut := false
-	// Handing a message over blocks while sarama's input is full (the
-	// brokers are slow or away): that wait counts against the timeout too.
-	for _, m := range msgs {
-		m.Metadata = pd
-		select {
-		case conn.producer.Input() <- m:
-			continue
-		case <-timer.C:
-			timedOut = true
-		}
-		break
-	}
-	if !timedOut {
-		select {
-		case <-pd.all:
-		case <-timer.C:
-			timedOut = true
-		}
-	}
 
 	var perr *PublishError
 	var failed sarama.ProducerErrors
-	switch {
-	case timedOut:
+	select {
+	case err := <-done:
+		if err != nil {
+			n := len(msgs)
+			if errors.As(err, &failed) {
+				n = len(failed)
+				err = failed[0].Err
+			}
+			perr = &PublishError{Total: len(msgs), Failed: n, Refused: refused(err), Err: err}
+		}
+	case <-timer.C:
 		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
-	case len(pd.failed) > 0:
-		failed = pd.failed
-		err := failed[0].Err
-		perr = &PublishError{Total: len(msgs), Failed: len(failed), Refused: refused(err), Err: err}
 	}
-	topic, single := singleTopic(msgs)
-	if single {
-		// The API's calls: one topic, whose series are looked up once.
-		m := p.topicMetrics(topic)
-		bad := len(failed)
-		if perr != nil && failed == nil {
-			bad = len(msgs)
-		}
-		if perr != nil {
-			m.failedDuration.Observe(time.Since(start).Seconds())
-		} else {
-			m.ackedDuration.Observe(time.Since(start).Seconds())
-		}
-		if acked := len(msgs) - bad; acked > 0 {
-			m.acked.Add(float64(acked))
-		}
-		if bad > 0 {
-			m.failed.Add(float64(bad))
-		}
-	} else {
-		result := "acked"
-		if perr != nil {
-			result = "failed"
-		}
-		p.duration.WithLabelValues("mixed", result).Observe(time.Since(start).Seconds())
-		p.count(msgs, failed, perr != nil && failed == nil)
+	result := "acked"
+	if perr != nil {
+		result = "failed"
 	}
+	p.duration.WithLabelValues(topicLabel(msgs), result).Observe(time.Since(start).Seconds())
+	p.count(msgs, failed, perr != nil && failed == nil)
 	if perr != nil {
 		p.noteUnknownTopic(perr.Err)
 		return perr
@@ -372,36 +282,16 @@ func (p *Producer) count(msgs []*sarama.ProducerMessage, failed sarama.ProducerE
 	}
 }
 
-// singleTopic returns the messages' topic, and whether they all have it;
-// the latency histogram labels a call that spans several (the replayer's)
-// "mixed".
-func singleTopic(msgs []*sarama.ProducerMessage) (string, bool) {
+// topicLabel is the topic of a publish for the latency histogram: the
+// messages' topic, or "mixed" when a call spans several (the replayer's).
+func topicLabel(msgs []*sarama.ProducerMessage) string {
 	t := msgs[0].Topic
 	for _, m := range msgs[1:] {
 		if m.Topic != t {
-			return "", false
+			return "mixed"
 		}
 	}
-	return t, true
-}
-
-// topicSeries are the metric series of one topic's publishes.
-type topicSeries struct {
-	acked, failed                 prometheus.Counter
-	ackedDuration, failedDuration prometheus.Observer
-}
-
-// topicMetrics returns topic's series, looked up once: every request of
-// the API publishes, and a look-up hashes the label values each time.
-func (p *Producer) topicMetrics(topic string) *topicSeries {
-	if m, ok := p.series.Load(topic); ok {
-		return m.(*topicSeries)
-	}
-	m, _ := p.series.LoadOrStore(topic, &topicSeries{
-		acked: p.records.WithLabelValues(topic, "acked"), failed: p.records.WithLabelValues(topic, "failed"),
-		ackedDuration: p.duration.WithLabelValues(topic, "acked"), failedDuration: p.duration.WithLabelValues(topic, "failed"),
-	})
-	return m.(*topicSeries)
+	return t
 }
 
 // Check is the /health probe: it asks the cluster for fresh metadata, which
@@ -434,11 +324,7 @@ func (p *Producer) Close() error {
 		if conn == nil {
 			return
 		}
-		// Every message handed over is answered (to its send) before
-		// sarama closes its channels.
-		conn.producer.AsyncClose()
-		<-conn.acked
-		err = conn.client.Close()
+		err = errors.Join(conn.producer.Close(), conn.client.Close())
 		if errors.Is(err, sarama.ErrClosedClient) {
 			err = nil
 		}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -59,10 +60,9 @@ func (c *HeaderCarrier) Keys() []string {
 // ProducerOption changes a Producer that NewProducer builds.
 type ProducerOption func(*Producer)
 
-// WithOTELTracer wraps the producer in github.com/dnwe/otelsarama, the
-// tracer of watermill-kafka's kafka.NewOTELSaramaTracer (v3.1.4), which
-// wraps only sync producers and so is applied here to the asynchronous one
-// directly, with the same defaults: every record sent gets a producer span,
+// WithOTELTracer wraps the producer in watermill-kafka's OpenTelemetry
+// sarama tracer (kafka.NewOTELSaramaTracer of watermill-kafka v3.1.4, which
+// is github.com/dnwe/otelsarama): every record sent gets a producer span,
 // "<topic> publish", a child of the trace context in the record's
 // traceparent header, and that header is then replaced with the span's own
 // context, moved to the end of the list. The tracer reads OpenTelemetry's
@@ -72,5 +72,5 @@ type ProducerOption func(*Producer)
 // the original record's headers byte for byte (SPEC 6.1), traceparent
 // included, and the tracer would rewrite it.
 func WithOTELTracer() ProducerOption {
-	return func(p *Producer) { p.traced = true }
+	return func(p *Producer) { p.tracer = wmkafka.NewOTELSaramaTracer() }
 }

@@ -37,7 +37,7 @@ func TestHeaderCarrierReplacesNeverAppends(t *testing.T) {
 	require.Equal(t, []string{"a", HeaderTraceParent, "b", HeaderTraceState}, hs.Keys())
 }
 
-// TestOTELTracerSpansEveryRecord: with otelsarama's producer tracer, each
+// TestOTELTracerSpansEveryRecord: with watermill-kafka's sarama tracer, each
 // record of a Publish call gets a producer span, a child of the trace
 // context the message carried, and its traceparent names that span; the
 // header list the messages shared is not overwritten by one another's.

@@ -47,7 +47,7 @@ var propagator = propagation.TraceContext{}
 // fail a request or a batch.
 //
 // It also installs the provider and the propagator as OpenTelemetry's
-// globals: otelsarama's producer tracer, which wraps the API's producer,
+// globals: watermill-kafka's sarama tracer, which wraps the API's producer,
 // reads them. The process's own code is given this Tracing instead.
 func NewTracing(ctx context.Context, cfg TracingConfig, log *zap.Logger) (*Tracing, error) {
 	if cfg.Endpoint == "" {
