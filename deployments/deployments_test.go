@@ -566,6 +566,12 @@ func TestKustomizeBase(t *testing.T) {
 					env[e.Name] = "postgres://from-secret/" + e.ValueFrom.SecretKeyRef.Name
 				case e.ValueFrom.ResourceFieldRef != nil:
 					require.True(t, goRuntimeEnv[e.Name], "%s from a resource field", e.Name)
+				case e.ValueFrom.FieldRef != nil:
+					// The writer's static member name: stable across
+					// restarts of the pod's container, unique per pod.
+					require.Equal(t, "POD_NAME", e.Name, "the only variable from the pod's fields")
+					require.Equal(t, "metadata.name", e.ValueFrom.FieldRef.FieldPath)
+					env[e.Name] = name + "-0"
 				default:
 					t.Errorf("env %s: unexpected source", e.Name)
 				}

@@ -13,14 +13,14 @@ const allSynopsis = `
 Every stage in sequence on this machine (make bench): api, writer, lag,
 query, spool (with the api stage's durations), verify; one table at the end, merged into bench/results/latest.json. The
 default sizes keep the run near 5 minutes on 2 cores; --long runs bigger
-ones (api 30 s per case, writer 500,000 rows, lag 5 min, query 10,000,000
+ones (api 30 s per case, writer 500,000 rows (the backlog stays 1,000,000), lag 5 min, query 10,000,000
 rows, a chain of 1,000,000 events). Each size has its own flag for smaller
 (test) or custom runs.`
 
 type allCmd struct {
 	Long        bool          `help:"Longer runs (see above); a size given as a flag is kept."`
 	API         apiConfig     `embed:"" prefix:"api-"`
-	WriterRows  int           `default:"100000" help:"Writer stage: events in the pre-filled topic."`
+	Writer      writerConfig  `embed:"" prefix:"writer-"`
 	LagDuration time.Duration `default:"60s" help:"Lag stage: sustained load."`
 	Query       queryConfig   `embed:"" prefix:"query-" set:"query_rows=1000000" set:"query_iterations=300"`
 	Verify      verifyConfig  `embed:"" prefix:"verify-"`
@@ -38,7 +38,7 @@ func (c *allCmd) long(given map[string]bool) {
 		c.API.Duration = 30 * time.Second
 	}
 	if !given["writer-rows"] {
-		c.WriterRows = 500_000
+		c.Writer.Rows = 500_000
 	}
 	if !given["lag-duration"] {
 		c.LagDuration = 5 * time.Minute
@@ -88,7 +88,7 @@ func (c *allCmd) Run(r *run) error {
 	if want["writer"] {
 		t := time.Now()
 		logf("=== writer")
-		res, err := writerStage(ctx, c.WriterRows, logf, env.Params)
+		res, err := writerStage(ctx, c.Writer, logf, env.Params)
 		r.results = append(r.results, res...)
 		if err != nil {
 			return fmt.Errorf("writer: %w", err)

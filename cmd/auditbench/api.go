@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,37 +20,40 @@ import (
 
 const apiSynopsis = `
 Write API throughput (issue items 1 and 2) over real HTTP: the real ingest-api
-binary (go build, run as a process against the stack's Kafka and PostgreSQL)
-and, as the baseline, a bare gin JSON handler (ShouldBindJSON into a map,
-answer 201 JSON) run as its own process. A Go load generator runs
---concurrency keep-alive clients back to back for --duration per case,
+binary (go build, run as a process against the stack's Kafka and PostgreSQL,
+alone: no writer competes for the cores) as a user runs it by default
+(LOG_LEVEL=info with the access log on, access control on with an API key
+from AUTH_TOKENS_FILE, submitted_by signed with SOURCE_KEYS_FILE, acks=all
+idempotent) and, as the baseline, a bare gin JSON handler (ShouldBindJSON
+into a map, answer 201 JSON) run as its own process. A Go load generator
+runs --concurrency keep-alive clients back to back for --duration per case,
 after --warmup:
 
   bare_gin     POST of one event to the bare handler
-  single       POST /api/v1/audit/events (published to Kafka, acks=all)
+  single       POST /api/v1/audit/events with the API key
   batch100     POST /api/v1/audit/events/batch, 100 events
   batch1000    POST /api/v1/audit/events/batch, 1,000 events
-  single_token single, with access control on and an API key (AUTH_TOKENS_FILE)
-  single_jwt   single, with access control on and a JWT of an OIDC issuer
+  single_noauth single, against a second ingest-api with AUTH_DISABLED
+  single_jwt   single, against a third with a JWT of an OIDC issuer
                served by auditbench over TLS (one token per client, reused
                as real clients do until it expires)
-  traced.*     single and batch100 again, against a second ingest-api with
+  traced.*     single and batch100 again, against an ingest-api with
                tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), exporting every
                span to a local OTLP/HTTP sink in this process; the ratios
                to the untraced cases are the cost of tracing
 
-single, batch100 and batch1000 run with AUTH_DISABLED; the two auth cases
-run against a second ingest-api with a tokens file and the issuer, rate
-limits off in both.
+Rate limits are off in every case (one principal sends all the load).
 
-Targets: single req/s >= 0.5 x bare_gin req/s; single_token and single_jwt
-req/s >= 0.9 x single req/s (access control costs under 10 %), same run.`
+Targets: single req/s >= 0.6 x bare_gin req/s; single and single_jwt
+req/s >= 0.9 x single_noauth req/s (access control costs under 10 %),
+same run.`
 
 // apiConfig are the flags of the api stage (also of all, prefixed api-).
 type apiConfig struct {
 	Duration    time.Duration `default:"10s" help:"Measured load per case."`
 	Warmup      time.Duration `default:"1s" help:"Unmeasured load before each case."`
-	Concurrency int           `default:"32" help:"Concurrent keep-alive clients."`
+	Concurrency int           `default:"64" help:"Concurrent keep-alive clients (connections)."`
+	Profile     string        `placeholder:"FILE" help:"Write a CPU profile of ingest-api over the single case to FILE (PPROF_ENABLED; go tool pprof FILE)."`
 }
 
 type apiCmd struct {
@@ -131,7 +135,11 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	if err := waitHTTP(ctx, "http://"+ginAddr+"/health", gp, 30*time.Second); err != nil {
 		return nil, 0, err
 	}
-	ap, base, err := st.startIngestAPI(ctx, dbURL, nil, logf)
+	var apiEnv []string
+	if cfg.Profile != "" {
+		apiEnv = []string{"AUTH_TOKENS_FILE=" + filepath.Join(st.keysDir, "tokens.yaml"), "PPROF_ENABLED=true"}
+	}
+	ap, base, err := st.startIngestAPI(ctx, dbURL, apiEnv, logf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -172,18 +180,27 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events")})
 	results = append(results, latRows("api.bare_gin", ginRes)...)
 
-	sRes, err := run("single", base+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	profiled := make(chan error, 1)
+	if cfg.Profile != "" {
+		go func() { profiled <- cpuProfile(ctx, ap, cfg.Warmup, cfg.Duration, cfg.Profile) }()
+	} else {
+		profiled <- nil
+	}
+	sRes, err := run("single", base+"/api/v1/audit/events", st.authorization(), 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
 	if err != nil {
+		return results, 0, err
+	}
+	if err := <-profiled; err != nil {
 		return results, 0, err
 	}
 	if sRes.errors > 0 {
 		errRate = Below(1)
 	}
 	results = append(results, Result{Name: "api.single.req_per_s", Value: sRes.rate(), Unit: "req/s",
-		Notes: note(sRes, "real ingest-api process, POST /api/v1/audit/events, Kafka acks=all; vs api.bare_gin.req_per_s")})
+		Notes: note(sRes, "real ingest-api process, defaults (access log, API key, signed submitted_by), POST /api/v1/audit/events, Kafka acks=all; vs api.bare_gin.req_per_s")})
 	results = append(results, latRows("api.single", sRes)...)
 	results = append(results, Result{Name: "api.ratio.single_vs_bare_gin", Value: sRes.rate() / ginRes.rate(), Unit: "x",
-		Target: AtLeast(0.5), Notes: "api.single.req_per_s / api.bare_gin.req_per_s"})
+		Target: AtLeast(0.6), Notes: "api.single.req_per_s / api.bare_gin.req_per_s"})
 	if errRate != nil {
 		results = append(results, Result{Name: "api.single.errors", Value: float64(sRes.errors), Unit: "req", Target: errRate, Notes: sRes.firstErr})
 	}
@@ -193,7 +210,7 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 		body []byte
 	}{{100, b100}, {1000, b1000}} {
 		name := fmt.Sprintf("batch%d", c.n)
-		r, err := run(name, base+"/api/v1/audit/events/batch", "", c.n, func(int, int) []byte { return c.body })
+		r, err := run(name, base+"/api/v1/audit/events/batch", st.authorization(), c.n, func(int, int) []byte { return c.body })
 		if err != nil {
 			return results, 0, err
 		}
@@ -232,8 +249,9 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	return results, sRes.rate(), nil
 }
 
-// authCases measures single-event POSTs with access control on, an API key
-// and a JWT, next to the single case without it (sRes, same run).
+// authCases measures single-event POSTs without access control and with a
+// JWT, each against an ingest-api of its own, next to the single case (an
+// API key, sRes, same run).
 func authCases(ctx context.Context, st *stack, dbURL string, logf func(string, ...any), sRes loadResult,
 	run func(name, url, authorization string, per int, body func(w, i int) []byte) (loadResult, error),
 	body func(w, i int) []byte, note func(loadResult, string) string) ([]Result, error) {
@@ -242,31 +260,45 @@ func authCases(ctx context.Context, st *stack, dbURL string, logf func(string, .
 		return nil, err
 	}
 	defer creds.Close()
-	p, base, err := st.startIngestAPI(ctx, dbURL, creds.env, logf)
+	measure := func(name, authorization string, env []string) (loadResult, error) {
+		p, base, err := st.startIngestAPI(ctx, dbURL, env, logf)
+		if err != nil {
+			return loadResult{}, err
+		}
+		defer p.stop()
+		r, err := run(name, base+"/api/v1/audit/events", authorization, 1, body)
+		if err != nil {
+			return r, err
+		}
+		return r, p.stop()
+	}
+	noAuth, err := measure("single_noauth", "", []string{"AUTH_DISABLED=true"})
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
-	var results []Result
-	for _, c := range []struct{ name, authorization, what string }{
-		{"single_token", "Bearer " + creds.apiKey, "API key from AUTH_TOKENS_FILE (SHA-256, constant-time look-up)"},
-		{"single_jwt", "Bearer " + creds.jwt, "ES256 JWT of an OIDC issuer (discovery + JWKS over TLS), verified once, then cached until exp"},
-	} {
-		r, err := run(c.name, base+"/api/v1/audit/events", c.authorization, 1, body)
-		if err != nil {
-			return results, err
-		}
-		results = append(results,
-			Result{Name: "api." + c.name + ".req_per_s", Value: r.rate(), Unit: "req/s",
-				Notes: note(r, "real ingest-api with access control on, POST /api/v1/audit/events, "+c.what)},
-			Result{Name: "api.ratio." + c.name + "_vs_single", Value: r.rate() / sRes.rate(), Unit: "x",
-				Target: AtLeast(0.9), Notes: "api." + c.name + ".req_per_s / api.single.req_per_s (AUTH_DISABLED), same run: access control costs under 10 %"},
-		)
-		if r.errors > 0 {
-			results = append(results, Result{Name: "api." + c.name + ".errors", Value: float64(r.errors), Unit: "req", Target: Below(1), Notes: r.firstErr})
+	jwt, err := measure("single_jwt", "Bearer "+creds.jwt, creds.env)
+	if err != nil {
+		return nil, err
+	}
+	results := []Result{
+		{Name: "api.single_noauth.req_per_s", Value: noAuth.rate(), Unit: "req/s",
+			Notes: note(noAuth, "real ingest-api with AUTH_DISABLED=true, POST /api/v1/audit/events")},
+		{Name: "api.ratio.single_vs_noauth", Value: sRes.rate() / noAuth.rate(), Unit: "x", Target: AtLeast(0.9),
+			Notes: "api.single.req_per_s (API key from AUTH_TOKENS_FILE: SHA-256, constant-time look-up) / api.single_noauth.req_per_s, same run: access control costs under 10 %"},
+		{Name: "api.single_jwt.req_per_s", Value: jwt.rate(), Unit: "req/s",
+			Notes: note(jwt, "real ingest-api with access control on, POST /api/v1/audit/events, ES256 JWT of an OIDC issuer (discovery + JWKS over TLS), verified once, then cached until exp")},
+		{Name: "api.ratio.single_jwt_vs_noauth", Value: jwt.rate() / noAuth.rate(), Unit: "x", Target: AtLeast(0.9),
+			Notes: "api.single_jwt.req_per_s / api.single_noauth.req_per_s, same run"},
+	}
+	for _, c := range []struct {
+		name string
+		r    loadResult
+	}{{"single_noauth", noAuth}, {"single_jwt", jwt}} {
+		if c.r.errors > 0 {
+			results = append(results, Result{Name: "api." + c.name + ".errors", Value: float64(c.r.errors), Unit: "req", Target: Below(1), Notes: c.r.firstErr})
 		}
 	}
-	return results, p.stop()
+	return results, nil
 }
 
 // tracedCases runs the single and batch100 cases against an ingest-api
@@ -281,17 +313,17 @@ func tracedCases(ctx context.Context, st *stack, dbURL string, logf func(string,
 	sink := testenv.StartOTLPReceiver(false)
 	defer sink.Close()
 	tp, base, err := st.startIngestAPI(ctx, dbURL,
-		[]string{"AUTH_DISABLED=true", "OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_SERVICE_NAME=ingest-api-bench"}, logf)
+		[]string{"AUTH_TOKENS_FILE=" + filepath.Join(st.keysDir, "tokens.yaml"), "OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.URL(), "OTEL_SERVICE_NAME=ingest-api-bench"}, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tp.stop() }()
 	const what = "ingest-api with tracing on (OTLP/HTTP to a local sink; spans past the SDK's batch queue are dropped, as they would be in production)"
-	sr, err := run("traced.single", base+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
+	sr, err := run("traced.single", base+"/api/v1/audit/events", st.authorization(), 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
 	if err != nil {
 		return nil, err
 	}
-	br, err := run("traced.batch100", base+"/api/v1/audit/events/batch", "", 100, func(int, int) []byte { return b100 })
+	br, err := run("traced.batch100", base+"/api/v1/audit/events/batch", st.authorization(), 100, func(int, int) []byte { return b100 })
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +339,36 @@ func tracedCases(ctx context.Context, st *stack, dbURL string, logf func(string,
 		{Name: "api.traced.ratio.batch100", Value: br.rate() / b100Res.rate(), Unit: "x", Notes: "api.traced.batch100.events_per_s / api.batch100.events_per_s (same run)"},
 		{Name: "api.traced.exported_bytes", Value: float64(bytes) / (1 << 20), Unit: "MiB", Notes: fmt.Sprintf("OTLP bodies the sink received in %d exports", exports)},
 	}, nil
+}
+
+// cpuProfile waits out warmup, then takes a CPU profile of p over the
+// measured part of a case (its last second left out) into file.
+func cpuProfile(ctx context.Context, p *proc, warmup, duration time.Duration, file string) error {
+	sleepCtx(ctx, warmup)
+	secs := max(int((duration - time.Second).Seconds()), 1)
+	return fetchProfile(p, fmt.Sprintf("profile?seconds=%d", secs), time.Duration(secs+30)*time.Second, file)
+}
+
+// fetchProfile saves p's /debug/pprof/<what> into file.
+func fetchProfile(p *proc, what string, timeout time.Duration, file string) error {
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get(p.ops + "/debug/pprof/" + what)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", p.name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("profile %s: %w", p.name, err)
+	}
+	return f.Close()
 }
 
 // bareGinEnv, when set to an address, makes this binary serve the bare gin

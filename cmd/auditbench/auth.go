@@ -40,17 +40,11 @@ func newBenchCredentials() (*benchCredentials, error) {
 		return nil, err
 	}
 	c := &benchCredentials{dir: dir}
-	token, entry, err := auth.NewToken("auditbench", []auth.Scope{auth.ScopeWrite}, nil)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
 	tokensFile := filepath.Join(dir, "tokens.yaml")
-	if err := (auth.TokensFile{Tokens: []auth.TokenEntry{entry}}).WriteFile(tokensFile); err != nil {
+	if c.apiKey, err = writeTokensFile(tokensFile); err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.apiKey = token
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -88,6 +82,16 @@ func newBenchCredentials() (*benchCredentials, error) {
 	c.env = []string{"AUTH_TOKENS_FILE=" + tokensFile, "AUTH_OIDC_ISSUER=" + c.issuer.URL,
 		"AUTH_OIDC_AUDIENCE=" + benchAudience, "AUTH_OIDC_CA_FILE=" + caFile}
 	return c, nil
+}
+
+// writeTokensFile writes an AUTH_TOKENS_FILE holding one new API key with
+// the write scope, and returns the key.
+func writeTokensFile(path string) (string, error) {
+	token, entry, err := auth.NewToken("auditbench", []auth.Scope{auth.ScopeWrite}, nil)
+	if err != nil {
+		return "", err
+	}
+	return token, (auth.TokensFile{Tokens: []auth.TokenEntry{entry}}).WriteFile(path)
 }
 
 // Close stops the issuer and removes the files.

@@ -28,7 +28,10 @@ func (d *database) Close() {
 // throwawaySettings are applied to a throwaway cluster before the run.
 // testenv starts PostgreSQL with its defaults (shared_buffers 128MB), which
 // no production server of a 10M-row table runs with; these are the usual
-// first changes, sized for a small machine. DATABASE_URL is used as it is.
+// first changes, sized for a small machine. They size memory and space
+// checkpoints out; durability stays the server's default (fsync,
+// synchronous_commit and full_page_writes on: StartDurablePostgres), as a
+// user runs it. DATABASE_URL is used as it is.
 var throwawaySettings = map[string]string{
 	"shared_buffers":       "1GB",
 	"effective_cache_size": "4GB",
@@ -40,42 +43,54 @@ var throwawaySettings = map[string]string{
 }
 
 // openDatabase returns DATABASE_URL when set, else starts a throwaway
-// cluster through testenv, tuned by throwawaySettings (it is restarted once
-// so shared_buffers applies).
+// cluster through testenv, tuned by throwawaySettings.
 func openDatabase(ctx context.Context, logf func(string, ...any)) (*database, error) {
 	if url := os.Getenv(testenv.EnvDatabaseURL); url != "" {
 		logf("PostgreSQL: %s (from %s)", redact(url), testenv.EnvDatabaseURL)
 		return &database{URL: url}, nil
 	}
 	start := time.Now()
-	pg, err := testenv.StartPostgres(ctx)
+	pg, err := startThrowaway(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logf("PostgreSQL: throwaway cluster at %s (started in %s)", pg.URL(), time.Since(start).Round(time.Millisecond))
+	return &database{URL: pg.URL(), Throwaway: true, close: func() { _ = pg.Close() }}, nil
+}
+
+// startThrowaway starts a durable cluster (or a database on DATABASE_URL's
+// server, untouched) and applies throwawaySettings to an embedded one,
+// restarting it once so shared_buffers applies.
+func startThrowaway(ctx context.Context) (*testenv.Postgres, error) {
+	pg, err := testenv.StartDurablePostgres(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start throwaway postgresql: %w", err)
 	}
-	db := &database{URL: pg.URL(), Throwaway: true, close: func() { _ = pg.Close() }}
+	if os.Getenv(testenv.EnvDatabaseURL) != "" {
+		return pg, nil
+	}
+	fail := func(err error) (*testenv.Postgres, error) {
+		_ = pg.Close()
+		return nil, err
+	}
 	conn, err := pgx.Connect(ctx, pg.URL())
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect: %w", err)
+		return fail(fmt.Errorf("connect: %w", err))
 	}
 	for name, value := range throwawaySettings {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = '%s'", name, value)); err != nil {
 			_ = conn.Close(ctx)
-			db.Close()
-			return nil, fmt.Errorf("set %s: %w", name, err)
+			return fail(fmt.Errorf("set %s: %w", name, err))
 		}
 	}
 	_ = conn.Close(ctx)
 	if err := pg.Stop(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("restart postgresql: %w", err)
+		return fail(fmt.Errorf("restart postgresql: %w", err))
 	}
 	if err := pg.Start(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("restart postgresql: %w", err)
+		return fail(fmt.Errorf("restart postgresql: %w", err))
 	}
-	logf("PostgreSQL: throwaway cluster at %s (started in %s)", pg.URL(), time.Since(start).Round(time.Millisecond))
-	return db, nil
+	return pg, nil
 }
 
 // serverFacts reads the version and the settings that shape read latency.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,7 +19,8 @@ import (
 
 const lagSynopsis = `
 Pipeline lag (issue items 4 and 6): the real ingest-api and writer binaries
-on one stack. The maximum rate is the api stage's single-event req/s (in
+on one stack, with their defaults (access control on with an API key, the
+hash chain and checkpoints on, submitted_by signed). The maximum rate is the api stage's single-event req/s (in
 'all') or a quick closed-loop ramp (--ramp at 32 clients); then events are
 sent open-loop at half of it (--rate overrides) for --duration, each with a
 client event_id and event_timestamp.
@@ -95,7 +95,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 		for i := range templates {
 			bodies[i] = templates[i].AppendJSON(nil)
 		}
-		r := closedLoop(ctx, base+"/api/v1/audit/events", "", 32, time.Second, cfg.Ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
+		r := closedLoop(ctx, base+"/api/v1/audit/events", st.authorization(), 32, time.Second, cfg.Ramp, func(w, i int) []byte { return bodies[(w*7919+i)%len(bodies)] })
 		if r.requests == 0 {
 			return nil, fmt.Errorf("lag ramp: no request succeeded (%s)", r.firstErr)
 		}
@@ -230,7 +230,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 				mu.Unlock()
 				dispatched.Store(max(dispatched.Load(), int64(i+1)))
 				buf = t.AppendJSON(buf[:0])
-				resp, err := client.Post(base+"/api/v1/audit/events", "application/json", bytes.NewReader(buf))
+				resp, err := post(client, base+"/api/v1/audit/events", st.authorization(), buf)
 				ok := false
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -365,14 +365,7 @@ func lagStage(ctx context.Context, cfg lagConfig, logf func(string, ...any), par
 	// Writer RSS over the sustained run.
 	if len(samples) >= 4 {
 		q := len(samples) / 4
-		mean := func(s []sample) float64 {
-			var t float64
-			for _, x := range s {
-				t += float64(x.rss)
-			}
-			return t / float64(len(s)) / (1 << 20)
-		}
-		second, last := mean(samples[q:2*q]), mean(samples[len(samples)-q:])
+		second, last := rssQuarters(len(samples), func(i int) int64 { return samples[i].rss })
 		// Least squares of RSS (MiB) on rows (millions), after warm-up.
 		var sx, sy, sxx, sxy float64
 		w := samples[q:]

@@ -24,7 +24,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "unknown flag", args: []string{"api", "--nope"}, code: 2},
 		{name: "bad value", args: []string{"writer", "--rows", "many"}, code: 2},
 		{name: "defaults", args: []string{"writer"}, check: func(t *testing.T, kctx *kong.Context, r *run) {
-			if kctx.Command() != "writer" || selected(kctx).(*writerCmd).Rows != 100_000 {
+			if kctx.Command() != "writer" || selected(kctx).(*writerCmd).Rows != 200_000 {
 				t.Errorf("command %q, %+v", kctx.Command(), selected(kctx))
 			}
 			if r.env.OutPath != defaultResultsPath() || r.env.Command != "writer" {
@@ -49,7 +49,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "all defaults", args: []string{"all"}, check: func(t *testing.T, kctx *kong.Context, r *run) {
 			a := selected(kctx).(*allCmd)
 			a.long(r.given)
-			if a.API.Duration != 10*time.Second || a.WriterRows != 100_000 || a.Query.Rows != 1_000_000 || a.Query.Iterations != 300 ||
+			if a.API.Duration != 10*time.Second || a.Writer.Rows != 200_000 || a.Writer.BacklogRows != 1_000_000 || a.Query.Rows != 1_000_000 || a.Query.Iterations != 300 ||
 				a.Verify.Events != 100_000 || !slices.Equal(a.Stages, []string{"api", "writer", "lag", "query", "spool", "verify"}) {
 				t.Errorf("%+v", a)
 			}
@@ -58,7 +58,7 @@ func TestCommandLine(t *testing.T) {
 			check: func(t *testing.T, kctx *kong.Context, r *run) {
 				a := selected(kctx).(*allCmd)
 				a.long(r.given)
-				if a.API.Duration != 30*time.Second || a.WriterRows != 7 || a.LagDuration != 5*time.Minute ||
+				if a.API.Duration != 30*time.Second || a.Writer.Rows != 7 || a.LagDuration != 5*time.Minute ||
 					a.Query.Rows != 10_000_000 || a.Query.Iterations != 9 || a.Verify.Events != 1_000_000 {
 					t.Errorf("%+v", a)
 				}

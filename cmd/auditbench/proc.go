@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,10 +45,13 @@ func binaries(logf func(string, ...any)) (string, error) {
 	return buildDir, buildErr
 }
 
-// removeBinaries deletes the build directory (at exit).
+// removeBinaries deletes the build directory and the processes' logs (at
+// exit).
 func removeBinaries() {
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
+	for _, d := range []string{buildDir, logDir} {
+		if d != "" {
+			_ = os.RemoveAll(d)
+		}
 	}
 }
 
@@ -54,7 +59,9 @@ func removeBinaries() {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *testenv.Output
+	log  *procLog
+	// ops is the base URL of its METRICS_ADDR, where it has one.
+	ops string
 
 	mu      sync.Mutex
 	hwm     int64 // bytes, last VmHWM read
@@ -73,12 +80,17 @@ type rssSample struct {
 // startProc starts path with the environment added to ours and samples its
 // VmHWM every 20 ms and VmRSS every second until it exits.
 func startProc(name, path string, args []string, env ...string) (*proc, error) {
-	p := &proc{name: name, log: &testenv.Output{}, exited: make(chan struct{})}
+	log, err := newProcLog(name)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, log: log, exited: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.Stdout, p.cmd.Stderr = log.f, log.f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
+		log.remove()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	pid := p.cmd.Process.Pid
@@ -113,6 +125,57 @@ func startProc(name, path string, args []string, env ...string) (*proc, error) {
 	return p, nil
 }
 
+// procLog is a child's stdout and stderr: a file, as a container runtime
+// keeps them. The API logs every request at the default level; piping that
+// into this process would cost it CPU on the cores the API is measured on,
+// and memory for every line. Only the tail is ever read.
+type procLog struct{ f *os.File }
+
+var (
+	logDirOnce sync.Once
+	logDir     string
+	logDirErr  error
+)
+
+func newProcLog(name string) (*procLog, error) {
+	logDirOnce.Do(func() { logDir, logDirErr = os.MkdirTemp("", "auditbench-logs-") })
+	if logDirErr != nil {
+		return nil, logDirErr
+	}
+	f, err := os.CreateTemp(logDir, name+"-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("log file of %s: %w", name, err)
+	}
+	return &procLog{f: f}, nil
+}
+
+// Tail returns about the last n bytes, starting at a line.
+func (l *procLog) Tail(n int64) string {
+	st, err := l.f.Stat()
+	if err != nil {
+		return err.Error()
+	}
+	off := max(st.Size()-n, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := l.f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return err.Error()
+	}
+	if off > 0 {
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			buf = buf[i+1:]
+		}
+	}
+	return string(buf)
+}
+
+// String returns the whole log.
+func (l *procLog) String() string { return l.Tail(math.MaxInt64) }
+
+func (l *procLog) remove() {
+	_ = l.f.Close()
+	_ = os.Remove(l.f.Name())
+}
+
 // stop sends SIGTERM and waits (then kills) for the process; it returns
 // the process's error unless it exited cleanly.
 func (p *proc) stop() error {
@@ -130,6 +193,15 @@ func (p *proc) stop() error {
 		return fmt.Errorf("%s did not stop within 30s of SIGTERM", p.name)
 	}
 	return p.exitErr()
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *proc) kill() error {
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.exited
+	return nil
 }
 
 func (p *proc) exitErr() error {

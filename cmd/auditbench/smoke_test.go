@@ -34,7 +34,7 @@ func TestSmokeAll(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "latest.json")
 	var stdout, stderr bytes.Buffer
-	code := realMain([]string{"all", "--api-duration", "1s", "--api-warmup", "300ms", "--writer-rows", "5000",
+	code := realMain([]string{"all", "--api-duration", "1s", "--api-warmup", "300ms", "--writer-rows", "5000", "--writer-backlog-rows", "20000",
 		"--lag-duration", "6s", "--query-rows", "50000", "--query-iterations", "10", "--verify-events", "3000", "--verify-iterations", "1", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("auditbench all exited %d: %s\n%s", code, stderr.String(), tail(stdout.String(), 6000))
@@ -57,12 +57,13 @@ func TestSmokeAll(t *testing.T) {
 		"api.bare_gin.req_per_s", "api.bare_gin.p50", "api.bare_gin.p99",
 		"api.single.req_per_s", "api.single.p50", "api.single.p99", "api.ratio.single_vs_bare_gin",
 		"api.batch100.events_per_s", "api.batch1000.events_per_s",
-		"api.single_token.req_per_s", "api.single_jwt.req_per_s", "api.ratio.single_token_vs_single", "api.ratio.single_jwt_vs_single",
+		"api.single_noauth.req_per_s", "api.single_jwt.req_per_s", "api.ratio.single_vs_noauth", "api.ratio.single_jwt_vs_noauth",
 		"api.traced.single.req_per_s", "api.traced.ratio.single", "api.traced.batch100.events_per_s", "api.traced.ratio.batch100", "api.traced.exported_bytes",
 		"api.proc.ingest-api.peak_rss", "api.proc.ingest-api.cpu", "api.proc.bare-gin.peak_rss",
 		"writer.rawcopy.rows_per_s", "writer.writer.rows_per_s", "writer.writer.rows_per_s_from_start",
 		"writer.ratio.writer_vs_rawcopy", "writer.proc.writer.peak_rss", "writer.proc.writer.cpu",
 		"writer.nochain.rows_per_s", "writer.ratio.chain_vs_nochain",
+		"writer.restart.static_s", "writer.restart.dynamic_s", "writer.backlog.peak_rss", "writer.backlog.rows_per_s",
 		"lag.max_rate", "lag.rate", "lag.visible.p50", "lag.visible.p99", "lag.ingested.p99",
 		"lag.writer_rss.start", "lag.writer_rss.end", "lag.writer_rss.growth",
 		"lag.proc.writer.peak_rss", "lag.proc.ingest-api.peak_rss", "lag.proc.writer.cpu",

@@ -31,7 +31,13 @@ type stack struct {
 	// keys, so it links the hash chain and checkpoints as in production.
 	keysDir   string
 	integrity testenv.IntegrityKeys
+	// token is an API key with the write scope, in keysDir's tokens file:
+	// ingest-api runs with access control on, as it does by default.
+	token string
 }
+
+// authorization is the Authorization header of the stack's API key.
+func (s *stack) authorization() string { return "Bearer " + s.token }
 
 type topicNames struct{ events, notifications, dlq, parked, checkpoints string }
 
@@ -46,7 +52,6 @@ func (s *stack) env(dbURL string) []string {
 		"PARKED_TOPIC=" + s.topics.parked,
 		"CHECKPOINTS_TOPIC=" + s.topics.checkpoints,
 		"SOURCE_KEYS_FILE=" + filepath.Join(s.keysDir, "source-keys.yaml"),
-		"LOG_LEVEL=warn",
 	}
 }
 
@@ -55,7 +60,7 @@ func (s *stack) describe() string {
 	if os.Getenv(testenv.EnvKafkaBrokers) != "" {
 		k = "KAFKA_BROKERS"
 	}
-	p := "throwaway PostgreSQL (fsync=off)"
+	p := "throwaway PostgreSQL (fsync and synchronous_commit on, shared_buffers 1GB)"
 	if os.Getenv(testenv.EnvDatabaseURL) != "" {
 		p = "DATABASE_URL"
 	}
@@ -76,7 +81,7 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 	if err != nil {
 		return nil, err
 	}
-	pg, err := testenv.StartPostgres(ctx)
+	pg, err := startThrowaway(ctx)
 	if err != nil {
 		_ = k.Close()
 		return nil, err
@@ -87,6 +92,9 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 	}
 	if err == nil {
 		s.integrity, err = testenv.GenerateIntegrityKeys(s.keysDir)
+	}
+	if err == nil {
+		s.token, err = writeTokensFile(filepath.Join(s.keysDir, "tokens.yaml"))
 	}
 	if err != nil {
 		s.Close()
@@ -157,7 +165,9 @@ func randomID() string {
 // startIngestAPI starts the real ingest-api on a free port against dbURL
 // and waits until it is ready; it returns the process and its base URL.
 // authEnv are its credential settings, and any other it should run with;
-// nil runs it with AUTH_DISABLED, the figures without access control. Rate limits are off: one principal
+// nil runs it as a user does by default, with access control on and the
+// stack's API key (authorization). Every binary logs at its default level
+// (info: the API's access log is on). Rate limits are off: one principal
 // sends all the load.
 func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []string, logf func(string, ...any)) (*proc, string, error) {
 	dir, err := binaries(logf)
@@ -173,13 +183,14 @@ func (s *stack) startIngestAPI(ctx context.Context, dbURL string, authEnv []stri
 		return nil, "", err
 	}
 	if authEnv == nil {
-		authEnv = []string{"AUTH_DISABLED=true"}
+		authEnv = []string{"AUTH_TOKENS_FILE=" + filepath.Join(s.keysDir, "tokens.yaml")}
 	}
 	env := append(s.env(dbURL), "HTTP_ADDR="+addr, "METRICS_ADDR="+metricsAddr, "SHUTDOWN_DELAY=0s", "RATE_LIMIT_RPS=0")
 	p, err := startProc("ingest-api", filepath.Join(dir, "ingest-api"), nil, append(env, authEnv...)...)
 	if err != nil {
 		return nil, "", err
 	}
+	p.ops = "http://" + metricsAddr
 	base := "http://" + addr
 	if err := waitHTTP(ctx, base+"/health/ready", p, 60*time.Second); err != nil {
 		_ = p.stop()
@@ -208,6 +219,7 @@ func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(
 	if err != nil {
 		return nil, "", err
 	}
+	p.ops = "http://" + addr
 	if err := waitHTTP(ctx, "http://"+addr+"/metrics", p, 60*time.Second); err != nil {
 		_ = p.stop()
 		return nil, "", err

@@ -69,7 +69,7 @@ func connect(cfg config.Replayer, producer *kafka.Producer, topic string, log *z
 		return nil, unreachable(err)
 	}
 	s.producer = producer
-	consumer, err := kafka.NewConsumer(cfg.Kafka.Client(), cfg.Group)
+	consumer, err := kafka.NewConsumer(cfg.Kafka.Client(), cfg.Group, kafka.Membership{})
 	if err != nil {
 		return nil, errors.Join(err, s.close())
 	}

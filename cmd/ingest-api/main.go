@@ -166,7 +166,11 @@ func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
 			return err
 		}
 	}
-	metrics := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
+	ops := telemetry.OpsMux(health, reg)
+	if cfg.Pprof.Enabled {
+		telemetry.ServePprof(ops)
+	}
+	metrics := &http.Server{Addr: cfg.MetricsAddr, Handler: ops, ReadHeaderTimeout: 10 * time.Second}
 
 	// Metrics keep being served until the API has drained, so the last
 	// requests are counted where Prometheus can still scrape them.

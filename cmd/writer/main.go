@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +36,9 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
+	if limit := cfg.SoftMemoryLimit(); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	reg := telemetry.NewRegistry()
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("writer"), log.Named("tracing"))
 	if err != nil {
@@ -78,13 +82,20 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		return err
 	}
 	publisher := kafka.NewPublisher(producer)
+	member, err := cfg.MemberName() // checked by Validate
+	if err != nil {
+		return err
+	}
 	w, err := writer.New(writer.Config{
 		Group:              cfg.Group,
+		InstanceID:         member,
+		SessionTimeout:     cfg.SessionTimeout,
 		EventsTopic:        cfg.Kafka.EventsTopic,
 		NotificationsTopic: cfg.Kafka.NotificationsTopic,
 		DLQTopic:           cfg.Kafka.DLQTopic,
 		BatchSize:          cfg.BatchSize,
 		BatchAge:           cfg.BatchAge,
+		FlushLanes:         cfg.FlushLanes,
 		MaxBackoff:         cfg.MaxBackoff,
 		WriteTimeout:       cfg.WriteTimeout,
 		GroupStallTimeout:  cfg.GroupStallTimeout,
@@ -119,7 +130,11 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 		"postgresql": db.Ping,
 		"writer":     w.Check,
 	}, telemetry.WithLogger(log.Named("health")))
-	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: telemetry.OpsMux(health, reg), ReadHeaderTimeout: 10 * time.Second}
+	ops := telemetry.OpsMux(health, reg)
+	if cfg.Pprof.Enabled {
+		telemetry.ServePprof(ops)
+	}
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: ops, ReadHeaderTimeout: 10 * time.Second}
 
 	// Run stops each part when ctx ends; the HTTP server keeps serving
 	// health and metrics until the writer has flushed its last batch.
@@ -156,7 +171,7 @@ func run(ctx context.Context, cfg config.Writer, log *zap.Logger) error {
 			producer.KeepTopics(gctx, cfg.Kafka.TopicCheckInterval)
 			return nil
 		})
-		log.Info("writer ready", zap.String("group", cfg.Group), zap.Int("batch_size", cfg.BatchSize),
+		log.Info("writer ready", zap.String("group", cfg.Group), zap.String("instance_id", member), zap.Int("batch_size", cfg.BatchSize),
 			zap.Duration("batch_age", cfg.BatchAge))
 		if checkpoints == nil {
 			return w.Run(gctx)

@@ -72,8 +72,9 @@ const (
 	// writer must be gone this long after SIGTERM.
 	gracePeriod = 30 * time.Second
 	// catchUpTimeout bounds waiting for a writer to store everything. A
-	// writer restarted after SIGKILL waits for the dead member's session
-	// to expire (sarama's 10 s default) before the group rebalances.
+	// writer replaced after SIGKILL by one of another name waits for the
+	// dead member's session to expire (GROUP_SESSION_TIMEOUT) before the
+	// group rebalances.
 	catchUpTimeout = 90 * time.Second
 )
 
@@ -161,8 +162,9 @@ type writerProc struct {
 }
 
 // startWriter starts a writer process for p. name is also its Kafka client
-// id, so the group's member list tells the processes apart; env overrides
-// the settings. The process is killed, if still running, when the test
+// id, so the group's member list tells the processes apart, and its static
+// member name (WRITER_INSTANCE_ID: the processes share a host name); env
+// overrides the settings. The process is killed, if still running, when the test
 // ends, and its output is logged if the test failed.
 func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerProc {
 	t.Helper()
@@ -179,6 +181,7 @@ func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...st
 	w.cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
 		"KAFKA_CLIENT_ID="+name,
+		"WRITER_INSTANCE_ID="+name,
 		"DATABASE_URL="+shared.pg.URL(),
 		"METRICS_ADDR="+w.addr,
 		"CONSUMER_GROUP="+p.group,

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +62,10 @@ func TestCrashStoresEveryRecordOnce(t *testing.T) {
 	t.Logf("kill schedule: %+v", schedule)
 
 	p := newPipeline(t)
-	w := startWriter(t, p, "crash-0")
+	// Restarted under its name, as a pod is: a static member, each
+	// restart gets the partitions back without waiting for a rebalance.
+	member := "WRITER_INSTANCE_ID=crash"
+	w := startWriter(t, p, "crash-0", member)
 	w.awaitReady(30 * time.Second) // the schema is in place
 	// 100 chunks of 500, one every 400 ms: the stream lasts about as long
 	// as the kills and restarts, so most kills hit a writer that is
@@ -79,7 +84,7 @@ func TestCrashStoresEveryRecordOnce(t *testing.T) {
 		stored, sent := storedCount(t, p), s.sent.Load()
 		w.kill()
 		t.Logf("kill %d: SIGKILL %s with %d rows stored, %d of %d records produced", i+1, w.name, stored, sent, total)
-		w = startWriter(t, p, fmt.Sprintf("crash-%d", i+1))
+		w = startWriter(t, p, fmt.Sprintf("crash-%d", i+1), member)
 	}
 
 	want := s.wait(t, catchUpTimeout)
@@ -129,6 +134,12 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 		code, ok := exitCode(err)
 		require.True(t, ok && code == 0, "writer %s exits 0 on SIGTERM, got %v", b.name, err)
 		t.Logf("%s exited 0 %s after SIGTERM", b.name, time.Since(start).Round(time.Millisecond))
+		// A static member stopped on purpose leaves the group before it
+		// exits, rather than holding its partitions until its session
+		// expires as a crashed one does.
+		_, owned, err := assignment(t, p)
+		require.NoError(t, err)
+		require.NotContains(t, owned, b.name, "%s is still a member of the group after exiting on SIGTERM", b.name)
 	}, 0)
 	awaitOwners(t, p, a.name)
 	want = append(want, s.wait(t, catchUpTimeout)...)
@@ -139,7 +150,8 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 	require.Zero(t, a.metric(duplicatesMetric), "records redelivered to %s after a graceful handover", a.name)
 
 	// Phase 2: a replacement c joins, and is killed with SIGKILL.
-	c := startWriter(t, p, "rebalance-c")
+	// Its session times out after Kafka's shortest (6 s).
+	c := startWriter(t, p, "rebalance-c", "GROUP_SESSION_TIMEOUT=6s")
 	c.awaitReady(30 * time.Second)
 	awaitOwners(t, p, a.name, c.name)
 	s = stopMidStream(c, c.kill, len(want))
@@ -249,4 +261,71 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 	exit, ok = exitCode(w2.waitExit(10 * time.Second))
 	require.True(t, ok && exit == 0, "idle writer %s exits 0 on SIGTERM", w2.name)
 	t.Logf("idle %s exited 0 %s after SIGTERM", w2.name, time.Since(sigterm).Round(time.Millisecond))
+}
+
+// TestRestartedStaticMemberKeepsPartitions kills a writer with SIGKILL and
+// starts it again under the same WRITER_INSTANCE_ID, as Kubernetes restarts
+// a crashed container in its pod. The coordinator hands the new process
+// the dead one's partitions in the same generation: no rebalance, so no
+// wait for the dead member's session to expire (GROUP_SESSION_TIMEOUT,
+// set here past what the test would wait for a rebalance to settle). A
+// dynamic member, or a static one under another name, joins a new
+// generation once that session has expired. How many seconds the restart
+// takes is measured by make bench (writer.restart.*), not asserted here.
+func TestRestartedStaticMemberKeepsPartitions(t *testing.T) {
+	p := newPipeline(t)
+	env := []string{"WRITER_INSTANCE_ID=static-writer", "GROUP_SESSION_TIMEOUT=29s"}
+	w := startWriter(t, p, "static-1", env...)
+	w.awaitReady(30 * time.Second)
+	awaitOwners(t, p, w.name)
+	want := startStream(t, p, 2000, 500, 10*time.Millisecond).wait(t, catchUpTimeout)
+	awaitCaughtUp(t, p, len(want))
+	before := sessionGenerations(t, w)
+	require.Len(t, before, 1, "one session before the kill")
+
+	w.kill()
+	w = startWriter(t, p, "static-2", env...)
+	want = append(want, startStream(t, p, 2000, 500, 10*time.Millisecond).wait(t, catchUpTimeout)...)
+	awaitCaughtUp(t, p, len(want))
+	requireExactlyOnce(t, p, want)
+	awaitOwners(t, p, w.name)
+	require.Equal(t, before, sessionGenerations(t, w),
+		"the restarted member resumes the generation its predecessor was in: the group did not rebalance")
+}
+
+// sessionGenerations lists the generations of the consumer group sessions
+// the writer has started, from its log.
+func sessionGenerations(t *testing.T, w *writerProc) []int32 {
+	t.Helper()
+	var gens []int32
+	for line := range strings.SplitSeq(w.out.String(), "\n") {
+		var entry struct {
+			Msg        string `json:"msg"`
+			Generation *int32 `json:"generation"`
+		}
+		if json.Unmarshal([]byte(line), &entry) != nil || entry.Msg != "consumer group session started" {
+			continue
+		}
+		require.NotNil(t, entry.Generation, "session log line without its generation: %s", line)
+		gens = append(gens, *entry.Generation)
+	}
+	return gens
+}
+
+// TestSharedInstanceIDExits: two live writers under one WRITER_INSTANCE_ID
+// (two writers on one host, both defaulting to its name) would fence each
+// other in turn for ever; the coordinator fences the older, which exits 1
+// saying why, and the newer keeps the partitions.
+func TestSharedInstanceIDExits(t *testing.T) {
+	p := newPipeline(t)
+	twin := "WRITER_INSTANCE_ID=twin"
+	a := startWriter(t, p, "twin-a", twin)
+	a.awaitReady(30 * time.Second)
+	awaitOwners(t, p, a.name)
+	b := startWriter(t, p, "twin-b", twin)
+	code, ok := exitCode(a.waitExit(catchUpTimeout))
+	require.True(t, ok && code == 1, "the fenced writer exits 1, got %s", a.exitStatus())
+	require.Contains(t, a.out.String(), `with instance id \"twin\" (WRITER_INSTANCE_ID): each writer needs its own`)
+	awaitOwners(t, p, b.name)
+	require.True(t, b.running(), "the newer writer keeps running")
 }

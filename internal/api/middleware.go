@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -53,6 +54,33 @@ func validRequestID(id string) bool {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the series of each route, method and status seen:
+	// looking them up hashed the label values on every request.
+	series sync.Map // seriesKey -> *requestSeries
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// of returns the series of a request; routes are gin's patterns and
+// methods and statuses few, so the cache stays small.
+func (m *httpMetrics) of(route, method string, status int) *requestSeries {
+	k := seriesKey{route, method, status}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*requestSeries)
+	}
+	s, _ := m.series.LoadOrStore(k, &requestSeries{
+		requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+		duration: m.duration.WithLabelValues(route, method),
+	})
+	return s.(*requestSeries)
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -73,6 +101,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // observe writes the access log line and the request metrics. The route
 // label is gin's route pattern, never the raw path, to bound cardinality.
 func observe(log *zap.Logger, m *httpMetrics) gin.HandlerFunc {
+	// Every line would name this function as its caller: finding it costs
+	// a stack walk per request and tells nothing.
+	log = log.WithOptions(zap.WithCaller(false))
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
@@ -82,8 +113,9 @@ func observe(log *zap.Logger, m *httpMetrics) gin.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Writer.Status()
-		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
-		m.duration.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
+		series := m.of(route, c.Request.Method, status)
+		series.requests.Inc()
+		series.duration.Observe(elapsed.Seconds())
 
 		fields := []zap.Field{
 			zap.String("request_id", c.GetString(requestIDKey)),

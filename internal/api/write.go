@@ -122,12 +122,29 @@ func (w *writeHandlers) createEvent(c *gin.Context) {
 	}
 	w.seed.Lag(telemetry.SeedEvent).Observe(lagSeconds(acceptedAt, ev.EventTimestamp))
 	res := AuditEventResponse{EventID: ev.EventID, EventTimestamp: ev.EventTimestamp, Message: "audit event accepted"}
+	status := http.StatusCreated
 	if out == spooled {
 		res.Message = "audit event accepted into the local spool" + spooledNote
-		c.JSON(http.StatusAccepted, res)
-		return
+		status = http.StatusAccepted
 	}
-	c.JSON(http.StatusCreated, res)
+	c.Data(status, jsonContentType, res.appendJSON(make([]byte, 0, 160)))
+}
+
+// jsonContentType is what gin's c.JSON answers with.
+const jsonContentType = "application/json; charset=utf-8"
+
+// appendJSON appends r as encoding/json writes it (TestEventResponseJSON
+// holds them equal), without reflection: the answer to every single-event
+// request, where c.JSON cost about 5 % of the API's CPU. Message is one of
+// createEvent's constants, which need no escaping.
+func (r AuditEventResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"event_id":`...)
+	b = audit.AppendQuotedUUID(b, r.EventID)
+	b = append(b, `,"event_timestamp":"`...)
+	b = r.EventTimestamp.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","message":"`...)
+	b = append(b, r.Message...)
+	return append(b, `"}`...)
 }
 
 func (w *writeHandlers) createEventsBatch(c *gin.Context) {

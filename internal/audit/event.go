@@ -122,12 +122,12 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 			continue
 		case KindID:
 			if id := *f.UUID(e); id != uuid.Nil {
-				dst = appendQuotedUUID(append(dst, f.key...), id)
+				dst = AppendQuotedUUID(append(dst, f.key...), id)
 				continue
 			}
 		case KindOptUUID:
 			if id := *f.OptUUID(e); id != nil {
-				dst = appendQuotedUUID(append(dst, f.key...), *id)
+				dst = AppendQuotedUUID(append(dst, f.key...), *id)
 				continue
 			}
 		case KindOptCount:
@@ -188,8 +188,9 @@ func (e *Event) appendJSON(dst []byte, order []*Field, nulls bool) []byte {
 	return append(dst, '}')
 }
 
-// appendQuotedUUID appends id as a JSON string.
-func appendQuotedUUID(dst []byte, id uuid.UUID) []byte {
+// AppendQuotedUUID appends id as a JSON string in its canonical form,
+// without allocating.
+func AppendQuotedUUID(dst []byte, id uuid.UUID) []byte {
 	var buf [38]byte
 	// uuid.UUID.MarshalText cannot fail; encode without allocating.
 	const hex = hexDigits

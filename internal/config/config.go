@@ -149,6 +149,13 @@ func (p Postgres) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Pprof turns on Go's profiler on the metrics listener (METRICS_ADDR, never
+// the API's), for a profile of the running binary: off by default, since
+// it shows the process's internals to whoever reaches that port.
+type Pprof struct {
+	Enabled bool `name:"pprof" env:"PPROF_ENABLED" help:"Serve Go's profiler under /debug/pprof/ on METRICS_ADDR (off by default)."`
+}
+
 // Log selects the log level and encoding.
 type Log struct {
 	Level  string `name:"log-level" env:"LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Least severe level logged (debug, info, warn, error)."`

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -311,6 +312,7 @@ func TestDefaultsAreTheOwners(t *testing.T) {
 	require.Equal(t, store.DefaultMaxConns, w.Postgres.MaxConns)
 	require.Equal(t, writer.DefaultGroupStallTimeout, w.GroupStallTimeout)
 	require.Equal(t, writer.DefaultGroupPollInterval, w.GroupPollInterval)
+	require.Equal(t, writer.DefaultFlushLanes, w.FlushLanes)
 	require.Equal(t, lifecycle.DefaultRetentionDays, w.RetentionDays)
 	require.Equal(t, lifecycle.DefaultInterval, w.MaintenanceInterval)
 }
@@ -325,5 +327,79 @@ func TestShortDuration(t *testing.T) {
 		1500 * time.Millisecond: "1.5s",
 	} {
 		require.Equal(t, want, shortDuration(d), d.String())
+	}
+}
+
+// TestWriterMemberName: the writer's static member name is
+// WRITER_INSTANCE_ID, else POD_NAME, else the host name; a name Kafka
+// refuses and an unusable session timeout are reported before start-up.
+func TestWriterMemberName(t *testing.T) {
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled", "--integrity-disabled"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{name: "host name by default", want: host},
+		{name: "pod name", env: map[string]string{"POD_NAME": "writer-0"}, want: "writer-0"},
+		{name: "instance id wins over the pod name", env: map[string]string{"POD_NAME": "writer-0", "WRITER_INSTANCE_ID": "w-a"}, want: "w-a"},
+		{name: "flag", args: []string{"--instance-id", "w.b"}, want: "w.b"},
+		{name: "off", env: map[string]string{"GROUP_STATIC_MEMBERSHIP": "false", "WRITER_INSTANCE_ID": "w-a"}, want: ""},
+		{name: "not a Kafka name", env: map[string]string{"WRITER_INSTANCE_ID": "writer 0"}, wantErr: `WRITER_INSTANCE_ID "writer 0" must be`},
+		{name: "session timeout under the broker minimum", args: []string{"--group-session-timeout", "5s"}, wantErr: "GROUP_SESSION_TIMEOUT"},
+		{name: "session timeout as long as a rebalance", args: []string{"--group-session-timeout", "30s"}, wantErr: "GROUP_SESSION_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"POD_NAME", "WRITER_INSTANCE_ID"} {
+				t.Setenv(k, "") // restored after the test
+				require.NoError(t, os.Unsetenv(k))
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var w Writer
+			err := parse(t, &w, append(base, tt.args...)...)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, 15*time.Second, w.SessionTimeout, "default")
+			got, err := w.MemberName()
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestWriterSoftMemoryLimit: the writer limits its heap to
+// MEMORY_LIMIT_MIB unless GOMEMLIMIT is set, which the runtime applies.
+func TestWriterSoftMemoryLimit(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x", "--source-signing-disabled", "--integrity-disabled"}
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		gomemlimit string
+		want       int64
+	}{
+		{name: "default", want: 160 << 20},
+		{name: "set", args: []string{"--memory-limit-mib", "512"}, want: 512 << 20},
+		{name: "off", args: []string{"--memory-limit-mib", "0"}, want: 0},
+		{name: "GOMEMLIMIT wins", gomemlimit: "1GiB", want: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tt.gomemlimit) // restored after the test
+			if tt.gomemlimit == "" {
+				require.NoError(t, os.Unsetenv("GOMEMLIMIT"))
+			}
+			var w Writer
+			require.NoError(t, parse(t, &w, append(base, tt.args...)...))
+			require.Equal(t, tt.want, w.SoftMemoryLimit())
+		})
 	}
 }

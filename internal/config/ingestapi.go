@@ -18,6 +18,7 @@ type IngestAPI struct {
 	// Metrics have their own listener so that they are never exposed on
 	// the API port by accident (SPEC 8.1), as in the writer and replayer.
 	MetricsAddr string `name:"metrics-addr" env:"METRICS_ADDR" default:":9090" help:"Address serving /metrics and the health endpoints, apart from the API."`
+	Pprof       Pprof  `embed:""`
 
 	Auth Auth    `embed:""`
 	TLS  HTTPTLS `embed:""`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -47,7 +48,12 @@ var ErrJSON = errors.New("not canonicalisable JSON")
 // Invalid JSON, invalid UTF-8 (also an unpaired surrogate escape) and the
 // NUL character, which jsonb cannot store, are errors wrapping ErrJSON.
 func AppendCanonicalJSON(dst, src []byte) ([]byte, error) {
-	p := jsonParser{src: src}
+	p := parsers.Get().(*jsonParser)
+	defer func() {
+		p.src = nil
+		parsers.Put(p)
+	}()
+	p.src, p.i = src, 0
 	p.skipSpace()
 	dst, err := p.value(dst, 0)
 	if err != nil {
@@ -66,7 +72,20 @@ type jsonParser struct {
 	// scratch holds decoded strings and member spans, reused across
 	// objects so a document costs few allocations.
 	scratch []byte
+	// levels holds, per nesting depth, the members and arena of the
+	// object being read there: objects at one depth are read one after
+	// the other, so the next reuses them. With the parsers pooled, the
+	// writer's chain (every event's event_data) allocates none of them
+	// once warm.
+	levels []objectScratch
 }
+
+type objectScratch struct {
+	members []member
+	arena   []byte
+}
+
+var parsers = sync.Pool{New: func() any { return new(jsonParser) }}
 
 func (p *jsonParser) fail(what string) error {
 	return fmt.Errorf("%w: %s at offset %d", ErrJSON, what, p.i)
@@ -127,8 +146,11 @@ func (p *jsonParser) object(dst []byte, depth int) ([]byte, error) {
 		p.i++
 		return append(dst, "{}"...), nil
 	}
-	var members []member
-	var arena []byte
+	if len(p.levels) <= depth {
+		p.levels = append(p.levels, make([]objectScratch, depth+1-len(p.levels))...)
+	}
+	members, arena := p.levels[depth].members[:0], p.levels[depth].arena[:0]
+	defer func() { p.levels[depth] = objectScratch{members: members, arena: arena} }()
 	for {
 		p.skipSpace()
 		if p.i >= len(p.src) || p.src[p.i] != '"' {

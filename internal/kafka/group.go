@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -17,18 +18,47 @@ var ErrClosedConsumerGroup = sarama.ErrClosedConsumerGroup
 // NewConsumer checks the configuration without connecting; Join connects,
 // once, so that the caller decides how long to retry.
 type Consumer struct {
-	cfg   Config
-	group string
-	sc    *sarama.Config
+	cfg        Config
+	group      string
+	instanceID string
+	sc         *sarama.Config
 }
 
+// Membership is how a consumer takes part in its group.
+type Membership struct {
+	// InstanceID, when set, makes the member static (KIP-345,
+	// group.instance.id): a member that restarts under the same id within
+	// the session timeout is given back its partitions by the coordinator
+	// without a rebalance, instead of waiting for its dead predecessor's
+	// session to expire. Two live members must never share one: the
+	// coordinator fences the older (ErrFencedInstanceID).
+	InstanceID string
+	// SessionTimeout is how long the coordinator waits for a silent member
+	// before it gives its partitions to the others; zero is sarama's
+	// default (10 s).
+	SessionTimeout time.Duration
+}
+
+// ErrFencedInstanceID is returned by Consume when another member joined
+// with the same InstanceID.
+var ErrFencedInstanceID = sarama.ErrFencedInstancedId
+
 // NewConsumer checks cfg for a member of group.
-func NewConsumer(cfg Config, group string) (*Consumer, error) {
+func NewConsumer(cfg Config, group string, m Membership) (*Consumer, error) {
 	sc, err := consumerConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, group: group, sc: sc}, nil
+	if m.SessionTimeout > 0 {
+		sc.Consumer.Group.Session.Timeout = m.SessionTimeout
+		// Three heartbeats a session, as Kafka's clients default to.
+		sc.Consumer.Group.Heartbeat.Interval = min(sc.Consumer.Group.Heartbeat.Interval, m.SessionTimeout/3)
+	}
+	sc.Consumer.Group.InstanceId = m.InstanceID
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer group %s: %w", group, err)
+	}
+	return &Consumer{cfg: cfg, group: group, instanceID: m.InstanceID, sc: sc}, nil
 }
 
 // Join connects to the cluster as a member of the group; sessions start
@@ -48,14 +78,15 @@ func (c *Consumer) Join() (*ConsumerGroup, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("cluster admin: %w", err), g.Close(), client.Close())
 	}
-	return &ConsumerGroup{g: g, group: c.group, client: client, admin: admin}, nil
+	return &ConsumerGroup{g: g, group: c.group, instanceID: c.instanceID, client: client, admin: admin}, nil
 }
 
 // ConsumerGroup is a joined member of a consumer group.
 type ConsumerGroup struct {
-	g      sarama.ConsumerGroup
-	group  string
-	client sarama.Client
+	g          sarama.ConsumerGroup
+	group      string
+	instanceID string
+	client     sarama.Client
 	// admin shares client; closing it would close the client.
 	admin sarama.ClusterAdmin
 }
@@ -89,8 +120,21 @@ func (g *ConsumerGroup) PauseAll() { g.g.PauseAll() }
 func (g *ConsumerGroup) ResumeAll() { g.g.ResumeAll() }
 
 // Close leaves the group, after the session under way has ended, and
-// closes the connection.
-func (g *ConsumerGroup) Close() error { return errors.Join(g.g.Close(), g.client.Close()) }
+// closes the connection. A static member leaves too: sarama only forgets
+// its member id (KIP-345 keeps a closed static member in the group until
+// its session expires, for a restart under the same id), but a member
+// stopped on purpose may be replaced by one of another name (a new pod of
+// a Deployment, a scale-down), and its partitions would sit idle for the
+// session timeout. Only a crash keeps the membership for a restart.
+func (g *ConsumerGroup) Close() error {
+	err := g.g.Close()
+	if g.instanceID != "" && err == nil {
+		if _, lerr := g.admin.RemoveMemberFromConsumerGroup(g.group, []string{g.instanceID}); lerr != nil {
+			err = fmt.Errorf("leave consumer group %s as %s: %w", g.group, g.instanceID, lerr)
+		}
+	}
+	return errors.Join(err, g.client.Close())
+}
 
 // groupHandler gives sarama's callbacks our types. Setup looks up the ids
 // of the claimed topics once per session: a topic deleted and created

@@ -65,7 +65,7 @@ func TestSecureBroker(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "over TLS", string(msg.Value))
 
-			c, err := NewConsumer(cfg, "secure-group")
+			c, err := NewConsumer(cfg, "secure-group", Membership{})
 			require.NoError(t, err)
 			g, err := c.Join()
 			require.NoError(t, err)
@@ -160,7 +160,7 @@ func TestSecurityConfigFiles(t *testing.T) {
 			cfg.TLS, cfg.SASL = tt.tls, tt.sasl
 			_, err := NewProducer(cfg, nil, zap.NewNop(), prometheus.NewRegistry())
 			require.ErrorContains(t, err, tt.want)
-			_, err = NewConsumer(cfg, "g")
+			_, err = NewConsumer(cfg, "g", Membership{})
 			require.ErrorContains(t, err, tt.want, "every client is configured in one place")
 		})
 	}

@@ -15,11 +15,14 @@
 package provenance
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -184,7 +187,14 @@ func storable(name string) bool {
 // id, so no two (principal, id) pairs sign the same bytes.
 func mac(secret []byte, principal, id string, value []byte) []byte {
 	digest := sha256.Sum256(value)
-	h := hmac.New(sha256.New, secret)
+	pool, ok := macs.Load(string(secret))
+	if !ok {
+		key := bytes.Clone(secret)
+		pool, _ = macs.LoadOrStore(string(key), &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }})
+	}
+	h := pool.(*sync.Pool).Get().(hash.Hash)
+	defer pool.(*sync.Pool).Put(h)
+	h.Reset()
 	h.Write([]byte(principal))
 	h.Write([]byte{0})
 	h.Write([]byte(id))
@@ -192,3 +202,9 @@ func mac(secret []byte, principal, id string, value []byte) []byte {
 	h.Write(digest[:])
 	return h.Sum(nil)
 }
+
+// macs pools HMAC states by secret (string(secret) -> *sync.Pool of
+// hash.Hash): hmac.New hashes the key into two fresh SHA-256 states, on
+// every record the API signs and the writer verifies. A key file holds a
+// few keys, so the map stays small.
+var macs sync.Map

@@ -56,6 +56,12 @@ func EventColumns() []string { return slices.Clone(eventColumns) }
 // them fastest.
 func EventRow(e *audit.Event) []any {
 	row := make([]any, len(copyFields))
+	fillEventRow(row, e)
+	return row
+}
+
+// fillEventRow sets row (len(EventColumns())) to the values of e.
+func fillEventRow(row []any, e *audit.Event) {
 	for i := range copyFields {
 		f := &copyFields[i]
 		switch f.Kind {
@@ -89,7 +95,16 @@ func EventRow(e *audit.Event) []any {
 			panic("store: " + f.Name + ": no COPY rule for its kind")
 		}
 	}
-	return row
+}
+
+// eventRows returns the COPY rows of events.
+func eventRows(events []*audit.Event) [][]any {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		rows[i] = EventRow(e)
+		injectRowFault(e, rows[i])
+	}
+	return rows
 }
 
 var notificationColumns = []string{
@@ -211,13 +226,18 @@ func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBa
 			return registered{}, 0, err
 		}
 	}
-	copyRows := make([][]any, len(stored))
-	for i, e := range stored {
-		copyRows[i] = EventRow(e)
-		injectRowFault(e, copyRows[i])
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, pgx.CopyFromRows(copyRows)); err != nil {
-		if rerr := unencodable(copyRows, eventColumns, eventOIDs); rerr != nil {
+	// Each row is built as COPY streams it, into one slice reused for the
+	// next: the batch's rows built at once were the largest thing a lane
+	// held in memory while its transaction ran (pgx encodes a row before
+	// it asks for the next).
+	row := make([]any, len(copyFields))
+	src := pgx.CopyFromSlice(len(stored), func(i int) ([]any, error) {
+		fillEventRow(row, stored[i])
+		injectRowFault(stored[i], row)
+		return row, nil
+	})
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, eventColumns, src); err != nil {
+		if rerr := unencodable(eventRows(stored), eventColumns, eventOIDs); rerr != nil {
 			err = rerr
 		}
 		return registered{}, 0, fmt.Errorf("copy events: %w", err)

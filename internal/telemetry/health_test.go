@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -138,5 +139,27 @@ func TestGatesAndDetails(t *testing.T) {
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
 		require.JSONEq(t, `{"status":"healthy","checks":{},"spool":{"records":3}}`, rec.Body.String())
+	}
+}
+
+// TestPprofOnlyWhenServed: the profiler is on the ops mux only once
+// ServePprof added it (PPROF_ENABLED), never by default.
+func TestPprofOnlyWhenServed(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		serve bool
+		want  int
+	}{{"off by default", false, http.StatusNotFound}, {"served", true, http.StatusOK}} {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := OpsMux(NewHealth(nil), prometheus.NewRegistry())
+			if tt.serve {
+				ServePprof(mux)
+			}
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1"} {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				require.Equal(t, tt.want, rec.Code, path)
+			}
+		})
 	}
 }

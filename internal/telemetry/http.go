@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,6 +119,18 @@ func (h *Health) DetailsHandler() http.Handler {
 // MetricsHandler serves the registry in the Prometheus text format.
 func MetricsHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: false})
+}
+
+// ServePprof adds Go's profiler (net/http/pprof) under /debug/pprof/ to an
+// OpsMux: on the metrics listener only, never the API's, and only when an
+// operator turns it on (PPROF_ENABLED), since a profile shows the
+// process's internals and costs CPU while it runs.
+func ServePprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // OpsMux serves /metrics and the health endpoints: the whole HTTP surface of

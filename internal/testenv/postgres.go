@@ -55,6 +55,9 @@ type Postgres struct {
 	// serverArgs are the embedded server's settings beyond the defaults
 	// of Start (TLS), kept for every restart.
 	serverArgs []string
+	// durable keeps PostgreSQL's fsync, synchronous_commit and
+	// full_page_writes on, as a user runs it (StartDurablePostgres).
+	durable bool
 
 	// External server.
 	adminURL string // DATABASE_URL, for dropping the database
@@ -74,7 +77,18 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if dsn := os.Getenv(EnvDatabaseURL); dsn != "" {
 		return createDatabase(ctx, dsn)
 	}
-	return startEmbeddedPostgres(ctx, "")
+	return startEmbeddedPostgres(ctx, "", false)
+}
+
+// StartDurablePostgres is StartPostgres with the embedded server as a user
+// runs it: fsync, synchronous_commit and full_page_writes on (the server's
+// defaults), where tests turn them off. Benchmarks use it, so that every
+// commit they time is one that survives a power cut.
+func StartDurablePostgres(ctx context.Context) (*Postgres, error) {
+	if dsn := os.Getenv(EnvDatabaseURL); dsn != "" {
+		return createDatabase(ctx, dsn)
+	}
+	return startEmbeddedPostgres(ctx, "", true)
 }
 
 // StartTLSPostgres starts a throwaway server that takes TCP connections
@@ -85,7 +99,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 // It is always embedded: DATABASE_URL names a server whose configuration
 // the harness cannot choose.
 func StartTLSPostgres(ctx context.Context, dir string) (*Postgres, error) {
-	return startEmbeddedPostgres(ctx, dir)
+	return startEmbeddedPostgres(ctx, dir, false)
 }
 
 // URL returns a pgx/libpq connection string for the database.
@@ -215,7 +229,7 @@ func withDatabase(dsn, name string) (string, error) {
 	return dsn + " dbname=" + name, nil
 }
 
-func startEmbeddedPostgres(ctx context.Context, tlsDir string) (_ *Postgres, err error) {
+func startEmbeddedPostgres(ctx context.Context, tlsDir string, durable bool) (_ *Postgres, err error) {
 	bin, err := findPostgresBin()
 	if err != nil {
 		return nil, err
@@ -224,7 +238,7 @@ func startEmbeddedPostgres(ctx context.Context, tlsDir string) (_ *Postgres, err
 	if err != nil {
 		return nil, fmt.Errorf("postgres temp dir: %w", err)
 	}
-	p := &Postgres{bin: bin, dir: dir}
+	p := &Postgres{bin: bin, dir: dir, durable: durable}
 	defer func() {
 		if err != nil {
 			_ = os.RemoveAll(dir)
@@ -453,19 +467,20 @@ func (p *Postgres) Start(ctx context.Context) error {
 	defer logFile.Close() // the child holds its own descriptor
 
 	// Not CommandContext: the server outlives this call; Stop ends it.
-	cmd := p.command(context.Background(), "postgres", append([]string{
+	args := []string{
 		"-D", p.dataDir(),
 		"-p", strconv.Itoa(p.port),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=" + p.sockDir(),
-		// Durability buys nothing for data that is thrown away.
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
 		// Every package's tests open pools (pgx defaults to 4+ per
 		// pool, more under parallel tests); 100 runs out.
 		"-c", "max_connections=200",
-	}, p.serverArgs...)...)
+	}
+	if !p.durable {
+		// Durability buys nothing for data that is thrown away.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := p.command(context.Background(), "postgres", append(args, p.serverArgs...)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// If the test binary dies without closing us (killed, or a panic

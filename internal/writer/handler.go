@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,12 +11,23 @@ import (
 	"github.com/auditstream/auditstream/internal/kafka"
 )
 
-// handler is the kafka.GroupHandler of one writer. A session's
-// claims (one goroutine per partition) decode records and pass them to a
-// single batcher goroutine, so one batch gathers records of every partition
-// the writer owns.
+// handler is the kafka.GroupHandler of one writer. A session's claims
+// (one goroutine per partition) decode records and pass them to the
+// session's lanes: each lane is a batcher goroutine gathering the records
+// of its share of the partitions and storing its batches one at a time, on
+// a connection of its own, while the other lanes store theirs. A partition
+// belongs to one lane for the session, so its records are stored, and its
+// offsets marked, in order; the hash chains of a correlation_id (a record
+// key, so one partition) are never moved by two lanes.
 type handler struct {
 	w     *Writer
+	lanes []lane
+	// next hands the session's claims to the lanes in turn.
+	next atomic.Uint32
+}
+
+// lane is one batcher of a session.
+type lane struct {
 	items chan item
 	done  chan struct{}
 }
@@ -34,11 +46,17 @@ func (h *handler) Setup(sess *kafka.Session) error {
 	h.w.log.Info("consumer group session started",
 		zap.String("member_id", sess.MemberID()), zap.Int32("generation", sess.GenerationID()),
 		zap.Any("claims", sess.Claims()))
-	// Room for a whole batch lets claims decode the next batch while the
-	// current one is being written.
-	h.items = make(chan item, h.w.cfg.BatchSize)
-	h.done = make(chan struct{})
-	go h.w.batchLoop(sess, h.items, h.done)
+	h.next.Store(0)
+	h.lanes = make([]lane, h.w.cfg.FlushLanes)
+	for i := range h.lanes {
+		// Room for a whole batch, shared by the lanes, lets claims decode
+		// the next batches while the current ones are being written; more
+		// would only hold more records in memory while PostgreSQL is the
+		// bottleneck.
+		l := lane{items: make(chan item, max(h.w.cfg.BatchSize/len(h.lanes), 1)), done: make(chan struct{})}
+		h.lanes[i] = l
+		go h.w.batchLoop(sess, l.items, l.done)
+	}
 	return nil
 }
 
@@ -52,11 +70,12 @@ func (h *handler) ConsumeClaim(sess *kafka.Session, claim *kafka.Claim) error {
 	// would count it twice.
 	defer h.w.metrics.lag.DeleteLabelValues(claim.Topic(), partition)
 	ctx := sess.Context()
+	items := h.lanes[int(h.next.Add(1)-1)%len(h.lanes)].items
 	for msg := range claim.Messages(ctx) {
 		lag.Set(float64(max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)))
 		it := h.w.decode(msg)
 		select {
-		case h.items <- it:
+		case items <- it:
 		case <-ctx.Done():
 			return nil
 		}
@@ -69,8 +88,12 @@ func (h *handler) ConsumeClaim(sess *kafka.Session, claim *kafka.Claim) error {
 // holds (one attempt, bounded by WriteTimeout) or abandons it for
 // redelivery.
 func (h *handler) Cleanup(sess *kafka.Session) error {
-	close(h.items)
-	<-h.done
+	for _, l := range h.lanes {
+		close(l.items)
+	}
+	for _, l := range h.lanes {
+		<-l.done
+	}
 	sess.Commit()
 	h.w.sessionEnded(h.w.now())
 	h.w.log.Info("consumer group session ended", zap.Int32("generation", sess.GenerationID()))

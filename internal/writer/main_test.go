@@ -90,8 +90,10 @@ func prefix(t *testing.T) string {
 }
 
 type rigOptions struct {
-	batchSize  int
-	batchAge   time.Duration
+	batchSize int
+	batchAge  time.Duration
+	// flushLanes: 0 is the writer's default.
+	flushLanes int
 	maxBackoff time.Duration
 	dbURL      string
 	brokers    []string // default: the shared broker
@@ -143,6 +145,7 @@ func startWriter(t *testing.T, tp topics, opt rigOptions) *rig {
 		DLQTopic:           tp.dlq,
 		BatchSize:          opt.batchSize,
 		BatchAge:           opt.batchAge,
+		FlushLanes:         opt.flushLanes,
 		MaxBackoff:         opt.maxBackoff,
 		WriteTimeout:       5 * time.Second,
 		Rules:              audit.DefaultRules(),

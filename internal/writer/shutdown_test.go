@@ -33,8 +33,9 @@ func TestShutdownFlushesAndCommits(t *testing.T) {
 
 	// One flush by size proves the records are arriving; the other 100
 	// are then in hand, and with an age of an hour only the last flush of
-	// the session can store them.
-	first := startWriter(t, tp, rigOptions{batchSize: size, batchAge: time.Hour})
+	// the session can store them. One lane, so that one batch gathers the
+	// records of every partition.
+	first := startWriter(t, tp, rigOptions{batchSize: size, batchAge: time.Hour, flushLanes: 1})
 	eventually(t, 15*time.Second, func() bool { return countEvents(t, p) == size }, "a first batch flushed by size")
 
 	require.NoError(t, first.stop())

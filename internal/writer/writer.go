@@ -80,17 +80,36 @@ const (
 	// DefaultGroupPollInterval: offsets move every second under load; a
 	// scrape every 15 to 30 s needs no fresher figures.
 	DefaultGroupPollInterval = 15 * time.Second
+	// DefaultFlushLanes: while one batch's transaction waits for
+	// PostgreSQL (its COPY, its commit's WAL flush), others are stored on
+	// connections of their own, and their commits share WAL flushes. On
+	// the 2-core bench machine with fsync on, the writer drained at 0.35x
+	// raw COPY with one lane, 0.70x with two and 0.89x with four.
+	DefaultFlushLanes = 4
 )
 
 // Config is the writer's behaviour.
 type Config struct {
-	Group              string
+	Group string
+	// InstanceID makes the writer a static member of Group (KIP-345): a
+	// writer restarted under the same id within SessionTimeout gets its
+	// partitions back at once, without a rebalance. Empty: a dynamic
+	// member, whose restart waits for its old session to expire.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a writer that went
+	// silent (a crash) before its partitions go to the others; zero is
+	// sarama's default.
+	SessionTimeout     time.Duration
 	EventsTopic        string
 	NotificationsTopic string
 	DLQTopic           string
 	BatchSize          int
 	BatchAge           time.Duration
-	MaxBackoff         time.Duration
+	// FlushLanes is how many batches are stored at once, each on its own
+	// connection, over disjoint sets of the session's partitions; zero is
+	// DefaultFlushLanes.
+	FlushLanes int
+	MaxBackoff time.Duration
 	// WriteTimeout bounds one transaction, including the last flush of a
 	// session (rebalance or shutdown), which gets a single attempt.
 	WriteTimeout time.Duration
@@ -116,8 +135,8 @@ func (c Config) Validate() error {
 	if c.Group == "" || c.EventsTopic == "" || c.NotificationsTopic == "" || c.DLQTopic == "" {
 		errs = append(errs, errors.New("writer: group and topics must be set"))
 	}
-	if c.BatchSize < 1 || c.BatchAge <= 0 {
-		errs = append(errs, errors.New("writer: batch size and age must be positive"))
+	if c.BatchSize < 1 || c.BatchAge <= 0 || c.FlushLanes < 1 {
+		errs = append(errs, errors.New("writer: batch size and age, and flush lanes, must be positive"))
 	}
 	if c.MaxBackoff <= 0 || c.WriteTimeout <= 0 || c.GroupStallTimeout <= 0 || c.GroupPollInterval <= 0 {
 		errs = append(errs, errors.New("writer: backoff, timeouts and intervals must be positive"))
@@ -160,10 +179,13 @@ func New(cfg Config, kcfg kafka.Config, st rowStore, dlq deadLetterPublisher, lo
 	if cfg.GroupPollInterval == 0 {
 		cfg.GroupPollInterval = DefaultGroupPollInterval
 	}
+	if cfg.FlushLanes == 0 {
+		cfg.FlushLanes = DefaultFlushLanes
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	consumer, err := kafka.NewConsumer(kcfg, cfg.Group)
+	consumer, err := kafka.NewConsumer(kcfg, cfg.Group, kafka.Membership{InstanceID: cfg.InstanceID, SessionTimeout: cfg.SessionTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +242,12 @@ func (w *Writer) Run(ctx context.Context) error {
 		if err := group.Consume(ctx, topics, h); err != nil {
 			if errors.Is(err, kafka.ErrClosedConsumerGroup) {
 				return nil
+			}
+			if errors.Is(err, kafka.ErrFencedInstanceID) {
+				// Joining again would fence the other member, which
+				// would fence this one in turn: exit, and say why.
+				return fmt.Errorf("another writer joined consumer group %s with instance id %q (WRITER_INSTANCE_ID): each writer needs its own: %w",
+					w.cfg.Group, w.cfg.InstanceID, err)
 			}
 			w.log.Warn("consume failed, rejoining", zap.Duration("backoff", retry.Next()), zap.Error(err))
 			if !retry.Wait(ctx) {
