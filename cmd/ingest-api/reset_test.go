@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,9 +31,7 @@ func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 	require.NoError(t, err)
 	addr := testenv.NewAddr(t)
 	topic := "reset-" + strings.ToLower(t.Name()) + ".events"
-	var out testenv.Output
-	cmd := exec.Command(shared.bin)
-	cmd.Env = append(os.Environ(),
+	testenv.StartProcess(t, shared.bin, nil,
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","),
 		"DATABASE_URL="+dbURL,
 		"HTTP_ADDR="+addr,
@@ -48,16 +43,6 @@ func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 		// Not a test of access control.
 		"AUTH_DISABLED=true",
 	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("ingest-api output:\n%s", out.Tail(32<<10))
-		}
-	})
 	base := "http://" + addr
 	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
 		code, err := get(base + "/health/ready")

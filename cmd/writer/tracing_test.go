@@ -4,11 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,33 +99,21 @@ func TestTraceFromRequestToBatchSpan(t *testing.T) {
 func startAPI(t *testing.T, p pipeline, env ...string) (string, *testenv.Output) {
 	t.Helper()
 	addr := testenv.NewAddr(t)
-	out := &testenv.Output{}
-	cmd := exec.Command(shared.apiBin)
-	cmd.Env = append(append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
-		"DATABASE_URL="+shared.pg.URL(),
-		"HTTP_ADDR="+addr,
-		"METRICS_ADDR="+testenv.NewAddr(t),
+	proc := testenv.StartProcess(t, shared.apiBin, nil, append([]string{
+		"KAFKA_BROKERS=" + strings.Join(shared.kafka.Brokers(), ","),
+		"DATABASE_URL=" + shared.pg.URL(),
+		"HTTP_ADDR=" + addr,
+		"METRICS_ADDR=" + testenv.NewAddr(t),
 		// Access control is the API tests' subject, not this one's.
 		"AUTH_DISABLED=true",
-		"EVENTS_TOPIC="+p.events,
-		"NOTIFICATIONS_TOPIC="+p.notifications,
-		"DLQ_TOPIC="+p.dlq,
-		"PARKED_TOPIC="+p.parked,
-		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
+		"EVENTS_TOPIC=" + p.events,
+		"NOTIFICATIONS_TOPIC=" + p.notifications,
+		"DLQ_TOPIC=" + p.dlq,
+		"PARKED_TOPIC=" + p.parked,
+		"TOPIC_PARTITIONS=" + strconv.Itoa(partitions),
 		"SHUTDOWN_DELAY=0s",
 		"LOG_FORMAT=json",
-	), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("---- output of ingest-api ----\n%s", out.Tail(64<<10))
-		}
-	})
+	}, env...)...)
 	base := "http://" + addr
 	testenv.Await(t, 30*time.Second, "ingest-api ready", func() (bool, string) {
 		res, err := http.Get(base + "/health/ready")
@@ -138,5 +123,5 @@ func startAPI(t *testing.T, p pipeline, env ...string) (string, *testenv.Output)
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK, res.Status
 	})
-	return base, out
+	return base, proc.Stderr
 }
