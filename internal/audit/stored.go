@@ -109,7 +109,13 @@ func (f *Field) decodeStored(e *Event, v json.RawMessage) error {
 		}
 		return err
 	case KindOptCount, KindOptInt, KindOptSmallInt:
-		bits := map[Kind]int{KindOptCount: 64, KindOptInt: 32, KindOptSmallInt: 16}[f.Kind]
+		bits := 64
+		switch f.Kind {
+		case KindOptInt:
+			bits = 32
+		case KindOptSmallInt:
+			bits = 16
+		}
 		n, err := strconv.ParseInt(string(v), 10, bits)
 		switch f.Kind {
 		case KindOptCount:
