@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/api"
+	"github.com/auditstream/auditstream/internal/kafka"
 )
 
 // TestWriteRejections covers every kind of 400/413/415 answer over HTTP; the
@@ -170,6 +171,21 @@ func TestWriteRejections(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordTooLargeForKafkaAnswers413: an event within the API's limits
+// whose record Kafka cannot take (over KAFKA_MAX_MESSAGE_BYTES) is a client
+// error that no retry fixes: 413, not 503.
+func TestRecordTooLargeForKafkaAnswers413(t *testing.T) {
+	f := newFixture(t, func(c *api.Config, _ *api.Deps) { c.Rules.MaxEventDataBytes = 1 << 20 })
+	big := validEvent()
+	big["event_data"] = map[string]any{"blob": strings.Repeat("x", kafka.DefaultMaxMessageBytes)}
+	res := f.postJSON("/api/v1/audit/events", big)
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.status, "%s", res.body)
+	body := res.json(t)
+	require.Equal(t, "https://auditstream.dev/problems/payload-too-large", body["type"])
+	require.Contains(t, body["detail"], "KAFKA_MAX_MESSAGE_BYTES")
+	require.Empty(t, res.header.Get("Retry-After"))
 }
 
 func TestBodyLimitsAnswer413(t *testing.T) {

@@ -364,6 +364,11 @@ func (w *writeHandlers) publish(c *gin.Context, kind telemetry.SeedRecord, topic
 		kind503, detail = probSpoolFull, "Kafka cannot take the records and the local spool is full (SPOOL_MAX_BYTES); nothing was accepted. Retry later with the same ids: the spool empties as soon as Kafka is back."
 	case errors.Is(err, spool.ErrUnwritable) || errors.Is(err, spool.ErrClosed):
 		kind503, detail = probSpoolUnavailable, "Kafka cannot take the records and the local spool cannot be written ("+diskReason(err)+"); nothing was accepted. Retry later with the same ids."
+	case errors.As(err, &perr) && perr.TooLarge:
+		// No retry can deliver it: a client error, not an outage.
+		abortProblem(c, probTooLarge, fmt.Sprintf("Kafka refused %d of %d records for their size (over KAFKA_MAX_MESSAGE_BYTES or the topic's max.message.bytes); the request was not accepted. Send smaller events or fewer at once; records it took are duplicates if sent again.",
+			perr.Failed, perr.Total), withEventIDs(ids))
+		return answered, err
 	case errors.As(err, &perr):
 		switch {
 		case perr.Uncertain:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/kafka"
 )
 
@@ -43,6 +44,11 @@ type Kafka struct {
 	// answered 503: long enough to ride out a leader election (a few seconds),
 	// short enough that clients do not time out first.
 	PublishTimeout time.Duration `name:"publish-timeout" env:"PUBLISH_TIMEOUT" default:"10s" help:"Longest wait for Kafka acknowledgements before a request is answered 503."`
+
+	// The producers pack records for one partition into batches up to
+	// this size; it must not exceed what the topics accept, or records
+	// that each fit are refused together.
+	MaxMessageBytes int `name:"kafka-max-message-bytes" env:"KAFKA_MAX_MESSAGE_BYTES" default:"1000000" help:"Largest batch a producer sends to one partition, and so the largest record (413 above it); at most the topics' max.message.bytes (Kafka's default 1048588)."`
 
 	KafkaSecurity `embed:""`
 }
@@ -120,6 +126,10 @@ func (k Kafka) Validate() error {
 	if k.PublishTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("PUBLISH_TIMEOUT must be at least 1s, got %s", k.PublishTimeout))
 	}
+	if k.MaxMessageBytes < minMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("KAFKA_MAX_MESSAGE_BYTES must be at least %d (a signed checkpoint takes up to %d bytes), got %d",
+			minMaxMessageBytes, integrity.MaxCheckpointBytes, k.MaxMessageBytes))
+	}
 	for name, topic := range map[string]string{"EVENTS_TOPIC": k.EventsTopic, "NOTIFICATIONS_TOPIC": k.NotificationsTopic, "DLQ_TOPIC": k.DLQTopic, "PARKED_TOPIC": k.ParkedTopic} {
 		if topic == "" {
 			errs = append(errs, fmt.Errorf("%s must not be empty", name))
@@ -186,11 +196,16 @@ func Parse(cfg any, name, description string, args []string) *kong.Context {
 	return ctx
 }
 
+// minMaxMessageBytes leaves a checkpoint document (integrity.MaxCheckpointBytes)
+// room for its record's framing and headers.
+const minMaxMessageBytes = integrity.MaxCheckpointBytes + 64<<10
+
 // Client returns the connection settings of the Kafka clients.
 func (k Kafka) Client() kafka.Config {
 	s := k.KafkaSecurity
 	return kafka.Config{
 		Brokers: k.Brokers, Version: k.Version, ClientID: k.ClientID, PublishTimeout: k.PublishTimeout,
+		MaxMessageBytes: k.MaxMessageBytes,
 		TLS: kafka.TLS{Enabled: s.TLSEnabled, CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
 			ServerName: s.TLSServerName},
 		SASL: kafka.SASL{Mechanism: s.SASLMechanism, Username: s.SASLUsername, Password: s.SASLPassword,

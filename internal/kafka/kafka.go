@@ -76,10 +76,18 @@ type Config struct {
 	ClientID string
 	// PublishTimeout bounds a Publish call end to end.
 	PublishTimeout time.Duration
+	// MaxMessageBytes bounds what a producer sends to one partition in
+	// one request, and so the largest record; zero is
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int
 	// TLS and SASL secure every connection of every client.
 	TLS  TLS
 	SASL SASL
 }
+
+// DefaultMaxMessageBytes stays under Kafka's default max.message.bytes
+// (1048588), leaving room for a batch's own framing.
+const DefaultMaxMessageBytes = 1_000_000
 
 // Topic is a topic the binaries create when it is missing.
 type Topic struct {
@@ -141,8 +149,15 @@ func producerConfig(c Config) (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	// lz4 is cheap on CPU and roughly halves JSON on the wire and on disk.
 	sc.Producer.Compression = sarama.CompressionLZ4
-	// One record may carry the API's largest body (1 MiB) plus headers.
-	sc.Producer.MaxMessageBytes = 2 << 20
+	// The producer packs concurrent records for one partition into one
+	// batch up to this size, and the broker refuses a batch over the
+	// topic's max.message.bytes: above that limit, records that each fit
+	// would be refused together (the checkpoints did, several documents
+	// at a time).
+	sc.Producer.MaxMessageBytes = DefaultMaxMessageBytes
+	if c.MaxMessageBytes > 0 {
+		sc.Producer.MaxMessageBytes = c.MaxMessageBytes
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama producer config: %w", err)
 	}

@@ -33,11 +33,14 @@ type Record struct {
 // PublishTimeout expired before the producer answered: those records may
 // still be written, so clients must retry with the same ids. Refused is set
 // when the brokers refused the records for what they are (too large,
-// malformed): sending them again unchanged cannot succeed.
+// malformed): sending them again unchanged cannot succeed; TooLarge when
+// that is their size (over Config.MaxMessageBytes or the topic's
+// max.message.bytes).
 type PublishError struct {
 	Total, Failed int
 	Uncertain     bool
 	Refused       bool
+	TooLarge      bool
 	Err           error
 }
 
@@ -67,6 +70,15 @@ func refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// tooLarge reports a record refused for its size: by the brokers, or by
+// sarama before sending (over Producer.MaxMessageBytes, which sarama
+// reports as a ConfigurationError; the configuration itself is checked
+// when the producer is built, so at send time that error means the size).
+func tooLarge(err error) bool {
+	var cerr sarama.ConfigurationError
+	return errors.As(err, &cerr) || errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrMessageSetSizeTooLarge)
 }
 
 func (e *PublishError) Error() string {
@@ -234,7 +246,7 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 				n = len(failed)
 				err = failed[0].Err
 			}
-			perr = &PublishError{Total: len(msgs), Failed: n, Refused: refused(err), Err: err}
+			perr = &PublishError{Total: len(msgs), Failed: n, Refused: refused(err), TooLarge: tooLarge(err), Err: err}
 		}
 	case <-timer.C:
 		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,

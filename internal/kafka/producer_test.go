@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
@@ -46,6 +47,21 @@ func TestPublishCountsPerTopicAndFailsWhenKafkaIsGone(t *testing.T) {
 	err = p.Publish(t.Context(), []Record{{Topic: "a", Value: make([]byte, 3<<20)}})
 	require.ErrorIs(t, err, ErrUnavailable)
 	require.False(t, Retriable(err), "%v", err)
+	var tooLarge *PublishError
+	require.True(t, errors.As(err, &tooLarge) && tooLarge.TooLarge, "%v", err)
+
+	// Records that each fit the broker's max.message.bytes (kfake keeps
+	// Kafka's default, 1048588) but not together go in batches the broker
+	// takes: with a 2 MiB batch limit, signed checkpoints of a few hundred
+	// KiB to one partition were refused together.
+	// Random bytes: lz4 must not shrink them under the limit.
+	big := make([]Record, 5)
+	for i := range big {
+		big[i] = Record{Topic: "b", Value: make([]byte, 400<<10)}
+		_, _ = rand.Read(big[i].Value)
+	}
+	require.NoError(t, p.Publish(t.Context(), big))
+	require.Equal(t, 6.0, value(p.records.WithLabelValues("b", "acked")))
 
 	// The broker goes away: the publish fails within the timeout, as a
 	// PublishError that says how much failed.
@@ -61,6 +77,7 @@ func TestPublishCountsPerTopicAndFailsWhenKafkaIsGone(t *testing.T) {
 	require.Equal(t, 3.0, value(p.records.WithLabelValues("a", "failed")))
 	require.Equal(t, 1.0, value(p.records.WithLabelValues("b", "failed")))
 	require.Error(t, p.Check(t.Context()))
+	require.False(t, perr.TooLarge, "%v", err)
 }
 
 func value(c prometheus.Counter) float64 {
