@@ -213,6 +213,35 @@ func TestChainWritersRace(t *testing.T) {
 	require.Zero(t, repeated)
 }
 
+// TestChainStaleHead: a writer remembers the head it committed; when
+// another writer has moved the chain since (it held the partition for a
+// while), the first one's next batch loses the race, is written again
+// with the heads locked and links to the head the other one left.
+func TestChainStaleHead(t *testing.T) {
+	keys := newChainKeys(t, "k1")
+	a, b := openChainStore(t, pg.URL(), keys), openChainStore(t, pg.URL(), keys)
+	corr := "chain-stale-" + uuid.NewString()
+	write := func(s *Store, n int) WriteResult {
+		t.Helper()
+		var batch []audit.Event
+		for range n {
+			batch = append(batch, testEvent(corr, time.Now()))
+		}
+		res, err := s.Write(t.Context(), batch, nil)
+		require.NoError(t, err)
+		return res
+	}
+	require.Zero(t, write(a, 1).ChainRaces, "a new chain")
+	require.Zero(t, write(b, 2).ChainRaces, "b reads the head a stored")
+	res := write(a, 1)
+	require.Equal(t, 1, res.ChainRaces, "a remembered chain_seq 1, b had moved it to 3")
+	require.Equal(t, 1, res.Events)
+	chain := requireChain(t, a.Pool(), keys, corr, 4)
+	require.Equal(t, int64(4), *chain[3].ChainSeq)
+	require.Zero(t, write(a, 1).ChainRaces, "a remembers the head it committed after the race")
+	requireChain(t, a.Pool(), keys, corr, 5)
+}
+
 // TestChainKeyRotation: after a key is added, new events are linked with
 // it, and the whole chain verifies with the new file.
 func TestChainKeyRotation(t *testing.T) {

@@ -138,6 +138,11 @@ func classifySQLState(code string) errclass.Class {
 	return errclass.Failed
 }
 
+// maxChainRaces bounds the immediate rewrites of a batch that lost a
+// chain head race: the locked rewrite loses only to a chain started
+// concurrently, once per chain.
+const maxChainRaces = 3
+
 // Write stores events and notifications in one transaction, skipping every
 // one whose event_id / notification_id is already stored (see writeOnce).
 // Every error it returns is an *errclass.Error: the class is decided here,
@@ -147,16 +152,37 @@ func classifySQLState(code string) errclass.Class {
 // of its month fail, as no partition found for the row, for as long as the
 // month stays cached as having one: on that error the cache is forgotten
 // and the write tried once more, which creates the partition again.
+//
+// A batch that lost a race for a chain head to another writer (both held
+// its partition during a rebalance) is written again at once, its heads
+// locked first: it then waits for the other writer, if need be, and links
+// to the head it left. A new chain can be lost once more (there was no row
+// to lock); after maxChainRaces in a row it is an outage, which the writer
+// waits out.
 func (s *Store) Write(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
-	res, err := s.writeOnce(ctx, events, notifications)
+	res, err := s.writeOnce(ctx, events, notifications, false)
 	if err != nil && noPartitionForRow(err) {
 		s.forgetPartitions()
-		res, err = s.writeOnce(ctx, events, notifications)
+		res, err = s.writeOnce(ctx, events, notifications, false)
 	}
+	races := 0
+	for ; races < maxChainRaces && lostChainRace(err); races++ {
+		res, err = s.writeOnce(ctx, events, notifications, true)
+	}
+	res.ChainRaces = races
 	if err != nil {
 		return WriteResult{}, &errclass.Error{Class: Classify(err), Err: err}
 	}
 	return res, nil
+}
+
+// lostChainRace reports a batch that another writer beat to a chain head:
+// it moved the head first (errChainRace), or the two locked heads in
+// different orders and PostgreSQL chose this one to abort (a deadlock,
+// SQLSTATE 40P01, possible only while one links without locking).
+func lostChainRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.Is(err, errChainRace) || errors.As(err, &pgErr) && pgErr.Code == "40P01"
 }
 
 // noPartitionForRow reports PostgreSQL's "no partition of relation found for

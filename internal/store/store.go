@@ -81,6 +81,8 @@ type Store struct {
 	// knownMonths caches the months whose partition exists (time.Time of
 	// the month's start → struct{}), so writes check partitions once a month.
 	knownMonths sync.Map
+	// heads remembers the chain heads this store committed (with Chain).
+	heads *headCache
 }
 
 // Open creates the connection pool without connecting: the pool dials on
@@ -120,6 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		ahead:       DefaultPartitionsAhead,
 		log:         cfg.Log,
 		chain:       cfg.Chain,
+		heads:       newHeadCache(),
 	}
 	if cfg.PartitionsAhead > 0 {
 		s.ahead = cfg.PartitionsAhead

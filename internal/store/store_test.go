@@ -55,7 +55,7 @@ func TestMigrateEmptyConcurrentAndIdempotent(t *testing.T) {
 }
 
 // latestVersion is the number of the newest embedded migration.
-const latestVersion uint = 8
+const latestVersion uint = 9
 
 func TestMigrateUnreachableFailsFast(t *testing.T) {
 	start := time.Now()

@@ -31,6 +31,9 @@ type WriteResult struct {
 	// ChainHeads counts the hash chains the stored events moved (0 with
 	// the chain disabled).
 	ChainHeads int
+	// ChainRaces counts the times the batch was written again because
+	// another writer moved one of its chain heads first.
+	ChainRaces int
 }
 
 // copyFields are the event fields COPY writes, those of the request and
@@ -149,19 +152,25 @@ const (
 // leaving out (as conflicts) the events whose event_id is stored with other
 // content. Either all of the new rows are committed or none is. Partitions
 // for the events' months are created first if missing.
-func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notifications []audit.Notification) (WriteResult, error) {
+//
+// With lockHeads the chain heads are locked before the events are linked
+// (after a race), instead of checked when they move.
+func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notifications []audit.Notification, lockHeads bool) (WriteResult, error) {
 	var res WriteResult
 	notifications, res.NotificationDuplicates = uniqueNotifications(notifications)
 	if err := s.ensureEventPartitions(ctx, events); err != nil {
 		return WriteResult{}, err
 	}
+	var links *chainLinks
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(events) > 0 {
-			r, heads, err := copyEvents(ctx, tx, s.chain, newEventBatch(events))
+			var r registered
+			var err error
+			r, links, err = copyEvents(ctx, tx, s.chain, s.heads, lockHeads, newEventBatch(events))
 			if err != nil {
 				return err
 			}
-			res.Events, res.EventDuplicates, res.ChainHeads = len(r.fresh), r.duplicates, heads
+			res.Events, res.EventDuplicates = len(r.fresh), r.duplicates
 			res.EventDuplicatesUnverified, res.EventConflicts = r.unverified, r.conflicts
 		}
 		if len(notifications) > 0 {
@@ -173,6 +182,17 @@ func (s *Store) writeOnce(ctx context.Context, events []audit.Event, notificatio
 		}
 		return nil
 	})
+	if links != nil {
+		// Only committed heads are remembered; after a failure the
+		// batch's chains may have moved either way.
+		if err != nil {
+			s.heads.forget(links.ids)
+		} else {
+			s.heads.remember(&links.moved)
+			s.heads.remember(&links.started)
+			res.ChainHeads = links.heads()
+		}
+	}
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("write batch: %w", err)
 	}
@@ -210,11 +230,11 @@ func (s *Store) forgetPartitions() { s.knownMonths.Clear() }
 // copyEvents registers the batch's ids and copies the rows of the new
 // ones; with keys, it first links them to their hash chains, in batch
 // order, and moves the chains' heads after the copy. It returns what the
-// register found and the heads moved.
-func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBatch) (registered, int, error) {
+// register found and the chains' links (nil without keys).
+func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, heads *headCache, lock bool, b *eventBatch) (registered, *chainLinks, error) {
 	r, err := b.register(ctx, tx)
 	if err != nil || len(r.fresh) == 0 {
-		return r, 0, err
+		return r, nil, err
 	}
 	stored := make([]*audit.Event, len(r.fresh))
 	for j, i := range r.fresh {
@@ -222,8 +242,8 @@ func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBa
 	}
 	var links *chainLinks
 	if keys != nil {
-		if links, err = linkChains(ctx, tx, keys, stored); err != nil {
-			return registered{}, 0, err
+		if links, err = linkChains(ctx, tx, keys, heads, lock, stored); err != nil {
+			return registered{}, nil, err
 		}
 	}
 	// Each row is built as COPY streams it, into one slice reused for the
@@ -240,15 +260,14 @@ func copyEvents(ctx context.Context, tx pgx.Tx, keys *integrity.Keys, b *eventBa
 		if rerr := unencodable(eventRows(stored), eventColumns, eventOIDs); rerr != nil {
 			err = rerr
 		}
-		return registered{}, 0, fmt.Errorf("copy events: %w", err)
+		return registered{}, links, fmt.Errorf("copy events: %w", err)
 	}
-	if links == nil {
-		return r, 0, nil
+	if links != nil {
+		if err := links.move(ctx, tx); err != nil {
+			return registered{}, links, err
+		}
 	}
-	if err := links.move(ctx, tx); err != nil {
-		return registered{}, 0, err
-	}
-	return r, len(links.ids), nil
+	return r, links, nil
 }
 
 func copyNotifications(ctx context.Context, tx pgx.Tx, ns []audit.Notification) (int, error) {

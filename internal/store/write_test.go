@@ -339,7 +339,7 @@ func TestWriteCreatesOldPartitionOnDemand(t *testing.T) {
 	// partition again.
 	dropPartitions(t, s.Pool(), names[0])
 	e3 := testEvent(corr, old)
-	_, err = s.writeOnce(ctx, []audit.Event{e3}, nil)
+	_, err = s.writeOnce(ctx, []audit.Event{e3}, nil, false)
 	require.Error(t, err)
 	require.Equal(t, errclass.Failed, Classify(err), "%v", err)
 	require.True(t, noPartitionForRow(err), "%v", err)

@@ -242,6 +242,7 @@ func (w *Writer) recordWrite(res store.WriteResult, rows []item, took time.Durat
 	if res.ChainHeads > 0 {
 		m.chainHeads.Observe(float64(res.ChainHeads))
 	}
+	m.chainRaces.Add(float64(res.ChainRaces))
 	if res.Events+res.EventDuplicates > 0 {
 		m.seed.Written(telemetry.SeedEvent, res.Events, took)
 	}

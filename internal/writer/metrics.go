@@ -28,6 +28,7 @@ type metrics struct {
 	highWatermark   *prometheus.GaugeVec
 	submitters      *prometheus.CounterVec
 	chainHeads      prometheus.Histogram
+	chainRaces      prometheus.Counter
 	seed            *telemetry.SeedMetrics
 }
 
@@ -93,6 +94,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:    "auditstream_writer_chain_heads_per_batch",
 			Help:    "Hash chain heads a stored batch moved (its distinct correlation ids); not observed with INTEGRITY_DISABLED.",
 			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
+		chainRaces: f.NewCounter(prometheus.CounterOpts{
+			Name: "auditstream_writer_chain_races_total",
+			Help: "Batches written again because another writer moved one of their chain heads first (both held the partition during a rebalance).",
 		}),
 		seed: telemetry.NewSeedMetrics(reg),
 	}}
