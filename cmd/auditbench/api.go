@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +55,7 @@ type apiConfig struct {
 	Duration    time.Duration `default:"10s" help:"Measured load per case."`
 	Warmup      time.Duration `default:"1s" help:"Unmeasured load before each case."`
 	Concurrency int           `default:"64" help:"Concurrent keep-alive clients (connections)."`
+	Rounds      int           `default:"3" help:"Rounds of bare_gin and single, alternating which goes first; the medians are reported."`
 	Profile     string        `placeholder:"FILE" help:"Write a CPU profile of ingest-api over the single case to FILE (PPROF_ENABLED; go tool pprof FILE)."`
 }
 
@@ -84,6 +87,14 @@ func measureCase(ctx context.Context, cfg apiConfig, logf func(string, ...any), 
 	return r, nil
 }
 
+// medianLoad returns the run with the median rate (the lower middle one
+// of an even count).
+func medianLoad(runs []loadResult) loadResult {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b loadResult) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[(len(s)-1)/2]
+}
+
 // caseNote is the notes of a case's main figure: what it measured and how.
 func caseNote(cfg apiConfig, r loadResult, what string) string {
 	n := fmt.Sprintf("%s; %d keep-alive clients, %s, n=%d", what, cfg.Concurrency, cfg.Duration, r.requests)
@@ -102,8 +113,8 @@ func logger(out io.Writer) func(string, ...any) {
 // apiStage measures the write API and returns its results and the
 // single-event rate (req/s), the maximum the lag stage halves.
 func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), params map[string]string) ([]Result, float64, error) {
-	if cfg.Duration <= 0 || cfg.Concurrency < 1 {
-		return nil, 0, fmt.Errorf("api: need --duration > 0 and --concurrency >= 1")
+	if cfg.Duration <= 0 || cfg.Concurrency < 1 || cfg.Rounds < 1 {
+		return nil, 0, fmt.Errorf("api: need --duration > 0, --concurrency >= 1 and --rounds >= 1")
 	}
 	params["api_duration"] = cfg.Duration.String()
 	params["api_concurrency"] = strconv.Itoa(cfg.Concurrency)
@@ -171,38 +182,68 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 			{Name: prefix + ".p99", Value: ms(r.lat.quantile(0.99)), Unit: "ms"},
 		}
 	}
-	var errRate *Target
-	ginRes, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", "", 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
-	if err != nil {
-		return results, 0, err
-	}
-	results = append(results, Result{Name: "api.bare_gin.req_per_s", Value: ginRes.rate(), Unit: "req/s",
-		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events")})
-	results = append(results, latRows("api.bare_gin", ginRes)...)
-
+	// bare_gin and single side by side, --rounds times, alternating which
+	// goes first: one pair swings by a tenth on two shared cores.
 	profiled := make(chan error, 1)
-	if cfg.Profile != "" {
-		go func() { profiled <- cpuProfile(ctx, ap, cfg.Warmup, cfg.Duration, cfg.Profile) }()
-	} else {
-		profiled <- nil
+	var ginRuns, singleRuns []loadResult
+	var ratios []float64
+	singleBody := func(w, i int) []byte { return single[(w*7919+i)%len(single)] }
+	for round := range cfg.Rounds {
+		bare := func() error {
+			r, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", "", 1, singleBody)
+			ginRuns = append(ginRuns, r)
+			return err
+		}
+		api := func() error {
+			if round == 0 && cfg.Profile != "" {
+				go func() { profiled <- cpuProfile(ctx, ap, cfg.Warmup, cfg.Duration, cfg.Profile) }()
+			} else if round == 0 {
+				profiled <- nil
+			}
+			r, err := run("single", base+"/api/v1/audit/events", st.authorization(), 1, singleBody)
+			singleRuns = append(singleRuns, r)
+			if round == 0 {
+				if perr := <-profiled; err == nil {
+					err = perr
+				}
+			}
+			return err
+		}
+		first, second := bare, api
+		if round%2 == 1 {
+			first, second = api, bare
+		}
+		if err := first(); err != nil {
+			return results, 0, err
+		}
+		if err := second(); err != nil {
+			return results, 0, err
+		}
+		ratios = append(ratios, singleRuns[round].rate()/ginRuns[round].rate())
+		logf("api round %d: single / bare_gin %.3f", round+1, ratios[round])
 	}
-	sRes, err := run("single", base+"/api/v1/audit/events", st.authorization(), 1, func(w, i int) []byte { return single[(w*7919+i)%len(single)] })
-	if err != nil {
-		return results, 0, err
-	}
-	if err := <-profiled; err != nil {
-		return results, 0, err
-	}
-	if sRes.errors > 0 {
-		errRate = Below(1)
+	ginRes, sRes := medianLoad(ginRuns), medianLoad(singleRuns)
+	rounds := fmt.Sprintf("median of %d rounds", cfg.Rounds)
+	results = append(results, Result{Name: "api.bare_gin.req_per_s", Value: ginRes.rate(), Unit: "req/s",
+		Notes: note(ginRes, "BASELINE: bare gin handler process (ShouldBindJSON into a map, 201 JSON), same events, "+rounds)})
+	results = append(results, latRows("api.bare_gin", ginRes)...)
+	var errRate *Target
+	var singleErrors int64
+	firstErr := ""
+	for _, r := range singleRuns {
+		if r.errors > 0 {
+			errRate = Below(1)
+			singleErrors += r.errors
+			firstErr = cmp.Or(firstErr, r.firstErr)
+		}
 	}
 	results = append(results, Result{Name: "api.single.req_per_s", Value: sRes.rate(), Unit: "req/s",
-		Notes: note(sRes, "real ingest-api process, defaults (access log, API key, signed submitted_by), POST /api/v1/audit/events, Kafka acks=all; vs api.bare_gin.req_per_s")})
+		Notes: note(sRes, "real ingest-api process, defaults (access log, API key, signed submitted_by), POST /api/v1/audit/events, Kafka acks=all, "+rounds+"; vs api.bare_gin.req_per_s")})
 	results = append(results, latRows("api.single", sRes)...)
-	results = append(results, Result{Name: "api.ratio.single_vs_bare_gin", Value: sRes.rate() / ginRes.rate(), Unit: "x",
-		Target: AtLeast(0.6), Notes: "api.single.req_per_s / api.bare_gin.req_per_s"})
+	results = append(results, Result{Name: "api.ratio.single_vs_bare_gin", Value: median(ratios), Unit: "x",
+		Target: AtLeast(0.6), Notes: "api.single.req_per_s / api.bare_gin.req_per_s of the same round, median of " + formatRatios(ratios)})
 	if errRate != nil {
-		results = append(results, Result{Name: "api.single.errors", Value: float64(sRes.errors), Unit: "req", Target: errRate, Notes: sRes.firstErr})
+		results = append(results, Result{Name: "api.single.errors", Value: float64(singleErrors), Unit: "req", Target: errRate, Notes: firstErr})
 	}
 	var b100Res loadResult
 	for _, c := range []struct {

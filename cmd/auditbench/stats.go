@@ -3,6 +3,8 @@ package main
 import (
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,3 +32,22 @@ func (l latencies) max() time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// median returns the middle value (the lower middle one of an even count).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+// formatRatios lists ratios as "0.81 / 0.86 / 0.84".
+func formatRatios(v []float64) string {
+	parts := make([]string, len(v))
+	for i, r := range v {
+		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	return strings.Join(parts, " / ")
+}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,6 +59,7 @@ type writerCmd struct {
 // writer-).
 type writerConfig struct {
 	Rows        int    `default:"200000" help:"Events in the pre-filled topic."`
+	Rounds      int    `default:"3" help:"Rounds of the writer with the chain on and off, alternating which goes first; medians are reported."`
 	BacklogRows int    `default:"1000000" help:"Events of the backlog whose drain's RSS is measured (0: skip)."`
 	Profile     string `placeholder:"FILE" help:"Write a 10 s CPU profile of the writer binary (chain on) from its first stored rows to FILE, and its heap at the end of the drain to FILE.heap (PPROF_ENABLED)."`
 }
@@ -73,8 +76,8 @@ const rawCopyTable = "audit_events_rawcopy"
 
 func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any), params map[string]string) ([]Result, error) {
 	rows := cfg.Rows
-	if rows < 1 || cfg.BacklogRows < 0 {
-		return nil, fmt.Errorf("writer: need --rows >= 1 and --backlog-rows >= 0")
+	if rows < 1 || cfg.BacklogRows < 0 || cfg.Rounds < 1 {
+		return nil, fmt.Errorf("writer: need --rows >= 1, --rounds >= 1 and --backlog-rows >= 0")
 	}
 	params["writer_rows"] = strconv.Itoa(rows)
 	params["writer_backlog_rows"] = strconv.Itoa(cfg.BacklogRows)
@@ -115,40 +118,71 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 	logf("writer: rawcopy %.0f rows/s (%s)", rawRate, rawTook.Round(time.Millisecond))
 
 	// The writer binary, with and without the chain: the same records
-	// (another consumer group each), each into a fresh database. The
-	// chain goes first, so whatever a warmed-up machine gives the second
-	// run counts against it.
+	// (another consumer group each), each into a fresh database, in
+	// --rounds rounds that alternate which goes first, so that neither
+	// gets the warmer machine. A single pair swings by a tenth on two
+	// shared cores; the medians are reported.
 	var profile *drainProfile
 	chainEnv := st.integrity.Env()
 	if cfg.Profile != "" {
 		profile = &drainProfile{file: cfg.Profile}
 		chainEnv = append(chainEnv, "PPROF_ENABLED=true")
 	}
-	chained, err := drainWithWriter(ctx, st, len(events), "writer", logf, profile, chainEnv...)
-	if err != nil {
-		return nil, err
+	var chainedRuns, noChainRuns []drained
+	var ratios []float64
+	for round := range cfg.Rounds {
+		chain := func() error {
+			d, err := drainWithWriter(ctx, st, len(events), "writer", logf, profile, chainEnv...)
+			profile = nil // the first round's only
+			chainedRuns = append(chainedRuns, d)
+			return err
+		}
+		noChain := func() error {
+			d, err := drainWithWriter(ctx, st, len(events), "nochain", logf, nil, "INTEGRITY_DISABLED=true")
+			noChainRuns = append(noChainRuns, d)
+			return err
+		}
+		first, second := chain, noChain
+		if round%2 == 1 {
+			first, second = noChain, chain
+		}
+		if err := first(); err != nil {
+			return nil, err
+		}
+		if err := second(); err != nil {
+			return nil, err
+		}
+		ratios = append(ratios, chainedRuns[round].steady/noChainRuns[round].steady)
+		logf("writer: round %d: chain on / off %.3f", round+1, ratios[round])
 	}
-	noChain, err := drainWithWriter(ctx, st, len(events), "nochain", logf, nil, "INTEGRITY_DISABLED=true")
-	if err != nil {
-		return nil, err
-	}
+	chained, noChain := medianDrain(chainedRuns), medianDrain(noChainRuns)
+	perRow := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(events)) }
+	rounds := fmt.Sprintf("median of %d rounds", cfg.Rounds)
 	results := []Result{
 		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
 			Notes: fmt.Sprintf("BASELINE: pgx CopyFrom of the same %s pre-built rows into %s (LIKE audit_events INCLUDING ALL), 5,000/tx, 1 conn, same cluster", thousands(int64(len(events))), rawCopyTable)},
 		{Name: "writer.writer.rows_per_s", Value: chained.steady, Unit: "rows/s",
-			Notes: "real writer binary, hash chain on, from its first rows written to the last (polls /metrics every 50 ms); vs writer.rawcopy.rows_per_s"},
+			Notes: "real writer binary, hash chain on, from its first rows written to the last (polls /metrics every 50 ms), " + rounds + "; vs writer.rawcopy.rows_per_s"},
 		{Name: "writer.writer.rows_per_s_from_start", Value: chained.fromStart, Unit: "rows/s",
 			Notes: fmt.Sprintf("same, from process start (start-up + group join %s included)", chained.startup.Round(time.Millisecond))},
 		{Name: "writer.ratio.writer_vs_rawcopy", Value: chained.steady / rawRate, Unit: "x", Target: AtLeast(0.85),
 			Notes: "writer.writer.rows_per_s / writer.rawcopy.rows_per_s"},
-		{Name: "writer.writer.cpu_per_row", Value: float64(chained.cpu.Microseconds()) / float64(len(events)), Unit: "us/row",
-			Notes: "writer process CPU (whole life) / rows, chain on"},
+		{Name: "writer.writer.cpu_per_row", Value: perRow(chained.cpu), Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows, chain on, " + rounds},
+		{Name: "writer.writer.db_cpu_per_row", Value: perRow(chained.dbCPU), Unit: "us/row",
+			Notes: "PostgreSQL CPU (all its processes) from the writer's start to its last row / rows, chain on, " + rounds},
+		{Name: "writer.writer.wal_per_row", Value: float64(chained.walBytes) / float64(len(events)), Unit: "bytes/row",
+			Notes: "WAL PostgreSQL wrote from the writer's start to its last row / rows, chain on (independent of the machine's load)"},
 		{Name: "writer.nochain.rows_per_s", Value: noChain.steady, Unit: "rows/s",
-			Notes: "BASELINE of the chain's cost: the same binary and records with INTEGRITY_DISABLED=true"},
-		{Name: "writer.nochain.cpu_per_row", Value: float64(noChain.cpu.Microseconds()) / float64(len(events)), Unit: "us/row",
-			Notes: "writer process CPU (whole life) / rows, chain off"},
-		{Name: "writer.ratio.chain_vs_nochain", Value: chained.steady / noChain.steady, Unit: "x", Target: AtLeast(0.85),
-			Notes: "writer.writer.rows_per_s / writer.nochain.rows_per_s: the chain costs under 15 %"},
+			Notes: "BASELINE of the chain's cost: the same binary and records with INTEGRITY_DISABLED=true, " + rounds},
+		{Name: "writer.nochain.cpu_per_row", Value: perRow(noChain.cpu), Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows, chain off, " + rounds},
+		{Name: "writer.nochain.db_cpu_per_row", Value: perRow(noChain.dbCPU), Unit: "us/row",
+			Notes: "PostgreSQL CPU (all its processes) from the writer's start to its last row / rows, chain off, " + rounds},
+		{Name: "writer.nochain.wal_per_row", Value: float64(noChain.walBytes) / float64(len(events)), Unit: "bytes/row",
+			Notes: "WAL PostgreSQL wrote from the writer's start to its last row / rows, chain off"},
+		{Name: "writer.ratio.chain_vs_nochain", Value: median(ratios), Unit: "x", Target: AtLeast(0.85),
+			Notes: fmt.Sprintf("writer.writer.rows_per_s / writer.nochain.rows_per_s of the same round, median of %s: the chain costs under 15 %%", formatRatios(ratios))},
 	}
 	results = append(results, procResults("writer", chained.proc, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
 
@@ -188,7 +222,33 @@ func durability(ctx context.Context, url string) map[string]string {
 type drained struct {
 	steady, fromStart float64
 	startup, cpu      time.Duration
-	proc              *proc
+	// dbCPU is PostgreSQL's CPU time, and walBytes the WAL it wrote, from
+	// process start until the last row was stored.
+	dbCPU    time.Duration
+	walBytes int64
+	proc     *proc
+}
+
+// walPosition returns the cluster's WAL position in bytes.
+func walPosition(ctx context.Context, url string) (int64, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var lsn int64
+	if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("wal position: %w", err)
+	}
+	return lsn, nil
+}
+
+// medianDrain returns the run with the median steady rate (the lower
+// middle one of an even count).
+func medianDrain(runs []drained) drained {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b drained) int { return cmp.Compare(a.steady, b.steady) })
+	return s[(len(s)-1)/2]
 }
 
 // drainProfile asks drainWithWriter for the writer's profiles (its env
@@ -207,6 +267,14 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 	}
 	defer drop()
 	logf("writer: %s binary draining %s rows ...", name, thousands(int64(rows)))
+	db0, err := st.pg.CPU()
+	if err != nil {
+		return drained{}, err
+	}
+	wal0, err := walPosition(ctx, st.pg.URL())
+	if err != nil {
+		return drained{}, err
+	}
 	procStart := time.Now()
 	wp, metricsURL, err := st.startWriter(ctx, dbURL, "auditbench-"+name+"-"+randomID(), logf, env...)
 	if err != nil {
@@ -242,6 +310,14 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
+	db1, err := st.pg.CPU()
+	if err != nil {
+		return drained{}, err
+	}
+	wal1, err := walPosition(ctx, st.pg.URL())
+	if err != nil {
+		return drained{}, err
+	}
 	if profile != nil {
 		if err := fetchProfile(wp, "heap", time.Minute, profile.file+".heap"); err != nil {
 			return drained{}, err
@@ -256,7 +332,7 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 	if err := checkCount(ctx, dbURL, rows); err != nil {
 		return drained{}, err
 	}
-	d := drained{fromStart: float64(rows) / done.Sub(procStart).Seconds(), startup: first.Sub(procStart), proc: wp}
+	d := drained{fromStart: float64(rows) / done.Sub(procStart).Seconds(), startup: first.Sub(procStart), dbCPU: db1 - db0, walBytes: wal1 - wal0, proc: wp}
 	d.steady = (float64(rows) - firstRows) / max(done.Sub(first).Seconds(), 1e-3)
 	if firstRows >= float64(rows) {
 		d.steady = d.fromStart // drained between two polls

@@ -631,3 +631,62 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
 }
+
+// CPU returns the CPU time the embedded server has used so far: the
+// postmaster, its live backends and workers, and those it has reaped.
+// Benchmarks read it before and after a run; unlike wall time, it hardly
+// depends on what else the machine runs.
+func (p *Postgres) CPU() (time.Duration, error) {
+	if p.external() {
+		return 0, ErrExternal
+	}
+	p.mu.Lock()
+	proc := p.proc
+	p.mu.Unlock()
+	if proc == nil {
+		return 0, errors.New("testenv: postgres is not running")
+	}
+	postmaster := proc.Process.Pid
+	self, err := procStat(postmaster)
+	if err != nil {
+		return 0, err
+	}
+	ticks := self.utime + self.stime + self.cutime + self.cstime
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procStat(pid); err == nil && st.ppid == int64(postmaster) {
+			ticks += st.utime + st.stime
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+type procTimes struct{ ppid, utime, stime, cutime, cstime int64 }
+
+// procStat reads the parent and the CPU times of pid from /proc.
+func procStat(pid int) (procTimes, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procTimes{}, err
+	}
+	s := string(raw)
+	// Fields after the command name, which may hold spaces and parentheses:
+	// state is field 3, ppid 4, utime 14 ... cstime 17.
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 15 {
+		return procTimes{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	get := func(field int) int64 { v, _ := strconv.ParseInt(f[field-3], 10, 64); return v }
+	return procTimes{ppid: get(4), utime: get(14), stime: get(15), cutime: get(16), cstime: get(17)}, nil
+}

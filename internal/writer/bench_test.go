@@ -48,6 +48,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/audit"
 	"github.com/auditstream/auditstream/internal/eventgen"
+	"github.com/auditstream/auditstream/internal/integrity"
 	"github.com/auditstream/auditstream/internal/kafka"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/testenv"
@@ -87,8 +88,6 @@ type benchEnv struct {
 	events []audit.Event
 	bytes  int64 // total value bytes in the topic
 	dbSeq  atomic.Int64
-	// postmaster is the PostgreSQL server's pid, found on first use.
-	postmaster int
 }
 
 func benchStart(b *testing.B, prefill bool) *benchEnv {
@@ -265,6 +264,19 @@ func (env *benchEnv) rawCopy(b *testing.B, batch int) benchLeg {
 // this process's CPU.
 type benchLeg struct {
 	took, dbCPU, selfCPU time.Duration
+	// walBytes is the WAL PostgreSQL wrote meanwhile: what a commit
+	// flushes and a replica receives, and unlike CPU time it does not
+	// depend on what else runs on the machine.
+	walBytes int64
+}
+
+// benchWAL returns the server's WAL position in bytes.
+func benchWAL(b *testing.B, pool *pgxpool.Pool) int64 {
+	var lsn int64
+	if err := pool.QueryRow(b.Context(), `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	return lsn
 }
 
 func benchSelfCPU() time.Duration {
@@ -585,64 +597,15 @@ func benchVmHWM(pid int) int64 {
 	return 0
 }
 
-// benchProcCPU returns utime+stime (and, with children, cutime+cstime) of
-// pid in clock ticks (100 Hz on Linux).
-func benchProcCPU(pid int, children bool) int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	get := func(i int) int64 { v, _ := strconv.ParseInt(f[i-3], 10, 64); return v }
-	t := get(14) + get(15)
-	if children {
-		t += get(16) + get(17)
-	}
-	return t
-}
-
-// pgCPU returns the CPU time the whole PostgreSQL server (postmaster, its
-// live children, and children it has reaped) has used so far. Wall time is
-// at the mercy of whatever else runs on the machine; server CPU per row is
-// not, or much less.
+// pgCPU returns the CPU time the whole PostgreSQL server has used so far
+// (testenv's Postgres.CPU). Wall time is at the mercy of whatever else
+// runs on the machine; server CPU per row is not, or much less.
 func (env *benchEnv) pgCPU(b *testing.B) time.Duration {
-	if env.postmaster == 0 {
-		c, err := pgx.Connect(b.Context(), env.pg.URL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var backend int
-		if err := c.QueryRow(b.Context(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
-			b.Fatal(err)
-		}
-		_ = c.Close(b.Context())
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
-		if err != nil {
-			b.Fatalf("PostgreSQL is not local (%v): set no DATABASE_URL for this benchmark", err)
-		}
-		s := string(raw)
-		ppid, _ := strconv.Atoi(strings.Fields(s[strings.LastIndexByte(s, ')')+2:])[1])
-		env.postmaster = ppid
+	d, err := env.pg.CPU()
+	if err != nil {
+		b.Fatalf("PostgreSQL CPU (set no DATABASE_URL for this benchmark): %v", err)
 	}
-	ticks := benchProcCPU(env.postmaster, true)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(raw)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if pp, _ := strconv.Atoi(f[1]); pp == env.postmaster {
-			ticks += benchProcCPU(pid, false)
-		}
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return d
 }
 
 // ---------------------------------------------------------------------------
@@ -906,6 +869,8 @@ func benchRawEvents(ctx context.Context, pool *pgxpool.Pool, _ *store.Store, eve
 // Sub-benchmarks:
 //   - raw_copy: COPY into audit_events (the reference);
 //   - store_write: store.Write as the writer calls it (staged);
+//   - store_write_chain: the same with the hash chain on (SPEC 9.1), so
+//     that its cost shows as db_cpu_us/row and go_cpu_us/row;
 //   - staged_steps: the same SQL, with the time of each step reported;
 //   - copy_ids_and_events: two COPYs, no de-duplication (the floor);
 //   - ids_then_copy: INSERT ids RETURNING, then COPY the new rows (exact);
@@ -922,25 +887,28 @@ func BenchmarkWriteSQLPath(b *testing.B) {
 		batch     int
 		conc      int
 		redeliver bool
+		chain     bool
 	}
 	variants := []variant{
-		{"raw_copy", benchRawEvents, benchBatchSize, 1, false},
-		{"store_write", benchStoreWrite, benchBatchSize, 1, false},
-		{"staged_steps", benchStagedTimed, benchBatchSize, 1, false},
-		{"copy_ids_and_events", benchCopyBoth, benchBatchSize, 1, false},
-		{"ids_then_copy", benchIDsThenCopy, benchBatchSize, 1, false},
-		{"optimistic", benchOptimistic, benchBatchSize, 1, false},
-		{"store_write_conc2", benchStoreWrite, benchBatchSize, 2, false},
-		{"ids_then_copy_conc2", benchIDsThenCopy, benchBatchSize, 2, false},
-		{"store_write_batch20000", benchStoreWrite, 20000, 1, false},
-		{"store_write_redeliver", benchStoreWrite, benchBatchSize, 1, true},
-		{"ids_then_copy_redeliver", benchIDsThenCopy, benchBatchSize, 1, true},
-		{"optimistic_redeliver", benchOptimistic, benchBatchSize, 1, true},
+		{"raw_copy", benchRawEvents, benchBatchSize, 1, false, false},
+		{"store_write", benchStoreWrite, benchBatchSize, 1, false, false},
+		{"store_write_chain", benchStoreWrite, benchBatchSize, 1, false, true},
+		{"staged_steps", benchStagedTimed, benchBatchSize, 1, false, false},
+		{"copy_ids_and_events", benchCopyBoth, benchBatchSize, 1, false, false},
+		{"ids_then_copy", benchIDsThenCopy, benchBatchSize, 1, false, false},
+		{"optimistic", benchOptimistic, benchBatchSize, 1, false, false},
+		{"store_write_conc2", benchStoreWrite, benchBatchSize, 2, false, false},
+		{"ids_then_copy_conc2", benchIDsThenCopy, benchBatchSize, 2, false, false},
+		{"store_write_batch20000", benchStoreWrite, 20000, 1, false, false},
+		{"store_write_redeliver", benchStoreWrite, benchBatchSize, 1, true, false},
+		{"ids_then_copy_redeliver", benchIDsThenCopy, benchBatchSize, 1, true, false},
+		{"optimistic_redeliver", benchOptimistic, benchBatchSize, 1, true, false},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			n := len(env.events)
 			var took, dbCPU, selfCPU time.Duration
+			var walBytes int64
 			iter := 0
 			benchStep.stage.Store(0)
 			benchStep.copy.Store(0)
@@ -948,12 +916,14 @@ func BenchmarkWriteSQLPath(b *testing.B) {
 			benchStep.commit.Store(0)
 			for b.Loop() {
 				iter++
-				leg := env.sqlLeg(b, v.path, v.batch, v.conc, v.redeliver)
+				leg := env.sqlLeg(b, v.path, v.batch, v.conc, v.redeliver, v.chain)
 				took += leg.took
 				dbCPU += leg.dbCPU
 				selfCPU += leg.selfCPU
+				walBytes += leg.walBytes
 			}
 			rows := float64(n * iter)
+			b.ReportMetric(float64(walBytes)/rows, "wal_bytes/row")
 			b.ReportMetric(rows/took.Seconds(), "rows/s")
 			b.ReportMetric(float64(dbCPU.Microseconds())/rows, "db_cpu_us/row")
 			b.ReportMetric(float64(selfCPU.Microseconds())/rows, "go_cpu_us/row")
@@ -969,13 +939,21 @@ func BenchmarkWriteSQLPath(b *testing.B) {
 }
 
 // sqlLeg writes every event through path in batches, conc batches at a time.
-func (env *benchEnv) sqlLeg(b *testing.B, path benchSQLPath, batch, conc int, redeliver bool) benchLeg {
+func (env *benchEnv) sqlLeg(b *testing.B, path benchSQLPath, batch, conc int, redeliver, chain bool) benchLeg {
 	dbURL, drop := env.freshDB(b)
 	defer drop()
 	ctx := b.Context()
 	pool := benchPool(b, dbURL, int32(conc))
 	defer pool.Close()
-	st, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: int32(conc), Log: zap.NewNop()})
+	cfg := store.Config{URL: dbURL, MaxConns: int32(conc), Log: zap.NewNop()}
+	if chain {
+		keys, err := integrity.LoadKeys(testenv.NewIntegrityKeys(b).KeysFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Chain = keys
+	}
+	st, err := store.Open(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -993,6 +971,7 @@ func (env *benchEnv) sqlLeg(b *testing.B, path benchSQLPath, batch, conc int, re
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	wal0 := benchWAL(b, pool)
 	cpu0, self0 := env.pgCPU(b), benchSelfCPU()
 	start := time.Now()
 	for range conc {
@@ -1017,6 +996,7 @@ func (env *benchEnv) sqlLeg(b *testing.B, path benchSQLPath, batch, conc int, re
 	}
 	wg.Wait()
 	leg := benchLeg{took: time.Since(start), dbCPU: env.pgCPU(b) - cpu0, selfCPU: benchSelfCPU() - self0}
+	leg.walBytes = benchWAL(b, pool) - wal0
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
