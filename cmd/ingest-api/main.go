@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -38,6 +39,12 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.IngestAPI, log *zap.Logger) error {
+	if percent, ok := cfg.GCPercent(); ok {
+		debug.SetGCPercent(percent)
+	}
+	if limit := cfg.SoftMemoryLimit(); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	reg := telemetry.NewRegistry()
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing.Telemetry("ingest-api"), log.Named("tracing"))
 	if err != nil {

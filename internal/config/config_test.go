@@ -403,3 +403,37 @@ func TestWriterSoftMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestAPIMemory: ingest-api collects at APIGCPercent unless GOGC is
+// set, and limits its heap to MEMORY_LIMIT_MIB unless GOMEMLIMIT is set;
+// the runtime applies the variables itself.
+func TestIngestAPIMemory(t *testing.T) {
+	base := []string{"--kafka-brokers", "k:1", "--database-url", "x", "--auth-tokens-file", "t", "--source-signing-disabled"}
+	for _, tt := range []struct {
+		name          string
+		args          []string
+		gogc, memlim  string
+		wantLimit     int64
+		wantGCPercent int
+	}{
+		{name: "defaults", wantLimit: 384 << 20, wantGCPercent: APIGCPercent},
+		{name: "limit set", args: []string{"--memory-limit-mib", "1024"}, wantLimit: 1024 << 20, wantGCPercent: APIGCPercent},
+		{name: "limit off", args: []string{"--memory-limit-mib", "0"}, wantLimit: 0, wantGCPercent: APIGCPercent},
+		{name: "GOGC and GOMEMLIMIT win", gogc: "100", memlim: "512MiB", wantLimit: 0, wantGCPercent: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, v := range map[string]string{"GOGC": tt.gogc, "GOMEMLIMIT": tt.memlim} {
+				t.Setenv(name, v) // restored after the test
+				if v == "" {
+					require.NoError(t, os.Unsetenv(name))
+				}
+			}
+			var api IngestAPI
+			require.NoError(t, parse(t, &api, append(base, tt.args...)...))
+			require.Equal(t, tt.wantLimit, api.SoftMemoryLimit())
+			percent, ok := api.GCPercent()
+			require.Equal(t, tt.wantGCPercent != 0, ok)
+			require.Equal(t, tt.wantGCPercent, percent)
+		})
+	}
+}

@@ -34,6 +34,11 @@ type IngestAPI struct {
 	MaxBatchBodyBytes int64 `name:"max-batch-body-bytes" env:"MAX_BATCH_BODY_BYTES" default:"16777216" help:"Largest batch request body (bytes); larger gets 413."`
 	MaxBatchSize      int   `name:"max-batch-size" env:"MAX_BATCH_SIZE" default:"${default_max_batch_size}" help:"Most events in one batch request."`
 
+	// With the collector at APIGCPercent the heap may grow to five times
+	// what is live before a collection; the limit keeps batch bursts (64
+	// connections sending 1,000 events each) within a container's memory.
+	MemoryLimitMiB int64 `name:"memory-limit-mib" env:"MEMORY_LIMIT_MIB" default:"384" help:"Soft limit of the Go heap in MiB, unless GOMEMLIMIT is set (0: none); past it the collector runs more often."`
+
 	Validation Validation   `embed:""`
 	Source     Source       `embed:""`
 	Spool      Spool        `embed:""`
@@ -80,6 +85,9 @@ func (c IngestAPI) Validate() error {
 		c.Auth.validate(c.MaxBatchSize, c.TLS.ClientCAFile != ""), c.TLS.validate(), c.Tracing.Validate(), c.Spool.validate(), c.Integrity.Validate()}
 	if c.HTTPAddr == "" || c.MetricsAddr == "" {
 		errs = append(errs, errors.New("HTTP_ADDR and METRICS_ADDR must not be empty"))
+	}
+	if c.MemoryLimitMiB < 0 {
+		errs = append(errs, fmt.Errorf("MEMORY_LIMIT_MIB must not be negative, got %d", c.MemoryLimitMiB))
 	}
 	if c.HTTPAddr == c.MetricsAddr {
 		errs = append(errs, fmt.Errorf("HTTP_ADDR and METRICS_ADDR are both %s: metrics must not share the API's port", c.HTTPAddr))

@@ -150,12 +150,6 @@ func (c Writer) MemberName() (string, error) {
 // memberNameRE is Kafka's rule for a group.instance.id.
 var memberNameRE = regexp.MustCompile(`^[0-9a-zA-Z._-]+$`)
 
-// SoftMemoryLimit is the Go heap limit the writer sets at start, in bytes:
-// MEMORY_LIMIT_MIB, or 0 (leave the runtime's) when GOMEMLIMIT is set or
-// the setting is 0.
-func (c Writer) SoftMemoryLimit() int64 {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return 0
-	}
-	return c.MemoryLimitMiB << 20
-}
+// SoftMemoryLimit is the Go heap limit the writer sets at start, in bytes
+// (softMemoryLimit).
+func (c Writer) SoftMemoryLimit() int64 { return softMemoryLimit(c.MemoryLimitMiB) }

@@ -232,7 +232,19 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 	}
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- conn.producer.SendMessages(msgs) }()
+	go func() {
+		// SendMessages spends a goroutine and a channel on each call,
+		// which one record (every single-event request) does not need.
+		if len(msgs) == 1 {
+			_, _, err := conn.producer.SendMessage(msgs[0])
+			if err != nil {
+				err = sarama.ProducerErrors{{Msg: msgs[0], Err: err}}
+			}
+			done <- err
+			return
+		}
+		done <- conn.producer.SendMessages(msgs)
+	}()
 	timer := time.NewTimer(p.cfg.PublishTimeout)
 	defer timer.Stop()
 

@@ -7,7 +7,8 @@ import "go.uber.org/goleak"
 func LeakOptions() []goleak.Option {
 	return []goleak.Option{
 		// sarama's metrics registry (go-metrics) starts one process-wide
-		// meter goroutine on first use and never stops it.
+		// meter goroutine on first use and never stops it: in tests that
+		// use sarama without internal/kafka, which turns the metrics off.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 		// After a broker outage, sarama's partition circuit breaker sleeps
 		// out its 10 s open state; it ends by itself.
