@@ -56,6 +56,7 @@ type apiConfig struct {
 	Warmup      time.Duration `default:"1s" help:"Unmeasured load before each case."`
 	Concurrency int           `default:"64" help:"Concurrent keep-alive clients (connections)."`
 	Rounds      int           `default:"3" help:"Rounds of bare_gin and single, alternating which goes first; the medians are reported."`
+	SingleOnly  bool          `help:"Measure only bare_gin and single (to compare two builds quickly)."`
 	Profile     string        `placeholder:"FILE" help:"Write a CPU profile of ingest-api over the single case to FILE (PPROF_ENABLED; go tool pprof FILE)."`
 }
 
@@ -85,6 +86,12 @@ func measureCase(ctx context.Context, cfg apiConfig, logf func(string, ...any), 
 	logf("%s %-9s %.0f req/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms, %d errors",
 		stage, name, r.rate(), r.rate()*float64(per), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.99)), r.errors)
 	return r, nil
+}
+
+// perRequest is a server's CPU time over a case per request answered, in
+// microseconds.
+func perRequest(cpu time.Duration, r loadResult) float64 {
+	return float64(cpu.Microseconds()) / float64(max(r.completed, 1))
 }
 
 // medianLoad returns the run with the median rate (the lower middle one
@@ -186,11 +193,13 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	// goes first: one pair swings by a tenth on two shared cores.
 	profiled := make(chan error, 1)
 	var ginRuns, singleRuns []loadResult
-	var ratios []float64
+	var ratios, ginCPU, singleCPU []float64
 	singleBody := func(w, i int) []byte { return single[(w*7919+i)%len(single)] }
 	for round := range cfg.Rounds {
 		bare := func() error {
+			cpu0 := procCPU(gp.cmd.Process.Pid)
 			r, err := run("bare_gin", "http://"+ginAddr+"/api/v1/audit/events", "", 1, singleBody)
+			ginCPU = append(ginCPU, perRequest(procCPU(gp.cmd.Process.Pid)-cpu0, r))
 			ginRuns = append(ginRuns, r)
 			return err
 		}
@@ -200,7 +209,9 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 			} else if round == 0 {
 				profiled <- nil
 			}
+			cpu0 := procCPU(ap.cmd.Process.Pid)
 			r, err := run("single", base+"/api/v1/audit/events", st.authorization(), 1, singleBody)
+			singleCPU = append(singleCPU, perRequest(procCPU(ap.cmd.Process.Pid)-cpu0, r))
 			singleRuns = append(singleRuns, r)
 			if round == 0 {
 				if perr := <-profiled; err == nil {
@@ -242,8 +253,18 @@ func apiStage(ctx context.Context, cfg apiConfig, logf func(string, ...any), par
 	results = append(results, latRows("api.single", sRes)...)
 	results = append(results, Result{Name: "api.ratio.single_vs_bare_gin", Value: median(ratios), Unit: "x",
 		Target: AtLeast(0.6), Notes: "api.single.req_per_s / api.bare_gin.req_per_s of the same round, median of " + formatRatios(ratios)})
+	results = append(results,
+		Result{Name: "api.bare_gin.cpu_per_req", Value: median(ginCPU), Unit: "us/req",
+			Notes: "the bare handler process's CPU over the case (warm-up included) / requests answered, " + rounds},
+		Result{Name: "api.single.cpu_per_req", Value: median(singleCPU), Unit: "us/req",
+			Notes: "ingest-api's CPU over the case (warm-up included) / requests answered, " + rounds + "; Kafka's broker runs in auditbench and is not counted"},
+		Result{Name: "api.ratio.cpu_bare_gin_vs_single", Value: median(ginCPU) / median(singleCPU), Unit: "x",
+			Notes: "api.bare_gin.cpu_per_req / api.single.cpu_per_req: the target's ratio in CPU, which depends less on how the 2 cores are shared"})
 	if errRate != nil {
 		results = append(results, Result{Name: "api.single.errors", Value: float64(singleErrors), Unit: "req", Target: errRate, Notes: firstErr})
+	}
+	if cfg.SingleOnly {
+		return results, sRes.rate(), nil
 	}
 	var b100Res loadResult
 	for _, c := range []struct {

@@ -15,9 +15,12 @@ import (
 type loadResult struct {
 	requests int64
 	errors   int64
-	firstErr string
-	elapsed  time.Duration
-	lat      latencies
+	// completed counts every answered request, warm-up included: what
+	// the server's CPU over the whole case is divided by.
+	completed int64
+	firstErr  string
+	elapsed   time.Duration
+	lat       latencies
 }
 
 func (r loadResult) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -50,7 +53,7 @@ func closedLoop(ctx context.Context, url, authorization string, conc int, warmup
 		go func() {
 			defer wg.Done()
 			var lat latencies
-			var n, errs int64
+			var n, errs, done int64
 			var firstErr string
 			for i := 0; !stop.Load() && ctx.Err() == nil; i++ {
 				b := body(w, i)
@@ -63,6 +66,9 @@ func closedLoop(ctx context.Context, url, authorization string, conc int, warmup
 					status = resp.StatusCode
 				}
 				d := time.Since(start)
+				if err == nil {
+					done++
+				}
 				if !measuring.Load() || stop.Load() {
 					continue
 				}
@@ -79,6 +85,7 @@ func closedLoop(ctx context.Context, url, authorization string, conc int, warmup
 			mu.Lock()
 			res.requests += n
 			res.errors += errs
+			res.completed += done
 			res.lat = append(res.lat, lat...)
 			if res.firstErr == "" {
 				res.firstErr = firstErr
