@@ -156,7 +156,6 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 		logf("writer: round %d: chain on / off %.3f", round+1, ratios[round])
 	}
 	chained, noChain := medianDrain(chainedRuns), medianDrain(noChainRuns)
-	perRow := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(events)) }
 	rounds := fmt.Sprintf("median of %d rounds", cfg.Rounds)
 	results := []Result{
 		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
@@ -167,23 +166,13 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 			Notes: fmt.Sprintf("same, from process start (start-up + group join %s included)", chained.startup.Round(time.Millisecond))},
 		{Name: "writer.ratio.writer_vs_rawcopy", Value: chained.steady / rawRate, Unit: "x", Target: AtLeast(0.85),
 			Notes: "writer.writer.rows_per_s / writer.rawcopy.rows_per_s"},
-		{Name: "writer.writer.cpu_per_row", Value: perRow(chained.cpu), Unit: "us/row",
-			Notes: "writer process CPU (whole life) / rows, chain on, " + rounds},
-		{Name: "writer.writer.db_cpu_per_row", Value: perRow(chained.dbCPU), Unit: "us/row",
-			Notes: "PostgreSQL CPU (all its processes) from the writer's start to its last row / rows, chain on, " + rounds},
-		{Name: "writer.writer.wal_per_row", Value: float64(chained.walBytes) / float64(len(events)), Unit: "bytes/row",
-			Notes: "WAL PostgreSQL wrote from the writer's start to its last row / rows, chain on (independent of the machine's load)"},
 		{Name: "writer.nochain.rows_per_s", Value: noChain.steady, Unit: "rows/s",
 			Notes: "BASELINE of the chain's cost: the same binary and records with INTEGRITY_DISABLED=true, " + rounds},
-		{Name: "writer.nochain.cpu_per_row", Value: perRow(noChain.cpu), Unit: "us/row",
-			Notes: "writer process CPU (whole life) / rows, chain off, " + rounds},
-		{Name: "writer.nochain.db_cpu_per_row", Value: perRow(noChain.dbCPU), Unit: "us/row",
-			Notes: "PostgreSQL CPU (all its processes) from the writer's start to its last row / rows, chain off, " + rounds},
-		{Name: "writer.nochain.wal_per_row", Value: float64(noChain.walBytes) / float64(len(events)), Unit: "bytes/row",
-			Notes: "WAL PostgreSQL wrote from the writer's start to its last row / rows, chain off"},
 		{Name: "writer.ratio.chain_vs_nochain", Value: median(ratios), Unit: "x", Target: AtLeast(0.85),
 			Notes: fmt.Sprintf("writer.writer.rows_per_s / writer.nochain.rows_per_s of the same round, median of %s: the chain costs under 15 %%", formatRatios(ratios))},
 	}
+	results = append(results, costs("writer.writer", "chain on, "+rounds, chained, len(events))...)
+	results = append(results, costs("writer.nochain", "chain off, "+rounds, noChain, len(events))...)
 	results = append(results, procResults("writer", chained.proc, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
 
 	restart, err := restartStage(ctx, st, logf)
@@ -229,18 +218,38 @@ type drained struct {
 	proc     *proc
 }
 
-// walPosition returns the cluster's WAL position in bytes.
-func walPosition(ctx context.Context, url string) (int64, error) {
-	conn, err := pgx.Connect(ctx, url)
+// costs are what a drain of rows cost per row: the writer's CPU, and
+// PostgreSQL's CPU and WAL, which depend much less than rates on how the
+// machine's cores are shared.
+func costs(prefix, what string, d drained, rows int) []Result {
+	n := float64(rows)
+	return []Result{
+		{Name: prefix + ".cpu_per_row", Value: float64(d.cpu.Microseconds()) / n, Unit: "us/row",
+			Notes: "writer process CPU (whole life) / rows, " + what},
+		{Name: prefix + ".db_cpu_per_row", Value: float64(d.dbCPU.Microseconds()) / n, Unit: "us/row",
+			Notes: "PostgreSQL CPU (all its processes) from the writer's start to its last row / rows, " + what},
+		{Name: prefix + ".wal_per_row", Value: float64(d.walBytes) / n, Unit: "bytes/row",
+			Notes: "WAL PostgreSQL wrote from the writer's start to its last row / rows, " + what},
+	}
+}
+
+// dbUsage returns the CPU time PostgreSQL has used so far and its WAL
+// position in bytes.
+func dbUsage(ctx context.Context, st *stack) (time.Duration, int64, error) {
+	cpu, err := st.pg.CPU()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	conn, err := pgx.Connect(ctx, st.pg.URL())
+	if err != nil {
+		return 0, 0, err
 	}
 	defer conn.Close(ctx)
 	var lsn int64
 	if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&lsn); err != nil {
-		return 0, fmt.Errorf("wal position: %w", err)
+		return 0, 0, fmt.Errorf("wal position: %w", err)
 	}
-	return lsn, nil
+	return cpu, lsn, nil
 }
 
 // medianDrain returns the run with the median steady rate (the lower
@@ -267,11 +276,7 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 	}
 	defer drop()
 	logf("writer: %s binary draining %s rows ...", name, thousands(int64(rows)))
-	db0, err := st.pg.CPU()
-	if err != nil {
-		return drained{}, err
-	}
-	wal0, err := walPosition(ctx, st.pg.URL())
+	db0, wal0, err := dbUsage(ctx, st)
 	if err != nil {
 		return drained{}, err
 	}
@@ -310,11 +315,7 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
-	db1, err := st.pg.CPU()
-	if err != nil {
-		return drained{}, err
-	}
-	wal1, err := walPosition(ctx, st.pg.URL())
+	db1, wal1, err := dbUsage(ctx, st)
 	if err != nil {
 		return drained{}, err
 	}

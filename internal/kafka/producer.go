@@ -110,6 +110,25 @@ type Producer struct {
 	connected *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
 	records   *prometheus.CounterVec
+	// series caches each topic label's series: resolving labels hashes
+	// them under a lock, and every API request publishes.
+	series sync.Map // topic label -> *topicSeries
+}
+
+type topicSeries struct {
+	acked, failed     prometheus.Counter
+	ackedIn, failedIn prometheus.Observer
+}
+
+func (p *Producer) seriesOf(topic string) *topicSeries {
+	if s, ok := p.series.Load(topic); ok {
+		return s.(*topicSeries)
+	}
+	s, _ := p.series.LoadOrStore(topic, &topicSeries{
+		acked: p.records.WithLabelValues(topic, "acked"), failed: p.records.WithLabelValues(topic, "failed"),
+		ackedIn: p.duration.WithLabelValues(topic, "acked"), failedIn: p.duration.WithLabelValues(topic, "failed"),
+	})
+	return s.(*topicSeries)
 }
 
 type connection struct {
@@ -264,11 +283,11 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
 	}
-	result := "acked"
+	took := p.seriesOf(topicLabel(msgs)).ackedIn
 	if perr != nil {
-		result = "failed"
+		took = p.seriesOf(topicLabel(msgs)).failedIn
 	}
-	p.duration.WithLabelValues(topicLabel(msgs), result).Observe(time.Since(start).Seconds())
+	took.Observe(time.Since(start).Seconds())
 	p.count(msgs, failed, perr != nil && failed == nil)
 	if perr != nil {
 		p.noteUnknownTopic(perr.Err)
@@ -285,6 +304,15 @@ func sameList(a, b []Header) bool {
 // count adds each message to the counter of its own topic: failed when it
 // is one of failed, or when allFailed; acked otherwise.
 func (p *Producer) count(msgs []*sarama.ProducerMessage, failed sarama.ProducerErrors, allFailed bool) {
+	if t := topicLabel(msgs); t != "mixed" {
+		// One topic, every call of the API: no maps.
+		bad := len(failed)
+		if allFailed {
+			bad = len(msgs)
+		}
+		p.add(t, len(msgs)-bad, bad)
+		return
+	}
 	total := make(map[string]int)
 	bad := make(map[string]int)
 	for _, m := range msgs {
@@ -297,12 +325,17 @@ func (p *Producer) count(msgs []*sarama.ProducerMessage, failed sarama.ProducerE
 		bad[f.Msg.Topic]++
 	}
 	for topic, n := range total {
-		if acked := n - bad[topic]; acked > 0 {
-			p.records.WithLabelValues(topic, "acked").Add(float64(acked))
-		}
-		if bad[topic] > 0 {
-			p.records.WithLabelValues(topic, "failed").Add(float64(bad[topic]))
-		}
+		p.add(topic, n-bad[topic], bad[topic])
+	}
+}
+
+func (p *Producer) add(topic string, acked, failed int) {
+	s := p.seriesOf(topic)
+	if acked > 0 {
+		s.acked.Add(float64(acked))
+	}
+	if failed > 0 {
+		s.failed.Add(float64(failed))
 	}
 }
 

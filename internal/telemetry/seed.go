@@ -11,12 +11,17 @@ import (
 // service label and the table the record is stored in. The two go together
 // (an event is stored in audit_events, a notification in
 // notification_audit), so callers name the kind and never spell a label.
-type SeedRecord struct{ service, table string }
+type SeedRecord struct {
+	service, table string
+	// kind indexes SeedMetrics.series.
+	kind int
+}
 
 // The two kinds of record, the only values of the service and table labels.
 var (
-	SeedEvent        = SeedRecord{service: "event", table: "audit_events"}
-	SeedNotification = SeedRecord{service: "notification", table: "notification_audit"}
+	SeedEvent        = SeedRecord{service: "event", table: "audit_events", kind: 0}
+	SeedNotification = SeedRecord{service: "notification", table: "notification_audit", kind: 1}
+	seedRecords      = []SeedRecord{SeedEvent, SeedNotification}
 )
 
 // Values of the status label of datastorage_audit_traces_total.
@@ -42,12 +47,20 @@ type SeedMetrics struct {
 	writeDuration *prometheus.HistogramVec
 	// validationFailures counts rejected fields by field name and reason.
 	validationFailures *prometheus.CounterVec
+	// series are each kind's series, looked up once: resolving labels
+	// hashes them under a lock, on every request of the API.
+	series []seedSeries
+}
+
+type seedSeries struct {
+	success, failure, fallback prometheus.Counter
+	lag, writeDuration         prometheus.Observer
 }
 
 // NewSeedMetrics registers the seed metrics on reg.
 func NewSeedMetrics(reg prometheus.Registerer) *SeedMetrics {
 	f := promauto.With(reg)
-	return &SeedMetrics{
+	m := &SeedMetrics{
 		traces: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "datastorage_audit_traces_total",
 			Help: "Audit records handled, by service and status (success, failure, dlq_fallback).",
@@ -67,31 +80,38 @@ func NewSeedMetrics(reg prometheus.Registerer) *SeedMetrics {
 			Help: "Rejected fields, by field name and reason code.",
 		}, []string{"field", "reason"}),
 	}
+	for _, r := range seedRecords {
+		m.series = append(m.series, seedSeries{
+			success:       m.traces.WithLabelValues(r.service, seedSuccess),
+			failure:       m.traces.WithLabelValues(r.service, seedFailure),
+			fallback:      m.traces.WithLabelValues(r.service, seedFallback),
+			lag:           m.lag.WithLabelValues(r.service),
+			writeDuration: m.writeDuration.WithLabelValues(r.table),
+		})
+	}
+	return m
 }
 
 // Written counts n records of kind r made durable by a write that took
 // took: acknowledged by Kafka (ingest-api) or committed (writer).
 func (m *SeedMetrics) Written(r SeedRecord, n int, took time.Duration) {
-	m.writeDuration.WithLabelValues(r.table).Observe(took.Seconds())
-	m.traces.WithLabelValues(r.service, seedSuccess).Add(float64(n))
+	m.series[r.kind].writeDuration.Observe(took.Seconds())
+	m.series[r.kind].success.Add(float64(n))
 }
 
 // Failed counts n records of kind r that were refused or not written.
 func (m *SeedMetrics) Failed(r SeedRecord, n int) {
-	m.traces.WithLabelValues(r.service, seedFailure).Add(float64(n))
+	m.series[r.kind].failure.Add(float64(n))
 }
 
 // AcceptedWithoutDuplicateCheck counts a record of kind r accepted while
 // the database that de-duplicates it was unreachable.
 func (m *SeedMetrics) AcceptedWithoutDuplicateCheck(r SeedRecord) {
-	m.traces.WithLabelValues(r.service, seedFallback).Inc()
+	m.series[r.kind].fallback.Inc()
 }
 
-// Lag returns the lag histogram of kind r: look it up once per batch, not
-// once per record, where many records are observed.
-func (m *SeedMetrics) Lag(r SeedRecord) prometheus.Observer {
-	return m.lag.WithLabelValues(r.service)
-}
+// Lag returns the lag histogram of kind r.
+func (m *SeedMetrics) Lag(r SeedRecord) prometheus.Observer { return m.series[r.kind].lag }
 
 // ValidationFailure counts a field rejected for reason.
 func (m *SeedMetrics) ValidationFailure(field, reason string) {
