@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -57,13 +55,13 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	}
 	writerMetrics := testenv.NewAddr(t)
 	writerEnv := append(append(env, "METRICS_ADDR="+writerMetrics), testenv.NewIntegrityKeys(t).Env()...)
-	writer := startProcess(t, filepath.Join(bin, "writer"), writerEnv...)
-	writer.awaitReady(t, "http://"+writerMetrics+"/health/ready")
+	writer := testenv.StartProcess(t, filepath.Join(bin, "writer"), nil, writerEnv...)
+	writer.AwaitReady(t, time.Minute, "http://"+writerMetrics+"/health/ready")
 	// METRICS_ADDR too: from issue 17 on, the API serves /metrics on a
 	// listener of its own, by default :9090, which other tests may hold.
 	apiEnv := append(env, "HTTP_ADDR="+apiAddr, "METRICS_ADDR="+testenv.NewAddr(t))
-	api := startProcess(t, filepath.Join(bin, "ingest-api"), apiEnv...)
-	api.awaitReady(t, "http://"+apiAddr+"/health/ready")
+	api := testenv.StartProcess(t, filepath.Join(bin, "ingest-api"), nil, apiEnv...)
+	api.AwaitReady(t, time.Minute, "http://"+apiAddr+"/health/ready")
 
 	m := &pipelineMetrics{}
 	var fails failures
@@ -107,9 +105,9 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	})
 	broker.start(t)
 	awaitMetric(t, "50,000 events accepted", &m.sent, 50_000)
-	api.kill(t)
+	api.Kill(t)
 	awaitMetric(t, "a request failing on the killed API", &m.unreachable, 1)
-	api = startProcess(t, filepath.Join(bin, "ingest-api"), apiEnv...)
+	api = testenv.StartProcess(t, filepath.Join(bin, "ingest-api"), nil, apiEnv...)
 
 	select {
 	case err := <-sent:
@@ -140,7 +138,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 	require.Equal(t, total, ids, "distinct event ids")
 	require.Equal(t, total, seqs, "distinct events")
 	require.Equal(t, total/2, chosen, "events stored under the id the test chose")
-	require.True(t, api.running() && writer.running())
+	require.True(t, api.Running() && writer.Running())
 }
 
 // pipelineMetrics counts accepted events and the two kinds of retry the
@@ -213,70 +211,4 @@ func (b *restartableBroker) stop(t *testing.T) {
 	t.Helper()
 	b.cluster.Close()
 	b.cluster = nil
-}
-
-// process is a running binary of the pipeline. It and restartableBroker
-// are candidates for internal/testenv: cmd/writer and cmd/dlq-replayer hold
-// two more harnesses of this shape.
-type process struct {
-	cmd    *exec.Cmd
-	out    *testenv.Output
-	exited chan struct{}
-}
-
-// startProcess starts path with env added to the test's environment. The
-// process is killed, if still running, when the test ends, and its output
-// logged if the test failed.
-func startProcess(t *testing.T, path string, env ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(path), out: &testenv.Output{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// Should the test binary die without its cleanups, so does the child.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, p.cmd.Start(), "start %s", path)
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("---- output of %s (pid %d) ----\n%s", filepath.Base(path), p.cmd.Process.Pid, p.out.Tail(32<<10))
-		}
-	})
-	return p
-}
-
-func (p *process) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *process) awaitReady(t *testing.T, url string) {
-	t.Helper()
-	hc := http.Client{Timeout: time.Second}
-	testenv.Await(t, time.Minute, url, func() (bool, string) {
-		if !p.running() {
-			t.Fatalf("%s exited during start-up", p.cmd.Path)
-		}
-		res, err := hc.Get(url)
-		if err != nil {
-			return false, err.Error()
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK, res.Status
-	})
-}
-
-// kill ends the process with SIGKILL: whatever it was doing is cut off.
-func (p *process) kill(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Kill())
-	<-p.exited
 }

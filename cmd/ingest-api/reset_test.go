@@ -31,7 +31,7 @@ func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 	require.NoError(t, err)
 	addr := testenv.NewAddr(t)
 	topic := "reset-" + strings.ToLower(t.Name()) + ".events"
-	testenv.StartProcess(t, shared.bin, nil,
+	api := testenv.StartProcess(t, shared.bin, nil,
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","),
 		"DATABASE_URL="+dbURL,
 		"HTTP_ADDR="+addr,
@@ -44,10 +44,7 @@ func TestBrokerResetCreatesTopicsAgain(t *testing.T) {
 		"AUTH_DISABLED=true",
 	)
 	base := "http://" + addr
-	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
-		code, err := get(base + "/health/ready")
-		return code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	api.AwaitReady(t, 30*time.Second, base+"/health/ready")
 	post := func() (int, string) {
 		event := fmt.Sprintf(`{"version":"1.0","event_type":"reset.test","event_timestamp":%q,
 			"event_category":"gateway","event_action":"received","event_outcome":"success",

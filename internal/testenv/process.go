@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,34 @@ func (p *Process) Running() bool {
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Kill ends the process with SIGKILL, cutting off whatever it was doing,
+// and waits until it is gone.
+func (p *Process) Kill(t TB) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("kill %s: %v", p.name, err)
+	}
+	<-p.exited
+}
+
+// AwaitReady waits at most within for url to answer 200 (a binary's
+// /health/ready), failing the test if the process exits first.
+func (p *Process) AwaitReady(t TB, within time.Duration, url string) {
+	t.Helper()
+	hc := http.Client{Timeout: time.Second}
+	Await(t, within, url, func() (bool, string) {
+		if !p.Running() {
+			t.Fatalf("%s exited during start-up\nstderr:\n%s", p.name, p.Stderr.Tail(8<<10))
+		}
+		res, err := hc.Get(url)
+		if err != nil {
+			return false, err.Error()
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK, res.Status
+	})
+}
 
 // WaitExit waits at most within for the process to exit and returns its
 // exit code. A process still running then is killed and fails the test.
