@@ -283,9 +283,10 @@ func (p *Producer) send(msgs []*sarama.ProducerMessage) error {
 		perr = &PublishError{Total: len(msgs), Failed: len(msgs), Uncertain: true,
 			Err: fmt.Errorf("no acknowledgement within %s", p.cfg.PublishTimeout)}
 	}
-	took := p.seriesOf(topicLabel(msgs)).ackedIn
+	series := p.seriesOf(topicLabel(msgs))
+	took := series.ackedIn
 	if perr != nil {
-		took = p.seriesOf(topicLabel(msgs)).failedIn
+		took = series.failedIn
 	}
 	took.Observe(time.Since(start).Seconds())
 	p.count(msgs, failed, perr != nil && failed == nil)

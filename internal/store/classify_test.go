@@ -77,3 +77,27 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// TestLostChainRace: a batch is written again with its heads locked when
+// another writer moved a head first, or when PostgreSQL broke a deadlock
+// between the two by aborting this one; any other error is classified as
+// it comes.
+func TestLostChainRace(t *testing.T) {
+	pgErr := func(code string) error { return &pgconn.PgError{Code: code, Message: "irrelevant"} }
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"moved first", fmt.Errorf("write batch: %w", errChainRace), true},
+		{"deadlock", fmt.Errorf("write batch: move chain heads: %w", pgErr("40P01")), true},
+		{"serialization failure", pgErr("40001"), false},
+		{"unique violation", pgErr("23505"), false},
+		{"connection lost", io.ErrUnexpectedEOF, false},
+		{"none", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, lostChainRace(tt.err))
+		})
+	}
+}
