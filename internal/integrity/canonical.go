@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -84,7 +85,7 @@ func appendField(dst []byte, f *audit.Field, e *audit.Event) ([]byte, error) {
 		}
 		dst = append(dst, *s...)
 	case audit.KindTimestamp:
-		dst = f.Time(e).UTC().AppendFormat(dst, timeLayout)
+		dst = appendTime(dst, *f.Time(e))
 	case audit.KindID:
 		dst = appendUUID(dst, *f.UUID(e))
 	case audit.KindOptUUID:
@@ -138,6 +139,40 @@ func appendField(dst []byte, f *audit.Field, e *audit.Event) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint32(dst[start-4:start], uint32(len(dst)-start))
 	return dst, nil
+}
+
+// appendTime appends t in timeLayout; the same as t.UTC().AppendFormat(dst,
+// timeLayout) for the years 0-9999, several times faster, and every event
+// has one.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, timeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var buf [len(timeLayout)]byte
+	digits := func(at, width, n int) {
+		for i := at + width - 1; i >= at; i-- {
+			buf[i] = byte('0' + n%10)
+			n /= 10
+		}
+	}
+	digits(0, 4, year)
+	buf[4] = '-'
+	digits(5, 2, int(month))
+	buf[7] = '-'
+	digits(8, 2, day)
+	buf[10] = 'T'
+	digits(11, 2, hour)
+	buf[13] = ':'
+	digits(14, 2, minute)
+	buf[16] = ':'
+	digits(17, 2, sec)
+	buf[19] = '.'
+	digits(20, 6, t.Nanosecond()/1000)
+	buf[26] = 'Z'
+	return append(dst, buf[:]...)
 }
 
 func appendUUID(dst []byte, id uuid.UUID) []byte {

@@ -257,7 +257,21 @@ func (p *jsonParser) array(dst []byte, depth int) ([]byte, error) {
 // is valid until the next call.
 func (p *jsonParser) str() ([]byte, error) {
 	p.i++ // "
-	out := p.scratch[:0]
+	// Most strings are printable ASCII without escapes: their decoded
+	// bytes are their bytes in src, returned without a copy.
+	start := p.i
+	for p.i < len(p.src) {
+		c := p.src[p.i]
+		if c == '"' {
+			p.i++
+			return p.src[start : p.i-1], nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		p.i++
+	}
+	out := append(p.scratch[:0], p.src[start:p.i]...)
 	for {
 		if p.i >= len(p.src) {
 			return nil, p.fail("unterminated string")
@@ -354,27 +368,34 @@ const hexDigits = "0123456789abcdef"
 // string.
 func appendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\':
+	for {
+		// The bytes that stand for themselves, copied a run at a time.
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' {
+			i++
+		}
+		dst = append(dst, s[:i]...)
+		if i == len(s) {
+			return append(dst, '"')
+		}
+		switch c := s[i]; c {
+		case '"', '\\':
 			dst = append(dst, '\\', c)
-		case c >= 0x20:
-			dst = append(dst, c)
-		case c == '\b':
+		case '\b':
 			dst = append(dst, '\\', 'b')
-		case c == '\t':
+		case '\t':
 			dst = append(dst, '\\', 't')
-		case c == '\n':
+		case '\n':
 			dst = append(dst, '\\', 'n')
-		case c == '\f':
+		case '\f':
 			dst = append(dst, '\\', 'f')
-		case c == '\r':
+		case '\r':
 			dst = append(dst, '\\', 'r')
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
+		s = s[i+1:]
 	}
-	return append(dst, '"')
 }
 
 // number writes the number at p.i in canonical form (see

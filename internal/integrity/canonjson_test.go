@@ -24,6 +24,8 @@ var canonicalCases = []struct {
 	{"duplicate key with a nested value", `{"x":{"k":1,"k":{"z":1,"y":[1]}},"x":{"k":3}}`, `{"x":{"k":3}}`},
 	{"keys equal once unescaped are duplicates", `{"\u0061":1,"a":2}`, `{"a":2}`},
 	{"unicode escapes become UTF-8", `{"s":"\u00e9\u4e2d\ud83d\ude00é"}`, `{"s":"é中😀é"}`},
+	{"plain runs around escapes and UTF-8", `{"plain":"abc","ké":"xy\u00e9z é\tq","k\"q":"a\"","\\":"\\b"}`,
+		`{"\\":"\\b","k\"q":"a\"","ké":"xyéz é\tq","plain":"abc"}`},
 	{"escaped solidus", `{"s":"a\/b","\/":1}`, `{"/":1,"s":"a/b"}`},
 	{"control characters", `{"s":"\u0001\b\f\n\r\t\u001f\u007f\u0020"}`, `{"s":"\u0001\b\f\n\r\t\u001f` + "\x7f" + ` "}`},
 	{"quote and backslash", `{"s":"\"\\\u005c\u0022"}`, `{"s":"\"\\\\\""}`},
