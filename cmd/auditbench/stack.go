@@ -39,7 +39,9 @@ type stack struct {
 // authorization is the Authorization header of the stack's API key.
 func (s *stack) authorization() string { return "Bearer " + s.token }
 
-type topicNames struct{ events, notifications, dlq, parked, checkpoints string }
+// topicNames are the stack's topics; traces holds the writer stage's
+// second data set.
+type topicNames struct{ events, traces, notifications, dlq, parked, checkpoints string }
 
 // env returns the settings every binary of the stack is started with.
 func (s *stack) env(dbURL string) []string {
@@ -73,11 +75,11 @@ func startStack(ctx context.Context, logf func(string, ...any)) (*stack, error) 
 	start := time.Now()
 	id := randomID()
 	t := topicNames{
-		events: "auditbench." + id + ".events", notifications: "auditbench." + id + ".notifications",
+		events: "auditbench." + id + ".events", traces: "auditbench." + id + ".traces", notifications: "auditbench." + id + ".notifications",
 		dlq: "auditbench." + id + ".dlq", parked: "auditbench." + id + ".parked",
 		checkpoints: "auditbench." + id + ".checkpoints",
 	}
-	k, err := testenv.StartKafka(ctx, map[string]int32{t.events: benchPartitions, t.notifications: benchPartitions, t.dlq: 1, t.parked: 1})
+	k, err := testenv.StartKafka(ctx, map[string]int32{t.events: benchPartitions, t.traces: benchPartitions, t.notifications: benchPartitions, t.dlq: 1, t.parked: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -227,4 +229,7 @@ func (s *stack) startWriter(ctx context.Context, dbURL, group string, logf func(
 	return p, "http://" + addr + "/metrics", nil
 }
 
-const writerRowsMetric = `auditstream_writer_rows_written_total{table="audit_events"}`
+const (
+	writerRowsMetric = `auditstream_writer_rows_written_total{table="audit_events"}`
+	chainHeadsMetric = `auditstream_writer_chain_heads_per_batch_sum`
+)

@@ -36,6 +36,11 @@ database of the same cluster:
            hash chain and checkpoints on), from its first stored rows until
            its rows_written_total reaches --rows
   nochain  the same binary with INTEGRITY_DISABLED=true: the chain's cost
+  traces   writer and nochain again, on --rows events whose correlation
+           ids come as requests make them (--traces of them in flight, 8
+           events each on average): a batch moves a head per 6 rows, where
+           the first data set (ids at random over all the rows, the worst
+           case) moves one per 1.5
   restart  the writer (static member, WRITER_INSTANCE_ID) is SIGKILLed
            while records keep coming and started again: seconds from the
            new process's start to its first stored rows; the same with
@@ -46,7 +51,7 @@ database of the same cluster:
            quarter of the drain against the second (1 s samples)
 
 Targets: writer rows/s >= 0.85 x rawcopy rows/s and >= 0.85 x nochain
-rows/s (the chain costs under 15 %), all in the same run; restart < 2 s;
+rows/s (the chain costs under 15 %), for both data sets, all in the same run; restart < 2 s;
 backlog peak RSS <= 200 MiB and not growing (last / second quarter < 1.10).
 The rate from process start (start-up and the group join included) is
 reported as well.`
@@ -59,8 +64,9 @@ type writerCmd struct {
 // writer-).
 type writerConfig struct {
 	Rows        int    `default:"200000" help:"Events in the pre-filled topic."`
-	Rounds      int    `default:"3" help:"Rounds of the writer with the chain on and off, alternating which goes first; medians are reported."`
+	Rounds      int    `default:"5" help:"Rounds of the writer with the chain on and off, alternating which goes first; medians are reported."`
 	BacklogRows int    `default:"1000000" help:"Events of the backlog whose drain's RSS is measured (0: skip)."`
+	Traces      int    `default:"1000" help:"Correlation ids in flight in the second data set, whose chains' events come together as a request's do (0: skip it)."`
 	Profile     string `placeholder:"FILE" help:"Write a 10 s CPU profile of the writer binary (chain on) from its first stored rows to FILE, and its heap at the end of the drain to FILE.heap (PPROF_ENABLED)."`
 }
 
@@ -128,34 +134,10 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 		profile = &drainProfile{file: cfg.Profile}
 		chainEnv = append(chainEnv, "PPROF_ENABLED=true")
 	}
-	var chainedRuns, noChainRuns []drained
-	var ratios []float64
-	for round := range cfg.Rounds {
-		chain := func() error {
-			d, err := drainWithWriter(ctx, st, len(events), "writer", logf, profile, chainEnv...)
-			profile = nil // the first round's only
-			chainedRuns = append(chainedRuns, d)
-			return err
-		}
-		noChain := func() error {
-			d, err := drainWithWriter(ctx, st, len(events), "nochain", logf, nil, "INTEGRITY_DISABLED=true")
-			noChainRuns = append(noChainRuns, d)
-			return err
-		}
-		first, second := chain, noChain
-		if round%2 == 1 {
-			first, second = noChain, chain
-		}
-		if err := first(); err != nil {
-			return nil, err
-		}
-		if err := second(); err != nil {
-			return nil, err
-		}
-		ratios = append(ratios, chainedRuns[round].steady/noChainRuns[round].steady)
-		logf("writer: round %d: chain on / off %.3f", round+1, ratios[round])
+	chained, noChain, ratios, err := chainRounds(ctx, st, len(events), cfg.Rounds, "", logf, profile, chainEnv)
+	if err != nil {
+		return nil, err
 	}
-	chained, noChain := medianDrain(chainedRuns), medianDrain(noChainRuns)
 	rounds := fmt.Sprintf("median of %d rounds", cfg.Rounds)
 	results := []Result{
 		{Name: "writer.rawcopy.rows_per_s", Value: rawRate, Unit: "rows/s",
@@ -169,11 +151,42 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 		{Name: "writer.nochain.rows_per_s", Value: noChain.steady, Unit: "rows/s",
 			Notes: "BASELINE of the chain's cost: the same binary and records with INTEGRITY_DISABLED=true, " + rounds},
 		{Name: "writer.ratio.chain_vs_nochain", Value: median(ratios), Unit: "x", Target: AtLeast(0.85),
-			Notes: fmt.Sprintf("writer.writer.rows_per_s / writer.nochain.rows_per_s of the same round, median of %s: the chain costs under 15 %%", formatRatios(ratios))},
+			Notes: fmt.Sprintf("writer.writer.rows_per_s / writer.nochain.rows_per_s of the same round, median of %s: the chain costs under 15 %%; "+
+				"correlation ids at random over the whole run, the worst case for the chain heads", formatRatios(ratios))},
+		{Name: "writer.writer.heads_per_row", Value: chained.heads / float64(len(events)), Unit: "heads/row",
+			Notes: "chain heads the batches moved (auditstream_writer_chain_heads_per_batch) / rows: one row of chain_heads updated per head per batch"},
 	}
 	results = append(results, costs("writer.writer", "chain on, "+rounds, chained, len(events))...)
 	results = append(results, costs("writer.nochain", "chain off, "+rounds, noChain, len(events))...)
 	results = append(results, procResults("writer", chained.proc, fmt.Sprintf("draining %s pre-filled rows", thousands(int64(len(events)))))...)
+
+	// The same with correlation ids as requests make them: a chain's
+	// events close together (eventgen's Traces), so a batch moves far
+	// fewer heads than it has rows.
+	if cfg.Traces > 0 {
+		traced := eventgen.Events(rows, eventgen.Options{Seed: 2, IDs: true, Traces: cfg.Traces})
+		if _, err := prefill(ctx, st, st.topics.traces, traced); err != nil {
+			return results, err
+		}
+		logf("writer: pre-filled %s with %s events, %d traces in flight", st.topics.traces, thousands(int64(len(traced))), cfg.Traces)
+		topic := "EVENTS_TOPIC=" + st.topics.traces
+		tChained, tNoChain, tRatios, err := chainRounds(ctx, st, len(traced), cfg.Rounds, "traces-", logf, nil, append(chainEnv[:len(chainEnv):len(chainEnv)], topic), topic)
+		if err != nil {
+			return results, err
+		}
+		what := fmt.Sprintf("%s events, %d correlation ids in flight (eventgen Traces)", thousands(int64(len(traced))), cfg.Traces)
+		results = append(results,
+			Result{Name: "writer.traces.rows_per_s", Value: tChained.steady, Unit: "rows/s",
+				Notes: "the writer binary, chain on, " + what + ", " + rounds},
+			Result{Name: "writer.traces_nochain.rows_per_s", Value: tNoChain.steady, Unit: "rows/s",
+				Notes: "the same, INTEGRITY_DISABLED=true, " + rounds},
+			Result{Name: "writer.ratio.chain_vs_nochain_traces", Value: median(tRatios), Unit: "x", Target: AtLeast(0.85),
+				Notes: fmt.Sprintf("writer.traces.rows_per_s / writer.traces_nochain.rows_per_s of the same round, median of %s: the chain's cost when a correlation_id's events come together", formatRatios(tRatios))},
+			Result{Name: "writer.traces.heads_per_row", Value: tChained.heads / float64(len(traced)), Unit: "heads/row",
+				Notes: "chain heads the batches moved / rows, " + what})
+		results = append(results, costs("writer.traces", "chain on, "+what+", "+rounds, tChained, len(traced))...)
+		results = append(results, costs("writer.traces_nochain", "chain off, "+what+", "+rounds, tNoChain, len(traced))...)
+	}
 
 	restart, err := restartStage(ctx, st, logf)
 	results = append(results, restart...)
@@ -188,6 +201,43 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 		}
 	}
 	return results, nil
+}
+
+// chainRounds drains the rows pre-filled records with the writer binary,
+// chain on (with chainEnv) and off (with noChainEnv and
+// INTEGRITY_DISABLED=true), each into a fresh database, in rounds that
+// alternate which goes first. It returns the median drains and each
+// round's ratio of the two rates; only the first round is profiled.
+func chainRounds(ctx context.Context, st *stack, rows, rounds int, name string, logf func(string, ...any), profile *drainProfile, chainEnv []string, noChainEnv ...string) (drained, drained, []float64, error) {
+	var chainedRuns, noChainRuns []drained
+	var ratios []float64
+	noChainEnv = append(noChainEnv, "INTEGRITY_DISABLED=true")
+	for round := range rounds {
+		chain := func() error {
+			d, err := drainWithWriter(ctx, st, rows, name+"writer", logf, profile, chainEnv...)
+			profile = nil
+			chainedRuns = append(chainedRuns, d)
+			return err
+		}
+		noChain := func() error {
+			d, err := drainWithWriter(ctx, st, rows, name+"nochain", logf, nil, noChainEnv...)
+			noChainRuns = append(noChainRuns, d)
+			return err
+		}
+		first, second := chain, noChain
+		if round%2 == 1 {
+			first, second = noChain, chain
+		}
+		if err := first(); err != nil {
+			return drained{}, drained{}, nil, err
+		}
+		if err := second(); err != nil {
+			return drained{}, drained{}, nil, err
+		}
+		ratios = append(ratios, chainedRuns[round].steady/noChainRuns[round].steady)
+		logf("writer: %sround %d: chain on / off %.3f", name, round+1, ratios[round])
+	}
+	return medianDrain(chainedRuns), medianDrain(noChainRuns), ratios, nil
 }
 
 // durability reads the settings that decide what a commit costs.
@@ -215,7 +265,9 @@ type drained struct {
 	// process start until the last row was stored.
 	dbCPU    time.Duration
 	walBytes int64
-	proc     *proc
+	// heads is the chain heads the writer's batches moved.
+	heads float64
+	proc  *proc
 }
 
 // costs are what a drain of rows cost per row: the writer's CPU, and
@@ -315,6 +367,10 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
+	heads, err := metricValue(c, metricsURL, chainHeadsMetric)
+	if err != nil {
+		heads = 0 // not observed with the chain off
+	}
 	db1, wal1, err := dbUsage(ctx, st)
 	if err != nil {
 		return drained{}, err
@@ -333,7 +389,7 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 	if err := checkCount(ctx, dbURL, rows); err != nil {
 		return drained{}, err
 	}
-	d := drained{fromStart: float64(rows) / done.Sub(procStart).Seconds(), startup: first.Sub(procStart), dbCPU: db1 - db0, walBytes: wal1 - wal0, proc: wp}
+	d := drained{fromStart: float64(rows) / done.Sub(procStart).Seconds(), startup: first.Sub(procStart), dbCPU: db1 - db0, walBytes: wal1 - wal0, heads: heads, proc: wp}
 	d.steady = (float64(rows) - firstRows) / max(done.Sub(first).Seconds(), 1e-3)
 	if firstRows >= float64(rows) {
 		d.steady = d.fromStart // drained between two polls

@@ -55,6 +55,13 @@ type Options struct {
 	// Parents makes about half of the events children of the one before
 	// (parent_event_id). It needs IDs.
 	Parents bool
+	// Traces, when positive, gives correlation ids as requests do: the
+	// events of one correlation_id come close together, Traces of them in
+	// flight at any time (1 to 15 events each, 8 on average). Zero: each
+	// event's correlation_id is drawn at random from n/8, so a chain's
+	// events are spread over all n, the worst case for the hash chain's
+	// heads (a batch moves nearly one head per event).
+	Traces int
 }
 
 // Events returns n events: outcomes 90% success, 7% failure, 3% pending;
@@ -70,6 +77,30 @@ func Events(n int, o Options) []audit.Event {
 	alerts := []string{"HighCPU", "HighMemory", "PodCrashLooping", "DiskPressure", "KubeletDown", "ErrorRateHigh"}
 	ptr := func(s string) *string { return &s }
 	now := time.Now().UTC()
+	correlationID := func() string { return fmt.Sprintf("rr-bench-%07d", r.IntN(n/8+1)) }
+	if o.Traces > 0 {
+		type trace struct {
+			id   string
+			left int
+		}
+		started := 0
+		start := func() trace {
+			started++
+			return trace{id: fmt.Sprintf("rr-trace-%07d", started), left: 1 + r.IntN(15)}
+		}
+		inFlight := make([]trace, o.Traces)
+		for i := range inFlight {
+			inFlight[i] = start()
+		}
+		correlationID = func() string {
+			t := &inFlight[r.IntN(len(inFlight))]
+			id := t.id
+			if t.left--; t.left == 0 {
+				*t = start()
+			}
+			return id
+		}
+	}
 	events := make([]audit.Event, n)
 	for i := range events {
 		t := types[r.IntN(len(types))]
@@ -90,7 +121,7 @@ func Events(n int, o Options) []audit.Event {
 		e := audit.Event{
 			Version: "1.0", EventType: t.Name, EventTimestamp: ts.Truncate(time.Microsecond),
 			EventCategory: t.Category, EventAction: t.Action, EventOutcome: outcome,
-			CorrelationID: fmt.Sprintf("rr-bench-%07d", r.IntN(n/8+1)),
+			CorrelationID: correlationID(),
 			ActorType:     ptr("service"), ActorID: ptr(t.Category + "-controller"),
 			ResourceType: ptr(resources[r.IntN(len(resources))]), ResourceID: ptr(fp),
 			Namespace: ptr(namespaces[r.IntN(len(namespaces))]), ClusterName: ptr(clusters[r.IntN(len(clusters))]),

@@ -1,6 +1,7 @@
 package eventgen
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,42 @@ func TestEventsDependOnTheSeed(t *testing.T) {
 	}
 	require.Equal(t, a, b)
 	require.NotEqual(t, a, c)
+}
+
+// TestCorrelationIDs: about 8 events per correlation_id either way; spread
+// over the whole run without Traces, close together with.
+func TestCorrelationIDs(t *testing.T) {
+	const n = 40000
+	tests := []struct {
+		name string
+		o    Options
+		// span bounds the median distance between a chain's first and
+		// last event.
+		minSpan, maxSpan int
+	}{
+		{"at random", Options{Seed: 2}, n / 2, n},
+		{"traces", Options{Seed: 2, Traces: 500}, 1000, 8 * 500},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			first, last, count := map[string]int{}, map[string]int{}, map[string]int{}
+			for i, e := range Events(n, tc.o) {
+				if _, ok := first[e.CorrelationID]; !ok {
+					first[e.CorrelationID] = i
+				}
+				last[e.CorrelationID] = i
+				count[e.CorrelationID]++
+			}
+			require.InDelta(t, 8, float64(n)/float64(len(count)), 1.5, "events per correlation_id")
+			var spans []int
+			for id, f := range first {
+				if count[id] >= 4 {
+					spans = append(spans, last[id]-f)
+				}
+			}
+			slices.Sort(spans)
+			median := spans[len(spans)/2]
+			require.True(t, median >= tc.minSpan && median <= tc.maxSpan, "median span %d", median)
+		})
+	}
 }
