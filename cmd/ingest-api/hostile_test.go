@@ -148,7 +148,7 @@ func TestOpenHealthNamesNoAddresses(t *testing.T) {
 		require.NotContains(t, body, addr)
 	}
 	testenv.Await(t, 10*time.Second, "the reason logged", func() (bool, string) {
-		out := api.out.String()
-		return strings.Count(out, `"msg":"dependency check failing","component":"postgresql"`) == 1, api.out.Tail(2048)
+		out := api.Stderr.String()
+		return strings.Count(out, `"msg":"dependency check failing","component":"postgresql"`) == 1, api.Stderr.Tail(2048)
 	})
 }

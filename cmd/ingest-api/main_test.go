@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -80,25 +79,18 @@ func TestRunAsAUserWould(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, code, "never on the API port")
 
-	require.NoError(t, api.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, api.Signal(syscall.SIGTERM))
 	testenv.Await(t, 5*time.Second, "readiness 503 while still serving", func() (bool, string) {
 		code, err := get(base + "/health/ready")
 		return code == http.StatusServiceUnavailable, fmt.Sprint(code, err)
 	})
-	select {
-	case err := <-api.exited:
-		require.NoError(t, err, "exit status")
-	case <-time.After(30 * time.Second):
-		t.Fatal("ingest-api did not exit after SIGTERM")
-	}
-	require.Contains(t, api.out.String(), "ingest-api stopped")
+	require.Zero(t, api.WaitExit(t, 30*time.Second), "exit status after SIGTERM")
+	require.Contains(t, api.Stderr.String(), "ingest-api stopped")
 }
 
-// apiProcess is a running ingest-api binary.
+// apiProcess is a running ingest-api binary; its log is on Stderr.
 type apiProcess struct {
-	cmd     *exec.Cmd
-	exited  chan error
-	out     *testenv.Output
+	*testenv.Process
 	base    string // http://host:port of the API
 	metrics string // and of METRICS_ADDR
 }
@@ -110,27 +102,13 @@ type apiProcess struct {
 func startAPI(t *testing.T, env ...string) *apiProcess {
 	t.Helper()
 	addr, metricsAddr := testenv.NewAddr(t), testenv.NewAddr(t)
-	p := &apiProcess{exited: make(chan error, 1), out: &testenv.Output{}, base: "http://" + addr, metrics: "http://" + metricsAddr}
-	p.cmd = exec.Command(shared.bin)
-	p.cmd.Env = append(append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
-		"HTTP_ADDR="+addr,
-		"METRICS_ADDR="+metricsAddr,
-	), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, p.cmd.Start())
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ingest-api output:\n%s", p.out.Tail(64<<10))
-		}
-	})
-	testenv.Await(t, 30*time.Second, "ready", func() (bool, string) {
-		code, err := get(p.base + "/health/ready")
-		return code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	p := &apiProcess{base: "http://" + addr, metrics: "http://" + metricsAddr}
+	p.Process = testenv.StartProcess(t, shared.bin, nil, append([]string{
+		"KAFKA_BROKERS=" + strings.Join(shared.kafka.Brokers(), ","),
+		"HTTP_ADDR=" + addr,
+		"METRICS_ADDR=" + metricsAddr,
+	}, env...)...)
+	p.AwaitReady(t, 30*time.Second, p.base+"/health/ready")
 	return p
 }
 
@@ -202,5 +180,5 @@ func TestRefusesToStartWithoutCredentials(t *testing.T) {
 		return res.StatusCode == http.StatusOK, body
 	})
 	require.Contains(t, body, `"auth":"disabled"`)
-	require.Contains(t, api.out.String(), "access control is disabled")
+	require.Contains(t, api.Stderr.String(), "access control is disabled")
 }

@@ -63,7 +63,7 @@ func TestStalledReadersDoNotExhaustMemory(t *testing.T) {
 		_, err = fmt.Fprintf(conn, "GET /api/v1/audit/events?limit=1000 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
 		require.NoError(t, err)
 	}
-	pid := api.cmd.Process.Pid
+	pid := api.Pid()
 	// Until the API has given up on every stalled client (or its memory
 	// has passed the bound, which fails below).
 	testenv.Await(t, 90*time.Second, "the stalled requests cut off", func() (bool, string) {

@@ -62,6 +62,9 @@ func (p *Process) Running() bool {
 	}
 }
 
+// Pid is the process's id, for what /proc tells about it.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
