@@ -150,7 +150,7 @@ func TestChainThroughReplayBackfillAndKeyRotation(t *testing.T) {
 		return n == 3 && dead == 1, fmt.Sprintf("%d stored, %d dead letters", n, dead)
 	})
 	w.signal(syscall.SIGTERM)
-	require.NoError(t, w.waitExit(gracePeriod))
+	require.Zero(t, w.WaitExit(t, gracePeriod), "exit status after SIGTERM")
 
 	// Rotation: a key is added at the end of the file; it links from now on.
 	ring, err := keyring.Load(first)
@@ -291,7 +291,7 @@ func TestCheckpointsPublished(t *testing.T) {
 	// A crash between the table and Kafka: the checkpoint is recorded (as
 	// the writer records it) while no writer runs, and never published.
 	w.signal(syscall.SIGTERM)
-	require.NoError(t, w.waitExit(gracePeriod))
+	require.Zero(t, w.WaitExit(t, gracePeriod), "exit status after SIGTERM")
 	st, err := store.Open(ctx, store.Config{URL: pg.URL()})
 	require.NoError(t, err)
 	t.Cleanup(st.Close)

@@ -147,8 +147,7 @@ func TestBrokerResetStoresNewRecords(t *testing.T) {
 
 	// A redelivery: the group rewound to 0 reads the same records again.
 	w.signal(syscall.SIGTERM)
-	code, ok := exitCode(w.waitExit(gracePeriod))
-	require.True(t, ok && code == 0, "writer exits 0 on SIGTERM")
+	require.Zero(t, w.WaitExit(t, gracePeriod), "writer exits 0 on SIGTERM")
 	rewind, err := adm.CommitOffsets(t.Context(), p.group, kadm.Offsets{p.events: {part: {Topic: p.events, Partition: part, At: 0, LeaderEpoch: -1}}})
 	require.NoError(t, err)
 	require.NoError(t, rewind.Error())
@@ -241,7 +240,7 @@ func TestStalledWriterReportsUnhealthy(t *testing.T) {
 	// The open /health names the component only; the reason is logged.
 	reason := regexp.MustCompile(`"msg":"dependency check failing","component":"writer","error":"no consumer group session of \S+ for \d+s while 10 records wait`)
 	testenv.Await(t, 10*time.Second, "the reason logged", func() (bool, string) {
-		return reason.MatchString(w.out.String()), "not logged"
+		return reason.MatchString(w.Stderr.String()), "not logged"
 	})
 	_, body, err := w.get("/metrics")
 	require.NoError(t, err)
@@ -255,7 +254,7 @@ func TestStalledWriterReportsUnhealthy(t *testing.T) {
 		"the waiting records, in partitions the writer does not own")
 	require.Zero(t, w.metric("auditstream_writer_group_session"))
 	testenv.Await(t, 10*time.Second, "the stall logged", func() (bool, string) {
-		return strings.Contains(w.out.String(), `"msg":"writer stalled"`), "not logged"
+		return strings.Contains(w.Stderr.String(), `"msg":"writer stalled"`), "not logged"
 	})
 
 	closeSquatter()

@@ -12,12 +12,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,16 +147,12 @@ func newPipelineOn(t *testing.T, k *testenv.Kafka) pipeline {
 	return p
 }
 
-// writerProc is one running writer process.
+// writerProc is one running writer process; its log is on Stderr.
 type writerProc struct {
+	*testenv.Process
 	t    *testing.T
 	name string
 	addr string // METRICS_ADDR
-	cmd  *exec.Cmd
-	out  *testenv.Output
-
-	exited  chan struct{}
-	waitErr error // valid once exited is closed
 }
 
 // startWriter starts a writer process for p. name is also its Kafka client
@@ -174,99 +168,44 @@ func startWriter(t *testing.T, p pipeline, name string, env ...string) *writerPr
 // startWriterBin is startWriter for the binary at bin.
 func startWriterBin(t *testing.T, bin string, p pipeline, name string, env ...string) *writerProc {
 	t.Helper()
-	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t), out: &testenv.Output{}, exited: make(chan struct{})}
-	w.cmd = exec.Command(bin)
+	w := &writerProc{t: t, name: name, addr: testenv.NewAddr(t)}
 	// Later entries win, so these override whatever the test's own
-	// environment holds.
-	w.cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(shared.kafka.Brokers(), ","),
-		"KAFKA_CLIENT_ID="+name,
-		"WRITER_INSTANCE_ID="+name,
-		"DATABASE_URL="+shared.pg.URL(),
-		"METRICS_ADDR="+w.addr,
-		"CONSUMER_GROUP="+p.group,
-		"EVENTS_TOPIC="+p.events,
-		"NOTIFICATIONS_TOPIC="+p.notifications,
-		"DLQ_TOPIC="+p.dlq,
-		"PARKED_TOPIC="+p.parked,
-		"CHECKPOINTS_TOPIC="+p.checkpoints,
-		"TOPIC_PARTITIONS="+strconv.Itoa(partitions),
-		"BATCH_SIZE="+strconv.Itoa(batchSize),
-		"BATCH_AGE="+batchAge.String(),
+	// environment holds, and env overrides them.
+	settings := append([]string{
+		"KAFKA_BROKERS=" + strings.Join(shared.kafka.Brokers(), ","),
+		"KAFKA_CLIENT_ID=" + name,
+		"WRITER_INSTANCE_ID=" + name,
+		"DATABASE_URL=" + shared.pg.URL(),
+		"METRICS_ADDR=" + w.addr,
+		"CONSUMER_GROUP=" + p.group,
+		"EVENTS_TOPIC=" + p.events,
+		"NOTIFICATIONS_TOPIC=" + p.notifications,
+		"DLQ_TOPIC=" + p.dlq,
+		"PARKED_TOPIC=" + p.parked,
+		"CHECKPOINTS_TOPIC=" + p.checkpoints,
+		"TOPIC_PARTITIONS=" + strconv.Itoa(partitions),
+		"BATCH_SIZE=" + strconv.Itoa(batchSize),
+		"BATCH_AGE=" + batchAge.String(),
 		// submitted_by is the e2e tests' concern.
 		"SOURCE_SIGNING_DISABLED=true",
 		"LOG_LEVEL=info",
 		"LOG_FORMAT=json",
-	)
-	w.cmd.Env = append(w.cmd.Env, shared.keys.Env()...)
-	w.cmd.Env = append(w.cmd.Env, env...)
-	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
-	// If the test binary dies without running its cleanups, the kernel
-	// kills the writer too.
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, w.cmd.Start(), "start writer %s", name)
-	go func() {
-		w.waitErr = w.cmd.Wait()
-		close(w.exited)
-	}()
-	t.Cleanup(func() {
-		_ = w.cmd.Process.Kill() // no-op if it has exited
-		<-w.exited
-		if t.Failed() {
-			t.Logf("---- output of writer %s (%s) ----\n%s", name, w.exitStatus(), w.out.Tail(64<<10))
-		}
-	})
-	t.Logf("started writer %s (pid %d, metrics on %s)", name, w.cmd.Process.Pid, w.addr)
+	}, shared.keys.Env()...)
+	w.Process = testenv.StartProcess(t, bin, nil, append(settings, env...)...)
+	t.Logf("started writer %s (pid %d, metrics on %s)", name, w.Pid(), w.addr)
 	return w
-}
-
-func (w *writerProc) running() bool {
-	select {
-	case <-w.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (w *writerProc) exitStatus() string {
-	if w.running() {
-		return "running"
-	}
-	if w.waitErr == nil {
-		return "exit status 0"
-	}
-	return w.waitErr.Error()
 }
 
 func (w *writerProc) signal(sig syscall.Signal) {
 	w.t.Helper()
-	require.NoError(w.t, w.cmd.Process.Signal(sig), "signal %s to writer %s", sig, w.name)
+	require.NoError(w.t, w.Signal(sig), "signal %s to writer %s", sig, w.name)
 }
 
-// waitExit waits at most d for the process to end and returns cmd.Wait's
-// error (nil for exit status 0).
-func (w *writerProc) waitExit(d time.Duration) error {
-	w.t.Helper()
-	select {
-	case <-w.exited:
-		return w.waitErr
-	case <-time.After(d):
-		require.FailNow(w.t, "writer did not exit", "writer %s still running %s after the signal", w.name, d)
-		return nil
-	}
-}
-
-// kill sends SIGKILL and waits until the process is gone.
+// kill ends the process with SIGKILL; it must still be running.
 func (w *writerProc) kill() {
 	w.t.Helper()
-	w.signal(syscall.SIGKILL)
-	err := w.waitExit(10 * time.Second)
-	var exitErr *exec.ExitError
-	require.ErrorAs(w.t, err, &exitErr)
-	status, ok := exitErr.Sys().(syscall.WaitStatus)
-	require.True(w.t, ok && status.Signaled() && status.Signal() == syscall.SIGKILL,
-		"writer %s ended by SIGKILL, got %v", w.name, err)
+	require.True(w.t, w.Running(), "writer %s still running before its SIGKILL: %s", w.name, w.State())
+	w.Kill(w.t)
 }
 
 // get fetches path from the writer's METRICS_ADDR.
@@ -285,8 +224,8 @@ func (w *writerProc) get(path string) (int, string, error) {
 func (w *writerProc) awaitReady(d time.Duration) {
 	w.t.Helper()
 	testenv.Await(w.t, d, "writer "+w.name+" ready", func() (bool, string) {
-		if !w.running() {
-			require.FailNow(w.t, "writer exited during start-up", "writer %s: %s", w.name, w.exitStatus())
+		if !w.Running() {
+			require.FailNow(w.t, "writer exited during start-up", "writer %s: %s", w.name, w.State())
 		}
 		code, body, err := w.get("/health/ready")
 		if err != nil {
@@ -603,21 +542,4 @@ func awaitOwners(t *testing.T, p pipeline, owners ...string) {
 		}
 		return n == partitions, status
 	})
-}
-
-// exitCode returns the exit status of a process that ended by exit (not
-// by a signal).
-func exitCode(err error) (int, bool) {
-	if err == nil {
-		return 0, true
-	}
-	var exitErr *exec.ExitError
-	if !errors.As(err, &exitErr) {
-		return 0, false
-	}
-	status, ok := exitErr.Sys().(syscall.WaitStatus)
-	if !ok || !status.Exited() {
-		return 0, false
-	}
-	return status.ExitStatus(), true
 }

@@ -48,8 +48,8 @@ func TestStartupWaitsForTheDatabase(t *testing.T) {
 	w := startWriter(t, newPipeline(t), "late-database", "DATABASE_URL="+pg.URL())
 
 	testenv.Await(t, startupDeadline, "two retries of the migration", func() (bool, string) {
-		require.True(t, w.running(), "writer exited: %s", w.exitStatus())
-		n := strings.Count(w.out.String(), "schema migration failed, retrying")
+		require.True(t, w.Running(), "writer exited: %s", w.State())
+		n := strings.Count(w.Stderr.String(), "schema migration failed, retrying")
 		return n >= 2, fmt.Sprintf("%d retries logged", n)
 	})
 	code, body, err := w.get("/health/ready")
@@ -59,7 +59,7 @@ func TestStartupWaitsForTheDatabase(t *testing.T) {
 	require.NoError(t, pg.Start(t.Context()))
 	w.awaitReady(startupDeadline)
 	w.signal(syscall.SIGTERM)
-	require.NoError(t, w.waitExit(gracePeriod))
+	require.Zero(t, w.WaitExit(t, gracePeriod), "exit status after SIGTERM")
 }
 
 // TestIntegrityKeysRequired: the writer refuses to start without the
@@ -99,7 +99,7 @@ func TestIntegrityKeysRequired(t *testing.T) {
 	p := newPipeline(t)
 	w := startWriter(t, p, "integrity-disabled", "INTEGRITY_KEYS_FILE=", "CHECKPOINT_SIGNING_KEY_FILE=", "INTEGRITY_DISABLED=true")
 	w.awaitReady(startupDeadline)
-	require.Contains(t, w.out.String(), "integrity disabled")
+	require.Contains(t, w.Stderr.String(), "integrity disabled")
 	produce(t, p, chainRecord(p.tag, p.tag+"-unchained", time.Now(), "stored"))
 	testenv.Await(t, catchUpTimeout, "the event stored", func() (bool, string) {
 		n := storedCount(t, p)

@@ -90,7 +90,7 @@ func TestTraceFromRequestToBatchSpan(t *testing.T) {
 
 	require.Contains(t, apiOut.String(), `"trace_id":"`+traceID+`"`, "the access log names the request's trace")
 	testenv.Await(t, 5*time.Second, "the writer's batch log line", func() (bool, string) {
-		return strings.Contains(w.out.String(), `"trace_id":"`+batchTrace+`"`), "not yet"
+		return strings.Contains(w.Stderr.String(), `"trace_id":"`+batchTrace+`"`), "not yet"
 	})
 }
 

@@ -74,8 +74,8 @@ func TestCrashStoresEveryRecordOnce(t *testing.T) {
 
 	for i, k := range schedule {
 		testenv.Await(t, catchUpTimeout, fmt.Sprintf("%d rows stored before kill %d", k.atRows, i+1), func() (bool, string) {
-			if !w.running() {
-				require.FailNow(t, "writer exited by itself", "writer %s: %s", w.name, w.exitStatus())
+			if !w.Running() {
+				require.FailNow(t, "writer exited by itself", "writer %s: %s", w.name, w.State())
 			}
 			n := storedCount(t, p)
 			return n >= k.atRows, fmt.Sprintf("%d rows stored, %d records produced", n, s.sent.Load())
@@ -130,9 +130,7 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 	s := stopMidStream(b, func() {
 		start := time.Now()
 		b.signal(syscall.SIGTERM)
-		err := b.waitExit(gracePeriod)
-		code, ok := exitCode(err)
-		require.True(t, ok && code == 0, "writer %s exits 0 on SIGTERM, got %v", b.name, err)
+		require.Zero(t, b.WaitExit(t, gracePeriod), "writer %s exits 0 on SIGTERM", b.name)
 		t.Logf("%s exited 0 %s after SIGTERM", b.name, time.Since(start).Round(time.Millisecond))
 		// A static member stopped on purpose leaves the group before it
 		// exits, rather than holding its partitions until its session
@@ -166,8 +164,7 @@ func TestRebalanceSurvivorTakesOver(t *testing.T) {
 	// Through both handovers the chains stayed single and unbroken.
 	requireChains(t, p, loadKeys(t, shared.keys.KeysFile), 997)
 	a.signal(syscall.SIGTERM)
-	code, ok := exitCode(a.waitExit(gracePeriod))
-	require.True(t, ok && code == 0, "writer %s exits 0 on SIGTERM", a.name)
+	require.Zero(t, a.WaitExit(t, gracePeriod), "writer %s exits 0 on SIGTERM", a.name)
 }
 
 // TestSIGTERMDrainsAndExits stops a writer with SIGTERM while it is in the
@@ -221,7 +218,7 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for deadline := time.Now().Add(5 * time.Second); !turned && time.Now().Before(deadline); <-tick.C {
-		require.True(t, w.running(), "writer %s exited with a batch still in flight: %s", w.name, w.exitStatus())
+		require.True(t, w.Running(), "writer %s exited with a batch still in flight: %s", w.name, w.State())
 		code, body, err := w.get("/health/ready")
 		if err != nil {
 			readyWhileDraining = err.Error()
@@ -240,9 +237,7 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 
 	unlockAt := time.Now()
 	unlock()
-	err = w.waitExit(gracePeriod - time.Since(sigterm))
-	exit, ok := exitCode(err)
-	require.True(t, ok && exit == 0, "writer %s exits 0 on SIGTERM, got %v", w.name, err)
+	require.Zero(t, w.WaitExit(t, gracePeriod-time.Since(sigterm)), "writer %s exits 0 on SIGTERM", w.name)
 	t.Logf("%s exited 0 %s after SIGTERM (%s after the lock was released); %d of %d records produced",
 		w.name, time.Since(sigterm).Round(time.Millisecond), time.Since(unlockAt).Round(time.Millisecond), s.sent.Load(), total)
 	storedByFirst := storedCount(t, p)
@@ -258,8 +253,7 @@ func TestSIGTERMDrainsAndExits(t *testing.T) {
 	// An idle writer stops promptly.
 	sigterm = time.Now()
 	w2.signal(syscall.SIGTERM)
-	exit, ok = exitCode(w2.waitExit(10 * time.Second))
-	require.True(t, ok && exit == 0, "idle writer %s exits 0 on SIGTERM", w2.name)
+	require.Zero(t, w2.WaitExit(t, 10*time.Second), "idle writer %s exits 0 on SIGTERM", w2.name)
 	t.Logf("idle %s exited 0 %s after SIGTERM", w2.name, time.Since(sigterm).Round(time.Millisecond))
 }
 
@@ -298,7 +292,7 @@ func TestRestartedStaticMemberKeepsPartitions(t *testing.T) {
 func sessionGenerations(t *testing.T, w *writerProc) []int32 {
 	t.Helper()
 	var gens []int32
-	for line := range strings.SplitSeq(w.out.String(), "\n") {
+	for line := range strings.SplitSeq(w.Stderr.String(), "\n") {
 		var entry struct {
 			Msg        string `json:"msg"`
 			Generation *int32 `json:"generation"`
@@ -323,9 +317,8 @@ func TestSharedInstanceIDExits(t *testing.T) {
 	a.awaitReady(30 * time.Second)
 	awaitOwners(t, p, a.name)
 	b := startWriter(t, p, "twin-b", twin)
-	code, ok := exitCode(a.waitExit(catchUpTimeout))
-	require.True(t, ok && code == 1, "the fenced writer exits 1, got %s", a.exitStatus())
-	require.Contains(t, a.out.String(), `with instance id \"twin\" (WRITER_INSTANCE_ID): each writer needs its own`)
+	require.Equal(t, 1, a.WaitExit(t, catchUpTimeout), "the fenced writer exits 1")
+	require.Contains(t, a.Stderr.String(), `with instance id \"twin\" (WRITER_INSTANCE_ID): each writer needs its own`)
 	awaitOwners(t, p, b.name)
-	require.True(t, b.running(), "the newer writer keeps running")
+	require.True(t, b.Running(), "the newer writer keeps running")
 }

@@ -46,7 +46,7 @@ func StartProcess(t TB, path string, args []string, env ...string) *Process {
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("---- %s %v ----\nstderr:\n%s\nstdout:\n%s", p.name, args, p.Stderr.Tail(32<<10), p.Stdout.Tail(32<<10))
+			t.Logf("---- %s %v (pid %d, %s) ----\nstderr:\n%s\nstdout:\n%s", p.name, args, p.cmd.Process.Pid, p.State(), p.Stderr.Tail(32<<10), p.Stdout.Tail(32<<10))
 		}
 	})
 	return p
@@ -64,6 +64,17 @@ func (p *Process) Running() bool {
 
 // Pid is the process's id, for what /proc tells about it.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// State is "running", or how the process ended, for failure messages.
+func (p *Process) State() string {
+	if p.Running() {
+		return "running"
+	}
+	if p.err == nil {
+		return "exit status 0"
+	}
+	return p.err.Error()
+}
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
