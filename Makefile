@@ -35,7 +35,7 @@ vet:
 bench-api:
 	$(GO) test -run '^$$' -bench 'BenchmarkAPI' -benchtime 5s -timeout 20m ./internal/api/
 
-## bench: every stage (api, writer, lag, query, spool, verify) on one machine, ~6 min on 2 cores;
+## bench: every stage (api, writer, lag, query, spool, verify) on one machine, ~9 min on 2 cores;
 ## prints the table and merges bench/results/latest.json
 bench:
 	$(GO) run ./cmd/auditbench all
