@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/auditstream/auditstream/internal/integrity"
@@ -52,12 +53,15 @@ func (c *headCache) lookup(ids []string, heads map[string]integrity.Head) (missi
 	return missing
 }
 
-// remember records committed heads.
+// remember records committed heads. It keeps copies of their hashes: a
+// linked event's hash lies in a slab shared with hundreds of others
+// (integrity.Linker), which a remembered head that stops moving would
+// keep alive for as long as it stays here.
 func (c *headCache) remember(h *heads) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, id := range h.ids {
-		c.putLocked(id, integrity.Head{Seq: h.seqs[i], Hash: h.hashes[i]})
+		c.putLocked(id, integrity.Head{Seq: h.seqs[i], Hash: slices.Clone(h.hashes[i])})
 	}
 }
 
