@@ -48,8 +48,10 @@ const (
 
 // Chain calls fn with each event of correlationID's hash chain, in
 // chain_seq order, from one snapshot, one row at a time: memory stays
-// constant at any chain length (the index audit_events_chain_idx serves
-// the order). Events stored without a chain are not part of it. fn must
+// constant at any chain length (PostgreSQL finds the chain's rows by the
+// correlation_id index and sorts them within work_mem, spilling to
+// temporary files beyond; migration 000010). Events stored without a
+// chain are not part of it. fn must
 // not keep the event past its call. It is bound by ctx alone, not by the
 // statement timeout of reads, since a chain may be long and its consumer
 // slow: callers bound ctx.
