@@ -170,7 +170,7 @@ func writerStage(ctx context.Context, cfg writerConfig, logf func(string, ...any
 		}
 		logf("writer: pre-filled %s with %s events, %d traces in flight", st.topics.traces, thousands(int64(len(traced))), cfg.Traces)
 		topic := "EVENTS_TOPIC=" + st.topics.traces
-		tChained, tNoChain, tRatios, err := chainRounds(ctx, st, len(traced), cfg.Rounds, "traces-", logf, nil, append(chainEnv[:len(chainEnv):len(chainEnv)], topic), topic)
+		tChained, tNoChain, tRatios, err := chainRounds(ctx, st, len(traced), cfg.Rounds, "traces-", logf, nil, slices.Concat(chainEnv, []string{topic}), topic)
 		if err != nil {
 			return results, err
 		}
@@ -367,9 +367,11 @@ func drainWithWriter(ctx context.Context, st *stack, rows int, name string, logf
 		time.Sleep(50 * time.Millisecond)
 	}
 	done := time.Now()
+	// Exported with the chain off too, as a histogram without
+	// observations.
 	heads, err := metricValue(c, metricsURL, chainHeadsMetric)
 	if err != nil {
-		heads = 0 // not observed with the chain off
+		return drained{}, err
 	}
 	db1, wal1, err := dbUsage(ctx, st)
 	if err != nil {
